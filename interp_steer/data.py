@@ -1,0 +1,288 @@
+"""Record types, validating file loaders and the built-in datasets.
+
+File formats (UTF-8; blank lines are ignored; every error names the file and line and says how to fix it):
+
+- **contrast pairs** — JSONL, one ``{"positive": str, "negative": str}`` per line;
+- **corpus** — JSONL with one ``{"text": str}`` per line, or plain text with one passage per line;
+- **A/B questions** — JSONL in CAA's format, ``{"question": str, "answer_matching_behavior": "(A)",
+  "answer_not_matching_behavior": "(B)"}``; both letters must appear as ``(X)`` in the question;
+- **prompt list** — same as a corpus (JSONL ``{"text"}`` or one prompt per line).
+
+Extra JSON fields are kept out of the records but do not raise. Exact duplicates raise unless
+``allow_duplicates=True``: a repeated passage silently over-weights it in a mean.
+
+Built-in data (``builtin_names()``) ships inside the package, each file with a card in
+``interp_steer/datasets/CARDS.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+PathLike = str | os.PathLike
+
+_LETTER = re.compile(r"^\s*\(([A-Z])\)\s*$")
+
+
+class DatasetError(ValueError):
+    """A data file is malformed. ``path`` and ``line`` (1-based, or None) locate the problem."""
+
+    def __init__(self, path: PathLike, line: int | None, problem: str, fix: str):
+        self.path, self.line, self.problem, self.fix = str(path), line, problem, fix
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class ContrastPair:
+    """Two texts that differ in one concept: ``positive`` has it, ``negative`` does not."""
+
+    positive: str
+    negative: str
+
+
+@dataclass(frozen=True)
+class ABQuestion:
+    """A CAA-style two-choice question; answers are letters in parentheses, e.g. ``"(A)"``."""
+
+    question: str
+    answer_matching_behavior: str
+    answer_not_matching_behavior: str
+
+    @property
+    def matching_letter(self) -> str:
+        return _LETTER.match(self.answer_matching_behavior).group(1)
+
+    @property
+    def not_matching_letter(self) -> str:
+        return _LETTER.match(self.answer_not_matching_behavior).group(1)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_lines(path: PathLike) -> list[tuple[int, str]]:
+    """Non-blank lines with their 1-based numbers; decoding errors name the line."""
+    file = Path(path)
+    if not file.exists():
+        raise DatasetError(path, None, "file does not exist", "check the path")
+    if file.is_dir():
+        raise DatasetError(path, None, "is a directory, not a file", "pass the data file itself")
+    raw = file.read_bytes()
+    lines: list[tuple[int, str]] = []
+    for number, chunk in enumerate(raw.split(b"\n"), start=1):
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DatasetError(
+                path, number, f"not valid UTF-8 (byte {error.start} of the line)",
+                "re-save the file as UTF-8",
+            ) from None
+        text = text.rstrip("\r").lstrip("\ufeff") if number == 1 else text.rstrip("\r")
+        if text.strip():
+            lines.append((number, text))
+    if not lines:
+        raise DatasetError(path, None, "file is empty (no non-blank lines)", "add at least one record")
+    return lines
+
+
+def _read_jsonl(path: PathLike) -> list[tuple[int, dict[str, Any]]]:
+    records = []
+    for number, text in _read_lines(path):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DatasetError(
+                path, number, f"invalid JSON ({error.msg} at column {error.colno})",
+                "write one JSON object per line (JSONL)",
+            ) from None
+        if not isinstance(value, dict):
+            raise DatasetError(
+                path, number, f"expected a JSON object, got {type(value).__name__}",
+                "write one JSON object per line (JSONL)",
+            )
+        records.append((number, value))
+    return records
+
+
+def _text_field(path: PathLike, number: int, record: dict[str, Any], field: str) -> str:
+    if field not in record:
+        raise DatasetError(
+            path, number, f"missing field {field!r} (found: {sorted(record)})",
+            f"add a {field!r} string to every line",
+        )
+    value = record[field]
+    if not isinstance(value, str):
+        raise DatasetError(
+            path, number, f"field {field!r} must be a string, got {type(value).__name__}",
+            f"make {field!r} a JSON string",
+        )
+    if not value.strip():
+        raise DatasetError(path, number, f"field {field!r} is empty", "remove the line or fill it in")
+    return value
+
+
+def _check_duplicates(path: PathLike, keyed: Sequence[tuple[int, Any]], what: str) -> None:
+    first_seen: dict[Any, int] = {}
+    clashes: list[tuple[int, int]] = []
+    for number, key in keyed:
+        if key in first_seen:
+            clashes.append((number, first_seen[key]))
+        else:
+            first_seen.setdefault(key, number)
+    if clashes:
+        shown = "; ".join(f"line {n} repeats line {m}" for n, m in clashes[:5])
+        if len(clashes) > 5:
+            shown += f"; and {len(clashes) - 5} more"
+        raise DatasetError(
+            path, clashes[0][0], f"duplicate {what}: {shown}",
+            "remove the repeats, or pass allow_duplicates=True if they are intended",
+        )
+
+
+def _is_jsonl(path: PathLike) -> bool:
+    if Path(path).suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return True
+    first = _read_lines(path)[0][1].lstrip()
+    return first.startswith("{")
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def load_pairs(path: PathLike, *, allow_duplicates: bool = False) -> list[ContrastPair]:
+    """Contrast pairs from JSONL ``{"positive", "negative"}``."""
+    pairs, keyed = [], []
+    for number, record in _read_jsonl(path):
+        pair = ContrastPair(
+            _text_field(path, number, record, "positive"),
+            _text_field(path, number, record, "negative"),
+        )
+        if pair.positive.strip() == pair.negative.strip():
+            raise DatasetError(
+                path, number, "positive and negative are identical, so the pair contrasts nothing",
+                "make the two texts differ in the concept",
+            )
+        pairs.append(pair)
+        keyed.append((number, (pair.positive, pair.negative)))
+    if not allow_duplicates:
+        _check_duplicates(path, keyed, "pair")
+    return pairs
+
+
+def load_corpus(path: PathLike, *, allow_duplicates: bool = False, field: str = "text") -> list[str]:
+    """Passages from JSONL ``{"text"}`` or from plain text, one passage per line."""
+    if _is_jsonl(path):
+        numbered = [(n, _text_field(path, n, r, field)) for n, r in _read_jsonl(path)]
+    else:
+        numbered = [(n, line.strip()) for n, line in _read_lines(path)]
+    if not allow_duplicates:
+        _check_duplicates(path, [(n, t.strip()) for n, t in numbered], "passage")
+    return [text for _, text in numbered]
+
+
+def load_prompts(path: PathLike, *, allow_duplicates: bool = False) -> list[str]:
+    """Prompts from JSONL ``{"text"}`` or from plain text, one prompt per line."""
+    return load_corpus(path, allow_duplicates=allow_duplicates)
+
+
+def load_ab_questions(path: PathLike, *, allow_duplicates: bool = False) -> list[ABQuestion]:
+    """A/B questions in CAA's JSONL format."""
+    questions, keyed = [], []
+    for number, record in _read_jsonl(path):
+        question = _text_field(path, number, record, "question")
+        answers = []
+        for field in ("answer_matching_behavior", "answer_not_matching_behavior"):
+            answer = _text_field(path, number, record, field)
+            match = _LETTER.match(answer)
+            if not match:
+                raise DatasetError(
+                    path, number, f"{field} is {answer!r}, not a letter in parentheses",
+                    'write answers as "(A)", "(B)", ...',
+                )
+            if f"({match.group(1)})" not in question:
+                raise DatasetError(
+                    path, number, f"{field} names ({match.group(1)}) but the question has no such choice",
+                    "make the answer letter match one of the question's choices",
+                )
+            answers.append(answer.strip())
+        if answers[0] == answers[1]:
+            raise DatasetError(
+                path, number, f"both answers are {answers[0]}",
+                "the matching and not-matching answers must be different letters",
+            )
+        questions.append(ABQuestion(question, answers[0], answers[1]))
+        keyed.append((number, question.strip()))
+    if not allow_duplicates:
+        _check_duplicates(path, keyed, "question")
+    return questions
+
+
+# ----------------------------------------------------------------------------- built-in data
+
+_BUILTIN = {
+    "persona_a": ("persona_a.jsonl", "corpus"),
+    "persona_b": ("persona_b.jsonl", "corpus"),
+    "baseline": ("baseline.jsonl", "corpus"),
+    "moral_pairs": ("moral_pairs.jsonl", "pairs"),
+    "prompts": ("prompts.jsonl", "corpus"),
+    "prompts_ood": ("prompts_ood.jsonl", "corpus"),
+}
+
+
+def builtin_names() -> list[str]:
+    """Names accepted by :func:`builtin_path` and :func:`load_builtin`."""
+    return sorted(_BUILTIN)
+
+
+def builtin_path(name: str) -> Path:
+    """Path of a built-in data file (inside the installed package)."""
+    if name not in _BUILTIN:
+        raise KeyError(f"no built-in dataset {name!r}; available: {builtin_names()}")
+    return Path(str(resources.files("interp_steer.datasets") / _BUILTIN[name][0]))
+
+
+def load_builtin(name: str) -> list[str] | list[ContrastPair]:
+    """A built-in dataset: a list of passages/prompts, or of :class:`ContrastPair` for pairs."""
+    path = builtin_path(name)
+    return load_pairs(path) if _BUILTIN[name][1] == "pairs" else load_corpus(path)
+
+
+def builtin_texts_for_tokenizer() -> Iterator[str]:
+    """Every built-in text, for training the tiny test tokenizer."""
+    for name in builtin_names():
+        for item in load_builtin(name):
+            if isinstance(item, ContrastPair):
+                yield item.positive
+                yield item.negative
+            else:
+                yield item
+
+
+def dataset_hash(items: Sequence[str | ContrastPair | ABQuestion]) -> str:
+    """SHA-256 of the records' canonical JSON: identifies the exact data a result was built from."""
+    canonical = [asdict(item) if not isinstance(item, str) else item for item in items]
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+__all__ = [
+    "ABQuestion",
+    "ContrastPair",
+    "DatasetError",
+    "builtin_names",
+    "builtin_path",
+    "dataset_hash",
+    "load_ab_questions",
+    "load_builtin",
+    "load_corpus",
+    "load_pairs",
+    "load_prompts",
+]
