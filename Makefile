@@ -13,8 +13,9 @@ venv: $(STAMP)
 
 # torch goes in first and on its own: a resolver that meets `torch` as a mere dependency
 # takes the newest CUDA build (several GB). Without an NVIDIA GPU we want the CPU wheel:
-# a local wheel when pip is configured with one (--no-index keeps find-links), else the
-# official CPU index.
+# a local wheel when pip is configured with one (--no-index keeps find-links; --no-deps
+# because torch's small dependencies come from the normal index in the next step), else
+# the official CPU index.
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@if $(BIN)/python -c "import torch" 2>/dev/null; then \
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	elif command -v nvidia-smi >/dev/null 2>&1; then \
 	  $(BIN)/pip install "torch==$(TORCH_VERSION)"; \
 	else \
-	  $(BIN)/pip install --no-index "torch==$(TORCH_VERSION)" 2>/dev/null || \
+	  $(BIN)/pip install --no-index --no-deps "torch==$(TORCH_VERSION)" 2>/dev/null || \
 	  $(BIN)/pip install "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
 	fi
 	$(BIN)/pip install -e ".[dev]"
