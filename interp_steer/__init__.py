@@ -27,6 +27,14 @@ from interp_steer.data import (
     load_pairs,
     load_prompts,
 )
+from interp_steer.directions import (
+    SteeringVector,
+    VectorFileError,
+    VectorMetadata,
+    build_vector,
+    from_activations,
+    mix,
+)
 from interp_steer.models import (
     DEFAULT_MODEL,
     Model,
@@ -44,17 +52,23 @@ __all__ = [
     "DEFAULT_MODEL",
     "DatasetError",
     "Model",
+    "SteeringVector",
+    "VectorFileError",
+    "VectorMetadata",
     "ModelLoadError",
     "ModelSpecError",
     "__version__",
+    "build_vector",
     "builtin_names",
     "builtin_path",
     "collect_activations",
     "dataset_hash",
+    "from_activations",
     "load_ab_questions",
     "load_builtin",
     "load_corpus",
     "load_model",
     "load_pairs",
     "load_prompts",
+    "mix",
 ]
