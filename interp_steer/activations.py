@@ -106,7 +106,8 @@ def collect_activations(
 
     gathered: list[Tensor | None] = [None] * len(texts)
     show = len(texts) > 64 if progress is None else progress
-    bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not show, leave=False)
+    bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not show, leave=False,
+               mininterval=1.0)
     try:
         for batch in batches:
             ids, mask = model.pad([token_ids[i] for i in batch], padding_side=padding_side)

@@ -1,6 +1,8 @@
 """The ``interp-steer`` command line: a thin client of the public API.
 
-Subcommands: ``info`` (what a model looks like), ``demo`` (the README's main job on the default model).
+Subcommands: ``info`` (what a model looks like), ``demo`` (the README's main job on the default model),
+``extract`` (build a steering vector), ``locate`` (per-layer probes: where a concept lives),
+``geometry`` (cosines and norms of saved vectors).
 """
 
 from __future__ import annotations
@@ -47,6 +49,35 @@ def build_parser() -> argparse.ArgumentParser:
                       help="use only the first N passages of each built-in corpus")
     demo.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
     demo.add_argument("--batch-size", type=int, default=16)
+    extract = sub.add_parser("extract", help="build a steering vector from contrastive data")
+    _add_model(extract)
+    source = extract.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", metavar="FILE",
+                        help='contrast pairs JSONL {"positive","negative"}, or CAA A/B questions JSONL')
+    source.add_argument("--positive", metavar="FILE", help="corpus of positive texts (needs --negative)")
+    extract.add_argument("--negative", metavar="FILE", help="corpus of negative texts")
+    extract.add_argument("--layers", default="all", help="comma-separated layers or 'all' (default)")
+    extract.add_argument("--method", default="mean_diff", choices=["mean_diff", "pca", "probe"])
+    extract.add_argument("--position", default="last", choices=["last", "mean"])
+    extract.add_argument("--chat", action="store_true", help="wrap texts in the model's chat template")
+    extract.add_argument("--gguf", metavar="FILE", help="also export a llama.cpp control vector")
+    extract.add_argument("--batch-size", type=int, default=16)
+    extract.add_argument("--out", required=True, metavar="VEC.safetensors")
+
+    locate = sub.add_parser("locate", help="per-layer probes: where does each concept live?")
+    _add_model(locate)
+    locate.add_argument("--concept", action="append", required=True, metavar="NAME=POS_FILE:NEG_FILE",
+                        help="a concept from two corpora (or NAME=PAIRS_FILE); repeat for several")
+    locate.add_argument("--folds", type=int, default=5)
+    locate.add_argument("--layers", default="all")
+    locate.add_argument("--position", default="last", choices=["last", "mean"])
+    locate.add_argument("--seed", type=int, default=0)
+    locate.add_argument("--batch-size", type=int, default=16)
+    locate.add_argument("--out", required=True, metavar="DIR")
+
+    geometry = sub.add_parser("geometry", help="cosines and norms of saved steering vectors")
+    geometry.add_argument("vectors", nargs="+", metavar="VEC", help=".safetensors files")
+    geometry.add_argument("--out", required=True, metavar="DIR")
     return parser
 
 
@@ -57,7 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return {"info": _info, "demo": _demo}[args.command](args)
+        commands = {"info": _info, "demo": _demo, "extract": _extract, "locate": _locate,
+                    "geometry": _geometry}
+        return commands[args.command](args)
     except (ValueError, KeyError, OSError, RuntimeError) as error:
         print(f"interp-steer {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -107,6 +140,151 @@ def _demo(args: argparse.Namespace) -> int:
               f"{summary.heldout_accuracy[i]:>12.3f}  {summary.heldout_dprime[i]:>6.2f}")
     print(f"\nbest layer for persona A vs B (held-out d′): {summary.best_layer}")
     print(f"wrote {out / 'summary.json'} and {figure} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from interp_steer.data import DatasetError, load_ab_questions, load_corpus, load_pairs
+    from interp_steer.directions import ab_contrast_pairs, build_vector
+    from interp_steer.models import load_model
+
+    if args.positive and not args.negative:
+        raise ValueError("--positive needs --negative (or use --pairs)")
+    if args.negative and not args.positive:
+        raise ValueError("--negative needs --positive (or use --pairs)")
+    if not args.out.endswith(".safetensors"):
+        raise ValueError(f"--out {args.out}: the vector is written as a .safetensors file")
+    model = load_model(args.model, device=args.device)
+    chat, position = args.chat, args.position
+    if args.pairs:
+        first = json.loads(Path(args.pairs).read_text(encoding="utf-8").lstrip().splitlines()[0] or "{}")
+        if isinstance(first, dict) and "question" in first:
+            # CAA: chat-formatted question, read at the answer letter.
+            if args.chat or args.position != "last":
+                print("A/B questions are read the CAA way (chat template, answer letter); "
+                      "--chat/--position are ignored", file=sys.stderr)
+            data = ab_contrast_pairs(model, load_ab_questions(args.pairs))
+            chat, position = False, "last"
+            kind = f"{len(data)} A/B questions"
+        else:
+            data = load_pairs(args.pairs)
+            kind = f"{len(data)} pairs"
+        positive, negative = data, None
+    else:
+        positive, negative = load_corpus(args.positive), load_corpus(args.negative)
+        kind = f"{len(positive)} positive / {len(negative)} negative texts"
+    print(f"{model.name}: {kind}, method {args.method}, position {position}"
+          f"{' (chat)' if chat else ''}", flush=True)
+    try:
+        vector = build_vector(model, positive, negative, layers=args.layers, method=args.method,
+                              position=position, chat=chat, batch_size=args.batch_size, progress=True)
+    except DatasetError:
+        raise
+    path = vector.save(args.out)
+    rel = vector.relative_norms()
+    print(f"wrote {path}: layers {list(vector.layers)[0]}..{list(vector.layers)[-1]} "
+          f"({len(vector)}), norm / residual norm {min(rel.values()):.3f}..{max(rel.values()):.3f}")
+    if args.gguf:
+        exported = vector.select([layer for layer in vector.layers if layer > 0])
+        print(f"wrote {exported.to_gguf(args.gguf)} (llama.cpp control vector; layer 0 is not steerable there)")
+    return 0
+
+
+def _parse_concept(spec: str) -> tuple[str, list[str], list[str]]:
+    from interp_steer.data import load_corpus, load_pairs
+
+    name, sep, files = spec.partition("=")
+    if not sep or not name or not files:
+        raise ValueError(f"--concept {spec!r}: expected NAME=POS_FILE:NEG_FILE or NAME=PAIRS_FILE")
+    if ":" in files and not Path(files).is_file():
+        positive, _, negative = files.rpartition(":")
+        return name, load_corpus(positive), load_corpus(negative)
+    pairs = load_pairs(files)
+    return name, [p.positive for p in pairs], [p.negative for p in pairs]
+
+
+def _locate(args: argparse.Namespace) -> int:
+    from interp_steer.models import load_model
+    from interp_steer.plotting import save_figure
+    from interp_steer.probes import localise, plot_localisation
+
+    parsed = [_parse_concept(spec) for spec in args.concept]
+    names = [name for name, _, _ in parsed]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--concept names must be distinct, got {names}")
+    model = load_model(args.model, device=args.device)
+    concepts = {name: (pos, neg) for name, pos, neg in parsed}
+    for name, (pos, neg) in concepts.items():
+        print(f"{name}: {len(pos)} positive / {len(neg)} negative texts", flush=True)
+    result = localise(model, concepts, layers=args.layers, position=args.position, folds=args.folds,
+                      seed=args.seed, batch_size=args.batch_size, progress=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"model": model.name, "n_layers": model.n_layers, "position": args.position,
+              "folds": args.folds, "seed": args.seed, **result.to_dict()}
+    (out / "locate.json").write_text(json.dumps(report, indent=2))
+    save_figure(plot_localisation(result, title=f"{model.name}: where each concept is readable"),
+                out / "locate.png")
+    for name, profile in result.profiles.items():
+        i = profile.layers.index(profile.best_layer)
+        print(f"{name}: best layer {profile.best_layer} (band {profile.band_low}..{profile.band_high}), "
+              f"CV accuracy {profile.accuracy[i]:.3f} ± {profile.accuracy_std[i]:.3f}, "
+              f"nested held-out accuracy {profile.heldout_accuracy:.3f}")
+    if result.shared_layer is not None:
+        verdict = "indistinguishable" if result.best_layers_indistinguishable else "distinguishable"
+        print(f"shared layer: {result.shared_layer}; best layers are {verdict} within their bands")
+    print(f"wrote {out / 'locate.json'} and {out / 'locate.png'}")
+    return 0
+
+
+def _geometry(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from interp_steer.directions import SteeringVector
+    from interp_steer.plotting import plot_heatmap, plot_layer_profile, save_figure
+
+    vectors = {Path(p).stem: SteeringVector.load(p) for p in args.vectors}
+    if len(vectors) != len(args.vectors):
+        raise ValueError("two vector files share a file name; rename one so results can be told apart")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(vectors)
+    report: dict = {"vectors": {}, "cosine": {}}
+    for name, vector in vectors.items():
+        entry = {"model": vector.metadata.model, "method": vector.metadata.method,
+                 "hook_point": vector.hook_point, "layers": list(vector.layers),
+                 "norm": [vector.norms()[layer] for layer in vector.layers],
+                 "cosine_across_layers": vector.cosine_across_layers().round(6).tolist()}
+        if vector.metadata.resid_norm:
+            entry["norm_over_resid"] = [vector.relative_norms()[layer] for layer in vector.layers]
+        report["vectors"][name] = entry
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            cos = vectors[a].cosine(vectors[b])
+            report["cosine"][f"{a} vs {b}"] = {"layers": list(cos), "cosine": list(cos.values())}
+    (out / "geometry.json").write_text(json.dumps(report, indent=2))
+
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for pair, values in report["cosine"].items():
+        plot_layer_profile(values["layers"], values["cosine"], label=pair, ylabel="cosine", ax=axes[0])
+    if not report["cosine"]:
+        axes[0].set_axis_off()
+    for name, entry in report["vectors"].items():
+        key = "norm_over_resid" if "norm_over_resid" in entry else "norm"
+        plot_layer_profile(entry["layers"], entry[key], label=name,
+                           ylabel="‖v‖ / mean ‖resid‖" if key == "norm_over_resid" else "‖v‖", ax=axes[1])
+    save_figure(figure, out / "geometry.png")
+    first = names[0]
+    layers = report["vectors"][first]["layers"]
+    heat = plot_heatmap(np.array(report["vectors"][first]["cosine_across_layers"]), row_labels=layers,
+                        col_labels=layers, vmin=-1, vmax=1, cbar_label="cosine",
+                        title=f"{first}: cosine between layers")
+    save_figure(heat, out / "cosine_across_layers.png")
+    for pair, values in report["cosine"].items():
+        print(f"{pair}: mean cosine {np.mean(values['cosine']):.3f} over {len(values['layers'])} layers")
+    print(f"wrote {out / 'geometry.json'}, {out / 'geometry.png'}, {out / 'cosine_across_layers.png'}")
     return 0
 
 

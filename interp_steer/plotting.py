@@ -60,4 +60,74 @@ def save_figure(ax_or_fig, path: str | Path, *, dpi: int = 150) -> Path:
     return path
 
 
-__all__ = ["plot_layer_profile", "save_figure"]
+
+
+
+def plot_heatmap(
+    matrix,
+    *,
+    row_labels: Sequence | None = None,
+    col_labels: Sequence | None = None,
+    title: str | None = None,
+    cbar_label: str = "",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "RdBu_r",
+    annotate: bool = False,
+    ax: Axes | None = None,
+) -> Axes:
+    """A labelled heatmap (e.g. cosine between layers, or a grid of scores)."""
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.ndim != 2:
+        raise ValueError(f"heatmap needs a 2-D array, got shape {matrix.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.5))
+    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
+    ax.figure.colorbar(image, ax=ax, label=cbar_label)
+    for axis, labels in ((ax.set_yticks, row_labels), (ax.set_xticks, col_labels)):
+        if labels is not None:
+            step = max(1, len(labels) // 12)
+            axis(range(0, len(labels), step), [str(x) for x in list(labels)[::step]])
+    if annotate:
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_projection_scatter(
+    points,
+    labels: Sequence[str],
+    *,
+    direction=None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Activations projected on their first two principal components, coloured by label, with an
+    optional direction drawn as an arrow from the data mean."""
+    points = np.asarray(points, dtype=float)
+    labels = np.asarray(labels)
+    if points.ndim != 2 or len(points) != len(labels):
+        raise ValueError(f"points must be [n, d] with one label each; got {points.shape} and {len(labels)} labels")
+    mean = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - mean, full_matrices=False)
+    basis = vt[:2]
+    xy = (points - mean) @ basis.T
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.5))
+    for name in dict.fromkeys(labels.tolist()):
+        chosen = labels == name
+        ax.scatter(xy[chosen, 0], xy[chosen, 1], s=10, alpha=0.7, label=str(name))
+    if direction is not None:
+        arrow = basis @ np.asarray(direction, dtype=float)
+        scale = 0.4 * np.abs(xy).max() / max(np.linalg.norm(arrow), 1e-12)
+        ax.annotate("", xy=tuple(arrow * scale), xytext=(0, 0),
+                    arrowprops={"arrowstyle": "->", "color": "black", "lw": 1.5})
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.legend(frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+__all__ = ["plot_heatmap", "plot_layer_profile", "plot_projection_scatter", "save_figure"]
