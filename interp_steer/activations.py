@@ -24,7 +24,7 @@ Read positions (``position=``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -67,6 +67,19 @@ class Activations:
         if layer not in self.layers:
             raise KeyError(f"layer {layer} was not collected; collected layers: {list(self.layers)}")
         return self.values[:, self.layers.index(layer)]
+
+    def split(self, *counts: int) -> list[Activations]:
+        """Consecutive groups of texts, e.g. ``pos, neg = acts.split(n_pos, n_neg)`` after one
+        collection over ``positive + negative``."""
+        if sum(counts) != self.n_texts or any(c < 1 for c in counts):
+            raise ValueError(f"counts {list(counts)} must be positive and add up to {self.n_texts} texts")
+        groups, start = [], 0
+        for count in counts:
+            rows = (self.text_index >= start) & (self.text_index < start + count)
+            groups.append(replace(self, values=self.values[rows], text_index=self.text_index[rows] - start,
+                                  n_texts=count))
+            start += count
+        return groups
 
     def per_text(self) -> list[Float[Tensor, "tokens layers d_model"]]:
         """Rows grouped by text (one row each unless ``position="all"``)."""

@@ -489,10 +489,7 @@ def build_vector(
     # One collection for both sides: equal-length texts share batches across the two sets.
     both = collect_activations(model, pos_texts + neg_texts, layers=layers, position=position,
                                hook_point=hook_point, batch_size=batch_size, progress=progress)
-    split = len(pos_texts)
-    pos = replace(both, values=both.values[:split], text_index=both.text_index[:split], n_texts=split)
-    neg = replace(both, values=both.values[split:], text_index=both.text_index[split:] - split,
-                  n_texts=len(neg_texts))
+    pos, neg = both.split(len(pos_texts), len(neg_texts))
     extra = {"dataset_hash": digest, "position": str(position) + (" (chat)" if chat else "")}
     return from_activations(pos, neg, method=method, metadata=extra)
 

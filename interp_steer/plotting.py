@@ -14,19 +14,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
+Numbers = Sequence[float | int] | np.ndarray
+"""Anything array-like of numbers: a list, a tuple or a numpy array."""
+
 
 def plot_layer_profile(
-    layers: Sequence[int],
-    values: Sequence[float],
+    layers: Numbers,
+    values: Numbers,
     *,
-    band: tuple[Sequence[float], Sequence[float]] | None = None,
+    band: tuple[Numbers, Numbers] | None = None,
     mark: int | None = None,
     label: str | None = None,
     ylabel: str = "",
+    xlabel: str = "layer",
     title: str | None = None,
     ax: Axes | None = None,
 ) -> Axes:
-    """A per-layer curve, optionally with a ``(low, high)`` band and a marked layer."""
+    """A per-layer curve (or any x), optionally with a ``(low, high)`` band and a marked x."""
     layers = np.asarray(layers)
     values = np.asarray(values, dtype=float)
     if layers.shape != values.shape:
@@ -39,7 +43,7 @@ def plot_layer_profile(
         ax.fill_between(layers, low, high, alpha=0.2, color=line.get_color(), linewidth=0)
     if mark is not None:
         ax.axvline(mark, color=line.get_color(), linestyle="--", linewidth=1)
-    ax.set_xlabel("layer")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
@@ -70,8 +74,8 @@ def plot_heatmap(
     col_labels: Sequence | None = None,
     title: str | None = None,
     cbar_label: str = "",
-    vmin: float | None = None,
-    vmax: float | None = None,
+    vmin: float | int | None = None,
+    vmax: float | int | None = None,
     cmap: str = "RdBu_r",
     annotate: bool = False,
     ax: Axes | None = None,

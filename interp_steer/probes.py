@@ -71,8 +71,10 @@ ActivationStack = np.ndarray | Tensor | Activations
 class LayerProfile:
     """Held-out probe quality of one concept at every layer (sequences are indexed like ``layers``).
 
-    ``accuracy``/``auroc``/``separability`` are means over the ``folds`` cross-validation folds and
-    the ``*_std`` fields their sample standard deviations. ``best_layer`` and ``band`` are layer
+    ``accuracy``/``auroc``/``separability``/``log_likelihood`` are means over the ``folds``
+    cross-validation folds and the ``*_std`` fields their sample standard deviations.
+    ``log_likelihood`` is the probe's mean held-out log-probability of the true class (0 is perfect);
+    it keeps ranking layers once accuracy saturates at 1.0. ``best_layer`` and ``band`` are layer
     numbers; ``heldout_accuracy`` is the nested-CV accuracy of the layer-selection procedure and
     ``heldout_layers`` the layer it chose in each outer fold (see the module docstring).
     """
@@ -84,6 +86,7 @@ class LayerProfile:
     auroc: tuple[float, ...]
     auroc_std: tuple[float, ...]
     separability: tuple[float, ...]
+    log_likelihood: tuple[float, ...]
     best_layer: int
     band: tuple[int, ...]
     heldout_accuracy: float
@@ -96,7 +99,7 @@ class LayerProfile:
     n_negative: int
 
     def __post_init__(self) -> None:
-        per_layer = ("accuracy", "accuracy_std", "auroc", "auroc_std", "separability")
+        per_layer = ("accuracy", "accuracy_std", "auroc", "auroc_std", "separability", "log_likelihood")
         for name in per_layer:
             if len(getattr(self, name)) != len(self.layers):
                 raise ValueError(
@@ -128,7 +131,8 @@ class Localisation:
     """Several concepts' layer profiles side by side (all computed on the same layers).
 
     With two or more concepts, ``shared_layer`` is the layer where the *weakest* concept's mean CV
-    accuracy is highest (all jointly readable), and ``best_layers_indistinguishable`` says whether
+    accuracy is highest (all jointly readable; ties, e.g. all at 1.0, go to the layer where the
+    weakest held-out log-likelihood is highest), and ``best_layers_indistinguishable`` says whether
     every concept's best layer lies in every other concept's band. Both are ``None`` for one
     concept.
     """
@@ -200,7 +204,7 @@ def probe_layers(
 
     Returns per-layer held-out accuracy and AUROC (mean and std over ``folds`` stratified folds),
     the mean-difference ``separability``, the ``best_layer`` (highest mean accuracy; ties go to the
-    earlier layer), the ``band`` of layers not detectably worse than the best (paired t over
+    higher held-out log-likelihood, then the earlier layer), the ``band`` of layers not detectably worse than the best (paired t over
     folds), and the nested-CV ``heldout_accuracy`` of choosing a layer this way. Deterministic
     given ``seed``.
     """
@@ -219,7 +223,7 @@ def probe_layers(
         # so layers can be compared fold by fold.
         scores = np.stack([_layer_cv(x[i], y, outer, C) for i in range(len(layer_tuple))], axis=1)
         fold_accuracy = scores[..., 0]
-        best = int(np.argmax(fold_accuracy.mean(axis=0)))  # argmax returns the first of ties
+        best = _pick(fold_accuracy.mean(axis=0), scores[..., 3].mean(axis=0))
         in_band = _band(fold_accuracy, best)
         heldout, picks = _nested_heldout(x, y, outer, folds, seed, C, fold_accuracy)
 
@@ -231,6 +235,7 @@ def probe_layers(
         auroc=_floats(scores[..., 1].mean(axis=0)),
         auroc_std=_floats(_std(scores[..., 1])),
         separability=_floats(scores[..., 2].mean(axis=0)),
+        log_likelihood=_floats(scores[..., 3].mean(axis=0)),
         best_layer=layer_tuple[best],
         band=tuple(layer for layer, inside in zip(layer_tuple, in_band, strict=True) if inside),
         heldout_accuracy=float(heldout.mean()),
@@ -249,9 +254,9 @@ def locate(profiles: Mapping[str, LayerProfile]) -> Localisation:
 
     ``profiles`` maps a concept name to its :func:`probe_layers` result; all must cover the same
     layers. ``shared_layer`` maximises the minimum over concepts of mean CV accuracy (ties go to the
-    earlier layer). ``best_layers_indistinguishable`` is True when each concept's best layer is in
-    every other concept's band, i.e. the data cannot tell their peaks apart. Both are ``None`` for
-    a single concept.
+    highest minimum log-likelihood, then the earlier layer). ``best_layers_indistinguishable`` is
+    True when each concept's best layer is in every other concept's band, i.e. the data cannot tell
+    their peaks apart. Both are ``None`` for a single concept.
     """
     if not isinstance(profiles, Mapping) or not profiles:
         raise ValueError(
@@ -275,7 +280,8 @@ def locate(profiles: Mapping[str, LayerProfile]) -> Localisation:
         return Localisation(profiles=frozen, shared_layer=None, best_layers_indistinguishable=None)
 
     accuracy = np.array([profiles[name].accuracy for name in names])  # [concepts, layers]
-    shared = layers[int(np.argmax(accuracy.min(axis=0)))]
+    loglik = np.array([profiles[name].log_likelihood for name in names])
+    shared = layers[_pick(accuracy.min(axis=0), loglik.min(axis=0))]
     indistinguishable = all(
         profiles[a].best_layer in profiles[b].band for a in names for b in names if a != b
     )
@@ -397,9 +403,8 @@ def localise(
         positive, negative = list(positive), list(negative)
         acts = collect_activations(model, positive + negative, layers=layers, position=position,
                                    batch_size=batch_size, progress=progress)
-        split = len(positive)
-        profiles[name] = probe_layers(acts.values[:split], acts.values[split:], layers=acts.layers,
-                                      folds=folds, seed=seed, concept=name)
+        pos, neg = acts.split(len(positive), len(negative))
+        profiles[name] = probe_layers(pos, neg, folds=folds, seed=seed, concept=name)
     return locate(profiles)
 
 
@@ -442,18 +447,33 @@ def _layer_cv(
     y: Int[np.ndarray, " n"],
     splits: list[tuple[np.ndarray, np.ndarray]],
     C: float,
-) -> Float[np.ndarray, "folds 3"]:
-    """Per fold at one layer: probe accuracy, probe AUROC, and AUROC along the mean difference."""
-    out = np.zeros((len(splits), 3))
+) -> Float[np.ndarray, "folds 4"]:
+    """Per fold at one layer: probe accuracy, probe AUROC, AUROC along the mean difference, and the
+    probe's mean held-out log-likelihood of the true class."""
+    out = np.zeros((len(splits), 4))
     for f, (train, test) in enumerate(splits):
         probe = _probe(C).fit(x[train], y[train])
         score = probe.decision_function(x[test])
         out[f, 0] = np.mean((score > 0) == (y[test] == 1))
         out[f, 1] = roc_auc_score(y[test], score)
+        out[f, 3] = _log_likelihood(score, y[test])
         # The direction comes from the training fold only; not flipped if it points the wrong way.
         direction = x[train][y[train] == 1].mean(axis=0) - x[train][y[train] == 0].mean(axis=0)
         out[f, 2] = roc_auc_score(y[test], x[test] @ direction)
     return out
+
+
+def _log_likelihood(score: np.ndarray, y: np.ndarray) -> float:
+    """Mean log-probability the probe gives the true class (a logistic score is a log-odds)."""
+    signed = np.where(y == 1, score, -score)
+    return float(-np.logaddexp(0.0, -signed).mean())
+
+
+def _pick(accuracy: np.ndarray, log_likelihood: np.ndarray) -> int:
+    """Index of the best layer: highest accuracy; among equal accuracies (they saturate at 1.0 for
+    easy concepts) the highest held-out log-likelihood, which keeps ranking confident probes above
+    merely correct ones; then the earlier layer."""
+    return int(np.lexsort((-np.round(log_likelihood, 12), -np.round(accuracy, 12)))[0])
 
 
 def _cv_accuracy(
@@ -461,14 +481,17 @@ def _cv_accuracy(
     y: Int[np.ndarray, " n"],
     splits: list[tuple[np.ndarray, np.ndarray]],
     C: float,
-) -> Float[np.ndarray, "folds layers"]:
-    """Held-out probe accuracy per fold and layer (the inner loop of nested CV needs only this)."""
-    out = np.zeros((len(splits), x.shape[0]))
+) -> tuple[Float[np.ndarray, "folds layers"], Float[np.ndarray, "folds layers"]]:
+    """Held-out probe accuracy and log-likelihood per fold and layer (the inner loop of nested CV)."""
+    accuracy = np.zeros((len(splits), x.shape[0]))
+    loglik = np.zeros((len(splits), x.shape[0]))
     for layer in range(x.shape[0]):
         for f, (train, test) in enumerate(splits):
             probe = _probe(C).fit(x[layer][train], y[train])
-            out[f, layer] = np.mean((probe.decision_function(x[layer][test]) > 0) == (y[test] == 1))
-    return out
+            score = probe.decision_function(x[layer][test])
+            accuracy[f, layer] = np.mean((score > 0) == (y[test] == 1))
+            loglik[f, layer] = _log_likelihood(score, y[test])
+    return accuracy, loglik
 
 
 def _band(fold_accuracy: Float[np.ndarray, "folds layers"], best: int) -> np.ndarray:
@@ -503,7 +526,8 @@ def _nested_heldout(
         inner_folds = min(folds, int(np.bincount(y_train, minlength=2).min()))
         inner = _splits(y_train, inner_folds, seed + 1 + o)
         x_train = x[:, train]
-        pick = int(np.argmax(_cv_accuracy(x_train, y_train, inner, C).mean(axis=0)))
+        inner_accuracy, inner_loglik = _cv_accuracy(x_train, y_train, inner, C)
+        pick = _pick(inner_accuracy.mean(axis=0), inner_loglik.mean(axis=0))
         probe = _probe(C).fit(x_train[pick], y_train)
         accuracy[o] = np.mean((probe.decision_function(x[pick][test]) > 0) == (y[test] == 1))
         picks.append(pick)

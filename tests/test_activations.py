@@ -156,3 +156,15 @@ def test_returns_float32_on_cpu(tiny, texts):
     assert acts.values.device.type == "cpu"
     assert acts.values.shape == (len(texts), 1, tiny.d_model)
     assert acts.n_texts == len(texts) and acts.model_name == tiny.name
+
+
+def test_split_groups_texts(tiny, texts):
+    every = ist.collect_activations(tiny, texts, layers=[1], position="all")
+    first, rest = every.split(2, len(texts) - 2)
+    assert first.n_texts == 2 and rest.n_texts == len(texts) - 2
+    torch.testing.assert_close(torch.cat([first.values, rest.values]), every.values)
+    assert rest.text_index.min() == 0 and rest.text_index.max() == len(texts) - 3
+    alone = ist.collect_activations(tiny, texts[2:], layers=[1], position="all")
+    torch.testing.assert_close(rest.values, alone.values)
+    with pytest.raises(ValueError, match="add up"):
+        every.split(1, 1)

@@ -59,3 +59,102 @@ def test_demo_writes_json_and_png(tmp_path, capsys):
 def test_demo_rejects_too_small_limit(capsys):
     assert main(["demo", "--model", "tiny-random", "--limit", "2"]) == 2
     assert "--limit" in capsys.readouterr().err
+
+
+def test_extract_pairs_writes_a_loadable_vector_and_gguf(tmp_path, capsys):
+    from interp_steer import SteeringVector, builtin_path
+
+    out = tmp_path / "moral.safetensors"
+    code = main(["extract", "--model", "tiny-random", "--pairs", str(builtin_path("moral_pairs")),
+                 "--layers", "1,3", "--out", str(out), "--gguf", str(tmp_path / "moral.gguf")])
+    assert code == 0
+    vector = SteeringVector.load(out)
+    assert vector.layers == (1, 3) and vector.metadata.method == "mean_diff"
+    assert vector.metadata.n_positive == 120
+    assert sorted(SteeringVector.read_gguf(tmp_path / "moral.gguf")) == [1, 3]
+
+
+def test_extract_ab_questions_reads_at_the_answer_letter(tmp_path):
+    from interp_steer import SteeringVector
+
+    questions = tmp_path / "q.jsonl"
+    rows = [{"question": f"Question {i}?\n\nChoices:\n(A) yes {i}\n(B) no {i}",
+             "answer_matching_behavior": "(A)" if i % 2 else "(B)",
+             "answer_not_matching_behavior": "(B)" if i % 2 else "(A)"} for i in range(6)]
+    questions.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "ab.safetensors"
+    assert main(["extract", "--model", "tiny-random", "--pairs", str(questions), "--layers", "2",
+                 "--out", str(out)]) == 0
+    assert SteeringVector.load(out).metadata.n_positive == 6
+
+
+def test_extract_corpora_with_methods(tmp_path):
+    from interp_steer import SteeringVector, builtin_path
+
+    for method in ("probe", "mean_diff"):
+        out = tmp_path / f"{method}.safetensors"
+        assert main(["extract", "--model", "tiny-random", "--positive", str(builtin_path("persona_a")),
+                     "--negative", str(builtin_path("baseline")), "--method", method,
+                     "--position", "mean", "--out", str(out)]) == 0
+        assert SteeringVector.load(out).metadata.position == "mean"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--positive", "a.txt", "--out", "v.safetensors"], "--negative"),
+        (["--pairs", "p.jsonl", "--out", "v.pt"], ".safetensors"),
+    ],
+)
+def test_extract_bad_arguments(argv, message, capsys):
+    assert main(["extract", "--model", "tiny-random", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_extract_bad_data_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"positive": "a", "negative": "b"}\n{"positive": "c"}\n')
+    assert main(["extract", "--model", "tiny-random", "--pairs", str(bad), "--out",
+                 str(tmp_path / "v.safetensors")]) == 2
+    assert f"{bad}:2" in capsys.readouterr().err
+
+
+def test_locate_writes_the_documented_schema(tmp_path):
+    from interp_steer import builtin_path
+
+    out = tmp_path / "loc"
+    a, b, base = (builtin_path(n) for n in ("persona_a", "persona_b", "baseline"))
+    assert main(["locate", "--model", "tiny-random", "--concept", f"a={a}:{base}",
+                 "--concept", f"b={b}:{base}", "--folds", "3", "--out", str(out)]) == 0
+    report = json.loads((out / "locate.json").read_text())
+    assert report["model"] == "tiny-random:0" and report["n_layers"] == 4
+    assert set(report["concepts"]) == {"a", "b"}
+    for concept in report["concepts"].values():
+        for key in ("accuracy", "accuracy_std", "auroc"):
+            assert len(concept[key]) == 4 and all(0.0 <= x <= 1.0 for x in concept[key])
+        assert concept["best_layer"] in range(4)
+    assert report["shared_layer"] in range(4)
+    assert (out / "locate.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_locate_bad_concept_spec(capsys):
+    assert main(["locate", "--model", "tiny-random", "--concept", "nofiles", "--out", "x"]) == 2
+    assert "NAME=POS_FILE:NEG_FILE" in capsys.readouterr().err
+
+
+def test_geometry_report(tmp_path):
+    import torch
+
+    from interp_steer import SteeringVector, VectorMetadata
+
+    meta = VectorMetadata(model="m", d_model=3, resid_norm={1: 2.0, 2: 2.0})
+    SteeringVector({1: torch.tensor([1.0, 0, 0]), 2: torch.tensor([0, 1.0, 0])}, meta).save(tmp_path / "a.safetensors")
+    SteeringVector({1: torch.tensor([1.0, 1, 0]), 2: torch.tensor([0, -1.0, 0])}, meta).save(tmp_path / "b.safetensors")
+    out = tmp_path / "geo"
+    assert main(["geometry", str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"),
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "geometry.json").read_text())
+    assert report["cosine"]["a vs b"]["cosine"] == pytest.approx([2 ** -0.5, -1.0])
+    assert report["vectors"]["a"]["norm_over_resid"] == pytest.approx([0.5, 0.5])
+    for name in ("geometry.png", "cosine_across_layers.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")

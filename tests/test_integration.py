@@ -25,8 +25,9 @@ def test_sizes_and_source(smol):
     assert smol.has_chat_template
 
 
-def test_matches_plain_transformers_on_the_same_gguf(smol):
-    """Hidden states from transformers loading the GGUF itself, on the tokenizer's own tokens."""
+@pytest.fixture(scope="module")
+def plain_hf(smol):
+    """transformers loading the GGUF itself: an implementation independent of ours."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = models.default_gguf_path()
@@ -34,6 +35,12 @@ def test_matches_plain_transformers_on_the_same_gguf(smol):
     reference = AutoModelForCausalLM.from_pretrained(
         str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
     ).eval()
+    return reference, tokenizer
+
+
+def test_matches_plain_transformers_on_the_same_gguf(smol, plain_hf):
+    """Hidden states from transformers loading the GGUF itself, on the tokenizer's own tokens."""
+    reference, tokenizer = plain_hf
     acts = ist.collect_activations(smol, TEXTS, layers=[0, 15, 28, 29], batch_size=4)
     for i, text in enumerate(TEXTS):
         ids = tokenizer(text, return_tensors="pt")
@@ -89,3 +96,40 @@ def test_conversion_cache_is_keyed_by_content(tmp_path, monkeypatch):
     a = ist.collect_activations(fresh, TEXTS[:2], layers=[10])
     b = ist.collect_activations(default, TEXTS[:2], layers=[10])
     assert torch.equal(a.values, b.values)
+
+
+def test_extracted_vector_matches_a_peer_mean_difference(smol, plain_hf, tmp_path):
+    """`interp-steer extract` against mean difference computed by hand with plain transformers."""
+    from interp_steer.cli import main
+
+    reference, tokenizer = plain_hf
+    pairs = ist.load_builtin("moral_pairs")[:24]
+    pairs_file = tmp_path / "pairs.jsonl"
+    pairs_file.write_text("\n".join(ist.builtin_path("moral_pairs").read_text().splitlines()[:24]))
+    out = tmp_path / "v.safetensors"
+    assert main(["extract", "--pairs", str(pairs_file), "--layers", "15", "--out", str(out)]) == 0
+    ours = ist.SteeringVector.load(out, model=smol)[15]
+
+    def last_hidden(text):
+        ids = tokenizer(text, return_tensors="pt")  # the tokenizer's default: no BOS for SmolLM2
+        with torch.inference_mode():
+            return reference(**ids, output_hidden_states=True).hidden_states[16][0, -1]
+
+    peer = torch.stack([last_hidden(p.positive) - last_hidden(p.negative) for p in pairs]).mean(0)
+    assert torch.nn.functional.cosine_similarity(ours, peer, dim=0) >= 0.999
+
+
+def test_localisation_is_honest_on_the_default_model(smol):
+    from interp_steer.probes import probe_layers
+
+    layers = [5, 15, 25]
+    a = ist.load_builtin("persona_a")[:60]
+    base = ist.load_builtin("baseline")[:60]
+    acts = ist.collect_activations(smol, a + base, layers=layers)
+    pos, neg = acts.values[:60], acts.values[60:]
+    clear = probe_layers(pos, neg, layers=layers, concept="persona_a vs baseline")
+    assert clear.heldout_accuracy >= 0.85
+    shuffled = torch.randperm(120, generator=torch.Generator().manual_seed(0))
+    mixed = acts.values[shuffled]
+    chance = probe_layers(mixed[:60], mixed[60:], layers=layers, concept="shuffled")
+    assert abs(chance.heldout_accuracy - 0.5) < 0.15

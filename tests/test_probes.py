@@ -155,13 +155,22 @@ def test_profile_is_frozen_and_serialises_to_json(layer3):
 # The band
 
 
-def test_two_equally_strong_layers_are_both_in_the_band_and_the_tie_goes_to_the_earlier():
+def test_two_equally_strong_layers_are_both_in_the_band_and_confidence_breaks_the_tie():
     pos, neg = planted({1: 30.0, 4: 30.0})
     profile = probe_layers(pos, neg)
     assert profile.accuracy[1] == profile.accuracy[4] == 1.0
-    assert profile.best_layer == 1
+    assert profile.best_layer == max((1, 4), key=lambda layer: profile.log_likelihood[layer])
     assert profile.band == (1, 4)
     assert (profile.band_low, profile.band_high) == (1, 4)
+
+
+def test_saturated_accuracy_still_ranks_layers_by_held_out_confidence():
+    # Both layers classify perfectly; layer 4 separates the classes far more widely.
+    pos, neg = planted({1: 8.0, 4: 40.0})
+    profile = probe_layers(pos, neg)
+    assert profile.accuracy[1] == profile.accuracy[4] == 1.0
+    assert profile.log_likelihood[4] > profile.log_likelihood[1]
+    assert profile.best_layer == 4
 
 
 @pytest.mark.parametrize("seed", range(5))
