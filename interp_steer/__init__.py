@@ -35,6 +35,7 @@ from interp_steer.directions import (
     from_activations,
     mix,
 )
+from interp_steer.generation import Generation, generate
 from interp_steer.models import (
     DEFAULT_MODEL,
     Model,
@@ -42,6 +43,7 @@ from interp_steer.models import (
     ModelSpecError,
     load_model,
 )
+from interp_steer.steering import RowDeltas, Steering, steer
 
 __version__ = "0.1.0"
 
@@ -51,12 +53,15 @@ __all__ = [
     "ContrastPair",
     "DEFAULT_MODEL",
     "DatasetError",
+    "Generation",
     "Model",
     "SteeringVector",
     "VectorFileError",
     "VectorMetadata",
     "ModelLoadError",
     "ModelSpecError",
+    "RowDeltas",
+    "Steering",
     "__version__",
     "build_vector",
     "builtin_names",
@@ -64,6 +69,7 @@ __all__ = [
     "collect_activations",
     "dataset_hash",
     "from_activations",
+    "generate",
     "load_ab_questions",
     "load_builtin",
     "load_corpus",
@@ -71,4 +77,5 @@ __all__ = [
     "load_pairs",
     "load_prompts",
     "mix",
+    "steer",
 ]

@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)  # headless by default; notebooks may still pick their backend
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
+# No backend is forced here: matplotlib falls back to Agg on headless machines by itself, and
+# forcing one would stop notebooks from showing figures inline.
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
 
 Numbers = Sequence[float | int] | np.ndarray
 """Anything array-like of numbers: a list, a tuple or a numpy array."""

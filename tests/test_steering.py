@@ -1,0 +1,254 @@
+"""Steering on the tiny model, checked against the model's own cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import attached_hooks
+
+import interp_steer as ist
+from interp_steer.directions import SteeringVector, VectorMetadata
+from interp_steer.generation import generate
+from interp_steer.steering import RowDeltas, Steering, steer
+
+LAYER = 1
+TEXT = "The ferry leaves the harbour at seven and the gulls follow it."
+
+
+@pytest.fixture(scope="module")
+def vector(tiny):
+    gen = torch.Generator().manual_seed(0)
+    directions = {layer: torch.randn(tiny.d_model, generator=gen) for layer in range(tiny.n_layers)}
+    return SteeringVector(directions, VectorMetadata(model=tiny.name, d_model=tiny.d_model))
+
+
+def resid(tiny, ids, names):
+    with torch.inference_mode():
+        _, cache = tiny.bridge.run_with_cache(ids, names_filter=names)
+    return {n: cache[n][0] for n in names}
+
+
+def ids_of(tiny, text=TEXT):
+    return torch.tensor([tiny.encode([text])[0]])
+
+
+def test_coefficient_zero_is_the_baseline(tiny, vector):
+    ids = ids_of(tiny)
+    with torch.inference_mode():
+        clean = tiny.hf_model(ids).logits
+        with steer(tiny, vector, 0.0):
+            steered = tiny.hf_model(ids).logits
+    assert torch.equal(clean, steered)
+
+
+def test_steered_layer_moves_by_exactly_c_v_and_earlier_layers_do_not(tiny, vector):
+    ids = ids_of(tiny)
+    names = [f"blocks.{i}.hook_resid_post" for i in range(tiny.n_layers)]
+    clean = resid(tiny, ids, names)
+    with steer(tiny, vector, 2.5, layers=[LAYER]):
+        steered = resid(tiny, ids, names)
+    torch.testing.assert_close(steered[names[LAYER]], clean[names[LAYER]] + 2.5 * vector[LAYER], rtol=0, atol=1e-5)
+    assert torch.equal(steered[names[0]], clean[names[0]])
+    assert not torch.allclose(steered[names[LAYER + 1]], clean[names[LAYER + 1]])
+
+
+def test_after_prompt_leaves_prompt_positions_untouched(tiny, vector):
+    ids = ids_of(tiny)
+    name = f"blocks.{LAYER}.hook_resid_post"
+    clean = resid(tiny, ids, [name])[name]
+    end = 5
+    with steer(tiny, vector, 3.0, layers=[LAYER], positions="after_prompt", prompt_end=[end]):
+        steered = resid(tiny, ids, [name])[name]
+    assert torch.equal(steered[:end], clean[:end])
+    torch.testing.assert_close(steered[end:], clean[end:] + 3.0 * vector[LAYER], rtol=0, atol=1e-5)
+
+
+def test_after_prompt_steers_the_first_cached_step(tiny, vector):
+    """Under a KV cache the first generated token is at position len(prompt): it must be steered."""
+    from transformers import DynamicCache
+
+    name = f"blocks.{LAYER}.hook_resid_post"
+    ids = ids_of(tiny)
+    prompt, nxt = ids[:, :-1], ids[:, -1:]
+    n = prompt.shape[1]
+    seen = {}
+
+    def capture(t, hook):
+        seen.setdefault("values", []).append(t[0].clone())
+
+    def run():
+        seen.clear()
+        cache = DynamicCache()
+        with torch.inference_mode(), tiny.bridge.hooks(fwd_hooks=[(name, capture)]):
+            tiny.hf_model(input_ids=prompt, past_key_values=cache, use_cache=True, cache_position=torch.arange(n))
+            tiny.hf_model(input_ids=nxt, past_key_values=cache, use_cache=True, cache_position=torch.tensor([n]))
+        return seen["values"]
+
+    clean = run()
+    with steer(tiny, vector, 2.0, layers=[LAYER], positions="after_prompt", prompt_end=[n]):
+        steered = run()
+    assert torch.equal(steered[0], clean[0])  # the whole prompt: untouched
+    torch.testing.assert_close(steered[1], clean[1] + 2.0 * vector[LAYER], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("positions", "expected"),
+    [(2, [2]), (slice(1, 3), [1, 2]), (torch.tensor([True, False, False, True]), [0, 3])],
+)
+def test_explicit_positions(tiny, vector, positions, expected):
+    ids = ids_of(tiny)
+    name = f"blocks.{LAYER}.hook_resid_post"
+    clean = resid(tiny, ids, [name])[name]
+    with steer(tiny, vector, 1.0, layers=[LAYER], positions=positions):
+        steered = resid(tiny, ids, [name])[name]
+    moved = [i for i in range(ids.shape[1]) if not torch.equal(steered[i], clean[i])]
+    assert moved == expected
+
+
+def test_operators(tiny, vector):
+    ids = ids_of(tiny)
+    name = f"blocks.{LAYER}.hook_resid_post"
+    clean = resid(tiny, ids, [name])[name]
+    unit = vector[LAYER] / vector[LAYER].norm()
+    with steer(tiny, vector, 1.0, layers=[LAYER], operator="ablate"):
+        ablated = resid(tiny, ids, [name])[name]
+    torch.testing.assert_close(ablated @ unit, torch.zeros(ids.shape[1]), rtol=0, atol=1e-4)
+    torch.testing.assert_close(ablated, clean - (clean @ unit)[:, None] * unit, rtol=0, atol=1e-5)
+    with steer(tiny, vector, 3.0, layers=[LAYER], operator="add_norm_preserving"):
+        kept = resid(tiny, ids, [name])[name]
+    torch.testing.assert_close(kept.norm(dim=-1), clean.norm(dim=-1), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(kept, clean)
+
+
+def test_several_vectors_sum(tiny, vector):
+    ids = ids_of(tiny)
+    name = f"blocks.{LAYER}.hook_resid_post"
+    other = vector * -0.5 + vector * 2.0
+    with steer(tiny, [(vector, 1.0), (other, 2.0)], layers=[LAYER]):
+        both = resid(tiny, ids, [name])[name]
+    with steer(tiny, vector, 1.0 + 2.0 * 1.5, layers=[LAYER]):
+        single = resid(tiny, ids, [name])[name]
+    torch.testing.assert_close(both, single, rtol=0, atol=1e-4)
+
+
+def test_per_row_deltas_equal_the_loop_of_single_runs(tiny, vector):
+    ids = ids_of(tiny).repeat(4, 1)
+    coefficients = [0.0, 1.0, -2.0, 4.0]
+    rows = RowDeltas.from_rows([[(vector, c)] for c in coefficients])
+    with torch.inference_mode():
+        with steer(tiny, rows, layers=[LAYER, 2]):
+            batched = tiny.hf_model(ids).logits
+        for i, c in enumerate(coefficients):
+            with steer(tiny, vector, c, layers=[LAYER, 2]):
+                single = tiny.hf_model(ids[:1]).logits
+            torch.testing.assert_close(batched[i], single[0], rtol=0, atol=1e-4)
+
+
+def test_row_deltas_must_match_the_batch(tiny, vector):
+    rows = RowDeltas.from_rows([[(vector, 1.0)], [(vector, 2.0)]])
+    with pytest.raises(ValueError, match="2 rows but the batch has 3"), steer(tiny, rows):
+        tiny.hf_model(ids_of(tiny).repeat(3, 1))
+    assert attached_hooks(tiny) == 0
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_hooks_removed_on_any_exit_and_user_hooks_survive(tiny, vector, error):
+    tiny.bridge.add_hook("blocks.0.hook_resid_post", lambda t, hook: t)
+    try:
+        before = attached_hooks(tiny)
+        pre_hooks = len(tiny.hf_model._forward_pre_hooks)
+        with pytest.raises(type(error)), steer(tiny, vector, 1.0):
+            assert attached_hooks(tiny) > before
+            raise error
+        assert attached_hooks(tiny) == before
+        assert len(tiny.hf_model._forward_pre_hooks) == pre_hooks
+    finally:
+        tiny.bridge.reset_hooks(including_permanent=True)
+
+
+def test_bad_steering_requests(tiny, vector):
+    with pytest.raises(ValueError, match="operator"), steer(tiny, vector, operator="multiply"):
+        pass
+    with pytest.raises(TypeError, match="SteeringVector"), steer(tiny, torch.zeros(tiny.d_model)):
+        pass
+    foreign = SteeringVector({1: torch.ones(tiny.d_model)}, VectorMetadata(model="gpt2", d_model=tiny.d_model))
+    with pytest.raises(ValueError, match="gpt2"), steer(tiny, foreign):
+        pass
+    with pytest.raises(ValueError, match="not in the steering vector"), steer(tiny, vector.select([1]), layers=[2]):
+        pass
+    with pytest.raises(ValueError, match="needs to know where each prompt ends"):
+        with steer(tiny, vector, positions="after_prompt"):
+            tiny.hf_model(ids_of(tiny))
+    assert attached_hooks(tiny) == 0
+
+
+# ----------------------------------------------------------------------------- generation
+
+PROMPTS = ["Tell me about the harbour.", "Hi", "Describe a rainy market at dawn, with vendors arriving."]
+
+
+def test_zero_steering_reproduces_unsteered_text(tiny, vector):
+    plain = generate(tiny, PROMPTS, max_new_tokens=10)
+    zero = generate(tiny, PROMPTS, max_new_tokens=10, steering=Steering(vector, 0.0, positions="after_prompt"))
+    assert [g.token_ids for g in plain] == [g.token_ids for g in zero]
+    strong = generate(tiny, PROMPTS, max_new_tokens=10, steering=Steering(vector, 30.0, layers=[LAYER]))
+    assert [g.token_ids for g in plain] != [g.token_ids for g in strong]
+
+
+@pytest.mark.parametrize("steering", [None, "vector"])
+def test_cached_and_uncached_generation_agree(tiny, vector, steering):
+    spec = None if steering is None else Steering(vector, 4.0, layers=[LAYER], positions="after_prompt")
+    cached = generate(tiny, PROMPTS, max_new_tokens=12, steering=spec)
+    uncached = generate(tiny, PROMPTS, max_new_tokens=12, steering=spec, use_cache=False)
+    assert [g.token_ids for g in cached] == [g.token_ids for g in uncached]
+
+
+def test_generation_returns_only_the_completion(tiny):
+    (out,) = generate(tiny, ["Write one line."], max_new_tokens=6)
+    assert out.prompt == "Write one line."
+    assert 1 <= len(out.token_ids) <= 6
+    assert out.text == tiny.tokenizer.decode(list(out.token_ids), skip_special_tokens=True)
+    assert out.prompt_ids == tuple(tiny.encode([tiny.format_chat("Write one line.")])[0])
+
+
+def test_sampling_is_reproducible_and_independent_of_batching(tiny):
+    a = generate(tiny, PROMPTS, max_new_tokens=8, temperature=1.0, seed=7)
+    b = generate(tiny, PROMPTS[::-1], max_new_tokens=8, temperature=1.0, seed=7, batch_size=1)
+    assert [g.token_ids for g in a] == [g.token_ids for g in b[::-1]]
+    c = generate(tiny, PROMPTS, max_new_tokens=8, temperature=1.0, seed=8)
+    assert [g.token_ids for g in a] != [g.token_ids for g in c]
+    twice = generate(tiny, [PROMPTS[0], PROMPTS[0]], max_new_tokens=8, temperature=1.0, seed=7)
+    assert twice[0].token_ids == a[0].token_ids and twice[1].token_ids != twice[0].token_ids
+
+
+def test_greedy_generation_of_equal_length_prompts_ignores_the_batch(tiny):
+    by_length: dict[int, list[str]] = {}
+    for pair in ist.load_builtin("moral_pairs"):
+        by_length.setdefault(len(tiny.encode([tiny.format_chat(pair.positive)])[0]), []).append(pair.positive)
+    prompts = max(by_length.values(), key=len)[:3]
+    assert len(prompts) == 3
+    together = generate(tiny, prompts, max_new_tokens=10)
+    alone = [generate(tiny, [p], max_new_tokens=10)[0] for p in prompts]
+    assert [g.token_ids for g in together] == [g.token_ids for g in alone]
+
+
+def test_row_deltas_in_generation_match_single_runs(tiny, vector):
+    coefficients = [0.0, 3.0, -3.0, 6.0]
+    rows = RowDeltas.from_rows([[(vector, c)] for c in coefficients])
+    grid = generate(tiny, [PROMPTS[0]] * 4, max_new_tokens=8,
+                    steering=Steering(rows, layers=[LAYER], positions="after_prompt"))
+    for c, out in zip(coefficients, grid, strict=True):
+        (single,) = generate(tiny, [PROMPTS[0]], max_new_tokens=8,
+                             steering=Steering(vector, c, layers=[LAYER], positions="after_prompt"))
+        assert out.token_ids == single.token_ids
+
+
+def test_generation_argument_errors(tiny, vector):
+    with pytest.raises(ValueError, match="seed"):
+        generate(tiny, PROMPTS, temperature=0.7)
+    with pytest.raises(ValueError, match="non-empty"):
+        generate(tiny, [])
+    with pytest.raises(ValueError, match="rows for 3 prompts"):
+        generate(tiny, PROMPTS, steering=Steering(RowDeltas.from_rows([[(vector, 1.0)]])))
+    with pytest.raises(TypeError, match="Steering"):
+        generate(tiny, PROMPTS, steering=vector)
