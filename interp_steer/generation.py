@@ -19,6 +19,7 @@ bit-identical results in any batch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ def generate(
     *,
     steering: Steering | None = None,
     max_new_tokens: int = 40,
+    min_new_tokens: int = 0,
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int | None = None,
@@ -82,12 +84,14 @@ def generate(
     progress: bool | None = None,
 ) -> list[Generation]:
     """Complete every prompt; see the module docstring. ``steering`` is a :class:`Steering`
-    (a :class:`RowDeltas` inside it needs one row per prompt)."""
+    (a :class:`RowDeltas` inside it needs one row per prompt). End-of-sequence tokens cannot be
+    chosen before ``min_new_tokens`` tokens (as in Hugging Face's ``generate``)."""
     prompts = list(prompts)
     if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) and p for p in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty strings")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if max_new_tokens < 1 or not 0 <= min_new_tokens <= max_new_tokens:
+        raise ValueError(f"need 1 <= max_new_tokens and 0 <= min_new_tokens <= max_new_tokens; got "
+                         f"{max_new_tokens}, {min_new_tokens}")
     if temperature < 0 or not 0 < top_p <= 1:
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1; got {temperature}, {top_p}")
     if temperature > 0 and seed is None:
@@ -109,13 +113,15 @@ def generate(
         pad = (mask == 0).sum(dim=1)
         prompt_end = pad + torch.tensor([prompt_lengths[i] for i in batch], device=pad.device)
         generators = [streams[i] for i in batch] if temperature > 0 else None
-        if steering is None:
-            new, finished = _decode(model, ids, mask, max_new_tokens, temperature, top_p, generators, use_cache)
-        else:
+        scope = contextlib.nullcontext()
+        if steering is not None:
             part = steering.rows(batch) if isinstance(steering.vector, RowDeltas) else steering
-            with steer(model, part.vector, part.coefficient, layers=part.layers, positions=part.positions,
-                       operator=part.operator, prompt_end=prompt_end):
-                new, finished = _decode(model, ids, mask, max_new_tokens, temperature, top_p, generators, use_cache)
+            scope = steer(model, part.vector, part.coefficient, layers=part.layers,
+                          positions=part.positions, operator=part.operator, prompt_end=prompt_end)
+        with scope:
+            new, finished = _decode(model, ids, mask, generators, max_new_tokens=max_new_tokens,
+                                    min_new_tokens=min_new_tokens, temperature=temperature,
+                                    top_p=top_p, use_cache=use_cache)
         for row, i in enumerate(batch):
             completion = new[row]
             results[i] = Generation(
@@ -155,10 +161,12 @@ def _decode(
     model: Model,
     ids: Tensor,
     mask: Tensor,
+    generators: list[torch.Generator] | None,
+    *,
     max_new_tokens: int,
+    min_new_tokens: int,
     temperature: float,
     top_p: float,
-    generators: list[torch.Generator] | None,
     use_cache: bool,
 ) -> tuple[list[list[int]], list[bool]]:
     from transformers import DynamicCache
@@ -174,7 +182,10 @@ def _decode(
     done = torch.zeros(batch, dtype=torch.bool, device=ids.device)
     out: list[list[int]] = [[] for _ in range(batch)]
     for step in range(max_new_tokens):
-        token = _choose(logits.float(), temperature, top_p, generators)
+        logits = logits.float()
+        if step < min_new_tokens:
+            logits[:, stop] = float("-inf")
+        token = _choose(logits, temperature, top_p, generators)
         token = torch.where(done, torch.full_like(token, model.pad_token_id), token)
         for row in range(batch):
             if not done[row]:

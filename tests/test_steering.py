@@ -252,3 +252,14 @@ def test_generation_argument_errors(tiny, vector):
         generate(tiny, PROMPTS, steering=Steering(RowDeltas.from_rows([[(vector, 1.0)]])))
     with pytest.raises(TypeError, match="Steering"):
         generate(tiny, PROMPTS, steering=vector)
+
+
+def test_min_new_tokens_holds_back_the_end_token(tiny):
+    free = generate(tiny, PROMPTS, max_new_tokens=12)
+    held = generate(tiny, PROMPTS, max_new_tokens=12, min_new_tokens=12)
+    assert all(len(g.token_ids) == 12 for g in held)
+    for a, b in zip(free, held, strict=True):
+        if a.finished:  # identical until the point where the free run chose to stop
+            assert b.token_ids[: len(a.token_ids) - 1] == a.token_ids[:-1]
+    with pytest.raises(ValueError, match="min_new_tokens"):
+        generate(tiny, PROMPTS, max_new_tokens=3, min_new_tokens=4)
