@@ -1,0 +1,221 @@
+"""Judge-free scores for generated text. Every function scores the completion only, never the prompt.
+
+| score | function | scale | better / more |
+| --- | --- | --- | --- |
+| perplexity | :func:`completion_perplexity` | ≥ 1 | lower = more fluent, under the *unsteered* model |
+| repetition | :func:`repetition_rate` | 0–1 | higher = more repeated n-grams (degenerate loops) |
+| distinct-n | :func:`distinct_n` | 0–1 | higher = more varied wording |
+| VADER compound | :func:`vader_valence` | −1–1 | higher = more positive sentiment |
+| probe valence | :class:`ProbeReadout` | 0–1 | probability of the readout's positive class (e.g. persona A) |
+| style | :func:`style_features` | various | sentence length, type/token ratio, punctuation, exclamations, readability, length |
+
+VADER (vaderSentiment) is a lexicon-and-rules sentiment scorer. Readability is the Flesch reading
+ease (higher = easier) with syllables counted from pyphen's English hyphenation dictionary; textstat
+computes the same formula but downloads a pronunciation dictionary at run time, which fails offline. The probe readout is a logistic probe fitted on the *unsteered*
+model's activations of two labelled corpora and applied to a completion's activations, so it reads
+what the model itself represents rather than surface words.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from interp_steer.activations import collect_activations
+from interp_steer.generation import Generation
+from interp_steer.models import Model
+
+_WORD = re.compile(r"[A-Za-z0-9']+")
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters, digits, apostrophes)."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def repetition_rate(text: str, n: int = 3) -> float:
+    """Fraction of the text's word n-grams that already occurred earlier in it (0 for short texts)."""
+    grams = _ngrams(words(text), n)
+    if not grams:
+        return 0.0
+    seen: set[tuple[str, ...]] = set()
+    repeats = 0
+    for gram in grams:
+        repeats += gram in seen
+        seen.add(gram)
+    return repeats / len(grams)
+
+
+def distinct_n(text: str, n: int = 2) -> float:
+    """Distinct word n-grams over all word n-grams (1.0 when nothing repeats; 0 for empty text)."""
+    grams = _ngrams(words(text), n)
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def vader_valence(texts: Sequence[str]) -> np.ndarray:
+    """VADER compound sentiment per text, in [-1, 1]."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    return np.array([analyzer.polarity_scores(t)["compound"] for t in texts], dtype=float)
+
+
+@functools.lru_cache(maxsize=1)
+def _hyphenator() -> Any:
+    import pyphen
+
+    return pyphen.Pyphen(lang="en_US")
+
+
+def syllables(word: str) -> int:
+    """Syllables in a word, from hyphenation points (an approximation; at least 1)."""
+    return len(_hyphenator().positions(word)) + 1
+
+
+def reading_ease(text: str) -> float:
+    """Flesch reading ease: 206.835 − 1.015 · words/sentence − 84.6 · syllables/word."""
+    tokens = words(text)
+    if not tokens:
+        return 0.0
+    n_sentences = max(len([s for s in _SENTENCE.findall(text) if words(s)]), 1)
+    per_word = sum(syllables(w) for w in tokens) / len(tokens)
+    return 206.835 - 1.015 * len(tokens) / n_sentences - 84.6 * per_word
+
+
+def style_features(text: str) -> dict[str, float]:
+    """Surface style of one text (all per-text numbers; empty text gives zeros)."""
+    tokens = words(text)
+    sentences = [s for s in _SENTENCE.findall(text) if words(s)]
+    n_words, n_sentences = len(tokens), max(len(sentences), 1)
+    punctuation = sum(ch in ",;:.!?-—\"'()" for ch in text)
+    return {
+        "n_words": float(n_words),
+        "mean_sentence_length": n_words / n_sentences if n_words else 0.0,
+        "type_token_ratio": len(set(tokens)) / n_words if n_words else 0.0,
+        "punctuation_per_word": punctuation / n_words if n_words else 0.0,
+        "exclamations_per_sentence": text.count("!") / n_sentences if n_words else 0.0,
+        "reading_ease": reading_ease(text),
+    }
+
+
+def completion_perplexity(model: Model, generations: Sequence[Generation], *, batch_size: int = 16) -> np.ndarray:
+    """Perplexity of each completion given its prompt, under ``model`` as it is (call it outside any
+    ``steer`` block to score under the unsteered model). NaN for an empty completion."""
+    out = np.full(len(generations), np.nan)
+    scored = [i for i, g in enumerate(generations) if g.token_ids]
+    for start in range(0, len(scored), batch_size):
+        chunk = scored[start : start + batch_size]
+        sequences = [list(generations[i].prompt_ids) + list(generations[i].token_ids) for i in chunk]
+        nll = token_nll(model, sequences, [len(generations[i].prompt_ids) for i in chunk])
+        for i, values in zip(chunk, nll, strict=True):
+            out[i] = math.exp(float(values.mean()))
+    return out
+
+
+@torch.inference_mode()
+def token_nll(model: Model, sequences: Sequence[Sequence[int]], score_from: Sequence[int]) -> list[torch.Tensor]:
+    """Negative log-likelihood of each token at or after ``score_from[i]`` in each sequence
+    (right-padded batch; the first token of a sequence has no prediction and is never scored)."""
+    ids, mask = model.pad(sequences, padding_side="right")
+    logits = model.hf_model(input_ids=ids, attention_mask=mask).logits.float()
+    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+    targets = ids[:, 1:]
+    nll = -logprobs.gather(-1, targets[..., None])[..., 0]
+    result = []
+    for row, (seq, start) in enumerate(zip(sequences, score_from, strict=True)):
+        first = max(int(start), 1)
+        result.append(nll[row, first - 1 : len(seq) - 1].cpu())
+    return result
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeReadout:
+    """A logistic probe on the unsteered model's residual stream that reads a concept from text.
+
+    Fit it on two labelled corpora (:meth:`fit`); :meth:`score` gives, per text, the probability of
+    the positive class, from the mean residual over the text's tokens at ``layer``.
+    """
+
+    layer: int
+    pipeline: Any
+    positive_label: str
+    negative_label: str
+    train_accuracy: float
+
+    @classmethod
+    def fit(
+        cls,
+        model: Model,
+        positive: Sequence[str],
+        negative: Sequence[str],
+        *,
+        layer: int,
+        labels: tuple[str, str] = ("positive", "negative"),
+        C: float = 1.0,
+    ) -> ProbeReadout:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        acts = collect_activations(model, list(positive) + list(negative), layers=[layer], position="mean")
+        x = acts.values[:, 0].double().numpy()
+        y = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+        pipeline.fit(x, y)
+        return cls(layer, pipeline, labels[0], labels[1], float(pipeline.score(x, y)))
+
+    def score(self, model: Model, texts: Sequence[str]) -> np.ndarray:
+        """Probability of the positive class for each text (NaN for empty texts)."""
+        out = np.full(len(texts), np.nan)
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        if keep:
+            acts = collect_activations(model, [texts[i] for i in keep], layers=[self.layer], position="mean")
+            out[keep] = self.pipeline.predict_proba(acts.values[:, 0].double().numpy())[:, 1]
+        return out
+
+
+def score_generations(
+    model: Model, generations: Sequence[Generation], *, readout: ProbeReadout | None = None
+) -> dict[str, np.ndarray]:
+    """Every metric for every completion, as arrays keyed by metric name (score outside ``steer``)."""
+    texts = [g.text for g in generations]
+    scores: dict[str, np.ndarray] = {
+        "perplexity": completion_perplexity(model, generations),
+        "repetition": np.array([repetition_rate(t) for t in texts]),
+        "distinct_1": np.array([distinct_n(t, 1) for t in texts]),
+        "distinct_2": np.array([distinct_n(t, 2) for t in texts]),
+        "vader": vader_valence(texts),
+    }
+    styles = [style_features(t) for t in texts]
+    for key in styles[0] if styles else []:
+        scores[key] = np.array([s[key] for s in styles])
+    if readout is not None:
+        scores["probe_valence"] = readout.score(model, texts)
+    return scores
+
+
+__all__ = [
+    "ProbeReadout",
+    "reading_ease",
+    "syllables",
+    "completion_perplexity",
+    "distinct_n",
+    "repetition_rate",
+    "score_generations",
+    "style_features",
+    "token_nll",
+    "vader_valence",
+    "words",
+]
