@@ -1,0 +1,107 @@
+"""A/B evaluation, perplexity under steering, and the statistics they report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import interp_steer as ist
+from interp_steer.data import ABQuestion
+from interp_steer.directions import SteeringVector, VectorMetadata
+from interp_steer.evaluation import ab_eval, perplexity_under_steering
+from interp_steer.metrics import token_nll
+from interp_steer.stats import backfire_rate, bootstrap_mean, paired_difference
+from interp_steer.steering import steer
+
+QUESTIONS = [
+    ABQuestion(f"Would you share the {thing}?\n\nChoices:\n(A) Yes\n(B) No", m, n)
+    for thing, m, n in [("bread", "(A)", "(B)"), ("map", "(B)", "(A)"), ("umbrella", "(A)", "(B)")]
+]
+
+
+@pytest.fixture(scope="module")
+def vector(tiny):
+    gen = torch.Generator().manual_seed(1)
+    return SteeringVector({layer: torch.randn(tiny.d_model, generator=gen) for layer in range(tiny.n_layers)},
+                          VectorMetadata(model=tiny.name, d_model=tiny.d_model))
+
+
+def unsteered_p_matching(model, question):
+    text = model.format_chat(question.question) + "("
+    ids = torch.tensor([model.encode([text])[0]])
+    letter = {c: model.encode([text + c])[0][-1] for c in "AB"}
+    with torch.inference_mode():
+        logits = model.hf_model(ids).logits[0, -1]
+    pair = logits[[letter[question.matching_letter], letter[question.not_matching_letter]]]
+    return float(torch.softmax(pair, -1)[0])
+
+
+def test_ab_eval_coefficient_zero_is_the_unsteered_probability(tiny, vector):
+    result = ab_eval(tiny, QUESTIONS, vector, coefficients=[-4, 0, 4], layers=[1, 2])
+    assert result.values.shape == (2, 3, 3)
+    assert ((result.values >= 0) & (result.values <= 1)).all()
+    for i, q in enumerate(QUESTIONS):
+        expected = unsteered_p_matching(tiny, q)
+        assert result.values[0, 1, i] == pytest.approx(expected, abs=1e-5)
+        assert result.values[1, 1, i] == pytest.approx(expected, abs=1e-5)
+    assert not np.allclose(result.values[:, 0], result.values[:, 2])
+    for layer_row in range(2):
+        for c in range(3):
+            assert result.low[layer_row][c] <= result.mean[layer_row][c] <= result.high[layer_row][c]
+
+
+def test_ab_eval_batching_matches_one_question_at_a_time(tiny, vector):
+    together = ab_eval(tiny, QUESTIONS, vector, coefficients=[-3, 3], layers=[2], batch_size=8)
+    alone = ab_eval(tiny, QUESTIONS, vector, coefficients=[-3, 3], layers=[2], batch_size=1)
+    np.testing.assert_allclose(together.values, alone.values, atol=1e-4)
+
+
+def test_ab_eval_letter_is_read_after_the_prompt_only(tiny, vector):
+    """Steering after the prompt only touches the chat header and '(' — compare with a manual run."""
+    from interp_steer.generation import format_prompts
+
+    q = QUESTIONS[0]
+    texts, lengths = format_prompts(tiny, [q.question], chat=None, system=None)
+    ids = torch.tensor([tiny.encode([texts[0] + "("])[0]])
+    letter = {c: tiny.encode([texts[0] + "(" + c])[0][-1] for c in "AB"}
+    with torch.inference_mode(), steer(tiny, vector.select([1]), 5.0, positions="after_prompt", prompt_end=[lengths[0]]):
+        logits = tiny.hf_model(ids).logits[0, -1]
+    expected = float(torch.softmax(logits[[letter["A"], letter["B"]]], -1)[0])
+    result = ab_eval(tiny, [q], vector, coefficients=[5.0], layers=[1])
+    assert result.values[0, 0, 0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_perplexity_under_steering(tiny, vector):
+    corpus = ist.load_builtin("baseline")[:4]
+    result = perplexity_under_steering(tiny, corpus, vector, coefficients=[0.0, 40.0], layers=[1])
+    for i, text in enumerate(corpus):
+        ids = tiny.encode([text])[0]
+        (nll,) = token_nll(tiny, [ids], [1])
+        assert result.values[0, 0, i] == pytest.approx(float(nll.mean()), abs=1e-4)
+        with steer(tiny, vector.select([1]), 40.0):
+            (steered,) = token_nll(tiny, [ids], [1])
+        assert result.values[0, 1, i] == pytest.approx(float(steered.mean()), abs=1e-4)
+    assert result.mean[0][1] != result.mean[0][0]
+
+
+def test_bad_inputs(tiny, vector):
+    with pytest.raises(ValueError, match="empty"):
+        ab_eval(tiny, [], vector)
+    with pytest.raises(ValueError, match="fewer than 2 tokens"):
+        perplexity_under_steering(tiny, ["a"], vector, [0.0], layers=[1])
+
+
+def test_bootstrap_and_backfire():
+    interval = bootstrap_mean([1.0, 2.0, 3.0, 4.0, np.nan])
+    assert interval.n == 4 and interval.mean == 2.5 and interval.low < 2.5 < interval.high
+    assert bootstrap_mean([0.5]).low == 0.5
+    assert paired_difference([2, 3, 4, 5], [1, 1, 1, 1]).excludes_zero
+    assert not paired_difference([1, -1, 1, -1], [0, 0, 0, 0]).excludes_zero
+    rate = backfire_rate([1.0, 2.0, -1.0, 0.5], [0.0, 0.0, 0.0, 0.5])  # one of four moved down
+    assert rate.mean == 0.25
+    assert backfire_rate([1.0, 2.0], [0.0, 0.0], direction=-1).mean == 1.0
+    with pytest.raises(ValueError, match="direction"):
+        backfire_rate([1.0], [0.0], direction=0)
+    with pytest.raises(ValueError, match="no finite"):
+        bootstrap_mean([np.nan])
