@@ -2,7 +2,8 @@
 
 Subcommands: ``info`` (what a model looks like), ``demo`` (the README's main job on the default model),
 ``extract`` (build a steering vector), ``locate`` (per-layer probes: where a concept lives),
-``geometry`` (cosines and norms of saved vectors).
+``geometry`` (cosines and norms of saved vectors), ``steer`` (steered completions), ``sweep``
+(layers × coefficients scored on every text metric), ``ab-eval`` (CAA's A/B test under steering).
 """
 
 from __future__ import annotations
@@ -78,18 +79,65 @@ def build_parser() -> argparse.ArgumentParser:
     geometry = sub.add_parser("geometry", help="cosines and norms of saved steering vectors")
     geometry.add_argument("vectors", nargs="+", metavar="VEC", help=".safetensors files")
     geometry.add_argument("--out", required=True, metavar="DIR")
+    steer = sub.add_parser("steer", help="generate completions with a steering vector")
+    _add_model(steer)
+    steer.add_argument("--vector", required=True, metavar="VEC.safetensors")
+    steer.add_argument("--coefficient", type=float, required=True)
+    steer.add_argument("--layers", default=None, help="layers of the vector to use (default: all)")
+    steer.add_argument("--positions", default="after_prompt", choices=["after_prompt", "all"])
+    prompt_source = steer.add_mutually_exclusive_group(required=True)
+    prompt_source.add_argument("--prompt", help="one prompt")
+    prompt_source.add_argument("--prompts", metavar="FILE", help="prompt list (JSONL {text} or one per line)")
+    steer.add_argument("--max-new-tokens", type=int, default=60)
+    steer.add_argument("--temperature", type=float, default=0.0)
+    steer.add_argument("--seed", type=int, default=None)
+    steer.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    steer.add_argument("--out", metavar="FILE.json", help="also write the completions as JSON")
+
+    sweep = sub.add_parser("sweep", help="score steered generations over layers x coefficients")
+    _add_model(sweep)
+    sweep.add_argument("--vector", required=True, metavar="VEC.safetensors")
+    sweep.add_argument("--layers", default=None)
+    sweep.add_argument("--coefficients", default="-8,-4,0,4,8")
+    sweep.add_argument("--prompts", required=True, metavar="FILE")
+    sweep.add_argument("--max-new-tokens", type=int, default=40)
+    sweep.add_argument("--positions", default="after_prompt", choices=["after_prompt", "all"])
+    sweep.add_argument("--out", required=True, metavar="DIR")
+
+    ab = sub.add_parser("ab-eval", help="CAA A/B evaluation: P(matching answer) under steering")
+    _add_model(ab)
+    ab.add_argument("--questions", required=True, metavar="FILE")
+    ab.add_argument("--vector", required=True, metavar="VEC.safetensors")
+    ab.add_argument("--layers", default=None)
+    ab.add_argument("--coefficients", default="-2,-1,0,1,2")
+    ab.add_argument("--limit", type=int, default=None, help="use only the first N questions")
+    ab.add_argument("--out", required=True, metavar="DIR")
     return parser
+
+
+_NUMBER_LISTS = ("--coefficients", "--alphas", "--lambdas")
+
+
+def _join_negative_lists(argv: list[str]) -> list[str]:
+    """argparse reads ``--coefficients -2,0,2`` as two flags; glue such a value to its flag."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1] in _NUMBER_LISTS and token[:1] == "-" and token[1:2].isdigit():
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_lists(list(sys.argv[1:] if argv is None else argv)))
     if args.command is None:
         parser.print_help()
         return 0
     try:
         commands = {"info": _info, "demo": _demo, "extract": _extract, "locate": _locate,
-                    "geometry": _geometry}
+                    "geometry": _geometry, "steer": _steer, "sweep": _sweep, "ab-eval": _ab_eval}
         return commands[args.command](args)
     except (ValueError, KeyError, OSError, RuntimeError) as error:
         print(f"interp-steer {args.command}: error: {error}", file=sys.stderr)
@@ -285,6 +333,113 @@ def _geometry(args: argparse.Namespace) -> int:
     for pair, values in report["cosine"].items():
         print(f"{pair}: mean cosine {np.mean(values['cosine']):.3f} over {len(values['layers'])} layers")
     print(f"wrote {out / 'geometry.json'}, {out / 'geometry.png'}, {out / 'cosine_across_layers.png'}")
+    return 0
+
+
+def _numbers(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: expected comma-separated numbers such as -2,0,2") from None
+    if not values:
+        raise ValueError(f"{flag} is empty")
+    return values
+
+
+def _model_and_vector(args: argparse.Namespace):
+    from interp_steer.directions import SteeringVector
+    from interp_steer.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    vector = SteeringVector.load(args.vector, model=model)
+    layers = None if args.layers in (None, "all") else list(model.resolve_layers(args.layers))
+    return model, vector, layers
+
+
+def _steer(args: argparse.Namespace) -> int:
+    from interp_steer.data import load_prompts
+    from interp_steer.generation import generate
+    from interp_steer.steering import Steering
+
+    model, vector, layers = _model_and_vector(args)
+    prompts = [args.prompt] if args.prompt else load_prompts(args.prompts)
+    outputs = generate(model, prompts, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                       seed=args.seed, chat=False if args.no_chat else None,
+                       steering=Steering(vector, args.coefficient, layers=layers, positions=args.positions))
+    for out in outputs:
+        print(f"### {out.prompt}\n{out.text}\n")
+    if args.out:
+        record = {"model": model.name, "vector": args.vector, "coefficient": args.coefficient,
+                  "layers": layers or list(vector.layers), "positions": args.positions,
+                  "seed": args.seed, "temperature": args.temperature,
+                  "completions": [o.to_dict() for o in outputs]}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from interp_steer.data import load_prompts
+    from interp_steer.evaluation import generation_sweep
+    from interp_steer.plotting import plot_heatmap, save_figure
+
+    model, vector, layers = _model_and_vector(args)
+    coefficients = _numbers(args.coefficients, "--coefficients")
+    prompts = load_prompts(args.prompts)
+    result = generation_sweep(model, prompts, vector, coefficients, layers,
+                              max_new_tokens=args.max_new_tokens, positions=args.positions)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps({"model": model.name, "vector": args.vector,
+                                                **result.to_dict()}, indent=2))
+    for name in ("vader", "perplexity", "repetition", "distinct_2"):
+        metric = result.metrics[name]
+        ax = plot_heatmap(np.array(metric.mean), row_labels=metric.layers,
+                          col_labels=[f"{c:g}" for c in metric.coefficients], annotate=True,
+                          cmap="RdBu_r" if name == "vader" else "viridis", cbar_label=name,
+                          title=f"{name} (mean over {metric.n_items} prompts)")
+        ax.set_xlabel("coefficient")
+        ax.set_ylabel("layer")
+        save_figure(ax, out / f"sweep_{name}.png")
+    vader = result.metrics["vader"]
+    for i, layer in enumerate(vader.layers):
+        cells = ", ".join(f"{c:g}: {m:+.2f}" for c, m in zip(vader.coefficients, vader.mean[i], strict=True))
+        print(f"layer {layer} VADER by coefficient: {cells}")
+    print(f"wrote {out / 'sweep.json'} and sweep_*.png")
+    return 0
+
+
+def _ab_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from interp_steer.data import load_ab_questions
+    from interp_steer.evaluation import ab_eval
+    from interp_steer.plotting import plot_layer_profile, save_figure
+
+    model, vector, layers = _model_and_vector(args)
+    questions = load_ab_questions(args.questions)[: args.limit]
+    result = ab_eval(model, questions, vector, _numbers(args.coefficients, "--coefficients"), layers)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ab_eval.json").write_text(json.dumps({"model": model.name, "questions": args.questions,
+                                                  "vector": args.vector, **result.to_dict(per_item=True)},
+                                                 indent=2))
+    ax = None
+    for i, layer in enumerate(result.layers):
+        ax = plot_layer_profile(result.coefficients, result.mean[i], band=(result.low[i], result.high[i]),
+                                label=f"layer {layer}", xlabel="steering coefficient",
+                                ylabel="P(matching answer)", ax=ax,
+                                title=f"{Path(args.questions).stem}: {len(questions)} questions")
+    ax.axhline(0.5, color="grey", linestyle=":", linewidth=0.8)
+    save_figure(ax, out / "ab_eval.png")
+    for i, layer in enumerate(result.layers):
+        cells = ", ".join(f"{c:g}: {m:.3f} [{lo:.3f}, {hi:.3f}]" for c, m, lo, hi in
+                          zip(result.coefficients, result.mean[i], result.low[i], result.high[i], strict=True))
+        print(f"layer {layer}: {cells}")
+    print(f"mean P(matching) over all cells {np.mean(result.mean):.3f}; wrote {out / 'ab_eval.json'}")
     return 0
 
 

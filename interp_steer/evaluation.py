@@ -166,4 +166,78 @@ def perplexity_under_steering(
     return _summarise("nll", chosen, coefficients, values, seed)
 
 
-__all__ = ["SweepResult", "ab_eval", "perplexity_under_steering"]
+
+
+
+@dataclass(frozen=True)
+class GenerationSweep:
+    """Steered generations scored on every metric, per (layer, coefficient) cell."""
+
+    layers: list[int]
+    coefficients: list[float]
+    prompts: list[str]
+    metrics: dict[str, SweepResult]  # metric name -> per-cell values over prompts
+    samples: dict[str, list[str]]  # "layer,coefficient" -> the first few completions
+    backfire: dict[str, dict]  # "layer,coefficient" -> VADER backfire rate against coefficient 0
+
+    def to_dict(self) -> dict:
+        return {"layers": self.layers, "coefficients": self.coefficients, "prompts": self.prompts,
+                "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+                "samples": self.samples, "backfire_vader": self.backfire}
+
+
+def generation_sweep(
+    model: Model,
+    prompts: Sequence[str],
+    vector: SteeringVector,
+    coefficients: Sequence[float | int],
+    layers: int | Sequence[int] | None = None,
+    *,
+    max_new_tokens: int = 40,
+    positions: str = "after_prompt",
+    batch_size: int = 32,
+    readout=None,
+    keep_samples: int = 3,
+    seed: int = 0,
+) -> GenerationSweep:
+    """Generate for every prompt in every (layer, coefficient) cell and score the completions.
+
+    For each layer, all coefficients run together: rows are (prompt, coefficient) pairs with a
+    per-row delta, generated in batches. Scores are computed afterwards, unsteered. The backfire rate
+    of a cell is the fraction of prompts whose VADER valence moved against the sign of the
+    coefficient relative to the coefficient-0 completion (needs 0 among the coefficients).
+    """
+    from interp_steer.generation import generate
+    from interp_steer.metrics import score_generations
+    from interp_steer.stats import backfire_rate
+    from interp_steer.steering import Steering
+
+    prompts = list(prompts)
+    coefficients = [float(c) for c in coefficients]
+    chosen = list(vector.layers) if layers is None else list(model.resolve_layers(layers))
+    vector.check_model(model)
+    n_p, n_c = len(prompts), len(coefficients)
+    per_metric: dict[str, np.ndarray] = {}
+    samples: dict[str, list[str]] = {}
+    backfire: dict[str, dict] = {}
+    for li, layer in enumerate(chosen):
+        rows = [p for p in prompts for _ in coefficients]
+        deltas = _steered_rows(model, vector, layer, coefficients, n_p)
+        outputs = generate(model, rows, steering=Steering(deltas, positions=positions),
+                           max_new_tokens=max_new_tokens, batch_size=batch_size)
+        scores = score_generations(model, outputs, readout=readout)
+        for name, flat in scores.items():
+            per_metric.setdefault(name, np.zeros((len(chosen), n_c, n_p)))
+            per_metric[name][li] = flat.reshape(n_p, n_c).T
+        for j, c in enumerate(coefficients):
+            samples[f"{layer},{c:g}"] = [outputs[i * n_c + j].text for i in range(min(keep_samples, n_p))]
+        if 0.0 in coefficients:
+            zero = coefficients.index(0.0)
+            vader = per_metric["vader"][li]
+            for j, c in enumerate(coefficients):
+                if c != 0.0:
+                    rate = backfire_rate(vader[j], vader[zero], direction=1 if c > 0 else -1, seed=seed)
+                    backfire[f"{layer},{c:g}"] = rate.to_dict()
+    metrics = {name: _summarise(name, chosen, coefficients, values, seed) for name, values in per_metric.items()}
+    return GenerationSweep(chosen, coefficients, prompts, metrics, samples, backfire)
+__all__ = ["GenerationSweep", "SweepResult", "ab_eval", "generation_sweep", "perplexity_under_steering"]

@@ -158,3 +158,64 @@ def test_geometry_report(tmp_path):
     assert report["vectors"]["a"]["norm_over_resid"] == pytest.approx([0.5, 0.5])
     for name in ("geometry.png", "cosine_across_layers.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.fixture
+def moral_vector(tmp_path):
+    from interp_steer import builtin_path
+
+    path = tmp_path / "moral.safetensors"
+    assert main(["extract", "--model", "tiny-random", "--pairs", str(builtin_path("moral_pairs")),
+                 "--layers", "1,2", "--out", str(path)]) == 0
+    return path
+
+
+def test_steer_prints_and_writes_completions(moral_vector, tmp_path, capsys):
+    out = tmp_path / "s.json"
+    assert main(["steer", "--model", "tiny-random", "--vector", str(moral_vector), "--coefficient", "-3",
+                 "--prompt", "Tell a story.", "--max-new-tokens", "6", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["coefficient"] == -3.0 and record["positions"] == "after_prompt"
+    assert len(record["completions"]) == 1 and record["completions"][0]["prompt"] == "Tell a story."
+    assert "### Tell a story." in capsys.readouterr().out
+
+
+def test_sweep_writes_metrics_and_heatmaps(moral_vector, tmp_path):
+    from interp_steer import builtin_path
+
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--model", "tiny-random", "--vector", str(moral_vector), "--layers", "2",
+                 "--coefficients", "-4,0,4", "--prompts", str(builtin_path("prompts_ood")),
+                 "--max-new-tokens", "6", "--out", str(out)]) == 0
+    report = json.loads((out / "sweep.json").read_text())
+    assert report["coefficients"] == [-4.0, 0.0, 4.0] and report["layers"] == [2]
+    vader = report["metrics"]["vader"]
+    assert len(vader["mean"][0]) == 3 and vader["n_items"] == 15
+    assert set(report["backfire_vader"]) == {"2,-4", "2,4"}
+    for name in ("vader", "perplexity", "repetition", "distinct_2"):
+        assert (out / f"sweep_{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_ab_eval_cli(moral_vector, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    rows = [{"question": f"Question {i}?\n\nChoices:\n(A) yes\n(B) no",
+             "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"} for i in range(4)]
+    questions.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "ab"
+    assert main(["ab-eval", "--model", "tiny-random", "--vector", str(moral_vector), "--questions",
+                 str(questions), "--coefficients", "-2,0,2", "--out", str(out)]) == 0
+    report = json.loads((out / "ab_eval.json").read_text())
+    assert report["layers"] == [1, 2] and report["n_items"] == 4
+    assert all(0 <= p <= 1 for row in report["mean"] for p in row)
+    assert (out / "ab_eval.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_vector_for_another_model_is_refused(tmp_path, capsys):
+    import torch
+
+    from interp_steer import SteeringVector, VectorMetadata
+
+    path = SteeringVector({1: torch.ones(8)}, VectorMetadata(model="gpt2", d_model=8)).save(tmp_path / "g.safetensors")
+    assert main(["steer", "--model", "tiny-random", "--vector", str(path), "--coefficient", "1",
+                 "--prompt", "x"]) == 2
+    assert "d_model" in capsys.readouterr().err
