@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(BIN)/interp-steer demo --out $(OUT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests notebooks --nbmake -q
+	$(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=1800 -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
