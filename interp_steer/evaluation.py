@@ -77,6 +77,19 @@ def _letter_ids(model: Model, text: str, letters: Sequence[str]) -> list[int]:
     return ids
 
 
+def _cells(model: Model, vector: SteeringVector, coefficients: Sequence[float | int], layers) -> tuple[list[float], list[int]]:
+    """Validated coefficients and layers of a layer × coefficient sweep."""
+    coefficients = [float(c) for c in coefficients]
+    if not coefficients:
+        raise ValueError("coefficients is empty")
+    vector.check_model(model)
+    chosen = list(vector.layers) if layers is None else list(model.resolve_layers(layers))
+    missing = [layer for layer in chosen if layer not in vector.directions]
+    if missing:
+        raise ValueError(f"layers {missing} are not in the vector (it has {list(vector.layers)})")
+    return coefficients, chosen
+
+
 def _steered_rows(model: Model, vector: SteeringVector, layer: int, coefficients: Sequence[float | int], n: int) -> RowDeltas:
     """Rows ordered item-major: item i, coefficient j is row i * len(coefficients) + j."""
     single = vector.select([layer])
@@ -101,11 +114,7 @@ def ab_eval(
     questions = list(questions)
     if not questions:
         raise ValueError("questions is empty")
-    coefficients = [float(c) for c in coefficients]
-    if not coefficients:
-        raise ValueError("coefficients is empty")
-    chosen = list(vector.layers) if layers is None else list(model.resolve_layers(layers))
-    vector.check_model(model)
+    coefficients, chosen = _cells(model, vector, coefficients, layers)
     texts, prompt_lengths = format_prompts(model, [q.question for q in questions], chat=None, system=None)
     texts = [t + "(" for t in texts]
     letters = [_letter_ids(model, t, [q.matching_letter, q.not_matching_letter]) for t, q in zip(texts, questions, strict=True)]
@@ -145,9 +154,7 @@ def perplexity_under_steering(
     corpus = list(corpus)
     if not corpus:
         raise ValueError("corpus is empty")
-    coefficients = [float(c) for c in coefficients]
-    chosen = list(vector.layers) if layers is None else list(model.resolve_layers(layers))
-    vector.check_model(model)
+    coefficients, chosen = _cells(model, vector, coefficients, layers)
     token_ids = model.encode(corpus)
     short = [i for i, ids in enumerate(token_ids) if len(ids) < 2]
     if short:
@@ -213,9 +220,9 @@ def generation_sweep(
     from interp_steer.steering import Steering
 
     prompts = list(prompts)
-    coefficients = [float(c) for c in coefficients]
-    chosen = list(vector.layers) if layers is None else list(model.resolve_layers(layers))
-    vector.check_model(model)
+    if not prompts:
+        raise ValueError("prompts is empty")
+    coefficients, chosen = _cells(model, vector, coefficients, layers)
     n_p, n_c = len(prompts), len(coefficients)
     per_metric: dict[str, np.ndarray] = {}
     samples: dict[str, list[str]] = {}

@@ -133,7 +133,7 @@ class _Plan:
     offset: list[int] = field(default_factory=lambda: [0])  # absolute position of this call's first token
 
 
-def _resolve(model: Model, vector: Any, coefficient: float, layers: Any, operator: str) -> tuple[dict[str, Tensor], str]:
+def _resolve(model: Model, vector: Any, coefficient: float, layers: Any) -> tuple[dict[str, Tensor], str]:
     """Turn the accepted ``vector`` forms into {hook name: delta} on the model's device and dtype."""
     if isinstance(vector, SteeringVector):
         terms = [(vector, coefficient)]
@@ -250,7 +250,7 @@ def steer(
         raise ValueError(f"operator={operator!r}: expected one of {list(OPERATORS)}")
     if isinstance(coefficient, bool) or not isinstance(coefficient, (int, float)):
         raise TypeError(f"coefficient must be a number, got {coefficient!r}")
-    deltas, _ = _resolve(model, vector, float(coefficient), layers, operator)
+    deltas, _ = _resolve(model, vector, float(coefficient), layers)
     ends = None if prompt_end is None else torch.as_tensor(prompt_end, dtype=torch.long)
     plan = _Plan(deltas, positions, operator, float(coefficient), ends)
     with _steering_hooks(model, plan):

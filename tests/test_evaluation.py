@@ -88,6 +88,10 @@ def test_perplexity_under_steering(tiny, vector):
 def test_bad_inputs(tiny, vector):
     with pytest.raises(ValueError, match="empty"):
         ab_eval(tiny, [], vector)
+    with pytest.raises(ValueError, match="not in the vector"):
+        ab_eval(tiny, QUESTIONS, vector.select([1]), layers=[2])
+    with pytest.raises(ValueError, match="coefficients is empty"):
+        perplexity_under_steering(tiny, ["a b c"], vector, [], layers=[1])
     with pytest.raises(ValueError, match="fewer than 2 tokens"):
         perplexity_under_steering(tiny, ["a"], vector, [0.0], layers=[1])
 
