@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--prompts", required=True, metavar="FILE")
     sweep.add_argument("--max-new-tokens", type=int, default=40)
     sweep.add_argument("--positions", default="after_prompt", choices=["after_prompt", "all"])
+    sweep.add_argument("--readout", metavar="POS_FILE:NEG_FILE",
+                       help="also score probe valence: a probe on the unsteered model trained on these "
+                            "two corpora (e.g. persona A vs persona B) reads each completion")
+    sweep.add_argument("--readout-layer", type=int, default=None,
+                       help="layer of the readout probe (default: the vector's first layer)")
     sweep.add_argument("--out", required=True, metavar="DIR")
 
     ab = sub.add_parser("ab-eval", help="CAA A/B evaluation: P(matching answer) under steering")
@@ -389,17 +394,32 @@ def _sweep(args: argparse.Namespace) -> int:
     model, vector, layers = _model_and_vector(args)
     coefficients = _numbers(args.coefficients, "--coefficients")
     prompts = load_prompts(args.prompts)
-    result = generation_sweep(model, prompts, vector, coefficients, layers,
+    readout = None
+    if args.readout:
+        from interp_steer.data import load_corpus
+        from interp_steer.metrics import ProbeReadout
+
+        positive, sep, negative = args.readout.rpartition(":")
+        if not sep or not positive:
+            raise ValueError(f"--readout {args.readout!r}: expected POS_FILE:NEG_FILE")
+        layer = vector.layers[0] if args.readout_layer is None else model.resolve_layers([args.readout_layer])[0]
+        readout = ProbeReadout.fit(model, load_corpus(positive), load_corpus(negative), layer=layer,
+                                   labels=(Path(positive).stem, Path(negative).stem))
+        print(f"probe readout at layer {layer}: {readout.positive_label} vs {readout.negative_label}, "
+              f"training accuracy {readout.train_accuracy:.3f}")
+    result = generation_sweep(model, prompts, vector, coefficients, layers, readout=readout,
                               max_new_tokens=args.max_new_tokens, positions=args.positions)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps({"model": model.name, "vector": args.vector,
                                                 **result.to_dict()}, indent=2))
-    for name in ("vader", "perplexity", "repetition", "distinct_2"):
+    for name in ("vader", "perplexity", "repetition", "distinct_2", "probe_valence"):
+        if name not in result.metrics:
+            continue
         metric = result.metrics[name]
         ax = plot_heatmap(np.array(metric.mean), row_labels=metric.layers,
                           col_labels=[f"{c:g}" for c in metric.coefficients], annotate=True,
-                          cmap="RdBu_r" if name == "vader" else "viridis", cbar_label=name,
+                          cmap="RdBu_r" if name in ("vader", "probe_valence") else "viridis", cbar_label=name,
                           title=f"{name} (mean over {metric.n_items} prompts)")
         ax.set_xlabel("coefficient")
         ax.set_ylabel("layer")

@@ -24,7 +24,7 @@ from interp_steer.directions import SteeringVector
 from interp_steer.generation import format_prompts
 from interp_steer.metrics import token_nll
 from interp_steer.models import Model
-from interp_steer.stats import bootstrap_mean
+from interp_steer.stats import Interval, bootstrap_mean
 from interp_steer.steering import RowDeltas, steer
 
 
@@ -51,8 +51,13 @@ class SweepResult:
 
 
 def _summarise(measure: str, layers: list[int], coefficients: list[float], values: np.ndarray, seed: int) -> SweepResult:
-    intervals = [[bootstrap_mean(values[i, j], seed=seed) for j in range(len(coefficients))]
-                 for i in range(len(layers))]
+    def interval(cell: np.ndarray) -> Interval:
+        # A cell can be all-NaN (e.g. perplexity when every completion is empty): report NaN.
+        if np.isnan(cell).all():
+            return Interval(float("nan"), float("nan"), float("nan"), 0)
+        return bootstrap_mean(cell, seed=seed)
+
+    intervals = [[interval(values[i, j]) for j in range(len(coefficients))] for i in range(len(layers))]
     return SweepResult(
         measure=measure, layers=layers, coefficients=coefficients,
         mean=[[iv.mean for iv in row] for row in intervals],

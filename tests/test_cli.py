@@ -184,15 +184,18 @@ def test_sweep_writes_metrics_and_heatmaps(moral_vector, tmp_path):
     from interp_steer import builtin_path
 
     out = tmp_path / "sweep"
+    readout = f"{builtin_path('persona_a')}:{builtin_path('persona_b')}"
     assert main(["sweep", "--model", "tiny-random", "--vector", str(moral_vector), "--layers", "2",
                  "--coefficients", "-4,0,4", "--prompts", str(builtin_path("prompts_ood")),
-                 "--max-new-tokens", "6", "--out", str(out)]) == 0
+                 "--max-new-tokens", "6", "--readout", readout, "--out", str(out)]) == 0
     report = json.loads((out / "sweep.json").read_text())
     assert report["coefficients"] == [-4.0, 0.0, 4.0] and report["layers"] == [2]
     vader = report["metrics"]["vader"]
     assert len(vader["mean"][0]) == 3 and vader["n_items"] == 15
     assert set(report["backfire_vader"]) == {"2,-4", "2,4"}
-    for name in ("vader", "perplexity", "repetition", "distinct_2"):
+    probe = report["metrics"]["probe_valence"]
+    assert all(0.0 <= p <= 1.0 for p in probe["mean"][0])
+    for name in ("vader", "perplexity", "repetition", "distinct_2", "probe_valence"):
         assert (out / f"sweep_{name}.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -109,3 +109,11 @@ def test_bootstrap_and_backfire():
         backfire_rate([1.0], [0.0], direction=0)
     with pytest.raises(ValueError, match="no finite"):
         bootstrap_mean([np.nan])
+
+
+def test_all_nan_cells_are_reported_as_nan():
+    from interp_steer.evaluation import _summarise
+
+    values = np.array([[[np.nan, np.nan], [1.0, 2.0]]])
+    result = _summarise("perplexity", [1], [0.0, 1.0], values, seed=0)
+    assert np.isnan(result.mean[0][0]) and result.mean[0][1] == 1.5
