@@ -82,10 +82,15 @@ def generate(
     system: str | None = None,
     use_cache: bool = True,
     progress: bool | None = None,
+    sample_ids: Sequence[int] | None = None,
 ) -> list[Generation]:
     """Complete every prompt; see the module docstring. ``steering`` is a :class:`Steering`
     (a :class:`RowDeltas` inside it needs one row per prompt). End-of-sequence tokens cannot be
-    chosen before ``min_new_tokens`` tokens (as in Hugging Face's ``generate``)."""
+    chosen before ``min_new_tokens`` tokens (as in Hugging Face's ``generate``).
+
+    ``sample_ids`` (sampling only) names the random stream of each row instead of the prompt's
+    occurrence count: rows with the same prompt and sample id draw the same random numbers, so a
+    steering grid compares its cells on common random numbers."""
     prompts = list(prompts)
     if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) and p for p in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty strings")
@@ -101,8 +106,10 @@ def generate(
     if steering is not None and isinstance(steering.vector, RowDeltas) and steering.vector.batch_size != len(prompts):
         raise ValueError(f"RowDeltas have {steering.vector.batch_size} rows for {len(prompts)} prompts")
 
+    if sample_ids is not None and len(sample_ids) != len(prompts):
+        raise ValueError(f"sample_ids has {len(sample_ids)} entries for {len(prompts)} prompts")
     texts, prompt_lengths = format_prompts(model, prompts, chat=chat, system=system)
-    streams = _row_generators(seed, prompts, model.device) if temperature > 0 else []
+    streams = _row_generators(seed, prompts, model.device, sample_ids) if temperature > 0 else []
     token_ids = model.encode(texts)
     order = sorted(range(len(prompts)), key=lambda i: -len(token_ids[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -144,13 +151,16 @@ def _stop_ids(model: Model) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _row_generators(seed: int, prompts: Sequence[str], device: torch.device) -> list[torch.Generator]:
-    """One random stream per prompt, keyed by (seed, text, occurrence) rather than by position."""
+def _row_generators(
+    seed: int, prompts: Sequence[str], device: torch.device, sample_ids: Sequence[int] | None = None
+) -> list[torch.Generator]:
+    """One random stream per prompt, keyed by (seed, text, occurrence or sample id) rather than by
+    position."""
     seen: dict[str, int] = {}
     streams = []
-    for prompt in prompts:
-        occurrence = seen.get(prompt, 0)
-        seen[prompt] = occurrence + 1
+    for row, prompt in enumerate(prompts):
+        occurrence = seen.get(prompt, 0) if sample_ids is None else int(sample_ids[row])
+        seen[prompt] = seen.get(prompt, 0) + 1
         key = hashlib.sha256(f"{seed}\x00{occurrence}\x00{prompt}".encode()).digest()
         streams.append(torch.Generator(device=device).manual_seed(int.from_bytes(key[:8], "little") >> 1))
     return streams

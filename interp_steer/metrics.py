@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from interp_steer.activations import collect_activations
 from interp_steer.generation import Generation
@@ -165,12 +167,27 @@ class ProbeReadout:
         labels: tuple[str, str] = ("positive", "negative"),
         C: float = 1.0,
     ) -> ProbeReadout:
+        acts = collect_activations(model, list(positive) + list(negative), layers=[layer], position="mean")
+        pos, neg = acts.split(len(positive), len(negative))
+        return cls.from_activations(pos.values[:, 0], neg.values[:, 0], layer=layer, labels=labels, C=C)
+
+    @classmethod
+    def from_activations(
+        cls,
+        positive: Float[Tensor, "n d_model"] | np.ndarray,
+        negative: Float[Tensor, "m d_model"] | np.ndarray,
+        *,
+        layer: int,
+        labels: tuple[str, str] = ("positive", "negative"),
+        C: float = 1.0,
+    ) -> ProbeReadout:
+        """Fit on already collected mean-over-tokens activations at ``layer`` (what :meth:`score`
+        reads), e.g. those a study collected for its vectors."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        acts = collect_activations(model, list(positive) + list(negative), layers=[layer], position="mean")
-        x = acts.values[:, 0].double().numpy()
+        x = np.concatenate([np.asarray(torch.as_tensor(v).double()) for v in (positive, negative)])
         y = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
         pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
         pipeline.fit(x, y)
