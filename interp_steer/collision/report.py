@@ -1,0 +1,304 @@
+"""Figures and ``report.md`` for a collision study; ``CollisionResult.save`` calls :func:`write_outputs`.
+
+Plot functions take a result (or arrays) and an optional ``ax``/``fig`` and return them; only
+:func:`write_outputs` touches files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from interp_steer.plotting import save_figure
+
+if TYPE_CHECKING:
+    from interp_steer.collision.study import CollisionResult
+
+HEATMAP_METRICS = (
+    ("vader", "moral valence: VADER compound", "RdBu_r"),
+    ("probe_valence", "moral valence: probe P(A)", "RdBu_r"),
+    ("perplexity", "coherence: perplexity (log scale)", "viridis"),
+    ("repetition", "coherence: repeated 3-grams", "viridis"),
+    ("distinct_2", "coherence: distinct-2", "viridis"),
+    ("style_a", "surface style: P(A's style)", "RdBu_r"),
+)
+FIGURES = ("heatmaps", "dominance", "layer_profiles", "decomposition", "geometry")
+
+
+def cell_means(result: CollisionResult, metric: str) -> np.ndarray:
+    """``[lambdas, alphas]`` cell means of a metric (perplexity: geometric mean over prompts)."""
+    values = result.per_prompt[metric]
+    with np.errstate(invalid="ignore"):
+        if metric == "perplexity":
+            return np.exp(np.nanmean(np.log(values), axis=-1))
+        return np.nanmean(values, axis=-1)
+
+
+def plot_heatmaps(result: CollisionResult, fig=None):
+    """One α × λ heatmap per axis metric (rows: λ, columns: α)."""
+    fig = fig or plt.figure(figsize=(15, 7.5))
+    alphas, lambdas = result.config.alphas, result.config.lambdas
+    for k, (metric, title, cmap) in enumerate(HEATMAP_METRICS):
+        ax = fig.add_subplot(2, 3, k + 1)
+        matrix = cell_means(result, metric)
+        shown = np.log10(matrix) if metric == "perplexity" else matrix
+        image = ax.imshow(shown, cmap=cmap, aspect="auto", origin="lower")
+        bar = fig.colorbar(image, ax=ax)
+        if metric == "perplexity":
+            bar.set_label("log10")
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, f"{value:.0f}" if metric == "perplexity" else f"{value:.2f}",
+                    ha="center", va="center", fontsize=7, color="black",
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "alpha": 0.5, "lw": 0})
+        ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas], fontsize=7)
+        ax.set_yticks(range(len(lambdas)), [f"{x:g}" for x in lambdas])
+        ax.set_xlabel("α (0 = pure B, 1 = pure A)")
+        ax.set_ylabel("λ (× residual norm)")
+        base = result.unsteered["metrics"][metric]["mean"]
+        ax.set_title(f"{title}\nunsteered: {_num(base)}", fontsize=9)
+    fig.suptitle(f"Collision grid at layer {result.layer} ({result.model['name']})")
+    return fig
+
+
+def plot_dominance(result: CollisionResult, fig=None):
+    """d(α) against the diagonal, one line per strength, for VADER and the probe readout."""
+    fig = fig or plt.figure(figsize=(11, 4.2))
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(result.config.lambdas)))
+    for k, (score, label) in enumerate((("vader", "VADER valence"), ("probe_valence", "probe readout P(A)"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="linear (no dominance)")
+        for d, colour, lam in zip(result.dominance[score], colours, result.config.lambdas, strict=True):
+            curve = np.array(d.curve, dtype=float)
+            ax.plot(d.alphas, curve, marker="o", markersize=3, color=colour,
+                    label=f"λ={lam:g}: area {d.area.mean:+.2f} ({d.verdict})")
+            ax.fill_between(d.alphas, np.array(d.curve_low, dtype=float), np.array(d.curve_high, dtype=float),
+                            color=colour, alpha=0.12, linewidth=0)
+        ax.axhline(0.5, color="grey", linewidth=0.6)
+        ax.set_ylim(-0.6, 1.6)
+        ax.set_xlabel("α (share of persona A)")
+        ax.set_ylabel("d(α) = (s(α) − s(0)) / (s(1) − s(0))")
+        ax.set_title(f"dominance on {label} (above the diagonal: A dominates)", fontsize=9)
+        ax.legend(frameon=False, fontsize=7)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_layer_profiles(result: CollisionResult, ax=None):
+    """Probe accuracy per layer for A vs baseline, B vs baseline and A vs B; the shared and steering layers marked."""
+    from interp_steer.probes import plot_localisation
+
+    ax = plot_localisation(result.localisation, title="where the personas live (held-out probe accuracy)", ax=ax)
+    if result.layer != result.localisation.shared_layer:
+        ax.axvline(result.layer, color="red", linewidth=1.2, label=f"steering layer {result.layer}")
+        ax.legend(frameon=False, fontsize=8)
+    return ax
+
+
+def plot_decomposition(result: CollisionResult, fig=None):
+    """Observed shift per layer after the steering layer: coefficients on v_A and v_B, and the residual fraction."""
+    fig = fig or plt.figure(figsize=(12, 4))
+    decomposition = result.decomposition
+    colours = plt.cm.coolwarm(np.linspace(0, 1, len(decomposition["observed"])))
+    ax_share, ax_res = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for entry, colour in zip(decomposition["observed"], colours, strict=True):
+        layers = [row["layer"] for row in entry["layers"]]
+        coef_a = np.array([row["coef_a"]["mean"] for row in entry["layers"]])
+        coef_b = np.array([row["coef_b"]["mean"] for row in entry["layers"]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = coef_a / (coef_a + coef_b)
+        ax_share.plot(layers, share, marker="o", markersize=2, color=colour, label=f"α={entry['alpha']:g}")
+        ax_share.axhline(entry["alpha"], color=colour, linestyle=":", linewidth=0.8)
+        ax_res.plot(layers, [row["residual_fraction"]["mean"] for row in entry["layers"]], marker="o",
+                    markersize=2, color=colour, label=f"α={entry['alpha']:g}")
+    ax_share.set_ylim(-0.5, 1.5)
+    ax_share.set_xlabel("layer")
+    ax_share.set_ylabel("A's share  a / (a + b)")
+    ax_share.set_title(f"observed shift on (v_A, v_B), λ={decomposition['lambda']:g} at layer "
+                       f"{decomposition['layer']} (dotted: α)", fontsize=9)
+    ax_res.set_xlabel("layer")
+    ax_res.set_ylabel("|residual|² / |shift|²")
+    ax_res.set_ylim(0, 1.05)
+    ax_res.set_title("part of the shift outside span(v_A, v_B)", fontsize=9)
+    for ax in (ax_share, ax_res):
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=7, ncol=2)
+    return fig
+
+
+def plot_geometry(result: CollisionResult, fig=None):
+    """cos(v_A, v_B) and each vector's norm relative to the residual, per layer."""
+    fig = fig or plt.figure(figsize=(11, 3.6))
+    g = result.geometry
+    ax = fig.add_subplot(1, 2, 1)
+    ax.plot(g["layers"], g["cosine"], marker="o", markersize=3, color="black")
+    ax.axvline(result.layer, color="red", linewidth=1, label=f"steering layer {result.layer}")
+    ax.set_ylim(min(0.0, min(g["cosine"]) - 0.05), 1.0)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("cos(v_A, v_B)")
+    ax.set_title("the two persona vectors share most of their direction", fontsize=9)
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax = fig.add_subplot(1, 2, 2)
+    ax.plot(g["layers"], g["relative_norm_a"], marker="o", markersize=3, label="|v_A| / residual")
+    ax.plot(g["layers"], g["relative_norm_b"], marker="o", markersize=3, label="|v_B| / residual")
+    ax.plot(g["layers"], g["contrast_fraction"], marker="o", markersize=3, label="|v̂_A − v̂_B| / |v̂_A + v̂_B|")
+    ax.set_xlabel("layer")
+    ax.set_title("norms before rescaling, and the contrast part", fontsize=9)
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def write_outputs(result: CollisionResult, out: Path, *, figures: bool = True) -> dict[str, Path]:
+    """``collision.json``, ``persona_a.safetensors``/``persona_b.safetensors``, the figures, ``report.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    payload = result.to_dict()
+    path = out / "collision.json"
+    path.write_text(json.dumps(_jsonable(payload), indent=1, allow_nan=False))
+    written["json"] = path
+    written["vector_a"] = result.vector_a.save(out / "persona_a.safetensors")
+    written["vector_b"] = result.vector_b.save(out / "persona_b.safetensors")
+    if figures:
+        makers = {"heatmaps": plot_heatmaps, "dominance": plot_dominance, "layer_profiles": plot_layer_profiles,
+                  "decomposition": plot_decomposition, "geometry": plot_geometry}
+        for name, make in makers.items():
+            written[name] = save_figure(make(result), out / f"{name}.png")
+    written["report"] = out / "report.md"
+    written["report"].write_text(render_report(result, figures=figures))
+    return written
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON: NaN/inf become null (strict JSON has no NaN), numpy scalars become numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _iv(metric: dict[str, Any], digits: int = 2) -> str:
+    return f"{_num(metric['mean'], digits)} [{_num(metric['low'], digits)}, {_num(metric['high'], digits)}]"
+
+
+def render_report(result: CollisionResult, *, figures: bool = True) -> str:
+    """The study as Markdown: setup, the three findings with verdicts, the tables behind them."""
+    cfg, g = result.config, result.geometry
+    li = g["layers"].index(result.layer)
+    lines = [
+        f"# Creative Collision on {result.model['name']}",
+        "",
+        f"Persona A ({result.data['persona_a']['source']}, {result.data['persona_a']['n_used']} passages) and persona B "
+        f"({result.data['persona_b']['source']}, {result.data['persona_b']['n_used']}) against the baseline "
+        f"({result.data['baseline']['source']}, {result.data['baseline']['n_used']}); "
+        f"{len(result.prompts)} prompts, {'greedy decoding' if not cfg.samples else f'{cfg.samples} samples per prompt (T={cfg.temperature:g}, top-p {cfg.top_p:g})'}, "
+        f"{cfg.max_new_tokens} new tokens, seed {cfg.seed}, profile `{cfg.profile}`.",
+        "",
+        f"Steering layer **{result.layer}** ({'shared layer, `--layer auto`' if cfg.layer == 'auto' else 'chosen by hand'}), "
+        f"vectors read at the {cfg.position} token, mixed as v(α, λ) = λ · (α · v̂_A + (1 − α) · v̂_B) with both "
+        f"v̂ rescaled to the mean residual norm there ({g['resid_norm'][li]:.1f}); cos(v_A, v_B) = {g['cosine'][li]:.3f} "
+        f"at this layer ({min(g['cosine']):.2f}–{max(g['cosine']):.2f} across layers). α ∈ {{{', '.join(f'{a:g}' for a in cfg.alphas)}}}, "
+        f"λ ∈ {{{', '.join(f'{x:g}' for x in cfg.lambdas)}}}. Intervals: 95 % bootstrap over prompts.",
+        "",
+        "## Findings",
+        "",
+        "| finding | verdict | evidence |",
+        "| --- | --- | --- |",
+    ]
+    for finding in result.findings:
+        lines.append(f"| {finding.claim} | **{finding.verdict}** | {finding.summary} |")
+    lines += ["", "## Cautions", ""]
+    lines.append(
+        f"- The two persona vectors point mostly the same way (cosine {g['cosine'][li]:.2f} at the steering layer): "
+        "both contain the same \"story passage, not neutral text\" component, and only "
+        f"|v̂_A − v̂_B| / |v̂_A + v̂_B| = {g['contrast_fraction'][li]:.2f} of them is the contrast between the personas. "
+        "Every mix therefore pushes the model towards narrative text; the α axis only moves the smaller contrast part."
+    )
+    mix_norms = [c["mix_norm"] / c["lambda"] for c in result.cells if math.isclose(c["alpha"], 0.5)]
+    if mix_norms:
+        lines.append(
+            f"- A half-and-half mix has {mix_norms[0]:.2f}× the norm of a pure end at the same λ (the vectors are not "
+            "parallel), so a mix is slightly weaker steering; keep that in mind when reading coherence."
+        )
+    lines.append(f"- The best λ is picked on these same prompts ({result.coherence['rule']}).")
+    if result.coherence["best_lambda_is_degraded"]:
+        lines.append("- Every strength in the grid degrades the text; the smallest one was used. Lower `--lambdas`.")
+    lines += ["", "## Coherence by strength", "",
+              "| λ | degraded | PPL ratio B end | PPL ratio A end | repetition B / A | VADER A − B |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for s in result.coherence["per_lambda"]:
+        b, a = s["ends"]["B"], s["ends"]["A"]
+        lines.append(f"| {s['lambda']:g} | {'yes' if s['degraded'] else 'no'} | {b['perplexity_ratio']:.2f} | "
+                     f"{a['perplexity_ratio']:.2f} | {b['repetition']:.2f} / {a['repetition']:.2f} | "
+                     f"{_iv(s['vader_a_minus_b'])} |")
+    u = result.unsteered["metrics"]
+    lines += ["", f"Unsteered: VADER {_iv(u['vader'])}, probe P(A) {_iv(u['probe_valence'])}, perplexity "
+              f"{_iv(u['perplexity'], 1)}, repetition {_iv(u['repetition'])}.", ""]
+    lines += ["## Cells", "", "| λ | α | VADER | probe P(A) | perplexity | repetition | distinct-2 | style P(A) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in result.cells:
+        m = c["metrics"]
+        lines.append(f"| {c['lambda']:g} | {c['alpha']:g} | {_iv(m['vader'])} | {_iv(m['probe_valence'])} | "
+                     f"{_iv(m['perplexity'], 1)} | {_num(m['repetition']['mean'])} | {_num(m['distinct_2']['mean'])} | "
+                     f"{_num(m['style_a']['mean'])} |")
+    lines += ["", f"Style classifier: {result.style['kind']}, cross-validated accuracy on the corpora "
+              f"{result.style['cv_accuracy']:.2f} ± {result.style['cv_accuracy_std']:.2f}. Probe readout: layer "
+              f"{result.readout['layer']}, held-out A-vs-B accuracy {result.readout['heldout_accuracy']:.2f}.", ""]
+    d = result.decomposition
+    lines += ["## Decomposition", "",
+              f"Observed shift (steered − unsteered residual, mean over positions) at λ = {d['lambda']:g}, as "
+              "a · v_A + b · v_B + residual at each layer; A's share is a / (a + b).", "",
+              "| α | share at layer " + str(d["layer"]) + " | share at last layer | residual fraction at last layer |",
+              "| --- | --- | --- | --- |"]
+    for entry in d["observed"]:
+        first, last = entry["layers"][0], entry["layers"][-1]
+        lines.append(f"| {entry['alpha']:g} | {_num(first['share_a'])} | {_num(last['share_a'])} | "
+                     f"{_num(last['residual_fraction']['mean'])} |")
+    lines += ["", "## Sample completions", ""]
+    lines.append(f"Unsteered: {' / '.join(_quote(t) for t in result.unsteered['samples'])}")
+    lines.append("")
+    top = cfg.lambdas[-1]
+    best = result.coherence["best_lambda"]
+    for lam in dict.fromkeys((best, top)):
+        for alpha in (0.0, 0.5, 1.0):
+            try:
+                c = result.cell(lam, alpha)
+            except KeyError:
+                continue
+            lines.append(f"- λ={lam:g}, α={alpha:g}: {' / '.join(_quote(t) for t in c['samples'])}")
+    if figures:
+        lines += ["", "## Figures", ""]
+        for name in FIGURES:
+            lines.append(f"![{name}]({name}.png)")
+            lines.append("")
+    lines += ["", f"Run time: {result.timings.get('total', float('nan')):.0f} s. Full numbers: `collision.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def _quote(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split()).replace("|", "/")
+    return f"“{text[:limit]}{'…' if len(text) > limit else ''}”"
+
+
+__all__ = ["plot_decomposition", "plot_dominance", "plot_geometry", "plot_heatmaps", "plot_layer_profiles",
+           "render_report", "write_outputs"]
