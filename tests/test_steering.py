@@ -221,6 +221,16 @@ def test_sampling_is_reproducible_and_independent_of_batching(tiny):
     assert twice[0].token_ids == a[0].token_ids and twice[1].token_ids != twice[0].token_ids
 
 
+def test_sample_ids_share_random_streams_across_rows(tiny):
+    # A grid repeats each prompt once per cell; with sample ids, every cell of a prompt draws the same
+    # random numbers (common random numbers), and different ids draw different ones.
+    rows = [PROMPTS[0]] * 3
+    same = generate(tiny, rows, max_new_tokens=8, temperature=1.0, seed=7, sample_ids=[0, 0, 1])
+    assert same[0].token_ids == same[1].token_ids != same[2].token_ids
+    with pytest.raises(ValueError, match="sample_ids has 2 entries for 3 prompts"):
+        generate(tiny, rows, max_new_tokens=2, temperature=1.0, seed=7, sample_ids=[0, 1])
+
+
 def test_greedy_generation_of_equal_length_prompts_ignores_the_batch(tiny):
     by_length: dict[int, list[str]] = {}
     for pair in ist.load_builtin("moral_pairs"):
