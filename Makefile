@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make demo` (the main job on the embedded default model)
+# Two commands on a fresh machine: `make demo` (the main job, a quick Creative Collision study
+# on the embedded default model)
 # and `make test` (the test suite). Both build .venv on first use.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -31,7 +32,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/interp-steer demo --out $(OUT)
+	$(BIN)/interp-steer collide --quick --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=1800 -q

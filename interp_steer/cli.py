@@ -1,6 +1,6 @@
 """The ``interp-steer`` command line: a thin client of the public API.
 
-Subcommands: ``info`` (what a model looks like), ``demo`` (the README's main job on the default model),
+Subcommands: ``info`` (what a model looks like),
 ``extract`` (build a steering vector), ``locate`` (per-layer probes: where a concept lives),
 ``geometry`` (cosines and norms of saved vectors), ``steer`` (steered completions), ``sweep``
 (layers × coefficients scored on every text metric), ``ab-eval`` (CAA's A/B test under steering),
@@ -40,17 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(info)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    demo = sub.add_parser(
-        "demo", help="per-layer summary of the built-in personas on a model (JSON + PNG)"
-    )
-    _add_model(demo)
-    demo.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
-    demo.add_argument("--position", default="last", choices=["last", "mean"],
-                      help="token position to read (default: the last token)")
-    demo.add_argument("--limit", type=int, default=None,
-                      help="use only the first N passages of each built-in corpus")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
-    demo.add_argument("--batch-size", type=int, default=16)
     extract = sub.add_parser("extract", help="build a steering vector from contrastive data")
     _add_model(extract)
     source = extract.add_mutually_exclusive_group(required=True)
@@ -115,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model(collide)
     collide.add_argument("--quick", action="store_true",
-                         help="small grid and prompt set (5 alphas x 2 lambdas, 10 prompts, 48 passages "
+                         help="small grid and prompt set (5 alphas x 2 lambdas, 16 prompts, 48 passages "
                               "per corpus, 32 tokens): a few minutes on a laptop CPU")
     collide.add_argument("--persona-a", metavar="FILE", help="persona A corpus (default: built-in, optimistic)")
     collide.add_argument("--persona-b", metavar="FILE", help="persona B corpus (default: built-in, dark)")
@@ -168,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        commands = {"info": _info, "demo": _demo, "extract": _extract, "locate": _locate,
+        commands = {"info": _info, "extract": _extract, "locate": _locate,
                     "geometry": _geometry, "steer": _steer, "sweep": _sweep, "ab-eval": _ab_eval,
                     "collide": _collide}
         return commands[args.command](args)
@@ -190,37 +179,6 @@ def _info(args: argparse.Namespace) -> int:
         if key == "hook_points":
             value = ", ".join(value.values())
         print(f"{key:<{width}}  {value}")
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from interp_steer.data import load_builtin
-    from interp_steer.demo import layer_summary, plot_layer_summary
-    from interp_steer.models import load_model
-    from interp_steer.plotting import save_figure
-
-    if args.limit is not None and args.limit < 4:
-        raise ValueError(f"--limit {args.limit}: at least 4 passages per corpus are needed")
-    started = time.perf_counter()
-    model = load_model(args.model, device=args.device)
-    corpora = {name: load_builtin(name)[: args.limit] for name in ("persona_a", "persona_b", "baseline")}
-    print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}; "
-          f"{sum(map(len, corpora.values()))} built-in passages", flush=True)
-    summary = layer_summary(
-        model, corpora["persona_a"], corpora["persona_b"], corpora["baseline"],
-        position=args.position, seed=args.seed, batch_size=args.batch_size, progress=True,
-    )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
-    figure = save_figure(plot_layer_summary(summary), out / "layer_summary.png")
-
-    print(f"\n{'layer':>5}  {'‖resid‖':>9}  {'cos(vA,vB)':>10}  {'held-out acc':>12}  {'d′':>6}")
-    for i, layer in enumerate(summary.layers):
-        print(f"{layer:>5}  {summary.resid_norm[i]:>9.1f}  {summary.cosine_ab[i]:>10.3f}  "
-              f"{summary.heldout_accuracy[i]:>12.3f}  {summary.heldout_dprime[i]:>6.2f}")
-    print(f"\nbest layer for persona A vs B (held-out d′): {summary.best_layer}")
-    print(f"wrote {out / 'summary.json'} and {figure} in {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -133,3 +133,28 @@ def test_localisation_is_honest_on_the_default_model(smol):
     mixed = acts.values[shuffled]
     chance = probe_layers(mixed[:60], mixed[60:], layers=layers, concept="shuffled")
     assert abs(chance.heldout_accuracy - 0.5) < 0.15
+
+
+def test_collision_study_end_to_end_on_the_default_model(smol, tmp_path):
+    """A reduced quick collision on SmolLM2: valid JSON, the shared layer is the A-vs-B-limited one,
+    the observed shift at the steering layer is exactly the collision vector, and the pure ends differ."""
+    import json
+
+    import jsonschema
+
+    from interp_steer.collision import collide, schema
+
+    result = collide(smol, quick=True, max_prompts=6, alphas=(0.0, 0.5, 1.0), lambdas=(0.3,), max_new_tokens=16)
+    payload = json.loads(result.save(tmp_path, figures=False)["json"].read_text())
+    jsonschema.validate(payload, schema())
+    profiles = result.localisation.profiles
+    assert min(profiles["A vs baseline"].accuracy) > max(profiles["A vs B"].accuracy) - 0.2  # A vs B is the hard one
+    assert result.layer == result.localisation.shared_layer
+    for entry in result.decomposition["observed"]:
+        first = entry["layers"][0]
+        assert first["coef_a"]["mean"] == pytest.approx(0.3 * entry["alpha"], abs=2e-3)
+        assert first["coef_b"]["mean"] == pytest.approx(0.3 * (1 - entry["alpha"]), abs=2e-3)
+        assert first["residual_fraction"]["mean"] < 1e-4
+        assert entry["layers"][-1]["residual_fraction"]["mean"] > 0.05  # later layers build something new
+    ends = [result.cell(0.3, a)["samples"] for a in (0.0, 1.0)]
+    assert ends[0] != ends[1]

@@ -101,18 +101,18 @@ def plot_layer_profiles(result: CollisionResult, ax=None):
 
 def plot_decomposition(result: CollisionResult, fig=None):
     """Observed shift per layer after the steering layer: coefficients on v_A and v_B, and the residual fraction."""
-    fig = fig or plt.figure(figsize=(12, 4))
+    fig = fig or plt.figure(figsize=(16, 4))
     decomposition = result.decomposition
     colours = plt.cm.coolwarm(np.linspace(0, 1, len(decomposition["observed"])))
-    ax_share, ax_res = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ax_share, ax_between, ax_res = (fig.add_subplot(1, 3, k) for k in (1, 2, 3))
     for entry, colour in zip(decomposition["observed"], colours, strict=True):
         layers = [row["layer"] for row in entry["layers"]]
-        coef_a = np.array([row["coef_a"]["mean"] for row in entry["layers"]])
-        coef_b = np.array([row["coef_b"]["mean"] for row in entry["layers"]])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = coef_a / (coef_a + coef_b)
+        share = [row["share_a"] for row in entry["layers"]]
+        between = np.array([row["share_between_ends"] for row in entry["layers"]], dtype=float)
         ax_share.plot(layers, share, marker="o", markersize=2, color=colour, label=f"α={entry['alpha']:g}")
-        ax_share.axhline(entry["alpha"], color=colour, linestyle=":", linewidth=0.8)
+        ax_between.plot(layers, between, marker="o", markersize=2, color=colour, label=f"α={entry['alpha']:g}")
+        for ax in (ax_share, ax_between):
+            ax.axhline(entry["alpha"], color=colour, linestyle=":", linewidth=0.8)
         ax_res.plot(layers, [row["residual_fraction"]["mean"] for row in entry["layers"]], marker="o",
                     markersize=2, color=colour, label=f"α={entry['alpha']:g}")
     ax_share.set_ylim(-0.5, 1.5)
@@ -120,11 +120,15 @@ def plot_decomposition(result: CollisionResult, fig=None):
     ax_share.set_ylabel("A's share  a / (a + b)")
     ax_share.set_title(f"observed shift on (v_A, v_B), λ={decomposition['lambda']:g} at layer "
                        f"{decomposition['layer']} (dotted: α)", fontsize=9)
+    ax_between.set_ylim(-0.5, 1.5)
+    ax_between.set_xlabel("layer")
+    ax_between.set_ylabel("share placed between the pure ends' shares")
+    ax_between.set_title("above the dotted α: A's part survives propagation better", fontsize=9)
     ax_res.set_xlabel("layer")
     ax_res.set_ylabel("|residual|² / |shift|²")
     ax_res.set_ylim(0, 1.05)
     ax_res.set_title("part of the shift outside span(v_A, v_B)", fontsize=9)
-    for ax in (ax_share, ax_res):
+    for ax in (ax_share, ax_between, ax_res):
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=7, ncol=2)
     return fig
@@ -267,13 +271,20 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
     d = result.decomposition
     lines += ["## Decomposition", "",
               f"Observed shift (steered − unsteered residual, mean over positions) at λ = {d['lambda']:g}, as "
-              "a · v_A + b · v_B + residual at each layer; A's share is a / (a + b).", "",
-              "| α | share at layer " + str(d["layer"]) + " | share at last layer | residual fraction at last layer |",
-              "| --- | --- | --- | --- |"]
+              "a · v_A + b · v_B + residual at each layer; A's share is a / (a + b). \"Between ends\" places "
+              "a mix's share between the pure ends' shares at the same layer (α at the steering layer; above α "
+              "means A's component survives propagation better than B's).", "",
+              "| α | share at layer " + str(d["layer"]) + " | share at last layer | between ends at last layer "
+              "| residual fraction at last layer |",
+              "| --- | --- | --- | --- | --- |"]
     for entry in d["observed"]:
         first, last = entry["layers"][0], entry["layers"][-1]
         lines.append(f"| {entry['alpha']:g} | {_num(first['share_a'])} | {_num(last['share_a'])} | "
-                     f"{_num(last['residual_fraction']['mean'])} |")
+                     f"{_num(last['share_between_ends'])} | {_num(last['residual_fraction']['mean'])} |")
+    drift = d["observed"][0]["layers"][-1]["share_a"]
+    if abs(drift) > 0.1:
+        lines += ["", f"Even pure B's shift has an A share of {drift:.2f} at the last layer: later layers tilt every "
+                  "shift, so read the \"between ends\" column, not the raw share, for dominance."]
     lines += ["", "## Sample completions", ""]
     lines.append(f"Unsteered: {' / '.join(_quote(t) for t in result.unsteered['samples'])}")
     lines.append("")
