@@ -114,16 +114,59 @@ def style_features(text: str) -> dict[str, float]:
 
 def completion_perplexity(model: Model, generations: Sequence[Generation], *, batch_size: int = 16) -> np.ndarray:
     """Perplexity of each completion given its prompt, under ``model`` as it is (call it outside any
-    ``steer`` block to score under the unsteered model). NaN for an empty completion."""
+    ``steer`` block to score under the unsteered model). NaN for an empty completion.
+
+    Completions of the same prompt (a steering grid has one per cell) share one forward of the
+    prompt: its key/value cache is copied to every completion, so the prompt is read once instead of
+    once per cell. Results equal a full forward of prompt + completion to float rounding."""
     out = np.full(len(generations), np.nan)
-    scored = [i for i, g in enumerate(generations) if g.token_ids]
-    for start in range(0, len(scored), batch_size):
-        chunk = scored[start : start + batch_size]
-        sequences = [list(generations[i].prompt_ids) + list(generations[i].token_ids) for i in chunk]
-        nll = token_nll(model, sequences, [len(generations[i].prompt_ids) for i in chunk])
-        for i, values in zip(chunk, nll, strict=True):
-            out[i] = math.exp(float(values.mean()))
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, g in enumerate(generations):
+        if g.token_ids:
+            groups.setdefault(tuple(g.prompt_ids), []).append(i)
+    for prompt_ids, members in groups.items():
+        prefix = _prefix(model, list(prompt_ids))
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            nll = _completion_nll(model, prefix, len(prompt_ids), [list(generations[i].token_ids) for i in chunk])
+            for i, values in zip(chunk, nll, strict=True):
+                out[i] = math.exp(float(values.mean()))
     return out
+
+
+@torch.inference_mode()
+def _prefix(model: Model, prompt_ids: list[int]) -> tuple[Any, torch.Tensor]:
+    """The prompt's key/value cache and its next-token log-probabilities."""
+    from transformers import DynamicCache
+
+    if not prompt_ids:
+        raise ValueError("a completion needs a non-empty prompt to be scored")
+    cache = DynamicCache()
+    prompt = torch.tensor([prompt_ids], device=model.device)
+    logits = model.hf_model(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+    return cache, torch.log_softmax(logits[0, -1].float(), dim=-1)
+
+
+@torch.inference_mode()
+def _completion_nll(model: Model, prefix: tuple[Any, torch.Tensor], width: int, completions: list[list[int]]) -> list[torch.Tensor]:
+    """NLL of every token of each completion after a shared prompt of ``width`` tokens."""
+    import copy
+
+    hf = model.hf_model
+    cache, first_logprobs = prefix
+    rows = copy.deepcopy(cache)
+    rows.batch_repeat_interleave(len(completions))
+    ids, mask = model.pad(completions, padding_side="right")
+    full_mask = torch.cat([torch.ones(len(completions), width, dtype=mask.dtype, device=mask.device), mask], dim=1)
+    positions = torch.arange(width, width + ids.shape[1], device=ids.device).expand(len(completions), -1)
+    logits = hf(input_ids=ids, attention_mask=full_mask, position_ids=positions, past_key_values=rows,
+                use_cache=True, cache_position=torch.arange(width, width + ids.shape[1], device=ids.device)).logits
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    result = []
+    for row, completion in enumerate(completions):
+        later = -logprobs[row, : len(completion) - 1].gather(-1, ids[row, 1 : len(completion), None])[..., 0]
+        result.append(torch.cat([-first_logprobs[completion[0]].reshape(1), later]).cpu())
+    return result
 
 
 @torch.inference_mode()

@@ -95,6 +95,17 @@ def test_perplexity_prefers_the_models_own_continuation(tiny):
     assert math.isnan(completion_perplexity(tiny, [empty])[0])
 
 
+def test_shared_prompt_perplexity_equals_a_full_forward(tiny):
+    # Completions of one prompt share its cache; the result must equal scoring prompt + completion
+    # in one forward, for ragged completions in one batch and prompts of different lengths.
+    prompts = ["Describe the market.", "A long corridor with many doors, each painted a different colour."]
+    outs = ist.generate(tiny, [p for p in prompts for _ in range(3)], max_new_tokens=9, temperature=1.0, seed=3)
+    gens = [Generation(g.prompt, g.text, g.token_ids[: 3 + k], g.prompt_ids, False) for k, g in enumerate(outs)]
+    shared = completion_perplexity(tiny, gens, batch_size=2)
+    nll = token_nll(tiny, [list(g.prompt_ids) + list(g.token_ids) for g in gens], [len(g.prompt_ids) for g in gens])
+    np.testing.assert_allclose(shared, [math.exp(float(v.mean())) for v in nll], rtol=1e-4)
+
+
 def test_probe_readout_separates_its_training_corpora(tiny):
     a, base = ist.load_builtin("persona_a")[:30], ist.load_builtin("baseline")[:30]
     readout = ProbeReadout.fit(tiny, a, base, layer=2, labels=("persona_a", "baseline"))
