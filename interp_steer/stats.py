@@ -26,13 +26,22 @@ class Interval:
 
 
 def bootstrap_mean(
-    values: Sequence[float | int] | np.ndarray, *, level: float = 0.95, resamples: int = 2000, seed: int = 0
+    values: Sequence[float | int] | np.ndarray,
+    *,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    allow_empty: bool = False,
 ) -> Interval:
     """Mean and percentile-bootstrap interval over the given values (NaNs are dropped, and counted
-    out of ``n``). With one value the interval is that value."""
+    out of ``n``). With one value the interval is that value. With none, raise, or with
+    ``allow_empty`` return an all-NaN interval with ``n = 0`` (e.g. a cell whose every completion
+    was empty)."""
     data = np.asarray(values, dtype=float)
     data = data[~np.isnan(data)]
     if data.size == 0:
+        if allow_empty:
+            return Interval(float("nan"), float("nan"), float("nan"), 0)
         raise ValueError("no finite values to average")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")

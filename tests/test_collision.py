@@ -140,6 +140,12 @@ def test_dominance_needs_separated_ends():
     assert flat.verdict == "none" and "not separated" in flat.reason
 
 
+def test_dominance_survives_cells_without_scores():
+    # e.g. the probe readout when every completion of the grid is empty: no numbers, no crash.
+    empty = dominance(ALPHAS, np.full((9, 4), np.nan))
+    assert empty.verdict == "none" and empty.ends.n == 0 and math.isnan(empty.area.mean)
+
+
 def test_dominance_bad_input():
     with pytest.raises(ValueError, match="increase from 0 to 1"):
         dominance([0, 0.5, 0.9], np.zeros((3, 4)))

@@ -161,10 +161,10 @@ def dominance(
     if n_items < 2:
         raise ValueError("dominance needs at least 2 items for an interval")
 
-    curve = _curve(np.nanmean(scores, axis=1)[None])[0]
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, n_items, size=(resamples, n_items))
     with quiet_nan_warnings():
+        curve = _curve(np.nanmean(scores, axis=1)[None])[0]
         boot_means = np.nanmean(scores[:, picks], axis=2).T  # [resamples, alphas]
         boot = _curve(boot_means)
     tail = (1 - level) / 2 * 100
@@ -182,7 +182,8 @@ def dominance(
     balance = _balance(alphas, curve[None])[0]
     balance_low, balance_high = interval(_balance(alphas, boot))
     bands = [interval(boot[:, i]) for i in range(alphas.size)]
-    ends = bootstrap_mean(scores[-1] - scores[0], level=level, resamples=resamples, seed=seed)
+    ends = bootstrap_mean(scores[-1] - scores[0], level=level, resamples=resamples, seed=seed,
+                          allow_empty=True)
 
     if not ends.excludes_zero:
         verdict, reason = "none", "the pure ends are not separated (their difference's interval contains 0)"

@@ -66,18 +66,23 @@ def plot_heatmaps(result: CollisionResult, fig=None):
 
 
 def plot_dominance(result: CollisionResult, fig=None):
-    """d(α) against the diagonal, one line per strength, for VADER and the probe readout."""
+    """d(α) against the diagonal, one line per strength (the best usable one bold, with its 95 %
+    band), for VADER and the probe readout."""
     fig = fig or plt.figure(figsize=(11, 4.2))
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(result.config.lambdas)))
     for k, (score, label) in enumerate((("vader", "VADER valence"), ("probe_valence", "probe readout P(A)"))):
         ax = fig.add_subplot(1, 2, k + 1)
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="linear (no dominance)")
+        best = result.coherence["best_lambda"]
         for d, colour, lam in zip(result.dominance[score], colours, result.config.lambdas, strict=True):
             curve = np.array(d.curve, dtype=float)
-            ax.plot(d.alphas, curve, marker="o", markersize=3, color=colour,
-                    label=f"λ={lam:g}: area {d.area.mean:+.2f} ({d.verdict})")
-            ax.fill_between(d.alphas, np.array(d.curve_low, dtype=float), np.array(d.curve_high, dtype=float),
-                            color=colour, alpha=0.12, linewidth=0)
+            chosen = math.isclose(lam, best)
+            ax.plot(d.alphas, curve, marker="o", markersize=3 if chosen else 2, color=colour,
+                    linewidth=2.2 if chosen else 0.9, alpha=1.0 if chosen else 0.6,
+                    label=f"λ={lam:g}{' (best usable)' if chosen else ''}: area {d.area.mean:+.2f} ({d.verdict})")
+            if chosen:  # one band keeps the figure readable; every interval is in collision.json
+                ax.fill_between(d.alphas, np.array(d.curve_low, dtype=float), np.array(d.curve_high, dtype=float),
+                                color=colour, alpha=0.18, linewidth=0)
         ax.axhline(0.5, color="grey", linewidth=0.6)
         ax.set_ylim(-0.6, 1.6)
         ax.set_xlabel("α (share of persona A)")

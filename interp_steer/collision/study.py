@@ -433,14 +433,15 @@ def _coherence(config: CollisionConfig, per_prompt: dict[str, np.ndarray], unste
     for li, lam in enumerate(config.lambdas):
         ends = {}
         for label, ai in (("B", 0), ("A", len(config.alphas) - 1)):
-            ratio = paired_difference(log_ppl[li, ai], base_log_ppl, seed=config.seed)
+            ratio = paired_difference(log_ppl[li, ai], base_log_ppl, seed=config.seed, allow_empty=True)
             repetition = float(np.nanmean(per_prompt["repetition"][li, ai]))
             ends[label] = {"perplexity_ratio": math.exp(ratio.mean),
                            "perplexity_ratio_low": math.exp(ratio.low), "perplexity_ratio_high": math.exp(ratio.high),
                            "repetition": repetition}
-        degraded = any(e["perplexity_ratio"] > config.degradation_ratio
+        # NaN (every completion of an end empty) counts as degraded.
+        degraded = any(not e["perplexity_ratio"] <= config.degradation_ratio
                        or e["repetition"] > base_rep + config.degradation_repetition for e in ends.values())
-        separation = paired_difference(per_prompt["vader"][li, -1], per_prompt["vader"][li, 0], seed=config.seed)
+        separation = paired_difference(per_prompt["vader"][li, -1], per_prompt["vader"][li, 0], seed=config.seed, allow_empty=True)
         strengths.append({"lambda": lam, "degraded": bool(degraded), "ends": ends,
                           "vader_a_minus_b": separation.to_dict()})
     usable = [s for s in strengths if not s["degraded"]]
@@ -481,10 +482,10 @@ def _decomposition(model: Model, v_a: SteeringVector, v_b: SteeringVector, layer
             share = parts.coef_a / (parts.coef_a + parts.coef_b)
             per_layer.append({
                 "layer": at,
-                "coef_a": bootstrap_mean(parts.coef_a, seed=config.seed).to_dict(),
-                "coef_b": bootstrap_mean(parts.coef_b, seed=config.seed).to_dict(),
+                "coef_a": bootstrap_mean(parts.coef_a, seed=config.seed, allow_empty=True).to_dict(),
+                "coef_b": bootstrap_mean(parts.coef_b, seed=config.seed, allow_empty=True).to_dict(),
                 "share_a": float(np.nanmean(share)),
-                "residual_fraction": bootstrap_mean(parts.residual_fraction, seed=config.seed).to_dict(),
+                "residual_fraction": bootstrap_mean(parts.residual_fraction, seed=config.seed, allow_empty=True).to_dict(),
                 "shift_norm": float(shift[:, i].norm(dim=-1).mean()),
                 "cosine_ab": parts.cosine_ab,
             })
@@ -571,8 +572,8 @@ def _finding_coherence(config, per_prompt, coherence) -> Finding:
     inner = [i for i, a in enumerate(config.alphas) if 0 < a < 1]
     mid = min(inner, key=lambda i: abs(config.alphas[i] - 0.5))
     log_ppl = np.log(per_prompt["perplexity"][li])
-    to_b = paired_difference(log_ppl[mid], log_ppl[0], seed=config.seed)
-    to_a = paired_difference(log_ppl[mid], log_ppl[-1], seed=config.seed)
+    to_b = paired_difference(log_ppl[mid], log_ppl[0], seed=config.seed, allow_empty=True)
+    to_a = paired_difference(log_ppl[mid], log_ppl[-1], seed=config.seed, allow_empty=True)
     top = coherence["per_lambda"][li]
     numbers = {"lambda": lam, "alpha_mid": config.alphas[mid],
                "log_perplexity_mid_minus_B": to_b.to_dict(), "log_perplexity_mid_minus_A": to_a.to_dict(),
