@@ -228,6 +228,71 @@ class CollisionResult:
 # ---------------------------------------------------------------------------------------- study
 
 
+@dataclass(frozen=True, eq=False)
+class Personas:
+    """Two persona vectors against a baseline, their localisation and the chosen steering layer.
+
+    ``raw_a``/``raw_b`` are the mean differences; ``v_a``/``v_b`` the same directions on the common
+    scale (unit norm times ``resid_norm[layer]``, the mean residual norm over all three corpora).
+    ``profiles`` holds the probe profiles "A vs baseline", "B vs baseline" and "A vs B".
+    """
+
+    raw_a: SteeringVector
+    raw_b: SteeringVector
+    v_a: SteeringVector
+    v_b: SteeringVector
+    act_a: Any
+    act_b: Any
+    resid_norm: dict[int, float]
+    profiles: dict[str, Any]
+    localisation: Localisation
+    layer: int
+
+
+def build_personas(
+    model: Model,
+    persona_a: Sequence[str],
+    persona_b: Sequence[str],
+    baseline: Sequence[str],
+    *,
+    position: str = "last",
+    folds: int = 5,
+    seed: int = 0,
+    layer: int | str = "auto",
+    hashes: tuple[str, str] | None = None,
+    progress: bool | None = None,
+    on_stage: Callable[[str, float], Any] | None = None,
+    started: float | None = None,
+) -> Personas:
+    """Persona vectors at every layer from one collection of the three corpora, per-layer probes, and
+    the steering layer (``"auto"``: the shared layer where the weakest of the three profiles is
+    strongest). Shared by the collision study and dominance patching."""
+    a_texts, b_texts, base_texts = list(persona_a), list(persona_b), list(baseline)
+    clock = time.perf_counter() if started is None else started
+    acts = collect_activations(model, a_texts + b_texts + base_texts, position=position, progress=progress)
+    act_a, act_b, act_base = acts.split(len(a_texts), len(b_texts), len(base_texts))
+    norms = acts.values.norm(dim=-1).mean(0)
+    resid_norm = {at: float(norms[i]) for i, at in enumerate(acts.layers)}
+    hash_a, hash_b = hashes or (dataset_hash(a_texts), dataset_hash(b_texts))
+    raw_a = from_activations(act_a, act_base, metadata={"dataset_hash": hash_a, "description": "persona A - baseline"})
+    raw_b = from_activations(act_b, act_base, metadata={"dataset_hash": hash_b, "description": "persona B - baseline"})
+    v_a, v_b = common_scale(raw_a, raw_b, resid_norm)
+    if on_stage:
+        clock = on_stage("persona_vectors", clock)
+    profiles = {
+        "A vs baseline": probe_layers(act_a, act_base, folds=folds, seed=seed, concept="A vs baseline"),
+        "B vs baseline": probe_layers(act_b, act_base, folds=folds, seed=seed, concept="B vs baseline"),
+        "A vs B": probe_layers(act_a, act_b, folds=folds, seed=seed, concept="A vs B"),
+    }
+    localisation = locate(profiles)
+    chosen = localisation.shared_layer if layer == "auto" else model.resolve_layers([layer])[0]
+    if on_stage:
+        on_stage("localisation", clock)
+    return Personas(raw_a, raw_b, v_a, v_b, act_a, act_b, resid_norm, profiles, localisation, int(chosen))
+
+
+
+
 def collide(
     model: Model | str | None = None,
     *,
@@ -271,26 +336,14 @@ def collide(
     data, texts = _inputs(persona_a, persona_b, baseline, prompts, config)
     a_texts, b_texts, base_texts, prompt_list = texts
 
-    # 1. persona vectors and 2. localisation, from one collection of the three corpora.
-    acts = collect_activations(model, a_texts + b_texts + base_texts, position=config.position,
-                               progress=progress)
-    act_a, act_b, act_base = acts.split(len(a_texts), len(b_texts), len(base_texts))
-    norms = acts.values.norm(dim=-1).mean(0)
-    resid_norm = {layer: float(norms[i]) for i, layer in enumerate(acts.layers)}
-    raw_a = from_activations(act_a, act_base, metadata={"dataset_hash": data["persona_a"]["sha256"],
-                                                         "description": "persona A - baseline"})
-    raw_b = from_activations(act_b, act_base, metadata={"dataset_hash": data["persona_b"]["sha256"],
-                                                         "description": "persona B - baseline"})
-    v_a, v_b = common_scale(raw_a, raw_b, resid_norm)
-    clock = lap("persona_vectors", clock)
-    profiles = {
-        "A vs baseline": probe_layers(act_a, act_base, folds=config.folds, seed=config.seed, concept="A vs baseline"),
-        "B vs baseline": probe_layers(act_b, act_base, folds=config.folds, seed=config.seed, concept="B vs baseline"),
-        "A vs B": probe_layers(act_a, act_b, folds=config.folds, seed=config.seed, concept="A vs B"),
-    }
-    localisation = locate(profiles)
-    layer = localisation.shared_layer if config.layer == "auto" else model.resolve_layers([config.layer])[0]
-    clock = lap("localisation", clock)
+    personas = build_personas(model, a_texts, b_texts, base_texts, position=config.position, folds=config.folds,
+                              seed=config.seed, layer=config.layer, hashes=(data["persona_a"]["sha256"],
+                                                                            data["persona_b"]["sha256"]),
+                              progress=progress, on_stage=lambda stage, since: lap(stage, since), started=clock)
+    clock = time.perf_counter()
+    v_a, v_b, raw_a, raw_b = personas.v_a, personas.v_b, personas.raw_a, personas.raw_b
+    act_a, act_b = personas.act_a, personas.act_b
+    resid_norm, profiles, localisation, layer = personas.resid_norm, personas.profiles, personas.localisation, personas.layer
 
     # The probe readout reads mean-over-token activations of completions at the A-vs-B best layer.
     readout_layer = profiles["A vs B"].best_layer
@@ -625,4 +678,4 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}" if np.isfinite(value) else "n/a"
 
 
-__all__ = ["AXES", "CollisionConfig", "CollisionResult", "Finding", "collide"]
+__all__ = ["AXES", "CollisionConfig", "CollisionResult", "Finding", "Personas", "build_personas", "collide"]
