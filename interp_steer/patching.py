@@ -47,7 +47,6 @@ from torch import Tensor
 
 from interp_steer.directions import SteeringVector
 from interp_steer.models import Model
-from interp_steer.stats import Interval
 from interp_steer.steering import steer
 
 COMPONENTS = ("resid", "attn", "mlp", "heads")
@@ -155,7 +154,7 @@ def _hook_name(component: str, layer: int) -> str:
     return f"blocks.{layer}.{_HOOKS[component]}"
 
 
-def _final_readout(model: Model, metrics: PatchMetrics, tokens: Tensor, store: dict[str, Tensor]):
+def _final_readout(metrics: PatchMetrics, store: dict[str, Tensor]):
     """Hook that keeps the probe layer's residual at the final position."""
     def read(resid: Tensor, hook) -> None:
         store["resid"] = resid[:, -1]
@@ -168,7 +167,7 @@ def _forward(model: Model, tokens: Tensor, steering: SteeringVector | None, coef
     store: dict[str, Tensor] = {}
     scope = (steer(model, steering, coefficient, positions="after_prompt", prompt_end=[prompt_end] * tokens.shape[0])
              if steering is not None else contextlib.nullcontext())
-    with scope, model.bridge.hooks(fwd_hooks=[*hooks, _final_readout(model, metrics, tokens, store)]):
+    with scope, model.bridge.hooks(fwd_hooks=[*hooks, _final_readout(metrics, store)]):
         with torch.enable_grad() if grad else torch.inference_mode():
             logits = model.hf_model(input_ids=tokens, logits_to_keep=1).logits[:, -1]
             return metrics(logits, store["resid"])
@@ -232,6 +231,18 @@ class RunPair:
     source_metrics: dict[str, float]
     target_metrics: dict[str, float]
     source_cache: dict[str, Tensor]
+    target_cache: dict[str, Tensor]
+
+    def differs(self, patch: Patch) -> bool:
+        """Whether the patched slice differs between the runs; a patch of an identical slice cannot
+        change anything (e.g. every component before the steering layer), so it need not be run."""
+        name = _hook_name(patch.component, patch.layer)
+        src, tgt = self.source_cache[name][0], self.target_cache[name][0]
+        if patch.head is not None:
+            src, tgt = src[:, patch.head], tgt[:, patch.head]
+        elif patch.position is not None:
+            src, tgt = src[patch.position], tgt[patch.position]
+        return not torch.equal(src, tgt)
 
 
 def prepare(model: Model, prompt: str, source: tuple[SteeringVector | None, float],
@@ -247,14 +258,15 @@ def prepare(model: Model, prompt: str, source: tuple[SteeringVector | None, floa
     tokens = torch.tensor([model.encode(texts)[0]], device=model.device)
     names = [_hook_name(c, layer) for c in components for layer in range(model.n_layers)]
     source_metrics, cache = _cache(model, tokens, *source, prompt_lengths[0], metrics, names)
-    target_metrics, _ = _cache(model, tokens, *target, prompt_lengths[0], metrics, [])
-    return RunPair(tokens, prompt_lengths[0], source_metrics, target_metrics, cache)
+    target_metrics, target_cache = _cache(model, tokens, *target, prompt_lengths[0], metrics, names)
+    return RunPair(tokens, prompt_lengths[0], source_metrics, target_metrics, cache, target_cache)
 
 
 def exact_patch(model: Model, pair: RunPair, target: tuple[SteeringVector | None, float], metrics: PatchMetrics,
-                patches: Sequence[Patch], *, batch_size: int = 64) -> dict[str, np.ndarray]:
+                patches: Sequence[Patch], *, batch_size: int = 64, skip_identical: bool = True) -> dict[str, np.ndarray]:
     """Metric value of the target run under each patch (``[len(patches)]`` per metric), many patches
-    per forward."""
+    per forward. Patches of slices identical in both runs are not run (their value is the target's)
+    unless ``skip_identical=False``."""
     for patch in patches:
         if patch.component not in COMPONENTS:
             raise ValueError(f"unknown component {patch.component!r}; choose from {list(COMPONENTS)}")
@@ -264,14 +276,17 @@ def exact_patch(model: Model, pair: RunPair, target: tuple[SteeringVector | None
             raise ValueError(f"patch position {patch.position} is outside a {pair.tokens.shape[1]}-token prompt")
         if _hook_name(patch.component, patch.layer) not in pair.source_cache:
             raise ValueError(f"the source run did not cache {patch.component}; prepare() it with that component")
-    out: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
-    for start in range(0, len(patches), batch_size):
-        chunk = list(patches[start : start + batch_size])
+    out = {name: np.full(len(patches), pair.target_metrics[name]) for name in METRICS}
+    # A patch of a slice that is identical in both runs leaves the target run as it is: skip it.
+    todo = [i for i, patch in enumerate(patches) if not skip_identical or pair.differs(patch)]
+    for start in range(0, len(todo), batch_size):
+        rows = todo[start : start + batch_size]
+        chunk = [patches[i] for i in rows]
         tokens = pair.tokens.expand(len(chunk), -1)
         values = _forward(model, tokens, *target, pair.prompt_end, metrics, _patch_hooks(chunk, pair.source_cache))
         for name in METRICS:
-            out[name].append(values[name].detach().cpu().numpy())
-    return {name: np.concatenate(v) for name, v in out.items()}
+            out[name][rows] = values[name].detach().cpu().numpy()
+    return out
 
 
 def attribution_patch(model: Model, pair: RunPair, target: tuple[SteeringVector | None, float], metrics: PatchMetrics,
@@ -334,12 +349,6 @@ def normalised_effect(patched: np.ndarray, target: np.ndarray, source: np.ndarra
     with np.errstate(invalid="ignore"):
         low, high = np.nanpercentile(boots, [2.5, 97.5], axis=0)
     return effect, low, high
-
-
-def _interval(values: np.ndarray) -> Interval:
-    from interp_steer.stats import bootstrap_mean
-
-    return bootstrap_mean(values, allow_empty=True)
 
 
 @contextlib.contextmanager
