@@ -99,9 +99,11 @@ class PatchMetrics:
 
     @classmethod
     def build(cls, model: Model, persona_a: Sequence[str], persona_b: Sequence[str], *, probe_layer: int,
-              continuation: str = "The", k: int = 20) -> PatchMetrics:
+              continuation: str = "The", k: int = 20,
+              activations: tuple[Tensor, Tensor] | None = None) -> PatchMetrics:
         """Token sets from the corpora, the continuation's first token, and a last-token A-vs-B
-        probe at ``probe_layer`` trained on the corpora."""
+        probe at ``probe_layer`` trained on the corpora (``activations``: their last-token
+        residuals at that layer, ``[n_a, d]`` and ``[n_b, d]``, if already collected)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
@@ -111,8 +113,13 @@ class PatchMetrics:
         ids = model.encode([continuation])[0]
         if not ids:
             raise ValueError("continuation is empty: pass text whose first token to score")
-        acts = collect_activations(model, list(persona_a) + list(persona_b), layers=[probe_layer], position="last")
-        x = acts.values[:, 0].double().numpy()
+        if activations is None:
+            acts = collect_activations(model, list(persona_a) + list(persona_b), layers=[probe_layer], position="last")
+            x = acts.values[:, 0].double().numpy()
+        else:
+            x = torch.cat([torch.as_tensor(a) for a in activations]).double().numpy()
+            if x.shape[0] != len(persona_a) + len(persona_b):
+                raise ValueError(f"activations have {x.shape[0]} rows for {len(persona_a) + len(persona_b)} texts")
         y = np.r_[np.ones(len(persona_a)), np.zeros(len(persona_b))]
         scaler = StandardScaler().fit(x)
         probe = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x), y)
@@ -247,14 +254,21 @@ class RunPair:
 
 def prepare(model: Model, prompt: str, source: tuple[SteeringVector | None, float],
             target: tuple[SteeringVector | None, float], metrics: PatchMetrics, components: Sequence[str] = COMPONENTS,
-            *, chat: bool | None = None) -> RunPair:
-    """Run the prompt under the source and the target steering; cache what patches will need."""
+            *, chat: bool | None = None, positions: str = "after_prompt") -> RunPair:
+    """Run the prompt under the source and the target steering; cache what patches will need.
+
+    ``positions``: steer ``"after_prompt"`` (from the end of the user's prompt, CAA's rule; with the
+    chat template that is the assistant header) or ``"all"`` positions."""
+    if positions not in ("after_prompt", "all"):
+        raise ValueError(f"positions must be 'after_prompt' or 'all', got {positions!r}")
     from interp_steer.generation import format_prompts
 
     unknown = [c for c in components if c not in COMPONENTS]
     if unknown:
         raise ValueError(f"unknown components {unknown}; choose from {list(COMPONENTS)}")
     texts, prompt_lengths = format_prompts(model, [prompt], chat=chat, system=None)
+    if positions == "all":
+        prompt_lengths = [0]
     tokens = torch.tensor([model.encode(texts)[0]], device=model.device)
     names = [_hook_name(c, layer) for c in components for layer in range(model.n_layers)]
     source_metrics, cache = _cache(model, tokens, *source, prompt_lengths[0], metrics, names)

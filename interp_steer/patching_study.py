@@ -156,8 +156,9 @@ def dominance_patching(
     personas = build_personas(model, a_texts, b_texts, base_texts, folds=config.folds, seed=config.seed,
                               layer=config.layer, progress=progress)
     layer = personas.layer
-    metrics = PatchMetrics.build(model, a_texts, b_texts, probe_layer=model.n_layers - 1,
-                                 continuation=config.continuation)
+    last = model.n_layers - 1
+    metrics = PatchMetrics.build(model, a_texts, b_texts, probe_layer=last, continuation=config.continuation,
+                                 activations=(personas.act_a.at(last), personas.act_b.at(last)))
     pure = personas.v_a if config.source == "A" else personas.v_b
     source = (pure.select([layer]) * config.lam, 1.0)
     target = (collision_vector(personas.v_a, personas.v_b, config.alpha, config.lam).select([layer]), 1.0)
