@@ -61,7 +61,8 @@ def indicative_tokens(model: Model, persona_a: Sequence[str], persona_b: Sequenc
                       min_count: int = 3) -> tuple[list[int], list[int]]:
     """The ``k`` tokens most over-represented in each corpus relative to the other: smoothed log-odds
     of a token's frequency in A vs B, among tokens seen at least ``min_count`` times in the favoured
-    corpus and made of letters (punctuation and fragments say little about a persona)."""
+    corpus that start a word and are made of letters (punctuation and word pieces say little about
+    a persona)."""
     counts = [Counter(t for ids in model.encode(list(texts)) for t in ids) for texts in (persona_a, persona_b)]
     totals = [sum(c.values()) for c in counts]
     vocab = set(counts[0]) | set(counts[1])
@@ -71,8 +72,8 @@ def indicative_tokens(model: Model, persona_a: Sequence[str], persona_b: Sequenc
         return math.log(fa / fb)
 
     def wordlike(token: int) -> bool:
-        text = model.tokenizer.decode([token]).strip()
-        return len(text) >= 3 and text.isalpha()
+        text = model.tokenizer.decode([token])
+        return text.startswith(" ") and len(text.strip()) >= 3 and text.strip().isalpha()
 
     scored = sorted((t for t in vocab if wordlike(t)), key=log_odds)
     for_a = [t for t in reversed(scored) if counts[0][t] >= min_count and log_odds(t) > 0][:k]

@@ -170,6 +170,10 @@ def dominance_patching(
         sweeps["resid_layer"] = [Patch("resid", at) for at in range(n_layers)]
         sweeps["direction_a"] = [Patch("resid", at, direction=_unit(personas.v_a[at - 1])) for at in range(1, n_layers)]
         sweeps["direction_b"] = [Patch("resid", at, direction=_unit(personas.v_b[at - 1])) for at in range(1, n_layers)]
+        # The two vectors share most of their direction, so what tells the runs apart is mostly
+        # their difference: patch along it too.
+        sweeps["direction_contrast"] = [Patch("resid", at, direction=_unit(personas.v_a[at - 1] - personas.v_b[at - 1]))
+                                        for at in range(1, n_layers)]
     for component in ("attn", "mlp"):
         if component in config.components:
             sweeps[f"{component}_layer"] = [Patch(component, at) for at in range(n_layers)]
@@ -318,7 +322,7 @@ def plot_layer_component(result: PatchingResult):
     for ax, metric in zip(axes, METRICS, strict=True):
         for name, label in (("resid_layer", "resid_pre (all positions)"), ("attn_layer", "attention out"),
                             ("mlp_layer", "MLP out"), ("direction_a", "resid along v_A only"),
-                            ("direction_b", "resid along v_B only")):
+                            ("direction_b", "resid along v_B only"), ("direction_contrast", "resid along v_A − v_B only")):
             if name not in result.effects:
                 continue
             e = result.effects[name][metric]
@@ -378,7 +382,7 @@ def render_report(result: PatchingResult) -> str:
         after = e["effect"][result.layer + 1] if result.layer + 1 < len(e["effect"]) else float("nan")
         lines += ["", f"Residual stream, all positions: effect {max(map(abs, before)):.2f} at most up to the steering "
                   f"layer (the runs are identical there), {after:.2f} at layer {result.layer + 1}."]
-    for name, label in (("direction_a", "v_A"), ("direction_b", "v_B")):
+    for name, label in (("direction_a", "v_A"), ("direction_b", "v_B"), ("direction_contrast", "v_A − v_B")):
         if name in result.effects:
             e = result.effects[name]["logit_diff"]["effect"]
             k = result.layer  # direction sweeps start at layer 1
@@ -395,4 +399,11 @@ def render_report(result: PatchingResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["PatchingConfig", "PatchingResult", "dominance_patching", "render_report"]
+def schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``patching.json``."""
+    from importlib import resources
+
+    return json.loads(resources.files("interp_steer").joinpath("patching_schema.json").read_text(encoding="utf-8"))
+
+
+__all__ = ["PatchingConfig", "PatchingResult", "dominance_patching", "render_report", "schema"]

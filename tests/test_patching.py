@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -23,6 +24,7 @@ from interp_steer.patching import (
     normalised_effect,
     prepare,
 )
+from interp_steer.patching_study import schema
 
 PROMPT = "The harbour at dawn, and the ferry late again"
 
@@ -165,6 +167,9 @@ def test_patch_cli_writes_json_figures_and_report(tmp_path, capsys):
                  "--out", str(out)])
     assert code == 0
     payload = json.loads((out / "patching.json").read_text())
+    jsonschema.validate(payload, schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**payload, "config": {**payload["config"], "source": "C"}}, schema())
     assert payload["layer"] == 1 and len(payload["prompts"]) == 2
     resid = payload["effects"]["resid_layer"]["logit_diff"]["effect"]
     assert resid[0] == 0 and resid[2] == pytest.approx(1.0, abs=1e-3)
