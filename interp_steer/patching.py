@@ -359,9 +359,11 @@ def normalised_effect(patched: np.ndarray, target: np.ndarray, source: np.ndarra
     effect = ratio(np.arange(target.size))
     if target.size < 2:
         return effect, effect.copy(), effect.copy()
+    from interp_steer.collision.analysis import quiet_nan_warnings
+
     rng = np.random.default_rng(seed)
-    boots = np.stack([ratio(rng.integers(0, target.size, target.size)) for _ in range(resamples)])
-    with np.errstate(invalid="ignore"):
+    with quiet_nan_warnings():  # cells that were not patched are NaN throughout
+        boots = np.stack([ratio(rng.integers(0, target.size, target.size)) for _ in range(resamples)])
         low, high = np.nanpercentile(boots, [2.5, 97.5], axis=0)
     return effect, low, high
 

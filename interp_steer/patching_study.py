@@ -181,28 +181,41 @@ def dominance_patching(
     runs: dict[str, dict[str, list[float]]] = {"source": {m: [] for m in METRICS}, "target": {m: [] for m in METRICS}}
     attributions: dict[str, list[np.ndarray]] = {}
     positions = config.positions
-    for i, prompt in enumerate(prompt_list):
+    pairs = []
+    for prompt in prompt_list:  # pass 1: both runs of every prompt, and attribution estimates
         pair = prepare(model, prompt, source, target, metrics, config.components)
-        width = pair.tokens.shape[1]
-        positions = min(positions, width)
+        pairs.append(pair)
+        positions = min(positions, pair.tokens.shape[1])
         for run in ("source", "target"):
             for m in METRICS:
                 runs[run][m].append(getattr(pair, f"{run}_metrics")[m])
         attribution = attribution_patch(model, pair, target, metrics, config.components, metric="logit_diff")
         for component, values in attribution.items():
             attributions.setdefault(component, []).append(values)
+    all_heads = [Patch("heads", at, head=h) for at in range(n_layers) for h in range(n_heads)]
+    chosen = list(range(len(all_heads)))
+    if "heads" in config.components and config.method == "attribution":
+        # Rank heads by their attribution estimate, normalised per prompt and averaged over prompts,
+        # and patch only the strongest exactly (the same heads for every prompt).
+        span = np.array(runs["source"]["logit_diff"]) - np.array(runs["target"]["logit_diff"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.nanmean(np.abs(np.stack(attributions["heads"]) / span[:, None, None]), axis=0).ravel()
+        chosen = sorted(np.argsort(-np.nan_to_num(score))[: config.top_k].tolist())
+    for i, pair in enumerate(pairs):  # pass 2: exact patches
+        width = pair.tokens.shape[1]
         prompt_sweeps = dict(sweeps)
         if "resid" in config.components:
             prompt_sweeps["resid_position"] = [Patch("resid", at, position=p) for at in range(n_layers)
                                                for p in range(width - config.positions, width) if p >= 0]
         if "heads" in config.components:
-            heads = [Patch("heads", at, head=h) for at in range(n_layers) for h in range(n_heads)]
-            if config.method == "attribution":  # rank by attribution, patch only the strongest exactly
-                order = np.argsort(-np.abs(attribution["heads"].ravel()))[: config.top_k]
-                heads = [heads[j] for j in sorted(order)]
-            prompt_sweeps["heads"] = heads
+            prompt_sweeps["heads"] = [all_heads[j] for j in chosen]
         for name, patches in prompt_sweeps.items():
             values = exact_patch(model, pair, target, metrics, patches, batch_size=config.batch_size)
+            if name == "heads":  # a full layer x head grid, NaN where a head was not patched
+                for m in METRICS:
+                    full = np.full(len(all_heads), np.nan)
+                    full[chosen] = values[m]
+                    values[m] = full
             store = per_prompt.setdefault(name, {m: [] for m in METRICS})
             for m in METRICS:
                 store[m].append(values[m])
@@ -230,7 +243,7 @@ def _effects(per_prompt, runs, n_layers, n_heads, config, positions) -> dict[str
         for m, rows in by_metric.items():
             if name == "resid_position":  # align on the last `positions` tokens of each prompt
                 rows = [r.reshape(n_layers, -1)[:, -positions:] for r in rows]
-            elif name == "heads" and config.method == "exact":
+            elif name == "heads":
                 rows = [r.reshape(n_layers, n_heads) for r in rows]
             effect, low, high = normalised_effect(np.stack(rows), np.array(runs["target"][m]),
                                                   np.array(runs["source"][m]), seed=config.seed)
@@ -253,7 +266,7 @@ def _attribution_summary(attributions, effects, runs, positions, config) -> dict
         estimate, _, _ = normalised_effect(stacked + baseline, target, source, seed=config.seed)
         summary[component] = estimate.tolist()
         exact_name = exact_names[component]
-        if exact_name not in effects or (component == "heads" and config.method == "attribution"):
+        if exact_name not in effects:
             continue
         exact = np.array(effects[exact_name]["logit_diff"]["effect"], dtype=float).ravel()
         guess = estimate.ravel()
@@ -302,14 +315,15 @@ def plot_layer_position(result: PatchingResult):
 
 
 def plot_layer_head(result: PatchingResult):
-    if "heads" not in result.effects or result.config.method != "exact":
+    if "heads" not in result.effects:
         return None
     from interp_steer.plotting import plot_heatmap
 
     matrix = np.array(result.effects["heads"]["logit_diff"]["effect"], dtype=float)
     ax = plot_heatmap(matrix, row_labels=list(range(matrix.shape[0])), col_labels=list(range(matrix.shape[1])),
                       cbar_label="normalised effect (logit difference)", vmin=-1, vmax=1,
-                      title="one head's output patched (all positions)")
+                      title="one head's output patched (all positions)" +
+                      (f"; top {result.config.top_k} by attribution" if result.config.method == "attribution" else ""))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     return ax

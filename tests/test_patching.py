@@ -178,3 +178,14 @@ def test_patch_cli_writes_json_figures_and_report(tmp_path, capsys):
     assert "Dominance patching" in (out / "report.md").read_text()
     assert main(["patch", "--model", "tiny-random", "--components", "resid,neurons", "--out", str(out)]) == 2
     assert "neurons" in capsys.readouterr().err
+
+
+def test_attribution_method_patches_the_same_top_heads_for_every_prompt(tiny):
+    from interp_steer.patching_study import dominance_patching
+
+    result = dominance_patching(tiny, max_prompts=2, max_passages=20, layer=1, method="attribution", top_k=3,
+                                components=("resid", "heads"))
+    heads = np.array(result.effects["heads"]["logit_diff"]["effect"], dtype=float)
+    assert heads.shape == (tiny.n_layers, tiny.bridge.cfg.n_heads)
+    assert np.isfinite(heads).sum() == 3  # the others were not patched: NaN, not a made-up 0
+    assert all(row["component"] != "heads" or np.isfinite(heads[tuple(row["index"])]) for row in result.top)
