@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from interp_steer.collision.analysis import collision_vector
-from interp_steer.collision.study import build_personas
-from interp_steer.data import load_builtin, load_corpus, load_prompts
+from interp_steer.collision.study import build_personas, study_inputs
 from interp_steer.models import Model
 from interp_steer.patching import (
     COMPONENTS,
@@ -143,16 +142,9 @@ def dominance_patching(
     config = config or PatchingConfig(**overrides)
     if not isinstance(model, Model):
         model = load_model(model)
-    texts = []
-    for value, builtin, loader, cap in ((persona_a, "persona_a", load_corpus, config.max_passages),
-                                        (persona_b, "persona_b", load_corpus, config.max_passages),
-                                        (baseline, "baseline", load_corpus, config.max_passages),
-                                        (prompts, "prompts", load_prompts, config.max_prompts)):
-        items = list(load_builtin(builtin)) if value is None else loader(value) if isinstance(value, (str, Path)) else list(value)
-        texts.append(items[:cap])
+    _, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
+                            max_prompts=config.max_prompts, min_passages=config.folds)
     a_texts, b_texts, base_texts, prompt_list = texts
-    if len(prompt_list) < 2:
-        raise ValueError("dominance patching needs at least 2 prompts for intervals")
     personas = build_personas(model, a_texts, b_texts, base_texts, folds=config.folds, seed=config.seed,
                               layer=config.layer, progress=progress)
     layer = personas.layer

@@ -333,7 +333,8 @@ def collide(
     if not isinstance(model, Model):
         model = load_model(model)
     clock = lap("load_model", started)
-    data, texts = _inputs(persona_a, persona_b, baseline, prompts, config)
+    data, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
+                               max_prompts=config.max_prompts, min_passages=config.folds)
     a_texts, b_texts, base_texts, prompt_list = texts
 
     personas = build_personas(model, a_texts, b_texts, base_texts, position=config.position, folds=config.folds,
@@ -435,8 +436,11 @@ def collide(
     )
 
 
-def _inputs(persona_a, persona_b, baseline, prompts, config: CollisionConfig):
-    """Load (or take) the corpora and prompts, apply the caps, and describe them for the JSON."""
+def study_inputs(persona_a, persona_b, baseline, prompts, *, max_passages: int | None, max_prompts: int | None,
+                 min_passages: int) -> tuple[dict[str, Any], list[list[str]]]:
+    """Load (or take) the two persona corpora, the baseline and the prompts (``None``: the built-in
+    ones), keep the first ``max_passages``/``max_prompts``, and describe each for the JSON. Shared by
+    the collision study and dominance patching."""
     def corpus(value, builtin: str, loader) -> tuple[list[str], str]:
         if value is None:
             return list(load_builtin(builtin)), f"built-in:{builtin}"
@@ -449,14 +453,14 @@ def _inputs(persona_a, persona_b, baseline, prompts, config: CollisionConfig):
 
     out_texts, data = [], {}
     for name, value, builtin, cap, loader in (
-        ("persona_a", persona_a, "persona_a", config.max_passages, load_corpus),
-        ("persona_b", persona_b, "persona_b", config.max_passages, load_corpus),
-        ("baseline", baseline, "baseline", config.max_passages, load_corpus),
-        ("prompts", prompts, "prompts", config.max_prompts, load_prompts),
+        ("persona_a", persona_a, "persona_a", max_passages, load_corpus),
+        ("persona_b", persona_b, "persona_b", max_passages, load_corpus),
+        ("baseline", baseline, "baseline", max_passages, load_corpus),
+        ("prompts", prompts, "prompts", max_prompts, load_prompts),
     ):
         texts, source = corpus(value, builtin, loader)
         used = texts[:cap] if cap else texts
-        minimum = 2 if name == "prompts" else config.folds
+        minimum = 2 if name == "prompts" else min_passages
         if len(used) < minimum:
             raise ValueError(f"{name} ({source}) has {len(used)} texts; the study needs at least {minimum}")
         data[name] = {"source": source, "n_available": len(texts), "n_used": len(used), "sha256": dataset_hash(used)}
@@ -678,4 +682,4 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}" if np.isfinite(value) else "n/a"
 
 
-__all__ = ["AXES", "CollisionConfig", "CollisionResult", "Finding", "Personas", "build_personas", "collide"]
+__all__ = ["AXES", "CollisionConfig", "CollisionResult", "Finding", "Personas", "build_personas", "collide", "study_inputs"]
