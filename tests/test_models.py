@@ -17,6 +17,8 @@ from interp_steer import models
         ("SmolLM2-135M-Instruct", "default"),
         ("tiny-random", "tiny"),
         ("tiny-random:7", "tiny"),
+        ("tiny-random:gemma2", "tiny"),
+        ("tiny-random:Qwen2:3", "tiny"),
         ("HuggingFaceTB/SmolLM2-135M-Instruct", "hub"),
         ("gpt2-org/gpt2.small", "hub"),
     ],
@@ -25,8 +27,24 @@ def test_spec_parsing(spec, kind):
     assert models._parse_spec(spec)[0] == kind
 
 
-def test_tiny_seed_is_parsed():
-    assert models._parse_spec("tiny-random:7") == ("tiny", 7)
+def test_tiny_family_and_seed_are_parsed():
+    assert models._parse_spec("tiny-random:7") == ("tiny", ("smollm2", 7))
+    assert models._parse_spec("tiny-random:gemma2") == ("tiny", ("gemma2", 0))
+    assert models._parse_spec("tiny-random:llama3:5") == ("tiny", ("llama3", 5))
+
+
+def test_unknown_tiny_family_is_refused_with_the_list_of_families():
+    with pytest.raises(ist.ModelSpecError, match="no tiny-random family 'falcon'") as info:
+        ist.load_model("tiny-random:falcon")
+    for family in models.TINY_FAMILIES:
+        assert family in str(info.value)
+
+
+def test_tiny_families_are_named_by_family_and_seed():
+    # The default family keeps its historical name, so vectors saved for it still load.
+    assert ist.load_model("tiny-random:smollm2:2").name == "tiny-random:2"
+    gemma = ist.load_model("tiny-random:gemma2:2")
+    assert gemma.name == "tiny-random:gemma2:2" and gemma.source == "memory:tiny-random:gemma2:2"
 
 
 @pytest.mark.parametrize(
