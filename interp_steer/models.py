@@ -26,6 +26,7 @@ keyed by the SHA-256 of the GGUF file.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import importlib.util
 import json
@@ -463,10 +464,14 @@ def _wrap(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     hf_model = hf_model.to(device=device, dtype=dtype).eval()
+    # The bridge gets its own copy: it normalises the tokenizer it is given in place (a family
+    # without a BOS token, such as Qwen, would come back with BOS = EOS), and ours must keep
+    # the family's own rules.
+    bridge_tokenizer = copy.deepcopy(tokenizer)
     # The bridge logs chatty warnings for preloaded models; they are not actionable here.
     with _quiet_loggers("transformer_lens", "transformers"):
         bridge = TransformerBridge.boot_transformers(
-            name, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
+            name, hf_model=hf_model, tokenizer=bridge_tokenizer, device=device, dtype=dtype
         )
     if compatibility_mode:
         bridge.enable_compatibility_mode()

@@ -164,3 +164,11 @@ def test_residuals_match_hugging_face_hidden_states(tiny):
     acts = ist.collect_activations(tiny, [text], layers=[0, 1, 2], position="all")
     for j in range(3):
         torch.testing.assert_close(acts.values[:, j], hidden[j + 1][0], rtol=1e-5, atol=1e-5)
+
+
+def test_wrapping_keeps_the_tokenizers_own_special_tokens():
+    # The bridge normalises the tokenizer it is handed in place (no BOS -> BOS = EOS); a Qwen
+    # tokenizer has no BOS and must still have none.
+    qwen = ist.load_model("tiny-random:qwen2")
+    assert qwen.tokenizer.bos_token is None and qwen.tokenizer.bos_token_id is None
+    assert qwen.tokenizer.eos_token == "<|im_end|>" and qwen.tokenizer.pad_token == "<|endoftext|>"
