@@ -376,6 +376,14 @@ def _load_hf(name_or_dir: str, dtype: torch.dtype) -> tuple[Any, Any]:
         hf_model = AutoModelForCausalLM.from_pretrained(
             name_or_dir, dtype=dtype, attn_implementation="eager"
         )
+    except ValueError as error:
+        if "Unrecognized configuration class" not in str(error):
+            raise
+        raise ModelLoadError(
+            f"{name_or_dir!r} is not a causal language model (transformers: {str(error).splitlines()[0]}). "
+            f"interp_steer steers decoder-only transformer language models; these architectures are "
+            f"tested: {', '.join(tested_architectures())}."
+        ) from error
     except OSError as error:
         raise ModelLoadError(
             f"could not load {name_or_dir!r} with transformers: {error}\n"
@@ -461,6 +469,11 @@ def _wrap(
 ) -> Model:
     from transformer_lens.model_bridge import TransformerBridge
 
+    _check_architecture(hf_model, name)
+    if not getattr(hf_model.config, "architectures", None):
+        # The bridge picks its adapter by architecture name and falls back on the model type for
+        # only some families; configs built in memory or converted from GGUF carry no name.
+        hf_model.config.architectures = [type(hf_model).__name__]
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     hf_model = hf_model.to(device=device, dtype=dtype).eval()
@@ -473,10 +486,44 @@ def _wrap(
         bridge = TransformerBridge.boot_transformers(
             name, hf_model=hf_model, tokenizer=bridge_tokenizer, device=device, dtype=dtype
         )
+    if getattr(bridge.cfg, "is_stateful", False):
+        raise ModelLoadError(_unsupported(
+            name, hf_model, "its layers carry a recurrent state (a state-space or hybrid model), while "
+            "generation here keeps a key/value cache and steers token positions of attention layers"))
+    missing = [f"blocks.{layer}.hook_{point}" for layer in range(int(bridge.cfg.n_layers))
+               for point in RESID_POINTS if f"blocks.{layer}.hook_{point}" not in bridge.hook_dict]
+    if missing:
+        raise ModelLoadError(_unsupported(
+            name, hf_model, f"the bridge gives it no residual-stream hooks such as {missing[0]!r}"))
     if compatibility_mode:
         bridge.enable_compatibility_mode()
     bridge.eval()
     return Model(bridge=bridge, tokenizer=tokenizer, name=name, source=source)
+
+
+def tested_architectures() -> list[str]:
+    """Hugging Face model classes the test suite runs every path on (one tiny model per family)."""
+    return sorted({family.model_class for family in _TINY.values()})
+
+
+def _unsupported(name: str, hf_model: Any, why: str) -> str:
+    return (
+        f"{name} ({type(hf_model).__name__}) cannot be used with interp_steer: {why}. interp_steer "
+        f"steers decoder-only transformer language models; these architectures are tested: "
+        f"{', '.join(tested_architectures())}. Other decoder-only transformers that TransformerLens's "
+        "TransformerBridge supports (e.g. Mixtral, GPT-NeoX) load, but are untested."
+    )
+
+
+def _check_architecture(hf_model: Any, name: str) -> None:
+    """Refuse, before building a bridge, models whose forward pass is not a causal LM's."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config = hf_model.config
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelLoadError(_unsupported(name, hf_model, "it is an encoder-decoder model"))
+    if type(hf_model).__name__ not in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()):
+        raise ModelLoadError(_unsupported(name, hf_model, "it is not a causal language model"))
 
 
 @contextlib.contextmanager
@@ -501,4 +548,5 @@ __all__ = [
     "default_gguf_path",
     "load_hf",
     "load_model",
+    "tested_architectures",
 ]
