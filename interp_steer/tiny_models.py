@@ -14,7 +14,7 @@ The weights are random and the vocabulary is not the family's, so these models s
 the real ones' behaviour; what they check is that every code path runs on the family's module
 layout, normalisation, position scheme, attention variant and tokenizer conventions.
 
-``FAMILIES`` lists them; the README's architecture table is generated from the same facts.
+``FAMILIES`` lists them; :func:`markdown_table` renders the README's architecture table from them.
 """
 
 from __future__ import annotations
@@ -378,4 +378,28 @@ def build(name: str = DEFAULT_FAMILY, seed: int = 0) -> tuple[Any, Any]:
     return hf_model.eval(), tokenizer
 
 
-__all__ = ["DEFAULT_FAMILY", "FAMILIES", "TinyFamily", "build", "family", "tokenizer_for"]
+def markdown_table() -> str:
+    """The families as a Markdown table (for the README)."""
+    def code(token: str) -> str:
+        return "`" + token.replace("|", "\\|") + "`"  # a bare | would end the table cell
+
+    def bos_rule(fam: TinyFamily) -> str:
+        if fam.bos is None:
+            return "none (no BOS token)"
+        if not fam.uses_bos:
+            return f"not used ({code(fam.bos)} exists, nothing adds it)"
+        writers = [w for w, on in (("tokenizer", fam.adds_bos), ("template", fam.template_writes_bos)) if on]
+        return f"{code(fam.bos)}, written by the " + " and the ".join(writers)
+
+    rows = ["| spec | Hugging Face class | mimics | BOS | EOS / stop | chat template | what differs |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for fam in FAMILIES.values():
+        spec = "tiny-random" if fam.name == DEFAULT_FAMILY else f"tiny-random:{fam.name}"
+        stops = " ".join(code(t) for t in (fam.eos, *fam.stop))
+        template = "yes" if fam.chat_template else "none"
+        rows.append(f"| `{spec}` | `{fam.model_class}` | {fam.mimics} | {bos_rule(fam)} | {stops} | {template} "
+                    f"| {fam.features} |")
+    return "\n".join(rows)
+
+
+__all__ = ["DEFAULT_FAMILY", "FAMILIES", "TinyFamily", "build", "family", "markdown_table", "tokenizer_for"]

@@ -265,3 +265,14 @@ def test_whole_residual_patch_after_the_steering_layer_restores_the_source(model
         effect = (values[metric] - pair.target_metrics[metric]) / span
         np.testing.assert_allclose(effect[: LAYER + 1], 0.0, atol=1e-4)  # the runs agree up to there
         assert effect[LAYER + 1] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_readme_table_has_one_well_formed_row_per_family():
+    from interp_steer.tiny_models import markdown_table
+
+    header, rule, *rows = markdown_table().splitlines()
+    cells = header.count("|")
+    assert rule.count("|") == cells and len(rows) == len(FAMILIES)
+    for row, name in zip(rows, FAMILIES, strict=True):
+        assert row.replace("\\|", "").count("|") == cells  # escaped pipes stay inside their cell
+        assert f"`tiny-random:{name}`" in row or (name == "smollm2" and "`tiny-random`" in row)
