@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,13 +59,27 @@ def format_prompts(model: Model, prompts: Sequence[str], *, chat: bool | None, s
     for prompt in prompts:
         if use_chat:
             text = model.format_chat(prompt, system=system)
-            end = text.rindex(prompt) + len(prompt)
+            end = _user_content_end(model, text, system)
             prompt_lengths.append(len(model.encode([text[:end]])[0]))
         else:
             text = prompt
             prompt_lengths.append(len(model.encode([text])[0]))
         texts.append(text)
     return texts, prompt_lengths
+
+
+def _user_content_end(model: Model, text: str, system: str | None) -> int:
+    """Where the user's content ends in ``text``, a prompt formatted by the chat template.
+
+    What the template writes after the content (end of turn, assistant header) does not depend on
+    the content, so it is the common suffix of ``text`` and the template around a sentinel.
+    Searching ``text`` for the prompt instead fails where the template trims the content (Llama 3,
+    Gemma: a prompt with a trailing newline is not in the text) and finds a prompt such as
+    "assistant" inside the assistant header.
+    """
+    probe = model.format_chat("\x00", system=system)
+    tail = os.path.commonprefix([text[::-1], probe[::-1]])
+    return len(text) - len(tail)
 
 
 def generate(

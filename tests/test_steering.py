@@ -273,3 +273,22 @@ def test_min_new_tokens_holds_back_the_end_token(tiny):
             assert b.token_ids[: len(a.token_ids) - 1] == a.token_ids[:-1]
     with pytest.raises(ValueError, match="min_new_tokens"):
         generate(tiny, PROMPTS, max_new_tokens=3, min_new_tokens=4)
+
+
+@pytest.mark.parametrize("spec", ["tiny-random", "tiny-random:llama3", "tiny-random:gemma2"])
+def test_the_prompt_end_is_found_whatever_the_template_does_to_the_prompt(spec):
+    # Llama 3 and Gemma templates trim the content, so a prompt with surrounding whitespace is not
+    # in the formatted text; "assistant" and "model" also occur in the assistant header. What follows
+    # the prompt is the template's tail, the same number of tokens for every prompt.
+    from interp_steer.generation import format_prompts
+
+    model = ist.load_model(spec)
+    prompts = ["Tell me about the harbour.", "  Tell me about the harbour. \n", "assistant", "model"]
+    texts, lengths = format_prompts(model, prompts, chat=True, system=None)
+    ids = model.encode(texts)
+    tails = {len(row) - n for row, n in zip(ids, lengths, strict=True)}
+    assert len(tails) == 1
+    for prompt, row, n in zip(prompts, ids, lengths, strict=True):
+        assert model.tokenizer.decode(row[:n]).rstrip().endswith(prompt.strip())
+    (out,) = generate(model, ["  Tell me about the harbour. \n"], max_new_tokens=2)
+    assert len(out.token_ids) >= 1
