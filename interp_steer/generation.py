@@ -50,20 +50,18 @@ class Generation:
 
 def format_prompts(model: Model, prompts: Sequence[str], *, chat: bool | None, system: str | None) -> tuple[list[str], list[int]]:
     """The texts fed to the model and, per prompt, how many tokens the user's prompt itself spans
-    (everything after that is "after the prompt")."""
+    (everything after that is "after the prompt"; see :meth:`Model.chat_prompt`)."""
     use_chat = model.has_chat_template if chat is None else chat
     if use_chat and not model.has_chat_template:
         raise ValueError(f"chat=True but {model.name} has no chat template; pass chat=False")
     texts, prompt_lengths = [], []
     for prompt in prompts:
         if use_chat:
-            text = model.format_chat(prompt, system=system)
-            end = text.rindex(prompt) + len(prompt)
-            prompt_lengths.append(len(model.encode([text[:end]])[0]))
+            text, length = model.chat_prompt(prompt, system=system)
         else:
-            text = prompt
-            prompt_lengths.append(len(model.encode([text])[0]))
+            text, length = prompt, len(model.encode([prompt])[0])
         texts.append(text)
+        prompt_lengths.append(length)
     return texts, prompt_lengths
 
 
