@@ -190,6 +190,13 @@ def test_patching_prepare_runs_one_bos(llama3, vector):
     assert_one_bos(llama3, pair.tokens.tolist())
 
 
+def test_patch_metrics_continuation_token_is_not_the_bos(llama3):
+    corpus_a = ["the sea the sea waves waves sailor boat"] * 4
+    corpus_b = ["the desert sand sand camel camel dune heat"] * 4
+    metrics = PatchMetrics.build(llama3, corpus_a, corpus_b, probe_layer=1, k=3, continuation="The")
+    assert metrics.continuation_token == llama3.tokenizer("The", add_special_tokens=False)["input_ids"][0]
+
+
 def test_collision_decomposition_transcripts_have_one_bos(llama3, vector, encoded):
     prompts = ["Describe the harbour.", "Write about rain."]
     unsteered = generate(llama3, prompts, max_new_tokens=3)
