@@ -235,6 +235,8 @@ def test_chat_text_without_bos_in_template_follows_hugging_face(tmp_path):
     model = bos_model(tmp_path, NO_BOS_TEMPLATE)
     text = model.format_chat("Hi")
     assert model.encode([text])[0] == hf_chat_ids(model, "Hi")
+    # A transcript rendered elsewhere is marked by wrapping it; the public name is the same class.
+    assert model.encode([ist.ChatText(str(text))])[0] == hf_chat_ids(model, "Hi")
     assert model.encode(["Hi"])[0][0] == model.tokenizer.bos_token_id  # plain text keeps its BOS
 
 
