@@ -472,10 +472,6 @@ def _ab_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def _collide(args: argparse.Namespace) -> int:
     from interp_steer.collision import collide
     from interp_steer.models import load_model
@@ -535,3 +531,7 @@ def _patch(args: argparse.Namespace) -> int:
         print(f"  attribution vs exact, {component}: r = {value['pearson_r']:.2f}")
     print(f"wrote {written['json']} and {written['report']} in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,35 +50,19 @@ class Generation:
 
 def format_prompts(model: Model, prompts: Sequence[str], *, chat: bool | None, system: str | None) -> tuple[list[str], list[int]]:
     """The texts fed to the model and, per prompt, how many tokens the user's prompt itself spans
-    (everything after that is "after the prompt")."""
+    (everything after that is "after the prompt"; see :meth:`Model.chat_prompt`)."""
     use_chat = model.has_chat_template if chat is None else chat
     if use_chat and not model.has_chat_template:
         raise ValueError(f"chat=True but {model.name} has no chat template; pass chat=False")
     texts, prompt_lengths = [], []
     for prompt in prompts:
         if use_chat:
-            text = model.format_chat(prompt, system=system)
-            end = _user_content_end(model, text, system)
-            prompt_lengths.append(len(model.encode([text[:end]])[0]))
+            text, length = model.chat_prompt(prompt, system=system)
         else:
-            text = prompt
-            prompt_lengths.append(len(model.encode([text])[0]))
+            text, length = prompt, len(model.encode([prompt])[0])
         texts.append(text)
+        prompt_lengths.append(length)
     return texts, prompt_lengths
-
-
-def _user_content_end(model: Model, text: str, system: str | None) -> int:
-    """Where the user's content ends in ``text``, a prompt formatted by the chat template.
-
-    What the template writes after the content (end of turn, assistant header) does not depend on
-    the content, so it is the common suffix of ``text`` and the template around a sentinel.
-    Searching ``text`` for the prompt instead fails where the template trims the content (Llama 3,
-    Gemma: a prompt with a trailing newline is not in the text) and finds a prompt such as
-    "assistant" inside the assistant header.
-    """
-    probe = model.format_chat("\x00", system=system)
-    tail = os.path.commonprefix([text[::-1], probe[::-1]])
-    return len(text) - len(tail)
 
 
 def generate(

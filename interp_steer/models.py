@@ -74,6 +74,28 @@ class ModelLoadError(RuntimeError):
     """The spec was understood, but the model could not be loaded."""
 
 
+class ChatText(str):
+    """Text rendered by a chat template (what :meth:`Model.format_chat` returns).
+
+    It is a plain ``str`` in every way but one: :meth:`Model.encode` adds no special tokens to it,
+    because the template already wrote the ones it wants. The mark survives ``chat_text + more``
+    (an answer opening such as ``"("``, a completion); other string operations (f-strings,
+    slicing, ``join``) return a plain ``str``, for which the BOS-text rule of :meth:`Model.encode`
+    still applies.
+    """
+
+    __slots__ = ()
+
+    def __add__(self, other: str) -> str:
+        joined = str.__add__(self, other)
+        return joined if joined is NotImplemented else ChatText(joined)
+
+
+# Stands in for the user's prompt when rendering a template to find what it writes after the prompt.
+# Private-use characters: no template trims, escapes or recases them.
+_PROMPT_SENTINEL = "\ue000interp_steer prompt\ue001"
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """A TransformerBridge with its tokenizer and the facts the rest of the toolkit needs.
@@ -160,25 +182,97 @@ class Model:
             raise KeyError(f"{self.name} has no hook named {name!r}")
         return name
 
-    def format_chat(self, prompt: str, *, system: str | None = None) -> str:
-        """Wrap a user prompt in the model's chat template, ending where the assistant starts."""
+    def format_chat(self, prompt: str, *, system: str | None = None) -> ChatText:
+        """Wrap a user prompt in the model's chat template, ending where the assistant starts.
+
+        The result is a :class:`ChatText`, which :meth:`encode` encodes as Hugging Face's
+        ``apply_chat_template(..., tokenize=True)`` does: without adding special tokens.
+        """
         if not self.has_chat_template:
             raise ValueError(
                 f"{self.name} has no chat template; pass the text as-is (chat=False) instead"
             )
         messages = [] if system is None else [{"role": "system", "content": system}]
         messages.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
+        return ChatText(
+            self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         )
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text exactly as the model's own tokenizer produces them by default.
+    def chat_prompt(self, prompt: str, *, system: str | None = None) -> tuple[ChatText, int]:
+        """The prompt in the chat template, and how many of its tokens (as :meth:`encode` gives
+        them) run up to the end of the user's prompt; the rest is the template's end of turn and
+        assistant header.
 
-        No BOS is added beyond what the tokenizer itself adds (TransformerLens's ``to_tokens``
-        prepends one by default; SmolLM2's tokenizer does not).
+        The end is found without searching for the prompt, so templates that trim the message
+        (Llama-3's ``| trim``) or write the prompt's text elsewhere are handled: the template is
+        rendered once more with a sentinel for the prompt, and what follows the sentinel is what
+        follows the prompt. Templates whose tail depends on the message fall back to the last
+        occurrence of the prompt (as given, then stripped of surrounding whitespace); a template
+        that rewrites the prompt beyond that is an error.
         """
-        return [list(ids) for ids in self.tokenizer(list(texts))["input_ids"]]
+        text = self.format_chat(prompt, system=system)
+        end = self._prompt_end(text, prompt, system)
+        return text, self._count_tokens_before(text, end)
+
+    def _prompt_end(self, text: str, prompt: str, system: str | None) -> int:
+        probe = self.format_chat(_PROMPT_SENTINEL, system=system)
+        if probe.count(_PROMPT_SENTINEL) == 1:
+            before, after = probe.split(_PROMPT_SENTINEL)
+            if text.startswith(before) and text.endswith(after) and len(before) + len(after) <= len(text):
+                return len(text) - len(after)
+        for needle in (prompt, prompt.strip()):
+            if needle and needle in text:
+                return text.rindex(needle) + len(needle)
+        raise ValueError(
+            f"cannot find where the user's prompt ends in {self.name}'s chat template: the template "
+            f"changes the prompt's text beyond trimming whitespace (prompt {prompt[:60]!r}, rendered "
+            f"{text[-200:]!r}). Format the text yourself and pass chat=False, or fix the template."
+        )
+
+    def _count_tokens_before(self, text: str, end: int) -> int:
+        """How many tokens of ``encode([text])[0]`` start before character ``end`` of ``text``."""
+        special = self._adds_special_tokens(text)
+        try:
+            offsets = self.tokenizer(str(text), add_special_tokens=special,
+                                     return_offsets_mapping=True)["offset_mapping"]
+        except NotImplementedError:  # a slow (Python) tokenizer has no offsets: encode the head
+            return len(self.encode([text[:end]], add_special_tokens=special)[0])
+        # Special tokens the tokenizer adds (a BOS) have the empty span (0, 0): before any end.
+        return sum(1 for start, _ in offsets if start < end)
+
+    def _adds_special_tokens(self, text: str) -> bool:
+        bos = self.tokenizer.bos_token
+        return not (isinstance(text, ChatText) or (bos and text.startswith(bos)))
+
+    def encode(
+        self, texts: Sequence[str], *, add_special_tokens: bool | None = None
+    ) -> list[list[int]]:
+        """Token ids of each text, with exactly the special tokens the model expects.
+
+        The rule (``add_special_tokens=None``): a text gets the tokenizer's own special tokens (its
+        BOS, for Llama, Mistral or Gemma tokenizers) unless it is already a rendered prompt, which
+        is encoded with none added, as Hugging Face's ``apply_chat_template(..., tokenize=True)``
+        encodes its rendering. A text is a rendered prompt when it is a :class:`ChatText` (from
+        :meth:`format_chat`, also after ``+`` with more text) or when it begins with the tokenizer's
+        BOS text (a corpus templated elsewhere, or text that names its BOS itself). So a template
+        that writes the BOS gives exactly one, never two, and plain text gets the tokenizer's BOS.
+        ``add_special_tokens=True``/``False`` forces either for every text (``False`` for a
+        fragment such as the first token of a continuation).
+
+        No BOS is ever added beyond that (TransformerLens's ``to_tokens`` prepends one by default;
+        SmolLM2's tokenizer adds none and its BOS text is ``<|im_start|>``, so its ids are the
+        tokenizer's own either way).
+        """
+        texts = list(texts)
+        flags = [self._adds_special_tokens(t) if add_special_tokens is None else bool(add_special_tokens)
+                 for t in texts]
+        out: list[list[int]] = [[] for _ in texts]
+        for flag in sorted(set(flags)):
+            rows = [i for i, f in enumerate(flags) if f == flag]
+            encoded = self.tokenizer([str(texts[i]) for i in rows], add_special_tokens=flag)["input_ids"]
+            for i, ids in zip(rows, encoded, strict=True):
+                out[i] = list(ids)
+        return out
 
     def pad(
         self, token_ids: Sequence[Sequence[int]], *, padding_side: str = "right"
@@ -540,6 +634,7 @@ def _quiet_loggers(*names: str):
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ChatText",
     "Model",
     "ModelLoadError",
     "ModelSpecError",

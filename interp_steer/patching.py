@@ -111,7 +111,7 @@ class PatchMetrics:
         from interp_steer.activations import collect_activations
 
         tokens_a, tokens_b = indicative_tokens(model, persona_a, persona_b, k=k)
-        ids = model.encode([continuation])[0]
+        ids = model.encode([continuation], add_special_tokens=False)[0]  # its first token, not a BOS
         if not ids:
             raise ValueError("continuation is empty: pass text whose first token to score")
         if activations is None:

@@ -364,13 +364,14 @@ def _config(fam: TinyFamily, tokenizer: Any) -> Any:
     return config
 
 
-def build(name: str = DEFAULT_FAMILY, seed: int = 0) -> tuple[Any, Any]:
+def build(name: str = DEFAULT_FAMILY, seed: int = 0, *, tokenizer: Any = None) -> tuple[Any, Any]:
     """``(hf_model, tokenizer)`` of family ``name`` with weights drawn from ``seed``; the global
-    random state is left as it was."""
+    random state is left as it was. ``tokenizer`` replaces the family's own (the model is sized to
+    it), e.g. to test another BOS rule or chat template on the same architecture."""
     import transformers
 
     fam = family(name)
-    tokenizer = tokenizer_for(fam)
+    tokenizer = tokenizer_for(fam) if tokenizer is None else tokenizer
     config = _config(fam, tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

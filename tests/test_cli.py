@@ -203,3 +203,33 @@ def test_vector_for_another_model_is_refused(tmp_path, capsys):
     assert main(["steer", "--model", "tiny-random", "--vector", str(path), "--coefficient", "1",
                  "--prompt", "x"]) == 2
     assert "d_model" in capsys.readouterr().err
+
+
+def _run_module(*argv: str):
+    """Run ``python -m ...`` in a fresh interpreter from the repository root, so this checkout's
+    package is the one imported."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", *argv], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("module", ["interp_steer", "interp_steer.cli"])
+def test_python_dash_m_runs_subcommands(module):
+    # The module's own entry point must see every subcommand's function (it once sat above two of
+    # them, so every subcommand died with a NameError), and `python -m interp_steer` must exist.
+    done = _run_module(module, "info", "--model", "tiny-random", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["name"] == "tiny-random:0"
+
+
+@pytest.mark.parametrize("flag, expected", [("--help", "collide"), ("--version", __version__)])
+def test_python_dash_m_help_and_version(flag, expected):
+    done = _run_module("interp_steer", flag)
+    assert done.returncode == 0, done.stderr
+    assert expected in done.stdout
