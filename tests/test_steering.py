@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from conftest import attached_hooks
@@ -53,18 +55,20 @@ def test_steered_layer_moves_by_exactly_c_v_and_earlier_layers_do_not(tiny, vect
 
 
 def test_after_prompt_leaves_prompt_positions_untouched(tiny, vector):
+    """A prompt of 5 tokens: its last token (4) and everything after it are steered, nothing before."""
     ids = ids_of(tiny)
     name = f"blocks.{LAYER}.hook_resid_post"
     clean = resid(tiny, ids, [name])[name]
     end = 5
     with steer(tiny, vector, 3.0, layers=[LAYER], positions="after_prompt", prompt_end=[end]):
         steered = resid(tiny, ids, [name])[name]
-    assert torch.equal(steered[:end], clean[:end])
-    torch.testing.assert_close(steered[end:], clean[end:] + 3.0 * vector[LAYER], rtol=0, atol=1e-5)
+    assert torch.equal(steered[: end - 1], clean[: end - 1])
+    torch.testing.assert_close(steered[end - 1 :], clean[end - 1 :] + 3.0 * vector[LAYER], rtol=0, atol=1e-5)
 
 
 def test_after_prompt_steers_the_first_cached_step(tiny, vector):
-    """Under a KV cache the first generated token is at position len(prompt): it must be steered."""
+    """Under a KV cache the prompt's last token is steered in the prefill (the first generated token
+    is read from it) and the next token, at position len(prompt), in the first cached step."""
     from transformers import DynamicCache
 
     name = f"blocks.{LAYER}.hook_resid_post"
@@ -87,7 +91,8 @@ def test_after_prompt_steers_the_first_cached_step(tiny, vector):
     clean = run()
     with steer(tiny, vector, 2.0, layers=[LAYER], positions="after_prompt", prompt_end=[n]):
         steered = run()
-    assert torch.equal(steered[0], clean[0])  # the whole prompt: untouched
+    assert torch.equal(steered[0][: n - 1], clean[0][: n - 1])  # the prompt before its last token: untouched
+    torch.testing.assert_close(steered[0][n - 1], clean[0][n - 1] + 2.0 * vector[LAYER], rtol=0, atol=1e-5)
     torch.testing.assert_close(steered[1], clean[1] + 2.0 * vector[LAYER], rtol=0, atol=1e-5)
 
 
@@ -179,6 +184,12 @@ def test_bad_steering_requests(tiny, vector):
     with pytest.raises(ValueError, match="needs to know where each prompt ends"):
         with steer(tiny, vector, positions="after_prompt"):
             tiny.hf_model(ids_of(tiny))
+    # Negative positions count from an end that a KV cache does not know: refused up front.
+    for bad in (-1, slice(-3, None), slice(0, -1)):
+        with pytest.raises(ValueError, match="unknown while generating"), steer(tiny, vector, positions=bad):
+            pass
+        with pytest.raises(ValueError, match="unknown while generating"):
+            Steering(vector, positions=bad)
     assert attached_hooks(tiny) == 0
 
 
@@ -273,3 +284,75 @@ def test_min_new_tokens_holds_back_the_end_token(tiny):
             assert b.token_ids[: len(a.token_ids) - 1] == a.token_ids[:-1]
     with pytest.raises(ValueError, match="min_new_tokens"):
         generate(tiny, PROMPTS, max_new_tokens=3, min_new_tokens=4)
+
+
+# ----------------------------------------------------------------------------- positions in row coordinates
+
+RAGGED = ["Hi", "Tell me about the harbour.", "Describe a rainy market at dawn, with vendors arriving."]
+_ROW_MASK = torch.rand(len(RAGGED), 40, generator=torch.Generator().manual_seed(3)) < 0.3
+POSITION_KINDS = {
+    "int": 2,
+    "slice": slice(1, 8, 2),
+    "open_slice": slice(3, None),
+    "mask_1d": _ROW_MASK[1],
+    "mask_2d": _ROW_MASK,
+    "after_prompt": "after_prompt",
+}
+
+
+def _row_rule(positions, i):
+    return positions[i : i + 1] if isinstance(positions, torch.Tensor) and positions.ndim == 2 else positions
+
+
+@pytest.mark.parametrize("kind", POSITION_KINDS)
+def test_positions_in_a_forward_do_not_depend_on_padding_or_the_batch(tiny, vector, kind):
+    """Oracle: each prompt's steered logits are the same alone and in a ragged batch, padded left or
+    right, through the Hugging Face model (with position ids) or the bridge (which derives them)."""
+    positions = POSITION_KINDS[kind]
+    tokens = tiny.encode(RAGGED)
+    prompt_end = [max(1, len(t) - 2) for t in tokens]  # a prompt followed by a two-token answer
+
+    def run_alone(i, steered=True):
+        scope = steer(tiny, vector, 4.0, layers=[LAYER], positions=_row_rule(positions, i),
+                      prompt_end=prompt_end[i : i + 1]) if steered else contextlib.nullcontext()
+        with torch.inference_mode(), scope:
+            return tiny.hf_model(torch.tensor([tokens[i]])).logits[0]
+
+    alone = [run_alone(i) for i in range(len(tokens))]
+    assert any(not torch.allclose(run_alone(i, False), alone[i]) for i in range(len(tokens)))  # it steers
+    for side in ("left", "right"):
+        ids, mask = tiny.pad(tokens, padding_side=side)
+        runs = {
+            "hf_model": lambda: tiny.hf_model(input_ids=ids, attention_mask=mask,  # noqa: B023
+                                              position_ids=(mask.cumsum(-1) - 1).clamp_min(0)).logits,  # noqa: B023
+            "bridge": lambda: tiny.bridge(ids, attention_mask=mask),  # noqa: B023
+        }
+        for how, run in runs.items():
+            with torch.inference_mode(), steer(tiny, vector, 4.0, layers=[LAYER], positions=positions,
+                                               prompt_end=prompt_end):
+                logits = run()
+            for i in range(len(tokens)):
+                torch.testing.assert_close(logits[i][mask[i].bool()], alone[i], rtol=0, atol=1e-4,
+                                           msg=lambda m: f"{side}-padded {how}, row {i}: {m}")  # noqa: B023
+
+
+@pytest.mark.parametrize("kind", POSITION_KINDS)
+def test_positions_in_generation_do_not_depend_on_the_batch(tiny, vector, kind):
+    """Oracle: under the KV cache and left padding, each prompt generates the same steered tokens
+    alone as in a batch with longer and shorter prompts."""
+    spec = Steering(vector, 6.0, layers=[LAYER], positions=POSITION_KINDS[kind])
+    together = generate(tiny, RAGGED, max_new_tokens=5, chat=False, steering=spec)
+    alone = [generate(tiny, [p], max_new_tokens=5, chat=False, steering=spec.rows([i]))[0]
+             for i, p in enumerate(RAGGED)]
+    assert [g.token_ids for g in together] == [g.token_ids for g in alone]
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_after_prompt_steers_the_first_generated_token(tiny, vector, chat):
+    """The first new token is read from the prompt's last position, so after_prompt must steer it,
+    with or without a chat template."""
+    plain = generate(tiny, PROMPTS, max_new_tokens=1, chat=chat)
+    steered = generate(tiny, PROMPTS, max_new_tokens=1, chat=chat,
+                       steering=Steering(vector, 30.0, layers=[LAYER], positions="after_prompt"))
+    for a, b in zip(plain, steered, strict=True):
+        assert a.token_ids[0] != b.token_ids[0]
