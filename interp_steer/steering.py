@@ -42,6 +42,7 @@ How (``operator``):
 
 - ``"add"``: ``x + c v``;
 - ``"ablate"``: remove ``c`` times the component of ``x`` along ``v`` (``c = 1`` projects it out);
+  with :class:`RowDeltas`, each row uses its own coefficient (see :meth:`RowDeltas.from_rows`);
 - ``"add_norm_preserving"``: ``x + c v`` rescaled to the norm ``x`` had.
 """
 
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,11 +71,16 @@ class RowDeltas:
 
     Row ``i`` of every batch the model sees inside :func:`steer` gets ``deltas[layer][i]``; the batch
     size must match. Build one from per-row terms with :meth:`from_rows`.
+
+    ``coefficients`` (``[batch]``, optional) is each row's coefficient when its delta is that number
+    times one vector; ``operator="ablate"`` needs it (it removes that many times the component along
+    the row's direction), the other operators only use the deltas.
     """
 
     deltas: Mapping[int, Tensor]
     hook_point: str = "resid_post"
     model: str = ""
+    coefficients: Tensor | None = None
 
     def __post_init__(self) -> None:
         if not self.deltas:
@@ -83,6 +90,11 @@ class RowDeltas:
             raise ValueError(f"every layer's deltas must share one [batch, d_model] shape; got {sorted(shapes)}")
         clean = {int(k): torch.as_tensor(v).detach().float() for k, v in sorted(self.deltas.items())}
         object.__setattr__(self, "deltas", clean)
+        if self.coefficients is not None:
+            coefficients = torch.as_tensor(self.coefficients).detach().float().cpu()
+            if coefficients.shape != (self.batch_size,):
+                raise ValueError(f"coefficients must be [batch] = [{self.batch_size}], got {list(coefficients.shape)}")
+            object.__setattr__(self, "coefficients", coefficients)
 
     @property
     def batch_size(self) -> int:
@@ -94,13 +106,16 @@ class RowDeltas:
 
     def rows(self, index: slice | Sequence[int]) -> RowDeltas:
         """The deltas of some rows (for running a long grid in several batches)."""
-        return RowDeltas({k: v[index] for k, v in self.deltas.items()}, self.hook_point, self.model)
+        coefficients = None if self.coefficients is None else self.coefficients[index]
+        return RowDeltas({k: v[index] for k, v in self.deltas.items()}, self.hook_point, self.model, coefficients)
 
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[tuple[SteeringVector, float]]]) -> RowDeltas:
         """One list of ``(vector, coefficient)`` terms per row, summed per layer.
 
-        Every vector must share model, hook point and layers; a row with no terms gets zero.
+        Every vector must share model, hook point and layers; a row with no terms gets zero. A row
+        whose non-zero terms all use one vector has that vector's summed coefficient (what
+        ``operator="ablate"`` needs); a row mixing several vectors has none (NaN).
         """
         vectors = [v for row in rows for v, _ in row]
         if not vectors:
@@ -111,11 +126,14 @@ class RowDeltas:
             if other.layers != first.layers:
                 raise ValueError(f"all vectors must have the same layers: {first.layers} vs {other.layers}")
         deltas = {layer: torch.zeros(len(rows), first.d_model) for layer in first.layers}
+        coefficients = torch.zeros(len(rows))
         for i, row in enumerate(rows):
             for vector, coefficient in row:
                 for layer in first.layers:
                     deltas[layer][i] += float(coefficient) * vector.directions[layer]
-        return cls(deltas, first.hook_point, first.metadata.model)
+            used = {id(v) for v, c in row if float(c) != 0.0}
+            coefficients[i] = sum(float(c) for v, c in row if id(v) in used) if len(used) <= 1 else math.nan
+        return cls(deltas, first.hook_point, first.metadata.model, coefficients)
 
 
 def _check_positions(positions: Any) -> None:
@@ -198,7 +216,7 @@ class _Plan:
     deltas: dict[str, Tensor]  # hook name -> [d_model] or [batch, d_model], already times coefficient
     positions: Any
     operator: str
-    coefficient: float
+    coefficient: float | Tensor  # a number, or [batch] per-row coefficients (RowDeltas, for ablate)
     prompt_end: Tensor | None
     # Set by the pre-hook on every forward: the absolute position of the call's first token (an int,
     # or a 1-element tensor so that reading cache_position costs no device sync), each row's first
@@ -209,8 +227,10 @@ class _Plan:
     mask: Tensor | None = field(default=None, repr=False)
 
 
-def _resolve(model: Model, vector: Any, coefficient: float, layers: Any) -> dict[str, Tensor]:
-    """Turn the accepted ``vector`` forms into {hook name: delta} on the model's device and dtype."""
+def _resolve(model: Model, vector: Any, coefficient: float, layers: Any,
+             operator: str) -> tuple[dict[str, Tensor], float | Tensor]:
+    """Turn the accepted ``vector`` forms into {hook name: delta} on the model's device and dtype,
+    and the coefficient ``ablate`` removes (per row for RowDeltas)."""
     if isinstance(vector, SteeringVector):
         terms = [(vector, coefficient)]
     elif isinstance(vector, RowDeltas):
@@ -224,6 +244,7 @@ def _resolve(model: Model, vector: Any, coefficient: float, layers: Any) -> dict
             "steer() takes a SteeringVector, a list of (SteeringVector, coefficient) tuples or "
             f"RowDeltas; got {type(vector).__name__}"
         )
+    removed: float | Tensor = coefficient
     if terms is not None:
         hook_points = {v.hook_point for v, _ in terms}
         if len(hook_points) != 1:
@@ -248,12 +269,23 @@ def _resolve(model: Model, vector: Any, coefficient: float, layers: Any) -> dict
         if missing:
             raise ValueError(f"layers {missing} are not in the RowDeltas (they have {list(vector.layers)})")
         deltas = {layer: vector.deltas[layer] * coefficient for layer in chosen}
+        if operator == "ablate":
+            known = vector.coefficients
+            if known is None or bool(known.isnan().any()):
+                which = ("they were built from deltas alone" if known is None else
+                         f"rows {known.isnan().nonzero().flatten().tolist()[:10]} mix several vectors")
+                raise ValueError(
+                    f"operator='ablate' with RowDeltas needs each row's coefficient, but {which}: ablation "
+                    "removes c times the component along one direction. Build them with "
+                    "RowDeltas.from_rows([[(vector, c)] for c in ...]), one vector per row"
+                )
+            removed = on_device_of(known * coefficient, model.device, model.dtype)
     out = {}
     for layer, delta in deltas.items():
         if delta.shape[-1] != model.d_model:
             raise ValueError(f"delta for layer {layer} has d_model {delta.shape[-1]}, the model has {model.d_model}")
         out[model.hook_name(layer, hook_point)] = on_device_of(delta, model.device, model.dtype)
-    return out
+    return out, removed
 
 
 
@@ -297,17 +329,19 @@ def _position_mask(plan: _Plan, batch: int, seq: int, device: torch.device) -> T
     return wanted.expand(batch, seq)
 
 
-def _apply(resid: Tensor, delta: Tensor, operator: str, coefficient: float) -> Tensor:
+def _apply(resid: Tensor, delta: Tensor, operator: str, coefficient: float | Tensor) -> Tensor:
     delta = delta[:, None, :] if delta.ndim == 2 else delta  # per-row deltas broadcast over positions
     if operator == "add":
         return resid + delta
     if operator == "add_norm_preserving":
         steered = resid + delta
         return steered * (resid.norm(dim=-1, keepdim=True) / steered.norm(dim=-1, keepdim=True).clamp_min(1e-12))
-    # ablate: delta is coefficient * v; remove coefficient times the projection on v.
+    # ablate: delta is c * v (per row for RowDeltas); remove c times the projection on v. The sign of
+    # the unit vector does not matter: the projection times the unit is the same either way.
     unit = delta / delta.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    sign = 1.0 if coefficient >= 0 else -1.0
-    return resid - abs(coefficient) * sign * (resid * unit).sum(-1, keepdim=True) * unit
+    if isinstance(coefficient, Tensor):
+        coefficient = on_device_of(coefficient, resid)[:, None, None]
+    return resid - coefficient * (resid * unit).sum(-1, keepdim=True) * unit
 
 
 @contextlib.contextmanager
@@ -339,11 +373,11 @@ def steer(
             "positions='after_prompt' needs to know where each prompt ends: use "
             "interp_steer.generate(..., steering=...) or steer(..., prompt_end=[prompt length per row])"
         )
-    deltas = _resolve(model, vector, float(coefficient), layers)
+    deltas, removed = _resolve(model, vector, float(coefficient), layers, operator)
     ends = None if prompt_end is None else on_device_of(prompt_end, model.device, torch.long).reshape(-1)
     if isinstance(positions, Tensor):
         positions = on_device_of(positions, model.device)
-    plan = _Plan(deltas, positions, operator, float(coefficient), ends)
+    plan = _Plan(deltas, positions, operator, removed, ends)
     with _steering_hooks(model, plan):
         yield
 

@@ -149,6 +149,25 @@ def test_per_row_deltas_equal_the_loop_of_single_runs(tiny, vector):
             torch.testing.assert_close(batched[i], single[0], rtol=0, atol=1e-4)
 
 
+def test_ablate_with_row_deltas_uses_each_rows_coefficient(tiny, vector):
+    """Row i of an ablating grid equals the single-vector ablation with row i's coefficient."""
+    ids = ids_of(tiny)
+    name = f"blocks.{LAYER}.hook_resid_post"
+    coefficients = [0.0, 0.5, 1.0, -2.0]
+    # A zero-coefficient term of another vector does not make a row ambiguous.
+    rows = RowDeltas.from_rows([[(vector, c), (vector * -1.0, 0.0)] for c in coefficients])
+    with torch.inference_mode(), steer(tiny, rows, layers=[LAYER], operator="ablate"):
+        _, cache = tiny.bridge.run_with_cache(ids.repeat(len(coefficients), 1), names_filter=[name])
+    clean = resid(tiny, ids, [name])[name]
+    unit = vector[LAYER] / vector[LAYER].norm()
+    for i, c in enumerate(coefficients):
+        with steer(tiny, vector, c, layers=[LAYER], operator="ablate"):
+            single = resid(tiny, ids, [name])[name]
+        torch.testing.assert_close(cache[name][i], single, rtol=0, atol=1e-5)
+        # and the oracle itself: c times the component along v is gone
+        torch.testing.assert_close(cache[name][i], clean - c * (clean @ unit)[:, None] * unit, rtol=0, atol=1e-4)
+
+
 def test_row_deltas_must_match_the_batch(tiny, vector):
     rows = RowDeltas.from_rows([[(vector, 1.0)], [(vector, 2.0)]])
     with pytest.raises(ValueError, match="2 rows but the batch has 3"), steer(tiny, rows):
@@ -190,6 +209,12 @@ def test_bad_steering_requests(tiny, vector):
             pass
         with pytest.raises(ValueError, match="unknown while generating"):
             Steering(vector, positions=bad)
+    with pytest.raises(ValueError, match="ablate.*each row's coefficient.*mix several vectors"):
+        with steer(tiny, RowDeltas.from_rows([[(vector, 1.0), (vector * 2.0, 1.0)]]), operator="ablate"):
+            pass
+    with pytest.raises(ValueError, match="ablate.*built from deltas alone"):
+        with steer(tiny, RowDeltas({LAYER: torch.ones(1, tiny.d_model)}), operator="ablate"):
+            pass
     assert attached_hooks(tiny) == 0
 
 
