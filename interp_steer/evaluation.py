@@ -3,7 +3,7 @@
 :func:`ab_eval` — CAA's behavioural measure. Each question is shown as a chat user turn, the
 assistant's answer is opened with ``(``, and the probability of the behaviour-matching letter is
 read from the next-token distribution, normalised over the two answer letters. Steering is added
-after the user's prompt (CAA's rule). A whole (question × coefficient) block runs as one batched
+from the user prompt's last token on (CAA's rule: ``positions="after_prompt"``). A whole (question × coefficient) block runs as one batched
 forward with a per-row delta.
 
 :func:`perplexity_under_steering` — mean negative log-likelihood of a neutral corpus as the
@@ -132,7 +132,7 @@ def ab_eval(
             rows = [token_ids[i] for i in items for _ in coefficients]
             ids, mask = model.pad(rows, padding_side="left")
             positions = (mask.cumsum(-1) - 1).clamp_min(0)
-            prompt_end = (mask == 0).sum(1) + torch.tensor([prompt_lengths[i] for i in items for _ in coefficients])
+            prompt_end = [prompt_lengths[i] for i in items for _ in coefficients]  # row coordinates
             deltas = _steered_rows(model, vector, layer, coefficients, len(items))
             with steer(model, deltas, positions="after_prompt", prompt_end=prompt_end):
                 logits = model.hf_model(input_ids=ids, attention_mask=mask, position_ids=positions,

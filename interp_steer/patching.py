@@ -45,6 +45,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp_steer._device import on_device_of
 from interp_steer.directions import SteeringVector
 from interp_steer.models import Model
 from interp_steer.steering import steer
@@ -134,7 +135,7 @@ class PatchMetrics:
         a = logits[:, list(self.tokens_a)].mean(-1)
         b = logits[:, list(self.tokens_b)].mean(-1)
         logprob = torch.log_softmax(logits, dim=-1)[:, self.continuation_token]
-        probe = resid.float() @ self.probe_weight.to(resid.device) + self.probe_bias
+        probe = resid.float() @ on_device_of(self.probe_weight, resid) + self.probe_bias
         return {"logit_diff": a - b, "logprob": logprob, "probe": probe}
 
     def to_dict(self, model: Model | None = None) -> dict[str, Any]:
@@ -218,7 +219,7 @@ def _patch_hooks(patches: Sequence[Patch], source: dict[str, Tensor]) -> list:
                 if patch.head is not None:
                     act[row, :, patch.head] = src[:, patch.head]
                 elif patch.direction is not None:
-                    u = patch.direction.to(act.device, act.dtype)
+                    u = on_device_of(patch.direction, act, act.dtype)
                     diff = (src[where] - act[row, where]) @ u
                     act[row, where] = act[row, where] + diff[..., None] * u
                 else:
@@ -258,8 +259,8 @@ def prepare(model: Model, prompt: str, source: tuple[SteeringVector | None, floa
             *, chat: bool | None = None, positions: str = "after_prompt") -> RunPair:
     """Run the prompt under the source and the target steering; cache what patches will need.
 
-    ``positions``: steer ``"after_prompt"`` (from the end of the user's prompt, CAA's rule; with the
-    chat template that is the assistant header) or ``"all"`` positions."""
+    ``positions``: steer ``"after_prompt"`` (from the user prompt's last token on, CAA's rule; with
+    the chat template that includes the assistant header) or ``"all"`` positions."""
     if positions not in ("after_prompt", "all"):
         raise ValueError(f"positions must be 'after_prompt' or 'all', got {positions!r}")
     from interp_steer.generation import format_prompts
