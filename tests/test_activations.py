@@ -61,6 +61,18 @@ def test_batch_size_and_padding_side_do_not_change_results(tiny, texts, position
             assert torch.equal(padded.text_index, single.text_index)
 
 
+def test_mean_pooling_accumulates_in_float32_for_bfloat16_models():
+    # Summing 100 bfloat16 rows in bfloat16 is off by ~1e-2; the pooled mean must equal the float32
+    # mean of the (exactly upcast) per-token rows.
+    model = ist.load_model("tiny-random", dtype="bfloat16")
+    texts = ["A long corridor with many doors, each painted a different colour. " * 4, "She laughs."]
+    pooled = ist.collect_activations(model, texts, layers=[1, 3], position="mean")
+    every = ist.collect_activations(model, texts, layers=[1, 3], position="all")
+    assert pooled.values.dtype == every.values.dtype == torch.float32
+    for i, rows in enumerate(every.per_text()):
+        torch.testing.assert_close(pooled.values[i], rows.double().mean(0).float(), rtol=1e-6, atol=1e-6)
+
+
 def test_batch_plans():
     from interp_steer.activations import _plan_batches
 
