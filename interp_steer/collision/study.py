@@ -50,7 +50,7 @@ from interp_steer.generation import generate
 from interp_steer.metrics import ProbeReadout, score_generations
 from interp_steer.models import Model
 from interp_steer.probes import Localisation, locate, probe_layers
-from interp_steer.stats import bootstrap_mean, paired_difference
+from interp_steer.stats import bootstrap_mean, paired_difference, summarise
 from interp_steer.steering import RowDeltas, Steering, steer
 
 DEFAULT_ALPHAS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
@@ -473,15 +473,11 @@ def study_inputs(persona_a, persona_b, baseline, prompts, *, max_passages: int |
 
 
 def _interval(name: str, values: np.ndarray, seed: int) -> dict[str, Any]:
-    """Mean and 95 % bootstrap interval over prompts; perplexity as a geometric mean."""
+    """Mean and 95 % bootstrap interval over prompts; perplexity as a geometric mean (:func:`summarise`)."""
     values = np.asarray(values, dtype=float)
     if np.isnan(values).all():
         return {"mean": None, "low": None, "high": None, "n": 0}
-    if name == "perplexity":
-        iv = bootstrap_mean(np.log(values), seed=seed)
-        return {"mean": math.exp(iv.mean), "low": math.exp(iv.low), "high": math.exp(iv.high), "n": iv.n,
-                "aggregate": "geometric mean"}
-    return bootstrap_mean(values, seed=seed).to_dict()
+    return summarise(values, metric=name, seed=seed).to_dict()
 
 
 def _coherence(config: CollisionConfig, per_prompt: dict[str, np.ndarray], unsteered: dict[str, np.ndarray]) -> dict[str, Any]:
