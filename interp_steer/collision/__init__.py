@@ -1,6 +1,6 @@
 """The Creative Collision study: two opposing persona vectors mixed over α and λ (see :mod:`.study`).
 
-- :mod:`.analysis` — mixing, decomposition and dominance, pure functions;
+- :mod:`.analysis` — mixing, decomposition, dominance, pure functions;
 - :mod:`.style` — the surface-style classifier trained on the persona corpora;
 - :mod:`.study` — :func:`collide`, its configuration and result;
 - :mod:`.report` — figures and ``report.md``.
@@ -16,6 +16,7 @@ from interp_steer.collision.analysis import (
     common_scale,
     decompose,
     dominance,
+    to_dominance_scale,
 )
 from interp_steer.collision.study import AXES, CollisionConfig, CollisionResult, Finding, collide
 
@@ -38,4 +39,5 @@ __all__ = [
     "decompose",
     "dominance",
     "schema",
+    "to_dominance_scale",
 ]

@@ -36,6 +36,7 @@ import torch
 
 from interp_steer.activations import collect_activations
 from interp_steer.collision.analysis import (
+    SCORE_SCALES,
     Dominance,
     collision_vector,
     common_scale,
@@ -406,9 +407,10 @@ def collide(
                           "mix_norm": float(collision_vector(a_layer, b_layer, alpha, lam)[layer].norm() / resid_norm[layer]),
                           "metrics": {name: _interval(name, v[li, ai], config.seed) for name, v in per_prompt.items()},
                           "samples": samples[1 + li * n_a + ai]})
+    # Dominance on unbounded scales: VADER through 2·artanh, the readout on its own log-odds.
     dominance_by_score = {
-        score: [dominance(config.alphas, per_prompt[score][li], score=score, seed=config.seed) for li in range(n_l)]
-        for score in ("vader", "probe_valence")
+        key: [dominance(config.alphas, per_prompt[source][li], score=source, scale=SCORE_SCALES[source]) for li in range(n_l)]
+        for key, source in (("vader", "vader"), ("probe_valence", "probe_log_odds"))
     }
     coherence = _coherence(config, per_prompt, per_prompt_unsteered)
     clock = lap("scoring", clock)
