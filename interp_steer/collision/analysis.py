@@ -18,6 +18,9 @@ quantity.
   ``d`` and the diagonal (positive: A dominates) is a ratio of two per-prompt linear functionals
   (bend and ends gap) with Fieller's interval; ``"A"``/``"B"`` only when that interval excludes zero
   and the two ends are themselves separated.
+- :func:`dominance_verdict` is the tested rule that turns a :class:`Dominance` into a verdict on the
+  paper's claim that A dominates across (almost) the whole α range: reproduced / not reproduced /
+  inconclusive, with its reason and the smallest effect the run could have detected.
 """
 
 from __future__ import annotations
@@ -131,6 +134,11 @@ PROBABILITY_CLIP = 1e-6
 VADER_CLIP = 0.9999
 """VADER rounds its compound to 4 decimals, so ±0.9999 is the most extreme value short of ±1."""
 
+PAPER_AREA = 1 / 6
+"""The paper's dominance effect as an area: ``d(α) = √α`` (balance point α* = 0.25), see
+:func:`dominance_verdict`."""
+
+
 def to_dominance_scale(values: Numbers, scale: str) -> np.ndarray:
     """Scores mapped to the unbounded scale dominance is measured on.
 
@@ -172,7 +180,7 @@ class Dominance:
     (:func:`to_dominance_scale`). ``ends`` is the paired difference ``s(1) − s(0)`` on the score's
     own scale (t-interval), ``ends_scaled`` the same on the dominance scale. ``verdict``: ``"A"`` or
     ``"B"`` when the ends are separated and the area's interval excludes zero, else ``"none"``: a
-    description of the data.
+    description of the data; :func:`dominance_verdict` turns it into a verdict on the paper's claim.
     ``scaled`` holds the per-item scores on the dominance scale (``[alphas, items]``, items with
     every cell scored), for rules that need more than these summaries.
     """
@@ -347,6 +355,205 @@ def _mde(se: ArrayLike, n: ArrayLike) -> np.ndarray | float:
     return float(value) if np.ndim(value) == 0 else value
 
 
+# -------------------------------------------------------------------------- verdict on claim (i)
+
+
+def paper_gamma(margin: float | int = PAPER_AREA) -> float:
+    """The exponent ``γ`` of the curve ``d(α) = α^γ`` whose area over the diagonal is ``margin``
+    (``∫ (α^γ − α) dα = 1 / (γ + 1) − 1/2``; ``margin = 1/6`` gives ``γ = 1/2``)."""
+    if not 0 < margin < 0.5:
+        raise ValueError(f"margin must be in (0, 0.5) (the area of a curve d(α) = α^γ), got {margin}")
+    return 1 / (margin + 0.5) - 1
+
+
+def _rule_core(alphas: np.ndarray, z: np.ndarray, *, margin: float | int = PAPER_AREA) -> dict[str, np.ndarray]:
+    """The verdict rule of :func:`dominance_verdict` for a batch of runs ``z [runs, alphas, items]``
+    on the dominance scale; returns the verdict code per run (1 reproduced, −1 not reproduced,
+    0 inconclusive) and every number the rule used."""
+    ends, bend, rise = _functionals(alphas, z)
+    area = fieller(bend, ends, level=0.95, axis=-1)
+    area90 = fieller(bend, ends, level=0.90, axis=-1)
+    d = fieller(rise, ends[..., None, :], level=0.95, axis=-1)
+    separated = area.bounded
+    ends_mean, _, _ = mean_and_se(ends, axis=-1)
+    orientation = np.sign(ends_mean)[..., None]  # d > α  <=>  sign(mean Δ) · mean(s(α) − line(α)) > 0
+    inner = np.nonzero((alphas > 0) & (alphas < 1))[0]
+    gamma = paper_gamma(margin)
+
+    def test(curve: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per inner mix: orientation-signed mean of ``s(α) − s(0) − curve(α) · Δ`` and its t-threshold."""
+        gap = rise[..., inner, :] - curve[inner, None] * ends[..., None, :]
+        mean, se, n = mean_and_se(gap, axis=-1)
+        return orientation * mean, t_quantile(0.95, n - 1) * se
+
+    diagonal, diagonal_t = test(alphas)
+    paper, paper_t = test(alphas**gamma)
+    majority = inner.size // 2 + 1
+    above_point = (diagonal > 0).sum(-1)
+    above = (diagonal > diagonal_t).sum(-1)
+    below = (diagonal < -diagonal_t).sum(-1)
+    below_paper = (paper < -paper_t).sum(-1)
+    margin_on_grid = float(_trapezoid_weights(alphas) @ alphas**gamma - 0.5)
+
+    a_dominates = separated & (area.low > 0)
+    most_of_range = above_point >= majority
+    b_dominates = separated & (area.high < 0)
+    smaller = separated & area90.bounded & (area90.low > -margin_on_grid) & (area90.high < margin_on_grid)
+    minority = separated & (below_paper >= majority)
+    reproduced = a_dominates & most_of_range
+    not_reproduced = ~reproduced & (b_dominates | smaller | minority)
+    code = np.where(reproduced, 1, np.where(not_reproduced, -1, 0))
+    return {"code": code, "separated": separated, "a_dominates": a_dominates, "most_of_range": most_of_range,
+            "b_dominates": b_dominates, "smaller_than_paper": smaller, "confined_to_minority": minority,
+            "area": area.estimate, "area_low": area.low, "area_high": area.high, "area_low_90": area90.low,
+            "area_high_90": area90.high, "area_se": area.se, "n": area.n, "mde": _mde(area.se, area.n),
+            "d": d.estimate, "d_low": d.low, "d_high": d.high, "inner": inner, "diagonal": diagonal,
+            "diagonal_t": diagonal_t, "paper_gap": paper, "paper_t": paper_t, "above_point": above_point,
+            "above": above, "below": below, "below_paper": below_paper, "majority": majority,
+            "gamma": gamma, "margin_on_grid": margin_on_grid}
+
+
+VERDICTS = {1: "reproduced", -1: "not reproduced", 0: "inconclusive"}
+
+RULE = ("reproduced: the pure ends are separated and the area's 95 % Fieller interval lies above 0 (A dominates "
+        "significantly) and d(alpha) > alpha at a majority of the interior mixes (point estimates); "
+        "not reproduced (otherwise): the area's 95 % interval lies below 0 (B dominates), or its 90 % interval lies "
+        "inside +-margin (TOST at 5 %: smaller than the paper's effect), or at a majority of interior mixes d(alpha) is "
+        "significantly below the paper's curve alpha^gamma (one-sided 2.5 %: A's claimed advantage holds at a minority "
+        "of the range at most); inconclusive otherwise, and always when the ends are not separated. "
+        "Computed on an unbounded scale (logit / 2 artanh / identity).")
+
+
+def dominance_verdict(dom: Dominance, *, margin: float | int = PAPER_AREA) -> tuple[str, str, dict[str, Any]]:
+    """Verdict on the Creative Collision paper's finding (i) — "the optimistic persona (A) dominates
+    across (almost) the entire α range" — from one :class:`Dominance` (one score, one strength).
+
+    **The claim, operationalised.** The paper shows persona A "suppressing [B's] moral influence
+    across almost the entire interpolation range". We take as its effect the curve
+    ``d(α) = α^γ`` with balance point ``α* = 0.25``, i.e. ``γ = 1/2`` (``d = √α``), whose area over
+    the diagonal is ``margin = 1/6``: a quarter of A already moves the output half-way to pure A,
+    and ``d(α) > α`` at every interior mix. It is the weakest power curve for which the mix reads as
+    A-leaning (``d ≥ 0.5``) over three quarters of the range; a smaller bend would not be "almost
+    the entire range". ``margin`` sets it (and ``γ = 1 / (margin + 1/2) − 1``); the equivalence test
+    uses that curve's area *on the run's grid* (trapezoids; 0.158 on 9 α, 0.143 on 5), which is what
+    the run estimates.
+
+    **The rule** (:data:`RULE`; all on the dominance scale of ``dom``, per-prompt statistics as in
+    :func:`dominance`):
+
+    - *inconclusive* when the pure ends are not separated (95 % t-test of ``mean(Δ)``): ``d`` is
+      undefined;
+    - *reproduced* when the area's 95 % interval lies above 0 **and** ``d̂(α) > α`` at a majority of
+      the interior mixes. The first condition alone has a false-positive rate of 2.5 % under a linear
+      response (a one-sided 2.5 % test), and adding a condition can only lower it;
+    - *not reproduced* when (a) the area's 95 % interval lies below 0 (B dominates), or (b) its 90 %
+      interval lies inside ``±margin`` (two one-sided tests at 5 %: the effect is smaller than the
+      paper's), or (c) at a majority of interior mixes ``d(α)`` is significantly below ``α^γ``
+      (one-sided 2.5 % t-tests of ``s(α) − s(0) − α^γ Δ``: A's claimed advantage holds at a minority
+      of the range at most). Under the paper's effect each of (b) and (c) fires at most about 5 %
+      of the time;
+    - *inconclusive* otherwise. A run where A dominates significantly but less than the paper says
+      is *reproduced* (the claim is qualitative) with ``smaller_than_paper`` set in the numbers.
+
+    The minimum detectable area (80 % power, 5 % two-sided, ``(t_.975 + t_.80) · se``) and the power
+    against the paper's effect are always reported. Simulated error rates
+    (``tests/test_dominance_rule.py``: a latent linear or ``√α`` per prompt, random per-prompt
+    intercepts and slopes, per-cell noise σ, through a sigmoid): "reproduced" under a linear truth
+    ≤ 2.3 % (quick and full profiles); power at the paper's effect on the full profile (30 prompts ×
+    9 α) 0.94 / 0.83 / 0.66 with the ends 3 / 2.5 / 2 σ apart, ≈ 0.21 at the default model's ≈ 1 σ;
+    "not reproduced" under the paper's effect ≤ 5 %, under a linear truth 0.96 at 3 σ.
+
+    Returns ``(verdict, reason, numbers)``: the verdict, one sentence saying why (with the MDE), and
+    a JSON-ready dict of every number the rule used.
+    """
+    alphas = np.asarray(dom.alphas, dtype=float)
+    if dom.scaled.shape[1] < 2:
+        out = _rule_core(alphas, np.full((1, alphas.size, 2), np.nan), margin=margin)
+    else:
+        out = _rule_core(alphas, dom.scaled[None], margin=margin)
+    first = {key: (value[0] if isinstance(value, np.ndarray) and value.ndim and key != "inner" else value)
+             for key, value in out.items()}
+    code = int(first["code"])
+    verdict = VERDICTS[code]
+    inner = [int(i) for i in first["inner"]]
+    gamma, on_grid = first["gamma"], first["margin_on_grid"]
+    se, n = float(first["area_se"]), int(first["n"])
+    power = _power(on_grid, se, n)
+    mixes = []
+    for j, i in enumerate(inner):
+        significance = ("above" if first["diagonal"][j] > first["diagonal_t"][j] else
+                        "below" if first["diagonal"][j] < -first["diagonal_t"][j] else "not significant")
+        mixes.append({"alpha": float(alphas[i]), "d": _finite_or_none(first["d"][i]),
+                      "d_low": _finite_or_none(first["d_low"][i]), "d_high": _finite_or_none(first["d_high"][i]),
+                      "paper_d": float(alphas[i] ** gamma), "vs_diagonal": significance,
+                      "point_above_diagonal": bool(first["diagonal"][j] > 0),
+                      "below_paper": bool(first["paper_gap"][j] < -first["paper_t"][j])})
+    criteria = {key: bool(first[key]) for key in ("separated", "a_dominates", "most_of_range", "b_dominates",
+                                                  "smaller_than_paper", "confined_to_minority")}
+    mde = float(first["mde"])
+    numbers = {
+        "verdict": verdict, "rule": RULE, "score": dom.score, "scale": dom.scale, "n_items": n,
+        "n_dropped": dom.n_dropped, "ends_difference": dom.ends.to_dict(),
+        "ends_difference_scaled": dom.ends_scaled.to_dict(),
+        "area": {"estimate": _finite_or_none(first["area"]), "low": _finite_or_none(first["area_low"]),
+                 "high": _finite_or_none(first["area_high"]), "level": 0.95},
+        "area_90": {"low": _finite_or_none(first["area_low_90"]), "high": _finite_or_none(first["area_high_90"])},
+        "area_se": _finite_or_none(se), "mde": _finite_or_none(mde),
+        "power_at_paper_effect": _finite_or_none(power),
+        "margin": margin, "margin_on_grid": on_grid, "paper_gamma": gamma,
+        "paper_curve": f"d(alpha) = alpha^{gamma:g}", "paper_balance_point": 0.5 ** (1 / gamma),
+        "equivalence": {"interval_90": [_finite_or_none(first["area_low_90"]), _finite_or_none(first["area_high_90"])],
+                        "bounds": [-on_grid, on_grid], "inside": criteria["smaller_than_paper"]},
+        "mixes": mixes, "n_mixes": len(inner), "majority": int(first["majority"]),
+        "mixes_above_point": int(first["above_point"]), "mixes_above": int(first["above"]),
+        "mixes_below": int(first["below"]), "mixes_below_paper": int(first["below_paper"]),
+        "criteria": criteria,
+    }
+    numbers["reason"] = reason = _reason(code, criteria, numbers)
+    return verdict, reason, _json_ready(numbers)
+
+
+def _power(effect: float | int, se: float | int, n: int) -> float:
+    """Power of the one-sided 2.5 % t-test (the "A dominates" condition) against an area ``effect``."""
+    if not (np.isfinite(se) and se > 0 and n >= 2):
+        return float("nan")
+    return float(_sps.nct.sf(float(t_quantile(0.95, n - 1)), n - 1, effect / se))
+
+
+def _reason(code: int, criteria: dict[str, bool], nb: dict[str, Any]) -> str:
+    def num(value: float | None, fmt: str = "+.3f") -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    area, a90 = nb["area"], nb["area_90"]
+    area_text = f"area {num(area['estimate'])} [{num(area['low'])}, {num(area['high'])}] (95 %)"
+    detect = (f"this run could detect an area of ±{num(nb['mde'], '.3f')} (80 % power, 5 % two-sided; "
+              f"the paper's effect is {nb['margin_on_grid']:.3f} on this grid, power against it "
+              f"{num(nb['power_at_paper_effect'], '.0%') if nb['power_at_paper_effect'] is not None else 'n/a'})")
+    mixes = f"d(α) > α at {nb['mixes_above_point']} of {nb['n_mixes']} mixes ({nb['mixes_above']} significantly)"
+    if not criteria["separated"]:
+        return (f"the pure ends are not separated on the {nb['scale']} scale (their difference's 95 % interval "
+                f"contains 0), so dominance is undefined; {detect}")
+    if code == 1:
+        text = f"A dominates: {area_text} lies above 0 and {mixes}"
+        if criteria["smaller_than_paper"]:
+            text += (f"; but the effect is significantly smaller than the paper's (90 % interval "
+                     f"[{num(a90['low'])}, {num(a90['high'])}] inside ±{nb['margin_on_grid']:.3f})")
+        return f"{text}; {detect}"
+    if code == -1:
+        if criteria["b_dominates"]:
+            lead = f"B, not A, dominates: {area_text} lies below 0"
+        elif criteria["smaller_than_paper"]:
+            lead = (f"the effect is smaller than the paper's: the area's 90 % interval [{num(a90['low'])}, "
+                    f"{num(a90['high'])}] lies inside ±{nb['margin_on_grid']:.3f} (equivalence test at 5 %)")
+        else:
+            lead = (f"A's claimed advantage holds at a minority of the range at most: at {nb['mixes_below_paper']} of "
+                    f"{nb['n_mixes']} mixes d(α) is significantly below the paper's {nb['paper_curve']}")
+        return f"{lead}; {area_text}, {mixes}; {detect}"
+    if criteria["a_dominates"]:
+        return f"A dominates on average ({area_text}) but {mixes}, not a majority; {detect}"
+    return f"neither A's dominance nor its absence is established: {area_text}, {mixes}; {detect}"
+
+
 @contextlib.contextmanager
 def quiet_nan_warnings() -> Iterator[None]:
     """Silence numpy's warnings for means of all-NaN slices (e.g. a prompt whose every completion is
@@ -375,5 +582,5 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-__all__ = ["SCALES", "SCORE_SCALES", "Decomposition", "Dominance", "collision_vector", "common_scale", "decompose",
-           "dominance", "to_dominance_scale"]
+__all__ = ["PAPER_AREA", "RULE", "SCALES", "SCORE_SCALES", "Decomposition", "Dominance", "collision_vector",
+           "common_scale", "decompose", "dominance", "dominance_verdict", "paper_gamma", "to_dominance_scale"]
