@@ -601,10 +601,10 @@ def _finding_dominance(config, by_score, coherence, per_prompt) -> Finding:
                "verdicts_per_lambda": {f"{lam:g}": by_score["vader"][i].verdict for i, lam in enumerate(config.lambdas)}}
     area, ends = main.area, main.ends
     text = (f"{reason}. At λ = {coherence['best_lambda']:g} (the best non-degraded strength), VADER: A end − B end = "
-            f"{ends.mean:+.2f} [{ends.low:+.2f}, {ends.high:+.2f}]; on the {main.scale} scale the area between d(α) and "
-            f"the diagonal is {area.mean:+.3f} [{area.low:+.3f}, {area.high:+.3f}]; balance point α* = "
-            f"{_fmt(main.balance_point)}. The A-vs-B probe readout (log-odds) gives area {readout.area.mean:+.3f} "
-            f"[{readout.area.low:+.3f}, {readout.area.high:+.3f}] (verdict {readout.verdict}).")
+            f"{_fmt_interval(ends, '+.2f')}; on the {main.scale} scale the area between d(α) and "
+            f"the diagonal is {_fmt_interval(area)}; balance point α* = "
+            f"{_fmt(main.balance_point)}. The A-vs-B probe readout (log-odds) gives area "
+            f"{_fmt_interval(readout.area)} (verdict {readout.verdict}).")
     return Finding("dominance", claim, verdict, text, numbers)
 
 
@@ -666,6 +666,15 @@ def _finding_shared_layer(localisation: Localisation, profiles) -> Finding:
 
 def _fmt(value: float) -> str:
     return f"{value:.2f}" if np.isfinite(value) else "n/a"
+
+
+def _fmt_interval(interval, spec: str = "+.3f") -> str:
+    """``mean [low, high]``; an interval that does not exist (e.g. unseparated ends) says so."""
+    if not np.isfinite(interval.mean):
+        return "n/a"
+    if not (np.isfinite(interval.low) and np.isfinite(interval.high)):
+        return f"{interval.mean:{spec}} (no finite interval)"
+    return f"{interval.mean:{spec}} [{interval.low:{spec}}, {interval.high:{spec}}]"
 
 
 __all__ = ["AXES", "CollisionConfig", "CollisionResult", "Finding", "Personas", "build_personas", "collide", "study_inputs"]
