@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "two corpora (e.g. persona A vs persona B) reads each completion")
     sweep.add_argument("--readout-layer", type=int, default=None,
                        help="layer of the readout probe (default: the vector's first layer)")
+    sweep.add_argument("--backfire-metric", default="vader",
+                       help="metric whose move against the intended direction counts as backfire (default vader)")
+    sweep.add_argument("--backfire-direction", type=int, default=1, choices=[1, -1],
+                       help="+1: positive coefficients are meant to raise the metric (default); -1: to lower it")
+    sweep.add_argument("--backfire-floor", default="seeds",
+                       help="'seeds' (default: estimated from two unsteered sampled completions per prompt, so a "
+                            "no-effect vector backfires ~5%% of the time) or a number on the metric's scale")
     sweep.add_argument("--out", required=True, metavar="DIR")
 
     collide = sub.add_parser(
@@ -155,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--layers", default=None)
     ab.add_argument("--coefficients", default="-2,-1,0,1,2")
     ab.add_argument("--limit", type=int, default=None, help="use only the first N questions")
+    ab.add_argument("--floor", type=float, default=0.0,
+                    help="move of P(matching) against the coefficient that makes a question anti-steerable (default 0)")
     ab.add_argument("--out", required=True, metavar="DIR")
     return parser
 
@@ -416,8 +425,11 @@ def _sweep(args: argparse.Namespace) -> int:
                                    labels=(Path(positive).stem, Path(negative).stem))
         print(f"probe readout at layer {layer}: {readout.positive_label} vs {readout.negative_label}, "
               f"training accuracy {readout.train_accuracy:.3f}")
+    floor = args.backfire_floor if args.backfire_floor == "seeds" else _numbers(args.backfire_floor, "--backfire-floor")[0]
     result = generation_sweep(model, prompts, vector, coefficients, layers, readout=readout,
-                              max_new_tokens=args.max_new_tokens, positions=args.positions)
+                              max_new_tokens=args.max_new_tokens, positions=args.positions,
+                              backfire_metric=args.backfire_metric, backfire_direction=args.backfire_direction,
+                              backfire_floor=floor)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps({"model": model.name, "vector": args.vector,
@@ -445,17 +457,18 @@ def _ab_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from interp_steer.data import load_ab_questions
-    from interp_steer.evaluation import ab_eval
+    from interp_steer.evaluation import ab_eval, anti_steerable_fraction
     from interp_steer.plotting import plot_layer_profile, save_figure
 
     model, vector, layers = _model_and_vector(args)
     questions = load_ab_questions(args.questions)[: args.limit]
     result = ab_eval(model, questions, vector, _numbers(args.coefficients, "--coefficients"), layers)
+    anti = anti_steerable_fraction(result, floor=args.floor)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ab_eval.json").write_text(json.dumps({"model": model.name, "questions": args.questions,
-                                                  "vector": args.vector, **result.to_dict(per_item=True)},
-                                                 indent=2))
+                                                  "vector": args.vector, **result.to_dict(per_item=True),
+                                                  "anti_steerable": anti}, indent=2))
     ax = None
     for i, layer in enumerate(result.layers):
         ax = plot_layer_profile(result.coefficients, result.mean[i], band=(result.low[i], result.high[i]),
@@ -468,6 +481,8 @@ def _ab_eval(args: argparse.Namespace) -> int:
         cells = ", ".join(f"{c:g}: {m:.3f} [{lo:.3f}, {hi:.3f}]" for c, m, lo, hi in
                           zip(result.coefficients, result.mean[i], result.low[i], result.high[i], strict=True))
         print(f"layer {layer}: {cells}")
+    for layer, slope in anti["slope"].items():
+        print(f"layer {layer}: anti-steerable (negative slope) {slope['mean']:.0%} of {slope['n']} questions")
     print(f"mean P(matching) over all cells {np.mean(result.mean):.3f}; wrote {out / 'ab_eval.json'}")
     return 0
 

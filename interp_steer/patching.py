@@ -10,7 +10,8 @@ effect
 
 is how much of the source's metric that component alone restores: 1 all of it, 0 none. Over several
 prompts it is a ratio of means (numerator and denominator averaged over prompts, so a prompt whose
-two runs barely differ cannot blow it up), with a bootstrap interval over prompts.
+two runs barely differ cannot blow it up), with Fieller's interval over prompts (unbounded, reported
+as NaN, when the two runs do not differ significantly).
 
 Components (TransformerLens hook names on the bridge):
 
@@ -48,6 +49,7 @@ from torch import Tensor
 from interp_steer._device import on_device_of
 from interp_steer.directions import SteeringVector
 from interp_steer.models import Model
+from interp_steer.stats import fieller
 from interp_steer.steering import steer
 
 COMPONENTS = ("resid", "attn", "mlp", "heads")
@@ -339,34 +341,25 @@ def attribution_patch(model: Model, pair: RunPair, target: tuple[SteeringVector 
     return {c: torch.stack(v).detach().cpu().numpy() for c, v in estimates.items()}
 
 
-def normalised_effect(patched: np.ndarray, target: np.ndarray, source: np.ndarray, *, seed: int = 0,
-                      resamples: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ratio-of-means normalised effect over prompts with a percentile-bootstrap interval.
+def normalised_effect(patched: np.ndarray, target: np.ndarray, source: np.ndarray, *, level: float = 0.95,
+                      seed: int | None = None, resamples: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratio-of-means normalised effect over prompts with Fieller's interval
+    (:func:`interp_steer.stats.fieller`): ``mean(patched − target) / mean(source − target)``.
 
     ``patched`` is ``[prompts, *cells]``; ``target``/``source`` are ``[prompts]``. Returns
-    ``(effect, low, high)`` shaped like the cells."""
+    ``(effect, low, high)`` shaped like the cells. The bounds are NaN where the source and target
+    runs do not differ significantly (the ratio then has no finite interval), for cells that were not
+    patched (NaN throughout) and with a single prompt. ``seed``/``resamples`` are accepted and
+    ignored: the interval is closed-form (it was a percentile bootstrap, which under-covers ratios at
+    a few dozen prompts)."""
+    del seed, resamples
     patched = np.asarray(patched, dtype=float)
     target, source = np.asarray(target, dtype=float), np.asarray(source, dtype=float)
     if patched.shape[0] != target.size or target.shape != source.shape:
         raise ValueError(f"patched has {patched.shape[0]} prompts, target {target.size}, source {source.size}")
     expand = (slice(None),) + (None,) * (patched.ndim - 1)
-    gain, span = patched - target[expand], (source - target)[expand]
-
-    def ratio(idx: np.ndarray) -> np.ndarray:
-        denominator = span[idx].mean(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denominator != 0, gain[idx].mean(axis=0) / denominator, np.nan)
-
-    effect = ratio(np.arange(target.size))
-    if target.size < 2:
-        return effect, effect.copy(), effect.copy()
-    from interp_steer.collision.analysis import quiet_nan_warnings
-
-    rng = np.random.default_rng(seed)
-    with quiet_nan_warnings():  # cells that were not patched are NaN throughout
-        boots = np.stack([ratio(rng.integers(0, target.size, target.size)) for _ in range(resamples)])
-        low, high = np.nanpercentile(boots, [2.5, 97.5], axis=0)
-    return effect, low, high
+    result = fieller(patched - target[expand], (source - target)[expand], level=level, axis=0)
+    return result.estimate, result.low, result.high
 
 
 @contextlib.contextmanager

@@ -80,7 +80,7 @@ class PatchingConfig:
 
 @dataclass(frozen=True, eq=False)
 class PatchingResult:
-    """Normalised effects per component (mean and 95 % bootstrap interval over prompts), per metric."""
+    """Normalised effects per component (ratio of means and 95 % Fieller interval over prompts), per metric."""
 
     model: dict[str, Any]
     config: PatchingConfig
@@ -101,7 +101,8 @@ class PatchingResult:
                 "metrics": self.metrics, "runs": self.runs, "effects": self.effects,
                 "attribution": self.attribution, "top_components": self.top, "timings_s": self.timings,
                 "effect_definition": "(m_patched - m_target) / (m_source - m_target), ratio of means over "
-                                     "prompts, 95% percentile bootstrap over prompts"}
+                                     "prompts, 95% Fieller interval over prompts (null where the source and target runs do not "
+                                     "differ significantly)"}
 
     def save(self, out: str | Path) -> dict[str, Path]:
         """``patching.json``, heatmaps (layer × position, layer × head, layer × component) and ``report.md``."""
@@ -373,7 +374,7 @@ def render_report(result: PatchingResult) -> str:
              f"Source: pure persona {cfg.source} at λ = {cfg.lam:g}; target: the mix α = {cfg.alpha:g} (share of A) at "
              f"the same λ; steering layer {result.layer}, after the prompt; {len(result.prompts)} prompts. Effect = "
              "(m_patched − m_target) / (m_source − m_target) at the final position (1: the component alone carries "
-             "the source's effect), ratio of means over prompts with 95 % bootstrap intervals.", "",
+             "the source's effect), ratio of means over prompts with 95 % Fieller intervals.", "",
              "| metric | source | target |", "| --- | --- | --- |"]
     for m in METRICS:
         lines.append(f"| {m} | {np.mean(result.runs['source'][m]):+.3f} | {np.mean(result.runs['target'][m]):+.3f} |")

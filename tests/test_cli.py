@@ -173,7 +173,9 @@ def test_sweep_writes_metrics_and_heatmaps(moral_vector, tmp_path):
     assert report["coefficients"] == [-4.0, 0.0, 4.0] and report["layers"] == [2]
     vader = report["metrics"]["vader"]
     assert len(vader["mean"][0]) == 3 and vader["n_items"] == 15
-    assert set(report["backfire_vader"]) == {"2,-4", "2,4"}
+    backfire = report["backfire"]  # was "backfire_vader": the metric and direction are now settings
+    assert backfire["metric"] == "vader" and backfire["direction"] == 1
+    assert set(backfire["cells"]) == {"2,-4", "2,4"} and backfire["floor_source"].startswith("seeds")
     probe = report["metrics"]["probe_valence"]
     assert all(0.0 <= p <= 1.0 for p in probe["mean"][0])
     for name in ("vader", "perplexity", "repetition", "distinct_2", "probe_valence"):
@@ -191,6 +193,9 @@ def test_ab_eval_cli(moral_vector, tmp_path):
     report = json.loads((out / "ab_eval.json").read_text())
     assert report["layers"] == [1, 2] and report["n_items"] == 4
     assert all(0 <= p <= 1 for row in report["mean"] for p in row)
+    anti = report["anti_steerable"]
+    assert set(anti["cells"]) == {"1,-2", "1,2", "2,-2", "2,2"} and set(anti["slope"]) == {"1", "2"}
+    assert all(0 <= cell["mean"] <= 1 and cell["n"] == 4 for cell in anti["cells"].values())
     assert (out / "ab_eval.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -1,6 +1,6 @@
 """The Creative Collision study: two opposing persona vectors mixed over α and λ (see :mod:`.study`).
 
-- :mod:`.analysis` — mixing, decomposition and dominance, pure functions;
+- :mod:`.analysis` — mixing, decomposition, dominance and the verdict rule on it, pure functions;
 - :mod:`.style` — the surface-style classifier trained on the persona corpora;
 - :mod:`.study` — :func:`collide`, its configuration and result;
 - :mod:`.report` — figures and ``report.md``.
@@ -16,6 +16,8 @@ from interp_steer.collision.analysis import (
     common_scale,
     decompose,
     dominance,
+    dominance_verdict,
+    to_dominance_scale,
 )
 from interp_steer.collision.study import AXES, CollisionConfig, CollisionResult, Finding, collide
 
@@ -37,5 +39,7 @@ __all__ = [
     "common_scale",
     "decompose",
     "dominance",
+    "dominance_verdict",
     "schema",
+    "to_dominance_scale",
 ]
