@@ -8,7 +8,9 @@ and the rows are returned in the input order.
 
 Batching: by default (``pad_free=True``) a batch only holds texts of the same token length, so no
 row is ever padded and a text's activations are bit-identical whatever the batch size or the other
-texts (on CPU; see the package docstring on MKL). Padding changes the length of the reductions in
+texts (on CPU; see the package docstring on MKL). The one exception is a one-token text run alone:
+its matrix products have a single row, which MKL computes with a matrix-vector routine rather than a
+matrix product, so it agrees with the same text in a batch only to float32 rounding. Padding changes the length of the reductions in
 attention, which moves results in the 7th significant digit. For long, varied texts on a GPU,
 ``pad_free=False`` packs length-sorted texts into padded batches instead (attention-masked, position
 ids derived from the mask, either padding side): fewer forwards, same results to float32 rounding.

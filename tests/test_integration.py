@@ -60,12 +60,20 @@ def test_batch_size_invariance(smol):
     one = ist.collect_activations(smol, texts, layers=[0, 15, 29], batch_size=1)
     many = ist.collect_activations(smol, texts, layers=[0, 15, 29], batch_size=16)
     assert one.values.shape == (len(texts), 3, 576)
-    assert torch.equal(many.values, one.values)  # pad-free batches: bit-identical
+    lengths = [len(ids) for ids in smol.encode(texts)]
+    for i, n in enumerate(lengths):
+        if n > 1:  # pad-free batches: bit-identical
+            assert torch.equal(many.values[i], one.values[i]), texts[i]
+        else:  # a one-token text alone is a matrix-vector product in MKL: float32 rounding
+            error = (many.values[i] - one.values[i]).norm(dim=-1) / one.values[i].norm(dim=-1)
+            assert error.max() < 1e-5, (texts[i], error)
+    assert 1 in lengths and lengths.count(1) > 1  # the exception above is exercised
     for side in ("left", "right"):
         padded = ist.collect_activations(
             smol, texts, layers=[0, 15, 29], batch_size=16, pad_free=False, padding_side=side
         )
-        torch.testing.assert_close(padded.values, one.values, rtol=1e-5, atol=1e-4)
+        error = (padded.values - one.values).norm(dim=-1) / one.values.norm(dim=-1)
+        assert error.max() < 1e-5, (side, error)
 
 
 def test_second_load_uses_the_converted_cache(monkeypatch):
