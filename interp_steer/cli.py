@@ -477,8 +477,8 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def _collide(args: argparse.Namespace) -> int:
-    from interp_steer.collision import collide
     from interp_steer.models import load_model
+    from interp_steer.studies import collide
 
     layer = args.layer if args.layer == "auto" else _integer(args.layer, "--layer")
     overrides = {
@@ -515,7 +515,7 @@ def _integer(text: str, flag: str) -> int:
 
 def _patch(args: argparse.Namespace) -> int:
     from interp_steer.models import load_model
-    from interp_steer.patching_study import dominance_patching
+    from interp_steer.studies import dominance_patching
 
     layer = args.layer if args.layer == "auto" else _integer(args.layer, "--layer")
     components = tuple(c.strip() for c in args.components.split(",") if c.strip())

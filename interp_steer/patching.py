@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -359,10 +360,10 @@ def normalised_effect(patched: np.ndarray, target: np.ndarray, source: np.ndarra
     effect = ratio(np.arange(target.size))
     if target.size < 2:
         return effect, effect.copy(), effect.copy()
-    from interp_steer.collision.analysis import quiet_nan_warnings
-
     rng = np.random.default_rng(seed)
-    with quiet_nan_warnings():  # cells that were not patched are NaN throughout
+    # Cells that were not patched are NaN throughout; their NaN percentiles are the intended answer.
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
         boots = np.stack([ratio(rng.integers(0, target.size, target.size)) for _ in range(resamples)])
         low, high = np.nanpercentile(boots, [2.5, 97.5], axis=0)
     return effect, low, high

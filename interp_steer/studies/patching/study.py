@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from interp_steer.collision.analysis import collision_vector
-from interp_steer.collision.study import build_personas, study_inputs
 from interp_steer.models import Model
 from interp_steer.patching import (
     COMPONENTS,
@@ -34,6 +32,8 @@ from interp_steer.patching import (
     normalised_effect,
     prepare,
 )
+from interp_steer.studies.collision.study import build_personas, study_inputs
+from interp_steer.studies.mixing import collision_vector
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,8 @@ class PatchingResult:
 
     def save(self, out: str | Path) -> dict[str, Path]:
         """``patching.json``, heatmaps (layer × position, layer × head, layer × component) and ``report.md``."""
-        from interp_steer.collision.report import _jsonable
         from interp_steer.plotting import save_figure
+        from interp_steer.studies.collision.report import _jsonable
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -409,7 +409,7 @@ def schema() -> dict:
     """The JSON Schema (draft 2020-12) of ``patching.json``."""
     from importlib import resources
 
-    return json.loads(resources.files("interp_steer").joinpath("patching_schema.json").read_text(encoding="utf-8"))
+    return json.loads(resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
 
 
 __all__ = ["PatchingConfig", "PatchingResult", "dominance_patching", "render_report", "schema"]

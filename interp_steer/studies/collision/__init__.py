@@ -9,7 +9,14 @@
 import json
 from importlib import resources
 
-from interp_steer.collision.analysis import (
+from interp_steer.studies.collision.study import (
+    AXES,
+    CollisionConfig,
+    CollisionResult,
+    Finding,
+    collide,
+)
+from interp_steer.studies.mixing import (
     Decomposition,
     Dominance,
     collision_vector,
@@ -17,7 +24,6 @@ from interp_steer.collision.analysis import (
     decompose,
     dominance,
 )
-from interp_steer.collision.study import AXES, CollisionConfig, CollisionResult, Finding, collide
 
 
 def schema() -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 from interp_steer.plotting import save_figure
 
 if TYPE_CHECKING:
-    from interp_steer.collision.study import CollisionResult
+    from interp_steer.studies.collision.study import CollisionResult
 
 HEATMAP_METRICS = (
     ("vader", "moral valence: VADER compound", "RdBu_r"),

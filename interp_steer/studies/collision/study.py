@@ -7,7 +7,7 @@ writes ``collision.json``, the figures and ``report.md``. The steps:
    ``v_B = mean(persona B) − mean(baseline)``, read at the last token by default (on the default
    model the mean over tokens makes the two vectors almost identical — cosine 0.99 at layer 15 — so
    the last token, which keeps more of what differs, steers the contrast better; see the README).
-   Both are put on a common scale (:func:`~interp_steer.collision.analysis.common_scale`).
+   Both are put on a common scale (:func:`~interp_steer.studies.mixing.common_scale`).
 2. **Localisation**: cross-validated probes per layer for A vs baseline, B vs baseline and A vs B.
    ``layer="auto"`` steers at the shared layer where the weakest of the three is strongest.
 3. **Collision grid**: every ``(α, λ)`` cell and the unsteered model, for every prompt (and sample),
@@ -35,15 +35,6 @@ import numpy as np
 import torch
 
 from interp_steer.activations import collect_activations
-from interp_steer.collision.analysis import (
-    Dominance,
-    collision_vector,
-    common_scale,
-    decompose,
-    dominance,
-    quiet_nan_warnings,
-)
-from interp_steer.collision.style import StyleClassifier
 from interp_steer.data import dataset_hash, load_builtin, load_corpus, load_prompts
 from interp_steer.directions import SteeringVector, from_activations
 from interp_steer.generation import generate
@@ -52,6 +43,15 @@ from interp_steer.models import Model
 from interp_steer.probes import Localisation, locate, probe_layers
 from interp_steer.stats import bootstrap_mean, paired_difference
 from interp_steer.steering import RowDeltas, Steering, steer
+from interp_steer.studies.collision.style import StyleClassifier
+from interp_steer.studies.mixing import (
+    Dominance,
+    collision_vector,
+    common_scale,
+    decompose,
+    dominance,
+    quiet_nan_warnings,
+)
 
 DEFAULT_ALPHAS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 DEFAULT_LAMBDAS = (0.1, 0.2, 0.3, 0.5, 0.8)
@@ -162,7 +162,7 @@ class Finding:
 @dataclass(frozen=True, eq=False)
 class CollisionResult:
     """Everything a collision study measured. ``to_dict()`` is the content of ``collision.json``
-    (schema: ``interp_steer/collision/schema.json``); :meth:`save` writes it with figures and report."""
+    (schema: ``interp_steer/studies/collision/schema.json``); :meth:`save` writes it with figures and report."""
 
     model: dict[str, Any]
     config: CollisionConfig
@@ -223,7 +223,7 @@ class CollisionResult:
 
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
         """Write ``collision.json``, the vectors, the PNG figures and ``report.md`` under ``out``."""
-        from interp_steer.collision.report import write_outputs
+        from interp_steer.studies.collision.report import write_outputs
 
         return write_outputs(self, Path(out), figures=figures)
 
