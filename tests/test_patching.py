@@ -22,9 +22,9 @@ from interp_steer.patching import (
     normalised_effect,
     prepare,
 )
-from interp_steer.studies.collision.study import build_personas
 from interp_steer.studies.mixing import collision_vector
 from interp_steer.studies.patching import schema
+from interp_steer.studies.personas import build_personas
 
 PROMPT = "The harbour at dawn, and the ferry late again"
 

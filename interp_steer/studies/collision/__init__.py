@@ -1,21 +1,23 @@
-"""The Creative Collision study: two opposing persona vectors mixed over α and λ (see :mod:`.study`).
+"""The Creative Collision study: two opposing persona vectors mixed over α and λ.
 
-- :mod:`.analysis` — mixing, decomposition and dominance, pure functions;
-- :mod:`.style` — the surface-style classifier trained on the persona corpora;
-- :mod:`.study` — :func:`collide`, its configuration and result;
-- :mod:`.report` — figures and ``report.md``.
+The shape every study follows:
+
+- :mod:`.config` — :class:`CollisionConfig`, validated on construction, ``to_dict``/``from_dict``;
+- :mod:`.study` — :func:`run` (``run(model, config) -> CollisionResult``, one call per stage) and the
+  keyword convenience :func:`collide`;
+- :mod:`.result` — :class:`CollisionResult` (``to_dict()`` is ``collision.json``, ``save(dir)``) and
+  :func:`schema`, the JSON Schema in ``schema.json``;
+- :mod:`.report` — figures and ``report.md`` from a result (the study never imports it);
+- :mod:`.cli` — the ``interp-steer collide`` subcommand.
+
+Collision's own parts: :mod:`.findings` (the paper's three findings, judged) and :mod:`.style` (the
+surface-style classifier). The mixing arithmetic (:func:`collision_vector`, :func:`decompose`,
+:func:`dominance`) lives in :mod:`interp_steer.studies.mixing`, shared with dominance patching.
 """
 
-import json
-from importlib import resources
-
-from interp_steer.studies.collision.study import (
-    AXES,
-    CollisionConfig,
-    CollisionResult,
-    Finding,
-    collide,
-)
+from interp_steer.studies.collision.config import CollisionConfig
+from interp_steer.studies.collision.result import AXES, CollisionResult, Finding, schema
+from interp_steer.studies.collision.study import collide, run
 from interp_steer.studies.mixing import (
     Decomposition,
     Dominance,
@@ -24,12 +26,6 @@ from interp_steer.studies.mixing import (
     decompose,
     dominance,
 )
-
-
-def schema() -> dict:
-    """The JSON Schema (draft 2020-12) of ``collision.json``."""
-    return json.loads(resources.files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
-
 
 __all__ = [
     "AXES",
@@ -43,5 +39,6 @@ __all__ = [
     "common_scale",
     "decompose",
     "dominance",
+    "run",
     "schema",
 ]
