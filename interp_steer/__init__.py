@@ -38,6 +38,7 @@ from interp_steer.directions import (
 from interp_steer.generation import Generation, generate
 from interp_steer.models import (
     DEFAULT_MODEL,
+    ChatText,
     Model,
     ModelLoadError,
     ModelSpecError,
@@ -50,6 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ABQuestion",
     "Activations",
+    "ChatText",
     "ContrastPair",
     "DEFAULT_MODEL",
     "DatasetError",

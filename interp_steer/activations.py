@@ -16,9 +16,31 @@ ids derived from the mask, either padding side): fewer forwards, same results to
 Read positions (``position=``):
 
 - ``"last"``: the last real token of each text (padding never counts);
-- ``"mean"``: the mean over each text's real tokens;
+- ``"mean"``: the mean over each text's real tokens **after the first** (a one-token text keeps its
+  only token);
+- ``"mean_with_first"``: the mean over all of a text's real tokens, the first included;
 - ``"all"``: every real token; rows are tokens, ``text_index`` says which text each came from;
 - an integer ``k``: the ``k``-th real token (negative counts from the end, ``-1`` is ``"last"``).
+
+Why ``"mean"`` leaves out the first token: position 0 is an attention sink. Every later token
+attends to it, and from some layer on its residual carries massive activations that have little to
+do with its own content. On the default model (SmolLM2-135M-Instruct, no BOS token, so position 0
+is the text's first word) its norm is about 22,700 at layers 11-27, 30-160 times that of any other
+token; averaged over a 70-token passage it still makes up 44-83 % of the pooled vector's norm, and
+the pooled vectors with and without it have a cosine of only 0.73-0.93 per text. A mean that
+includes it is largely a scaled copy of the sink, which differs between texts by their first word
+and by 1/length: cues, not content. Probes barely notice (they standardise each feature; built-in
+persona A vs B: mean CV accuracy over layers 0.895 with it, 0.894 without), but mean-difference
+directions do: the persona A-minus-B direction pooled with it has a cosine of only 0.78-0.95 with
+the one pooled without it at layers 11-20, because the two corpora open with different words. On
+models whose tokenizer adds a BOS token, position 0 is that BOS, identical in every text (it attends
+only to itself), so including it adds nothing but a length-dependent offset. Leaving the first token
+out is the right default either way; the only loss, on models without BOS, is the first word's own
+contribution. ``"mean_with_first"`` keeps the plain mean for comparison and for code that needs it.
+
+Reductions are computed in float32 whatever the model's dtype: a mean summed in bfloat16 keeps 8
+significant bits (on the tiny model, errors of 9e-3 on values of about 2), more than many
+differences between concepts.
 """
 
 from __future__ import annotations
@@ -35,7 +57,7 @@ from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from interp_steer.models import Model
 
-Position = Literal["last", "mean", "all"] | int
+Position = Literal["last", "mean", "mean_with_first", "all"] | int
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,9 +222,16 @@ def _forward_collect(
 def _reduce(
     resid: Float[Tensor, "batch seq d_model"], mask: Int[Tensor, "batch seq"], position: Position
 ) -> Tensor:
-    if position == "mean":
-        weights = mask.to(resid.dtype).unsqueeze(-1)
-        return (resid * weights).sum(dim=1) / weights.sum(dim=1)
+    if position in ("mean", "mean_with_first"):
+        keep = mask.bool()
+        if position == "mean":
+            # Drop each row's first real token (whatever the padding side), unless it is the only one.
+            rows = torch.arange(resid.shape[0], device=resid.device)
+            keep = keep.clone()
+            keep[rows, mask.argmax(dim=1)] = mask.sum(dim=1) == 1
+        # Zeroing is exact in any dtype; the sum accumulates in float32 (see the module docstring).
+        total = resid.masked_fill(~keep.unsqueeze(-1), 0).sum(dim=1, dtype=torch.float32)
+        return total / keep.sum(dim=1, keepdim=True).to(torch.float32)
     if position == "all":
         return resid[mask.bool()]
     # Index the k-th real token of each row whatever the padding side: real tokens are the
@@ -230,10 +259,11 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
 
 def _check_position(position: object) -> None:
     if isinstance(position, bool) or not (
-        position in ("last", "mean", "all") or isinstance(position, int)
+        position in ("last", "mean", "mean_with_first", "all") or isinstance(position, int)
     ):
         raise ValueError(
-            f"position={position!r}: expected 'last', 'mean', 'all' or an integer token index"
+            f"position={position!r}: expected 'last', 'mean' (first token left out), "
+            "'mean_with_first', 'all' or an integer token index"
         )
 
 

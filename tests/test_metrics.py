@@ -113,6 +113,11 @@ def test_probe_readout_separates_its_training_corpora(tiny):
     assert scores[:5].mean() > scores[5:10].mean()
     assert np.isnan(scores[-1])
     assert readout.train_accuracy > 0.9
+    # the decision function is the unbounded scale dominance is read on; P is its logistic
+    log_odds = readout.log_odds(tiny, a[:5] + base[:5] + [""])
+    np.testing.assert_allclose(1 / (1 + np.exp(-log_odds[:-1])), scores[:-1], rtol=1e-12)
+    np.testing.assert_allclose(log_odds[:-1], np.log(scores[:-1] / (1 - scores[:-1])), rtol=1e-6, atol=1e-6)
+    assert np.isnan(log_odds[-1])
 
 
 def test_score_generations_has_every_metric(tiny):

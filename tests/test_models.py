@@ -17,6 +17,8 @@ from interp_steer import models
         ("SmolLM2-135M-Instruct", "default"),
         ("tiny-random", "tiny"),
         ("tiny-random:7", "tiny"),
+        ("tiny-random:gemma2", "tiny"),
+        ("tiny-random:Qwen2:3", "tiny"),
         ("HuggingFaceTB/SmolLM2-135M-Instruct", "hub"),
         ("gpt2-org/gpt2.small", "hub"),
     ],
@@ -25,8 +27,24 @@ def test_spec_parsing(spec, kind):
     assert models._parse_spec(spec)[0] == kind
 
 
-def test_tiny_seed_is_parsed():
-    assert models._parse_spec("tiny-random:7") == ("tiny", 7)
+def test_tiny_family_and_seed_are_parsed():
+    assert models._parse_spec("tiny-random:7") == ("tiny", ("smollm2", 7))
+    assert models._parse_spec("tiny-random:gemma2") == ("tiny", ("gemma2", 0))
+    assert models._parse_spec("tiny-random:llama3:5") == ("tiny", ("llama3", 5))
+
+
+def test_unknown_tiny_family_is_refused_with_the_list_of_families():
+    with pytest.raises(ist.ModelSpecError, match="no tiny-random family 'falcon'") as info:
+        ist.load_model("tiny-random:falcon")
+    for family in models.TINY_FAMILIES:
+        assert family in str(info.value)
+
+
+def test_tiny_families_are_named_by_family_and_seed():
+    # The default family keeps its historical name, so vectors saved for it still load.
+    assert ist.load_model("tiny-random:smollm2:2").name == "tiny-random:2"
+    gemma = ist.load_model("tiny-random:gemma2:2")
+    assert gemma.name == "tiny-random:gemma2:2" and gemma.source == "memory:tiny-random:gemma2:2"
 
 
 @pytest.mark.parametrize(
@@ -146,3 +164,64 @@ def test_residuals_match_hugging_face_hidden_states(tiny):
     acts = ist.collect_activations(tiny, [text], layers=[0, 1, 2], position="all")
     for j in range(3):
         torch.testing.assert_close(acts.values[:, j], hidden[j + 1][0], rtol=1e-5, atol=1e-5)
+
+
+def test_wrapping_keeps_the_tokenizers_own_special_tokens():
+    # The bridge normalises the tokenizer it is handed in place (no BOS -> BOS = EOS); a Qwen
+    # tokenizer has no BOS and must still have none.
+    qwen = ist.load_model("tiny-random:qwen2")
+    assert qwen.tokenizer.bos_token is None and qwen.tokenizer.bos_token_id is None
+    assert qwen.tokenizer.eos_token == "<|im_end|>" and qwen.tokenizer.pad_token == "<|endoftext|>"
+
+
+def _save(hf_model, tokenizer, path):
+    hf_model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def gpt2_tokenizer():
+    from interp_steer import tiny_models
+
+    return tiny_models.tokenizer_for(tiny_models.family("gpt2"))
+
+
+def test_a_state_space_model_is_refused_with_the_architectures_that_work(tmp_path, gpt2_tokenizer):
+    from transformers import MambaConfig, MambaForCausalLM
+
+    mamba = MambaForCausalLM(MambaConfig(vocab_size=len(gpt2_tokenizer), hidden_size=32, num_hidden_layers=2,
+                                         state_size=4))
+    with pytest.raises(ist.ModelLoadError, match="recurrent state") as info:
+        ist.load_model(_save(mamba, gpt2_tokenizer, tmp_path / "mamba"), device="cpu")
+    for name in ("LlamaForCausalLM", "Gemma2ForCausalLM", "GPT2LMHeadModel"):
+        assert name in str(info.value)
+    from interp_steer.tiny_models import FAMILIES
+
+    assert models.tested_architectures() == sorted({f.model_class for f in FAMILIES.values()})
+
+
+def test_encoder_decoder_and_masked_models_are_refused(tmp_path, gpt2_tokenizer):
+    from transformers import BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
+
+    t5 = T5ForConditionalGeneration(T5Config(vocab_size=len(gpt2_tokenizer), d_model=32, d_ff=64, num_layers=1,
+                                             num_heads=2, d_kv=16, decoder_start_token_id=0))
+    with pytest.raises(ist.ModelLoadError, match="not a causal language model.*LlamaForCausalLM"):
+        ist.load_model(_save(t5, gpt2_tokenizer, tmp_path / "t5"), device="cpu")
+    with pytest.raises(ist.ModelLoadError, match="encoder-decoder"):  # handed over already built
+        models._wrap(t5, gpt2_tokenizer, "t5", "memory", torch.device("cpu"), torch.float32, False)
+    bert = BertForMaskedLM(BertConfig(vocab_size=len(gpt2_tokenizer), hidden_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, intermediate_size=64))
+    with pytest.raises(ist.ModelLoadError, match="not a causal language model"):
+        models._wrap(bert, gpt2_tokenizer, "bert", "memory", torch.device("cpu"), torch.float32, False)
+
+
+def test_a_config_without_an_architecture_name_still_finds_its_adapter():
+    # GGUF conversions and configs built in memory carry no `architectures`; the bridge has no
+    # model-type fallback for OLMo 2.
+    from interp_steer import tiny_models
+
+    hf_model, tokenizer = tiny_models.build("olmo2", 0)
+    hf_model.config.architectures = None
+    model = models._wrap(hf_model, tokenizer, "olmo2", "memory", torch.device("cpu"), torch.float32, False)
+    assert type(model.hf_model).__name__ == "Olmo2ForCausalLM" and model.n_layers == 4

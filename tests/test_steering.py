@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from conftest import attached_hooks
@@ -53,18 +55,20 @@ def test_steered_layer_moves_by_exactly_c_v_and_earlier_layers_do_not(tiny, vect
 
 
 def test_after_prompt_leaves_prompt_positions_untouched(tiny, vector):
+    """A prompt of 5 tokens: its last token (4) and everything after it are steered, nothing before."""
     ids = ids_of(tiny)
     name = f"blocks.{LAYER}.hook_resid_post"
     clean = resid(tiny, ids, [name])[name]
     end = 5
     with steer(tiny, vector, 3.0, layers=[LAYER], positions="after_prompt", prompt_end=[end]):
         steered = resid(tiny, ids, [name])[name]
-    assert torch.equal(steered[:end], clean[:end])
-    torch.testing.assert_close(steered[end:], clean[end:] + 3.0 * vector[LAYER], rtol=0, atol=1e-5)
+    assert torch.equal(steered[: end - 1], clean[: end - 1])
+    torch.testing.assert_close(steered[end - 1 :], clean[end - 1 :] + 3.0 * vector[LAYER], rtol=0, atol=1e-5)
 
 
 def test_after_prompt_steers_the_first_cached_step(tiny, vector):
-    """Under a KV cache the first generated token is at position len(prompt): it must be steered."""
+    """Under a KV cache the prompt's last token is steered in the prefill (the first generated token
+    is read from it) and the next token, at position len(prompt), in the first cached step."""
     from transformers import DynamicCache
 
     name = f"blocks.{LAYER}.hook_resid_post"
@@ -87,7 +91,8 @@ def test_after_prompt_steers_the_first_cached_step(tiny, vector):
     clean = run()
     with steer(tiny, vector, 2.0, layers=[LAYER], positions="after_prompt", prompt_end=[n]):
         steered = run()
-    assert torch.equal(steered[0], clean[0])  # the whole prompt: untouched
+    assert torch.equal(steered[0][: n - 1], clean[0][: n - 1])  # the prompt before its last token: untouched
+    torch.testing.assert_close(steered[0][n - 1], clean[0][n - 1] + 2.0 * vector[LAYER], rtol=0, atol=1e-5)
     torch.testing.assert_close(steered[1], clean[1] + 2.0 * vector[LAYER], rtol=0, atol=1e-5)
 
 
@@ -144,6 +149,25 @@ def test_per_row_deltas_equal_the_loop_of_single_runs(tiny, vector):
             torch.testing.assert_close(batched[i], single[0], rtol=0, atol=1e-4)
 
 
+def test_ablate_with_row_deltas_uses_each_rows_coefficient(tiny, vector):
+    """Row i of an ablating grid equals the single-vector ablation with row i's coefficient."""
+    ids = ids_of(tiny)
+    name = f"blocks.{LAYER}.hook_resid_post"
+    coefficients = [0.0, 0.5, 1.0, -2.0]
+    # A zero-coefficient term of another vector does not make a row ambiguous.
+    rows = RowDeltas.from_rows([[(vector, c), (vector * -1.0, 0.0)] for c in coefficients])
+    with torch.inference_mode(), steer(tiny, rows, layers=[LAYER], operator="ablate"):
+        _, cache = tiny.bridge.run_with_cache(ids.repeat(len(coefficients), 1), names_filter=[name])
+    clean = resid(tiny, ids, [name])[name]
+    unit = vector[LAYER] / vector[LAYER].norm()
+    for i, c in enumerate(coefficients):
+        with steer(tiny, vector, c, layers=[LAYER], operator="ablate"):
+            single = resid(tiny, ids, [name])[name]
+        torch.testing.assert_close(cache[name][i], single, rtol=0, atol=1e-5)
+        # and the oracle itself: c times the component along v is gone
+        torch.testing.assert_close(cache[name][i], clean - c * (clean @ unit)[:, None] * unit, rtol=0, atol=1e-4)
+
+
 def test_row_deltas_must_match_the_batch(tiny, vector):
     rows = RowDeltas.from_rows([[(vector, 1.0)], [(vector, 2.0)]])
     with pytest.raises(ValueError, match="2 rows but the batch has 3"), steer(tiny, rows):
@@ -179,6 +203,18 @@ def test_bad_steering_requests(tiny, vector):
     with pytest.raises(ValueError, match="needs to know where each prompt ends"):
         with steer(tiny, vector, positions="after_prompt"):
             tiny.hf_model(ids_of(tiny))
+    # Negative positions count from an end that a KV cache does not know: refused up front.
+    for bad in (-1, slice(-3, None), slice(0, -1)):
+        with pytest.raises(ValueError, match="unknown while generating"), steer(tiny, vector, positions=bad):
+            pass
+        with pytest.raises(ValueError, match="unknown while generating"):
+            Steering(vector, positions=bad)
+    with pytest.raises(ValueError, match="ablate.*each row's coefficient.*mix several vectors"):
+        with steer(tiny, RowDeltas.from_rows([[(vector, 1.0), (vector * 2.0, 1.0)]]), operator="ablate"):
+            pass
+    with pytest.raises(ValueError, match="ablate.*built from deltas alone"):
+        with steer(tiny, RowDeltas({LAYER: torch.ones(1, tiny.d_model)}), operator="ablate"):
+            pass
     assert attached_hooks(tiny) == 0
 
 
@@ -273,3 +309,94 @@ def test_min_new_tokens_holds_back_the_end_token(tiny):
             assert b.token_ids[: len(a.token_ids) - 1] == a.token_ids[:-1]
     with pytest.raises(ValueError, match="min_new_tokens"):
         generate(tiny, PROMPTS, max_new_tokens=3, min_new_tokens=4)
+
+
+@pytest.mark.parametrize("spec", ["tiny-random", "tiny-random:llama3", "tiny-random:gemma2"])
+def test_the_prompt_end_is_found_whatever_the_template_does_to_the_prompt(spec):
+    # Llama 3 and Gemma templates trim the content, so a prompt with surrounding whitespace is not
+    # in the formatted text; "assistant" and "model" also occur in the assistant header. What follows
+    # the prompt is the template's tail, the same number of tokens for every prompt.
+    from interp_steer.generation import format_prompts
+
+    model = ist.load_model(spec)
+    prompts = ["Tell me about the harbour.", "  Tell me about the harbour. \n", "assistant", "model"]
+    texts, lengths = format_prompts(model, prompts, chat=True, system=None)
+    ids = model.encode(texts)
+    tails = {len(row) - n for row, n in zip(ids, lengths, strict=True)}
+    assert len(tails) == 1
+    for prompt, row, n in zip(prompts, ids, lengths, strict=True):
+        assert model.tokenizer.decode(row[:n]).rstrip().endswith(prompt.strip())
+    (out,) = generate(model, ["  Tell me about the harbour. \n"], max_new_tokens=2)
+    assert len(out.token_ids) >= 1
+
+
+# ----------------------------------------------------------------------------- positions in row coordinates
+
+RAGGED = ["Hi", "Tell me about the harbour.", "Describe a rainy market at dawn, with vendors arriving."]
+_ROW_MASK = torch.rand(len(RAGGED), 40, generator=torch.Generator().manual_seed(3)) < 0.3
+POSITION_KINDS = {
+    "int": 2,
+    "slice": slice(1, 8, 2),
+    "open_slice": slice(3, None),
+    "mask_1d": _ROW_MASK[1],
+    "mask_2d": _ROW_MASK,
+    "after_prompt": "after_prompt",
+}
+
+
+def _row_rule(positions, i):
+    return positions[i : i + 1] if isinstance(positions, torch.Tensor) and positions.ndim == 2 else positions
+
+
+@pytest.mark.parametrize("kind", POSITION_KINDS)
+def test_positions_in_a_forward_do_not_depend_on_padding_or_the_batch(tiny, vector, kind):
+    """Oracle: each prompt's steered logits are the same alone and in a ragged batch, padded left or
+    right, through the Hugging Face model (with position ids) or the bridge (which derives them)."""
+    positions = POSITION_KINDS[kind]
+    tokens = tiny.encode(RAGGED)
+    prompt_end = [max(1, len(t) - 2) for t in tokens]  # a prompt followed by a two-token answer
+
+    def run_alone(i, steered=True):
+        scope = steer(tiny, vector, 4.0, layers=[LAYER], positions=_row_rule(positions, i),
+                      prompt_end=prompt_end[i : i + 1]) if steered else contextlib.nullcontext()
+        with torch.inference_mode(), scope:
+            return tiny.hf_model(torch.tensor([tokens[i]])).logits[0]
+
+    alone = [run_alone(i) for i in range(len(tokens))]
+    assert any(not torch.allclose(run_alone(i, False), alone[i]) for i in range(len(tokens)))  # it steers
+    for side in ("left", "right"):
+        ids, mask = tiny.pad(tokens, padding_side=side)
+        runs = {
+            "hf_model": lambda: tiny.hf_model(input_ids=ids, attention_mask=mask,  # noqa: B023
+                                              position_ids=(mask.cumsum(-1) - 1).clamp_min(0)).logits,  # noqa: B023
+            "bridge": lambda: tiny.bridge(ids, attention_mask=mask),  # noqa: B023
+        }
+        for how, run in runs.items():
+            with torch.inference_mode(), steer(tiny, vector, 4.0, layers=[LAYER], positions=positions,
+                                               prompt_end=prompt_end):
+                logits = run()
+            for i in range(len(tokens)):
+                torch.testing.assert_close(logits[i][mask[i].bool()], alone[i], rtol=0, atol=1e-4,
+                                           msg=lambda m: f"{side}-padded {how}, row {i}: {m}")  # noqa: B023
+
+
+@pytest.mark.parametrize("kind", POSITION_KINDS)
+def test_positions_in_generation_do_not_depend_on_the_batch(tiny, vector, kind):
+    """Oracle: under the KV cache and left padding, each prompt generates the same steered tokens
+    alone as in a batch with longer and shorter prompts."""
+    spec = Steering(vector, 6.0, layers=[LAYER], positions=POSITION_KINDS[kind])
+    together = generate(tiny, RAGGED, max_new_tokens=5, chat=False, steering=spec)
+    alone = [generate(tiny, [p], max_new_tokens=5, chat=False, steering=spec.rows([i]))[0]
+             for i, p in enumerate(RAGGED)]
+    assert [g.token_ids for g in together] == [g.token_ids for g in alone]
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_after_prompt_steers_the_first_generated_token(tiny, vector, chat):
+    """The first new token is read from the prompt's last position, so after_prompt must steer it,
+    with or without a chat template."""
+    plain = generate(tiny, PROMPTS, max_new_tokens=1, chat=chat)
+    steered = generate(tiny, PROMPTS, max_new_tokens=1, chat=chat,
+                       steering=Steering(vector, 30.0, layers=[LAYER], positions="after_prompt"))
+    for a, b in zip(plain, steered, strict=True):
+        assert a.token_ids[0] != b.token_ids[0]

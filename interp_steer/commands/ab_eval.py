@@ -17,6 +17,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ab.add_argument("--layers", default=None)
     ab.add_argument("--coefficients", default="-2,-1,0,1,2")
     ab.add_argument("--limit", type=int, default=None, help="use only the first N questions")
+    ab.add_argument("--floor", type=float, default=0.0,
+                    help="move of P(matching) against the coefficient that makes a question anti-steerable (default 0)")
     ab.add_argument("--out", required=True, metavar="DIR")
     ab.set_defaults(handler=_ab_eval)
     return ab
@@ -26,17 +28,18 @@ def _ab_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from interp_steer.data import load_ab_questions
-    from interp_steer.evaluation import ab_eval
+    from interp_steer.evaluation import ab_eval, anti_steerable_fraction
     from interp_steer.plotting import plot_layer_profile, save_figure
 
     model, vector, layers = model_and_vector(args)
     questions = load_ab_questions(args.questions)[: args.limit]
     result = ab_eval(model, questions, vector, numbers(args.coefficients, "--coefficients"), layers)
+    anti = anti_steerable_fraction(result, floor=args.floor)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ab_eval.json").write_text(json.dumps({"model": model.name, "questions": args.questions,
-                                                  "vector": args.vector, **result.to_dict(per_item=True)},
-                                                 indent=2))
+                                                  "vector": args.vector, **result.to_dict(per_item=True),
+                                                  "anti_steerable": anti}, indent=2))
     ax = None
     for i, layer in enumerate(result.layers):
         ax = plot_layer_profile(result.coefficients, result.mean[i], band=(result.low[i], result.high[i]),
@@ -49,5 +52,7 @@ def _ab_eval(args: argparse.Namespace) -> int:
         cells = ", ".join(f"{c:g}: {m:.3f} [{lo:.3f}, {hi:.3f}]" for c, m, lo, hi in
                           zip(result.coefficients, result.mean[i], result.low[i], result.high[i], strict=True))
         print(f"layer {layer}: {cells}")
+    for layer, slope in anti["slope"].items():
+        print(f"layer {layer}: anti-steerable (negative slope) {slope['mean']:.0%} of {slope['n']} questions")
     print(f"mean P(matching) over all cells {np.mean(result.mean):.3f}; wrote {out / 'ab_eval.json'}")
     return 0

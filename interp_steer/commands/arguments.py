@@ -9,7 +9,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=None, metavar="SPEC",
         help="model spec: default SmolLM2-135M-Instruct (embedded), a hub id, an HF directory, "
-        "a .gguf file, or tiny-random[:SEED]",
+        "a .gguf file, or tiny-random[:FAMILY][:SEED] (FAMILY: llama3, qwen2, gemma2, gpt2, ...)",
     )
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 

@@ -23,6 +23,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                             "two corpora (e.g. persona A vs persona B) reads each completion")
     sweep.add_argument("--readout-layer", type=int, default=None,
                        help="layer of the readout probe (default: the vector's first layer)")
+    sweep.add_argument("--backfire-metric", default="vader",
+                       help="metric whose move against the intended direction counts as backfire (default vader)")
+    sweep.add_argument("--backfire-direction", type=int, default=1, choices=[1, -1],
+                       help="+1: positive coefficients are meant to raise the metric (default); -1: to lower it")
+    sweep.add_argument("--backfire-floor", default="seeds",
+                       help="'seeds' (default: estimated from two unsteered sampled completions per prompt, so a "
+                            "no-effect vector backfires ~5%% of the time) or a number on the metric's scale")
     sweep.add_argument("--out", required=True, metavar="DIR")
     sweep.set_defaults(handler=_sweep)
     return sweep
@@ -51,8 +58,11 @@ def _sweep(args: argparse.Namespace) -> int:
                                    labels=(Path(positive).stem, Path(negative).stem))
         print(f"probe readout at layer {layer}: {readout.positive_label} vs {readout.negative_label}, "
               f"training accuracy {readout.train_accuracy:.3f}")
+    floor = args.backfire_floor if args.backfire_floor == "seeds" else numbers(args.backfire_floor, "--backfire-floor")[0]
     result = generation_sweep(model, prompts, vector, coefficients, layers, readout=readout,
-                              max_new_tokens=args.max_new_tokens, positions=args.positions)
+                              max_new_tokens=args.max_new_tokens, positions=args.positions,
+                              backfire_metric=args.backfire_metric, backfire_direction=args.backfire_direction,
+                              backfire_floor=floor)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps({"model": model.name, "vector": args.vector,

@@ -12,10 +12,15 @@ quantity.
   stream) as ``a · v_A + b · v_B + r`` by least squares, with ``r`` orthogonal to both; the residual
   fraction ``|r|² / |x|²`` says how much of it lies outside their span.
 - :func:`dominance` places each mix between the pure ends, ``d(α) = (s(α) − s(0)) / (s(1) − s(0))``
-  for a score ``s`` averaged over items; persona A dominates where ``d(α) > α``. The area between
-  ``d`` and the diagonal (positive: A dominates) gets a percentile-bootstrap interval from resampling
-  items (prompts) jointly across all α, and the verdict is ``"none"`` unless that interval excludes
-  zero and the two ends are themselves separated.
+  for a score ``s`` averaged over items, on an *unbounded* scale (:func:`to_dominance_scale`:
+  log-odds for probabilities, ``2·artanh`` for VADER's compound), because on a bounded scale
+  saturation alone bends the mean curve. Persona A dominates where ``d(α) > α``. The area between
+  ``d`` and the diagonal (positive: A dominates) is a ratio of two per-prompt linear functionals
+  (bend and ends gap) with Fieller's interval; ``"A"``/``"B"`` only when that interval excludes zero
+  and the two ends are themselves separated.
+- :func:`dominance_verdict` is the tested rule that turns a :class:`Dominance` into a verdict on the
+  paper's claim that A dominates across (almost) the whole α range: reproduced / not reproduced /
+  inconclusive, with its reason and the smallest effect the run could have detected.
 """
 
 from __future__ import annotations
@@ -23,16 +28,26 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 from jaxtyping import Float
+from scipy import stats as _sps
 from torch import Tensor
 
 from interp_steer.directions import SteeringVector, mix
-from interp_steer.stats import Interval, bootstrap_mean
+from interp_steer.stats import (
+    UNBOUNDED,
+    ArrayLike,
+    Fieller,
+    Interval,
+    fieller,
+    mean_and_se,
+    t_interval,
+    t_quantile,
+)
 
 Numbers = Sequence[float | int] | np.ndarray
 
@@ -105,15 +120,69 @@ def decompose(
     return Decomposition(coefs[0], coefs[1], fraction, cosine)
 
 
-@dataclass(frozen=True)
-class Dominance:
-    """Where mixes land between the pure ends, for one score at one strength (see the module docstring).
+# ------------------------------------------------------------------------------------ dominance
 
-    ``curve[i]`` is ``d(alphas[i])`` from the item means, ``curve_low``/``curve_high`` its bootstrap
-    interval; ``area`` is ``∫ (d(α) − α) dα`` (trapezoids over the grid) with its interval;
-    ``balance_point`` is the first α where ``d`` reaches 0.5 (linear interpolation); ``ends`` is the
-    paired difference ``s(1) − s(0)`` over items. ``verdict``: ``"A"`` or ``"B"`` when the area's
-    interval excludes zero (and the ends are separated), else ``"none"``.
+SCALES = ("identity", "logit", "artanh")
+"""Unbounded scales dominance is computed on (see :func:`to_dominance_scale`)."""
+
+SCORE_SCALES = {"vader": "artanh", "probe_valence": "logit", "probe_log_odds": "identity"}
+"""The scale of each score the collision study measures dominance on."""
+
+PROBABILITY_CLIP = 1e-6
+"""Probabilities are clipped to ``[1e-6, 1 − 1e-6]`` (log-odds ±13.8) before the logit."""
+
+VADER_CLIP = 0.9999
+"""VADER rounds its compound to 4 decimals, so ±0.9999 is the most extreme value short of ±1."""
+
+PAPER_AREA = 1 / 6
+"""The paper's dominance effect as an area: ``d(α) = √α`` (balance point α* = 0.25), see
+:func:`dominance_verdict`."""
+
+
+def to_dominance_scale(values: Numbers, scale: str) -> np.ndarray:
+    """Scores mapped to the unbounded scale dominance is measured on.
+
+    - ``"identity"``: unbounded scores as they are (e.g. a probe's log-odds, a logit difference);
+    - ``"logit"``: probabilities in [0, 1] (e.g. a probe's P(A)), ``log(p / (1 − p))`` after clipping
+      to :data:`PROBABILITY_CLIP`. For a probe, prefer its decision function
+      (:meth:`~interp_steer.metrics.ProbeReadout.log_odds`), which needs no clipping;
+    - ``"artanh"``: scores in (−1, 1) (VADER's compound), ``2·artanh(c) = logit((1 + c) / 2)`` after
+      clipping to ±:data:`VADER_CLIP`.
+
+    Why: on a bounded scale a mean that moves linearly in a latent quantity bends as it nears the
+    bound (a sigmoid of a line is not a line), and ``d(α)`` reads that bend as dominance.
+    """
+    x = np.asarray(values, dtype=float)
+    finite = x[np.isfinite(x)]
+    if scale == "identity":
+        return x.copy()
+    if scale == "logit":
+        if finite.size and (finite.min() < 0 or finite.max() > 1):
+            raise ValueError(f"scale='logit' needs probabilities in [0, 1]; got values in [{finite.min():g}, {finite.max():g}]")
+        p = np.clip(x, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+        return np.log(p) - np.log1p(-p)
+    if scale == "artanh":
+        if finite.size and (finite.min() < -1 or finite.max() > 1):
+            raise ValueError(f"scale='artanh' needs scores in [-1, 1]; got values in [{finite.min():g}, {finite.max():g}]")
+        return 2 * np.arctanh(np.clip(x, -VADER_CLIP, VADER_CLIP))
+    raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
+
+
+@dataclass(frozen=True, eq=False)
+class Dominance:
+    """Where mixes land between the pure ends, for one score at one strength (see :func:`dominance`).
+
+    ``curve[i]`` is ``d(alphas[i])`` with its 95 % Fieller interval ``curve_low``/``curve_high``
+    (NaN where unbounded); ``area`` is ``∫ (d(α) − α) dα`` (trapezoids over the grid) with its 95 %
+    Fieller interval, ``area_low_90``/``area_high_90`` its 90 % interval (for equivalence tests) and
+    ``area_se`` its delta-method standard error; ``balance_point`` is the first α where ``d`` reaches
+    0.5 with an interval from inverting a t-test at each α. All of these are on the ``scale``
+    (:func:`to_dominance_scale`). ``ends`` is the paired difference ``s(1) − s(0)`` on the score's
+    own scale (t-interval), ``ends_scaled`` the same on the dominance scale. ``verdict``: ``"A"`` or
+    ``"B"`` when the ends are separated and the area's interval excludes zero, else ``"none"``: a
+    description of the data; :func:`dominance_verdict` turns it into a verdict on the paper's claim.
+    ``scaled`` holds the per-item scores on the dominance scale (``[alphas, items]``, items with
+    every cell scored), for rules that need more than these summaries.
     """
 
     score: str
@@ -128,15 +197,38 @@ class Dominance:
     ends: Interval
     verdict: str
     reason: str
+    scale: str = "identity"
+    area_low_90: float = float("nan")
+    area_high_90: float = float("nan")
+    area_se: float = float("nan")
+    ends_scaled: Interval = Interval(float("nan"), float("nan"), float("nan"), 0)
+    n_dropped: int = 0
+    scaled: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+
+    @property
+    def mde(self) -> float:
+        """The smallest area this run detects with 80 % power in a 5 % two-sided test,
+        ``(t_.975 + t_.80) · area_se`` on ``n − 1`` degrees of freedom."""
+        return _mde(self.area_se, self.area.n)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "score": self.score, "alphas": list(self.alphas), "d": list(self.curve),
+        """JSON-ready (strict: values that do not exist are ``None``, never NaN)."""
+        return _json_ready({
+            "score": self.score, "scale": self.scale, "alphas": list(self.alphas), "d": list(self.curve),
             "d_low": list(self.curve_low), "d_high": list(self.curve_high),
-            "area": self.area.to_dict(), "balance_point": _finite_or_none(self.balance_point),
+            "area": self.area.to_dict(),
+            "area_90": {"low": _finite_or_none(self.area_low_90), "high": _finite_or_none(self.area_high_90)},
+            "area_se": _finite_or_none(self.area_se), "mde": _finite_or_none(self.mde),
+            "balance_point": _finite_or_none(self.balance_point),
             "balance_low": _finite_or_none(self.balance_low), "balance_high": _finite_or_none(self.balance_high),
-            "ends_difference": self.ends.to_dict(), "verdict": self.verdict, "reason": self.reason,
-        }
+            "ends_difference": self.ends.to_dict(), "ends_difference_scaled": self.ends_scaled.to_dict(),
+            "n_items": self.area.n, "n_dropped": self.n_dropped,
+            "verdict": self.verdict, "reason": self.reason,
+            "method": (f"on the {self.scale} scale, per prompt k: bend B_k = trapezoid integral of s_k(alpha) minus "
+                       "(s_k(0) + s_k(1)) / 2, ends gap D_k = s_k(1) - s_k(0); area = mean(B) / mean(D) and "
+                       "d(alpha) = mean(s(alpha) - s(0)) / mean(D), with Fieller intervals over prompts (t quantiles); "
+                       "null bounds where the ends are not significantly separated"),
+        })
 
 
 def dominance(
@@ -144,60 +236,322 @@ def dominance(
     scores: Float[np.ndarray, "alphas items"],
     *,
     score: str = "score",
+    scale: str = "identity",
     level: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
+    seed: int | None = None,
+    resamples: int | None = None,
 ) -> Dominance:
     """Dominance of persona A over B from ``scores[i, k]``: score of item ``k`` (a prompt) under the
-    mix ``alphas[i]``. The grid must contain 0 and 1; items are paired across α (the same prompts),
-    and NaN scores are left out of a cell's mean."""
+    mix ``alphas[i]``. The grid must contain 0 and 1; items are paired across α (the same prompts).
+
+    Everything is computed on ``scale`` (:func:`to_dominance_scale`; :data:`SCORE_SCALES` names the
+    collision study's) from two linear functionals per item: the *bend* ``B_k = ∫ s_k(α) dα −
+    (s_k(0) + s_k(1)) / 2`` (trapezoids) and the *ends gap* ``Δ_k = s_k(1) − s_k(0)``. The area
+    between ``d`` and the diagonal is exactly ``mean(B) / mean(Δ)``, and ``d(α_i) = mean(s(α_i) −
+    s(0)) / mean(Δ)``: ratios of means, with Fieller's intervals (:func:`interp_steer.stats.fieller`),
+    which keep their coverage at a few dozen prompts and are honest (unbounded, reported as NaN) when
+    the ends are not separated. Items with a NaN cell are left out (``n_dropped``).
+    ``seed``/``resamples`` are accepted and ignored (the intervals are closed-form)."""
+    del seed, resamples
     alphas = np.asarray(alphas, dtype=float)
-    scores = np.asarray(scores, dtype=float)
-    if scores.ndim != 2 or scores.shape[0] != alphas.size:
-        raise ValueError(f"scores must be [alphas, items] = [{alphas.size}, n]; got shape {scores.shape}")
+    raw = np.asarray(scores, dtype=float)
+    if raw.ndim != 2 or raw.shape[0] != alphas.size:
+        raise ValueError(f"scores must be [alphas, items] = [{alphas.size}, n]; got shape {raw.shape}")
     if np.any(np.diff(alphas) <= 0) or alphas[0] != 0.0 or alphas[-1] != 1.0:
         raise ValueError(f"alphas must increase from 0 to 1 (both included); got {alphas.tolist()}")
-    n_items = scores.shape[1]
-    if n_items < 2:
+    if raw.shape[1] < 2:
         raise ValueError("dominance needs at least 2 items for an interval")
+    complete = np.isfinite(raw).all(axis=0)
+    z = to_dominance_scale(raw[:, complete], scale)
+    core = _dominance_core(alphas, z[None], level=level)
+    area95, area90 = core["area"], core["area_90"]
+    n = int(area95.n[0])
+    note = ("fewer than two prompts with every cell scored" if n < 2 else
+            "" if bool(area95.bounded[0]) else "the pure ends are not separated: " + UNBOUNDED)
+    area = Interval(float(area95.estimate[0]), float(area95.low[0]), float(area95.high[0]), n, note)
+    curve = core["d"]
+    ends = t_interval(raw[-1, complete] - raw[0, complete], level=level)
+    ends_scaled = t_interval(z[-1] - z[0], level=level)
+    balance, balance_low, balance_high = _balance(alphas, z, level)
 
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, n_items, size=(resamples, n_items))
-    with quiet_nan_warnings():
-        curve = _curve(np.nanmean(scores, axis=1)[None])[0]
-        boot_means = np.nanmean(scores[:, picks], axis=2).T  # [resamples, alphas]
-        boot = _curve(boot_means)
-    tail = (1 - level) / 2 * 100
-
-    def interval(values: np.ndarray) -> tuple[float, float]:
-        finite = values[np.isfinite(values)]
-        if finite.size < resamples / 2:  # the ends coincide in most resamples: no interval
-            return float("nan"), float("nan")
-        low, high = np.percentile(finite, [tail, 100 - tail])
-        return float(low), float(high)
-
-    areas = _area(alphas, boot)
-    area_low, area_high = interval(areas)
-    area = Interval(float(_area(alphas, curve[None])[0]), area_low, area_high, n_items)
-    balance = _balance(alphas, curve[None])[0]
-    balance_low, balance_high = interval(_balance(alphas, boot))
-    bands = [interval(boot[:, i]) for i in range(alphas.size)]
-    ends = bootstrap_mean(scores[-1] - scores[0], level=level, resamples=resamples, seed=seed,
-                          allow_empty=True)
-
-    if not ends.excludes_zero:
-        verdict, reason = "none", "the pure ends are not separated (their difference's interval contains 0)"
-    elif not (np.isfinite(area_low) and (area_low > 0 or area_high < 0)):
+    if n < 2 or not bool(area95.bounded[0]):
+        verdict, reason = "none", f"the pure ends are not separated on the {scale} scale (their difference's interval contains 0)"
+    elif not area.excludes_zero:
         verdict, reason = "none", "the area's interval contains 0"
     else:
-        verdict = "A" if area_low > 0 else "B"
+        verdict = "A" if area.low > 0 else "B"
         reason = f"the area's interval excludes 0 ({'above' if verdict == 'A' else 'below'} the diagonal)"
     return Dominance(
-        score=score, alphas=tuple(alphas.tolist()), curve=tuple(curve.tolist()),
-        curve_low=tuple(b[0] for b in bands), curve_high=tuple(b[1] for b in bands),
-        area=area, balance_point=float(balance), balance_low=balance_low, balance_high=balance_high,
-        ends=ends, verdict=verdict, reason=reason,
+        score=score, alphas=tuple(alphas.tolist()), curve=tuple(curve.estimate[0].tolist()),
+        curve_low=tuple(curve.low[0].tolist()), curve_high=tuple(curve.high[0].tolist()),
+        area=area, balance_point=balance, balance_low=balance_low, balance_high=balance_high,
+        ends=ends, verdict=verdict, reason=reason, scale=scale,
+        area_low_90=float(area90.low[0]), area_high_90=float(area90.high[0]), area_se=float(area95.se[0]),
+        ends_scaled=ends_scaled, n_dropped=int((~complete).sum()), scaled=z,
     )
+
+
+def _trapezoid_weights(alphas: np.ndarray) -> np.ndarray:
+    gaps = np.diff(alphas)
+    weights = np.zeros(alphas.size)
+    weights[:-1] += gaps / 2
+    weights[1:] += gaps / 2
+    return weights
+
+
+def _functionals(alphas: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per item of ``z [..., alphas, items]``: the ends gap ``Δ``, the bend ``B`` and the rises
+    ``s(α_i) − s(0)`` (``[..., alphas, items]``). Items with any NaN cell are NaN throughout."""
+    complete = np.isfinite(z).all(axis=-2, keepdims=True)
+    z = np.where(complete, z, np.nan)
+    ends = z[..., -1, :] - z[..., 0, :]
+    bend = np.einsum("a,...ak->...k", _trapezoid_weights(alphas), z) - (z[..., 0, :] + z[..., -1, :]) / 2
+    return ends, bend, z - z[..., :1, :]
+
+
+def _dominance_core(alphas: np.ndarray, z: np.ndarray, *, level: float = 0.95) -> dict[str, Fieller]:
+    """The dominance statistics of a batch of runs ``z [runs, alphas, items]`` (on the dominance
+    scale), vectorised so that verdict rules can be simulated over thousands of runs."""
+    ends, bend, rise = _functionals(alphas, z)
+    return {"area": fieller(bend, ends, level=level, axis=-1),
+            "area_90": fieller(bend, ends, level=0.90, axis=-1),
+            "d": fieller(rise, ends[..., None, :], level=level, axis=-1)}
+
+
+def _balance(alphas: np.ndarray, z: np.ndarray, level: float, points: int = 401) -> tuple[float, float, float]:
+    """The first α where ``d`` reaches 0.5 (linear interpolation of the mean curve) and its interval:
+    the α on a fine grid where a paired t-test of ``s(α) − s(0) − Δ/2 = 0`` (with ``s`` interpolated
+    per item) does not reject, from the first to the last. NaN when the ends are not separated."""
+    nan = (float("nan"),) * 3
+    if z.shape[1] < 2:
+        return nan
+    ends_mean, ends_se, n = mean_and_se(z[-1] - z[0])
+    if not abs(ends_mean) > t_quantile(level, n - 1) * ends_se:
+        return nan
+    grid = np.linspace(0.0, 1.0, points)
+    index = np.clip(np.searchsorted(alphas, grid, side="right") - 1, 0, alphas.size - 2)
+    frac = (grid - alphas[index]) / (alphas[index + 1] - alphas[index])
+    interpolated = z[index] * (1 - frac)[:, None] + z[index + 1] * frac[:, None]  # [points, items]
+    gap = interpolated - z[0] - (z[-1] - z[0]) / 2
+    mean, se, n = mean_and_se(gap, axis=1)
+    curve = mean * np.sign(ends_mean)  # crosses from negative (at α = 0) to positive (at α = 1)
+    crossing = int(np.argmax(curve >= 0))
+    if crossing == 0:
+        point = 0.0
+    else:
+        lo, hi = curve[crossing - 1], curve[crossing]
+        point = float(grid[crossing - 1] + (0 - lo) / (hi - lo) * (grid[crossing] - grid[crossing - 1]))
+    accepted = np.abs(mean) <= t_quantile(level, n - 1) * se
+    if not accepted.any():  # only possible through rounding: the point itself is never rejected
+        return point, point, point
+    return point, float(grid[accepted].min()), float(grid[accepted].max())
+
+
+def _mde(se: ArrayLike, n: ArrayLike) -> np.ndarray | float:
+    df = np.asarray(n, dtype=float) - 1
+    with np.errstate(invalid="ignore"):
+        t_80 = np.where(df >= 1, _sps.t.ppf(0.80, np.maximum(df, 1)), np.nan)
+        value = (t_quantile(0.95, df) + t_80) * np.asarray(se, dtype=float)
+    return float(value) if np.ndim(value) == 0 else value
+
+
+# -------------------------------------------------------------------------- verdict on claim (i)
+
+
+def paper_gamma(margin: float | int = PAPER_AREA) -> float:
+    """The exponent ``γ`` of the curve ``d(α) = α^γ`` whose area over the diagonal is ``margin``
+    (``∫ (α^γ − α) dα = 1 / (γ + 1) − 1/2``; ``margin = 1/6`` gives ``γ = 1/2``)."""
+    if not 0 < margin < 0.5:
+        raise ValueError(f"margin must be in (0, 0.5) (the area of a curve d(α) = α^γ), got {margin}")
+    return 1 / (margin + 0.5) - 1
+
+
+def _rule_core(alphas: np.ndarray, z: np.ndarray, *, margin: float | int = PAPER_AREA) -> dict[str, np.ndarray]:
+    """The verdict rule of :func:`dominance_verdict` for a batch of runs ``z [runs, alphas, items]``
+    on the dominance scale; returns the verdict code per run (1 reproduced, −1 not reproduced,
+    0 inconclusive) and every number the rule used."""
+    ends, bend, rise = _functionals(alphas, z)
+    area = fieller(bend, ends, level=0.95, axis=-1)
+    area90 = fieller(bend, ends, level=0.90, axis=-1)
+    d = fieller(rise, ends[..., None, :], level=0.95, axis=-1)
+    separated = area.bounded
+    ends_mean, _, _ = mean_and_se(ends, axis=-1)
+    orientation = np.sign(ends_mean)[..., None]  # d > α  <=>  sign(mean Δ) · mean(s(α) − line(α)) > 0
+    inner = np.nonzero((alphas > 0) & (alphas < 1))[0]
+    gamma = paper_gamma(margin)
+
+    def test(curve: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per inner mix: orientation-signed mean of ``s(α) − s(0) − curve(α) · Δ`` and its t-threshold."""
+        gap = rise[..., inner, :] - curve[inner, None] * ends[..., None, :]
+        mean, se, n = mean_and_se(gap, axis=-1)
+        return orientation * mean, t_quantile(0.95, n - 1) * se
+
+    diagonal, diagonal_t = test(alphas)
+    paper, paper_t = test(alphas**gamma)
+    majority = inner.size // 2 + 1
+    above_point = (diagonal > 0).sum(-1)
+    above = (diagonal > diagonal_t).sum(-1)
+    below = (diagonal < -diagonal_t).sum(-1)
+    below_paper = (paper < -paper_t).sum(-1)
+    margin_on_grid = float(_trapezoid_weights(alphas) @ alphas**gamma - 0.5)
+
+    a_dominates = separated & (area.low > 0)
+    most_of_range = above_point >= majority
+    b_dominates = separated & (area.high < 0)
+    smaller = separated & area90.bounded & (area90.low > -margin_on_grid) & (area90.high < margin_on_grid)
+    minority = separated & (below_paper >= majority)
+    reproduced = a_dominates & most_of_range
+    not_reproduced = ~reproduced & (b_dominates | smaller | minority)
+    code = np.where(reproduced, 1, np.where(not_reproduced, -1, 0))
+    return {"code": code, "separated": separated, "a_dominates": a_dominates, "most_of_range": most_of_range,
+            "b_dominates": b_dominates, "smaller_than_paper": smaller, "confined_to_minority": minority,
+            "area": area.estimate, "area_low": area.low, "area_high": area.high, "area_low_90": area90.low,
+            "area_high_90": area90.high, "area_se": area.se, "n": area.n, "mde": _mde(area.se, area.n),
+            "d": d.estimate, "d_low": d.low, "d_high": d.high, "inner": inner, "diagonal": diagonal,
+            "diagonal_t": diagonal_t, "paper_gap": paper, "paper_t": paper_t, "above_point": above_point,
+            "above": above, "below": below, "below_paper": below_paper, "majority": majority,
+            "gamma": gamma, "margin_on_grid": margin_on_grid}
+
+
+VERDICTS = {1: "reproduced", -1: "not reproduced", 0: "inconclusive"}
+
+RULE = ("reproduced: the pure ends are separated and the area's 95 % Fieller interval lies above 0 (A dominates "
+        "significantly) and d(alpha) > alpha at a majority of the interior mixes (point estimates); "
+        "not reproduced (otherwise): the area's 95 % interval lies below 0 (B dominates), or its 90 % interval lies "
+        "inside +-margin (TOST at 5 %: smaller than the paper's effect), or at a majority of interior mixes d(alpha) is "
+        "significantly below the paper's curve alpha^gamma (one-sided 2.5 %: A's claimed advantage holds at a minority "
+        "of the range at most); inconclusive otherwise, and always when the ends are not separated. "
+        "Computed on an unbounded scale (logit / 2 artanh / identity).")
+
+
+def dominance_verdict(dom: Dominance, *, margin: float | int = PAPER_AREA) -> tuple[str, str, dict[str, Any]]:
+    """Verdict on the Creative Collision paper's finding (i) — "the optimistic persona (A) dominates
+    across (almost) the entire α range" — from one :class:`Dominance` (one score, one strength).
+
+    **The claim, operationalised.** The paper shows persona A "suppressing [B's] moral influence
+    across almost the entire interpolation range". We take as its effect the curve
+    ``d(α) = α^γ`` with balance point ``α* = 0.25``, i.e. ``γ = 1/2`` (``d = √α``), whose area over
+    the diagonal is ``margin = 1/6``: a quarter of A already moves the output half-way to pure A,
+    and ``d(α) > α`` at every interior mix. It is the weakest power curve for which the mix reads as
+    A-leaning (``d ≥ 0.5``) over three quarters of the range; a smaller bend would not be "almost
+    the entire range". ``margin`` sets it (and ``γ = 1 / (margin + 1/2) − 1``); the equivalence test
+    uses that curve's area *on the run's grid* (trapezoids; 0.158 on 9 α, 0.143 on 5), which is what
+    the run estimates.
+
+    **The rule** (:data:`RULE`; all on the dominance scale of ``dom``, per-prompt statistics as in
+    :func:`dominance`):
+
+    - *inconclusive* when the pure ends are not separated (95 % t-test of ``mean(Δ)``): ``d`` is
+      undefined;
+    - *reproduced* when the area's 95 % interval lies above 0 **and** ``d̂(α) > α`` at a majority of
+      the interior mixes. The first condition alone has a false-positive rate of 2.5 % under a linear
+      response (a one-sided 2.5 % test), and adding a condition can only lower it;
+    - *not reproduced* when (a) the area's 95 % interval lies below 0 (B dominates), or (b) its 90 %
+      interval lies inside ``±margin`` (two one-sided tests at 5 %: the effect is smaller than the
+      paper's), or (c) at a majority of interior mixes ``d(α)`` is significantly below ``α^γ``
+      (one-sided 2.5 % t-tests of ``s(α) − s(0) − α^γ Δ``: A's claimed advantage holds at a minority
+      of the range at most). Under the paper's effect each of (b) and (c) fires at most about 5 %
+      of the time;
+    - *inconclusive* otherwise. A run where A dominates significantly but less than the paper says
+      is *reproduced* (the claim is qualitative) with ``smaller_than_paper`` set in the numbers.
+
+    The minimum detectable area (80 % power, 5 % two-sided, ``(t_.975 + t_.80) · se``) and the power
+    against the paper's effect are always reported. Simulated error rates
+    (``tests/test_dominance_rule.py``: a latent linear or ``√α`` per prompt, random per-prompt
+    intercepts and slopes, per-cell noise σ, through a sigmoid): "reproduced" under a linear truth
+    ≤ 2.3 % (quick and full profiles); power at the paper's effect on the full profile (30 prompts ×
+    9 α) 0.94 / 0.83 / 0.66 with the ends 3 / 2.5 / 2 σ apart, ≈ 0.21 at the default model's ≈ 1 σ;
+    "not reproduced" under the paper's effect ≤ 5 %, under a linear truth 0.96 at 3 σ.
+
+    Returns ``(verdict, reason, numbers)``: the verdict, one sentence saying why (with the MDE), and
+    a JSON-ready dict of every number the rule used.
+    """
+    alphas = np.asarray(dom.alphas, dtype=float)
+    if dom.scaled.shape[1] < 2:
+        out = _rule_core(alphas, np.full((1, alphas.size, 2), np.nan), margin=margin)
+    else:
+        out = _rule_core(alphas, dom.scaled[None], margin=margin)
+    first = {key: (value[0] if isinstance(value, np.ndarray) and value.ndim and key != "inner" else value)
+             for key, value in out.items()}
+    code = int(first["code"])
+    verdict = VERDICTS[code]
+    inner = [int(i) for i in first["inner"]]
+    gamma, on_grid = first["gamma"], first["margin_on_grid"]
+    se, n = float(first["area_se"]), int(first["n"])
+    power = _power(on_grid, se, n)
+    mixes = []
+    for j, i in enumerate(inner):
+        significance = ("above" if first["diagonal"][j] > first["diagonal_t"][j] else
+                        "below" if first["diagonal"][j] < -first["diagonal_t"][j] else "not significant")
+        mixes.append({"alpha": float(alphas[i]), "d": _finite_or_none(first["d"][i]),
+                      "d_low": _finite_or_none(first["d_low"][i]), "d_high": _finite_or_none(first["d_high"][i]),
+                      "paper_d": float(alphas[i] ** gamma), "vs_diagonal": significance,
+                      "point_above_diagonal": bool(first["diagonal"][j] > 0),
+                      "below_paper": bool(first["paper_gap"][j] < -first["paper_t"][j])})
+    criteria = {key: bool(first[key]) for key in ("separated", "a_dominates", "most_of_range", "b_dominates",
+                                                  "smaller_than_paper", "confined_to_minority")}
+    mde = float(first["mde"])
+    numbers = {
+        "verdict": verdict, "rule": RULE, "score": dom.score, "scale": dom.scale, "n_items": n,
+        "n_dropped": dom.n_dropped, "ends_difference": dom.ends.to_dict(),
+        "ends_difference_scaled": dom.ends_scaled.to_dict(),
+        "area": {"estimate": _finite_or_none(first["area"]), "low": _finite_or_none(first["area_low"]),
+                 "high": _finite_or_none(first["area_high"]), "level": 0.95},
+        "area_90": {"low": _finite_or_none(first["area_low_90"]), "high": _finite_or_none(first["area_high_90"])},
+        "area_se": _finite_or_none(se), "mde": _finite_or_none(mde),
+        "power_at_paper_effect": _finite_or_none(power),
+        "margin": margin, "margin_on_grid": on_grid, "paper_gamma": gamma,
+        "paper_curve": f"d(alpha) = alpha^{gamma:g}", "paper_balance_point": 0.5 ** (1 / gamma),
+        "equivalence": {"interval_90": [_finite_or_none(first["area_low_90"]), _finite_or_none(first["area_high_90"])],
+                        "bounds": [-on_grid, on_grid], "inside": criteria["smaller_than_paper"]},
+        "mixes": mixes, "n_mixes": len(inner), "majority": int(first["majority"]),
+        "mixes_above_point": int(first["above_point"]), "mixes_above": int(first["above"]),
+        "mixes_below": int(first["below"]), "mixes_below_paper": int(first["below_paper"]),
+        "criteria": criteria,
+    }
+    numbers["reason"] = reason = _reason(code, criteria, numbers)
+    return verdict, reason, _json_ready(numbers)
+
+
+def _power(effect: float | int, se: float | int, n: int) -> float:
+    """Power of the one-sided 2.5 % t-test (the "A dominates" condition) against an area ``effect``."""
+    if not (np.isfinite(se) and se > 0 and n >= 2):
+        return float("nan")
+    return float(_sps.nct.sf(float(t_quantile(0.95, n - 1)), n - 1, effect / se))
+
+
+def _reason(code: int, criteria: dict[str, bool], nb: dict[str, Any]) -> str:
+    def num(value: float | None, fmt: str = "+.3f") -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    area, a90 = nb["area"], nb["area_90"]
+    area_text = f"area {num(area['estimate'])} [{num(area['low'])}, {num(area['high'])}] (95 %)"
+    detect = (f"this run could detect an area of ±{num(nb['mde'], '.3f')} (80 % power, 5 % two-sided; "
+              f"the paper's effect is {nb['margin_on_grid']:.3f} on this grid, power against it "
+              f"{num(nb['power_at_paper_effect'], '.0%') if nb['power_at_paper_effect'] is not None else 'n/a'})")
+    mixes = f"d(α) > α at {nb['mixes_above_point']} of {nb['n_mixes']} mixes ({nb['mixes_above']} significantly)"
+    if not criteria["separated"]:
+        return (f"the pure ends are not separated on the {nb['scale']} scale (their difference's 95 % interval "
+                f"contains 0), so dominance is undefined; {detect}")
+    if code == 1:
+        text = f"A dominates: {area_text} lies above 0 and {mixes}"
+        if criteria["smaller_than_paper"]:
+            text += (f"; but the effect is significantly smaller than the paper's (90 % interval "
+                     f"[{num(a90['low'])}, {num(a90['high'])}] inside ±{nb['margin_on_grid']:.3f})")
+        return f"{text}; {detect}"
+    if code == -1:
+        if criteria["b_dominates"]:
+            lead = f"B, not A, dominates: {area_text} lies below 0"
+        elif criteria["smaller_than_paper"]:
+            lead = (f"the effect is smaller than the paper's: the area's 90 % interval [{num(a90['low'])}, "
+                    f"{num(a90['high'])}] lies inside ±{nb['margin_on_grid']:.3f} (equivalence test at 5 %)")
+        else:
+            lead = (f"A's claimed advantage holds at a minority of the range at most: at {nb['mixes_below_paper']} of "
+                    f"{nb['n_mixes']} mixes d(α) is significantly below the paper's {nb['paper_curve']}")
+        return f"{lead}; {area_text}, {mixes}; {detect}"
+    if criteria["a_dominates"]:
+        return f"A dominates on average ({area_text}) but {mixes}, not a majority; {detect}"
+    return f"neither A's dominance nor its absence is established: {area_text}, {mixes}; {detect}"
 
 
 @contextlib.contextmanager
@@ -209,36 +563,24 @@ def quiet_nan_warnings() -> Iterator[None]:
         yield
 
 
-def _curve(means: np.ndarray) -> np.ndarray:
-    """``d`` for each row of ``means [rows, alphas]`` (NaN where the ends coincide)."""
-    span = means[:, -1:] - means[:, :1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(span != 0, (means - means[:, :1]) / span, np.nan)
-
-
-def _area(alphas: np.ndarray, curves: np.ndarray) -> np.ndarray:
-    gap = curves - alphas[None]
-    return ((gap[:, 1:] + gap[:, :-1]) / 2 * np.diff(alphas)[None]).sum(axis=1)
-
-
-def _balance(alphas: np.ndarray, curves: np.ndarray) -> np.ndarray:
-    """First α where each curve reaches 0.5, by linear interpolation (NaN for a NaN curve)."""
-    out = np.full(curves.shape[0], np.nan)
-    for row, curve in enumerate(curves):
-        if not np.isfinite(curve).all():
-            continue
-        above = np.nonzero(curve >= 0.5)[0]
-        i = int(above[0])  # exists: d(1) = 1
-        if i == 0:
-            out[row] = alphas[0]
-            continue
-        lo, hi = curve[i - 1], curve[i]
-        out[row] = alphas[i - 1] + (0.5 - lo) / (hi - lo) * (alphas[i] - alphas[i - 1])
-    return out
+def _json_ready(value: Any) -> Any:
+    """Plain JSON values: non-finite floats become ``None``, numpy scalars Python numbers."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-__all__ = ["Decomposition", "Dominance", "collision_vector", "common_scale", "decompose", "dominance"]
+__all__ = ["PAPER_AREA", "RULE", "SCALES", "SCORE_SCALES", "Decomposition", "Dominance", "collision_vector",
+           "common_scale", "decompose", "dominance", "dominance_verdict", "paper_gamma", "to_dominance_scale"]

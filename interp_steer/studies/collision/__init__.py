@@ -12,7 +12,8 @@ The shape every study follows:
 
 Collision's own parts: :mod:`.findings` (the paper's three findings, judged) and :mod:`.style` (the
 surface-style classifier). The mixing arithmetic (:func:`collision_vector`, :func:`decompose`,
-:func:`dominance`) lives in :mod:`interp_steer.studies.mixing`, shared with dominance patching.
+:func:`dominance` and the verdict rule on it, :func:`dominance_verdict`) lives in
+:mod:`interp_steer.studies.mixing`, shared with dominance patching.
 """
 
 from interp_steer.studies.collision.config import CollisionConfig
@@ -25,6 +26,8 @@ from interp_steer.studies.mixing import (
     common_scale,
     decompose,
     dominance,
+    dominance_verdict,
+    to_dominance_scale,
 )
 
 __all__ = [
@@ -39,6 +42,8 @@ __all__ = [
     "common_scale",
     "decompose",
     "dominance",
+    "dominance_verdict",
     "run",
     "schema",
+    "to_dominance_scale",
 ]

@@ -15,7 +15,7 @@ from interp_steer.probes import Localisation
 from interp_steer.stats import paired_difference
 from interp_steer.studies.collision.config import CollisionConfig
 from interp_steer.studies.collision.result import Finding
-from interp_steer.studies.mixing import Dominance
+from interp_steer.studies.mixing import Dominance, dominance_verdict
 
 
 def judge_findings(config: CollisionConfig, dominance: dict[str, list[Dominance]], coherence: dict[str, Any],
@@ -34,35 +34,18 @@ def _finding_dominance(config, by_score, coherence, per_prompt) -> Finding:
     li = config.lambdas.index(coherence["best_lambda"])
     main: Dominance = by_score["vader"][li]
     readout: Dominance = by_score["probe_valence"][li]
-    inner = [i for i, a in enumerate(config.alphas) if 0 < a < 1]
-    above = sum(1 for i in inner if main.curve_low[i] > config.alphas[i])
-    below = sum(1 for i in inner if main.curve_high[i] < config.alphas[i])
-    numbers = {"lambda": coherence["best_lambda"], "score": "vader", "area": main.area.to_dict(),
-               "balance_point": main.to_dict()["balance_point"], "ends_difference": main.ends.to_dict(),
-               "mixes_above_diagonal": above, "mixes_below_diagonal": below, "n_mixes": len(inner),
+    verdict, reason, rule = dominance_verdict(main)
+    numbers = {"lambda": coherence["best_lambda"], "score": "vader", **rule,
+               "balance_point": main.to_dict()["balance_point"],
                "readout_area": readout.area.to_dict(), "readout_verdict": readout.verdict,
+               "readout_rule_verdict": dominance_verdict(readout)[0],
                "verdicts_per_lambda": {f"{lam:g}": by_score["vader"][i].verdict for i, lam in enumerate(config.lambdas)}}
-    area = main.area
-    text = (f"at λ = {coherence['best_lambda']:g} (the best non-degraded strength), VADER: A end − B end = "
-            f"{main.ends.mean:+.2f} [{main.ends.low:+.2f}, {main.ends.high:+.2f}]; area between d(α) and the "
-            f"diagonal {area.mean:+.3f} [{area.low:+.3f}, {area.high:+.3f}]; balance point α* = "
-            f"{_fmt(main.balance_point)}; {above} of {len(inner)} mixes significantly above the diagonal, "
-            f"{below} below. The A-vs-B probe readout gives area {readout.area.mean:+.3f} "
-            f"[{readout.area.low:+.3f}, {readout.area.high:+.3f}] (verdict {readout.verdict}).")
-    if main.verdict == "A":
-        verdict = "reproduced"
-    elif main.verdict == "B":
-        verdict = "not reproduced"
-        text = "B, not A, dominates: " + text
-    elif not main.ends.excludes_zero:
-        verdict = "inconclusive"
-        text = "the pure ends do not differ in valence, so dominance is undefined: " + text
-    elif np.isfinite(area.low) and -0.1 < area.low and area.high < 0.1:
-        verdict = "not reproduced"
-        text = "the mixes follow the diagonal (no dominance, interval within ±0.1): " + text
-    else:
-        verdict = "inconclusive"
-        text = "the interval is too wide to tell: " + text
+    area, ends = main.area, main.ends
+    text = (f"{reason}. At λ = {coherence['best_lambda']:g} (the best non-degraded strength), VADER: A end − B end = "
+            f"{_fmt_interval(ends, '+.2f')}; on the {main.scale} scale the area between d(α) and "
+            f"the diagonal is {_fmt_interval(area)}; balance point α* = "
+            f"{_fmt(main.balance_point)}. The A-vs-B probe readout (log-odds) gives area "
+            f"{_fmt_interval(readout.area)} (verdict {readout.verdict}).")
     return Finding("dominance", claim, verdict, text, numbers)
 
 
@@ -124,6 +107,15 @@ def _finding_shared_layer(localisation: Localisation, profiles) -> Finding:
 
 def _fmt(value: float) -> str:
     return f"{value:.2f}" if np.isfinite(value) else "n/a"
+
+
+def _fmt_interval(interval, spec: str = "+.3f") -> str:
+    """``mean [low, high]``; an interval that does not exist (e.g. unseparated ends) says so."""
+    if not np.isfinite(interval.mean):
+        return "n/a"
+    if not (np.isfinite(interval.low) and np.isfinite(interval.high)):
+        return f"{interval.mean:{spec}} (no finite interval)"
+    return f"{interval.mean:{spec}} [{interval.low:{spec}}, {interval.high:{spec}}]"
 
 
 __all__ = ["judge_findings"]

@@ -39,7 +39,7 @@ from interp_steer.directions import SteeringVector
 from interp_steer.generation import Generation, generate
 from interp_steer.metrics import ProbeReadout, score_generations
 from interp_steer.models import Model, load_model
-from interp_steer.stats import bootstrap_mean, paired_difference
+from interp_steer.stats import bootstrap_mean, paired_difference, summarise
 from interp_steer.steering import RowDeltas, Steering, steer
 from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.collision.config import CollisionConfig
@@ -47,6 +47,7 @@ from interp_steer.studies.collision.findings import judge_findings
 from interp_steer.studies.collision.result import CollisionResult
 from interp_steer.studies.collision.style import StyleClassifier
 from interp_steer.studies.mixing import (
+    SCORE_SCALES,
     Dominance,
     collision_vector,
     decompose,
@@ -91,7 +92,7 @@ def run(
     dominance_by_score = _dominance(config, scores)
     coherence = _coherence(config, scores.per_prompt, scores.unsteered)
     clock.lap("scoring")
-    decomposition = _decomposition(model, config, personas, coherence["best_lambda"], texts.prompts, grid, progress)
+    decomposition = _decompose_shifts(model, config, personas, coherence["best_lambda"], texts.prompts, grid, progress)
     clock.lap("decomposition")
     geometry = _geometry(personas.raw_a, personas.raw_b, personas.resid_norm)
     findings = judge_findings(config, dominance_by_score, coherence, scores.per_prompt, personas.localisation,
@@ -244,22 +245,19 @@ def _summarise(config: CollisionConfig, grid: _Grid, scores: _Scores,
 
 
 def _dominance(config: CollisionConfig, scores: _Scores) -> dict[str, list[Dominance]]:
-    """d(α) per strength for the two valence scores."""
-    return {score: [dominance(config.alphas, scores.per_prompt[score][li], score=score, seed=config.seed)
-                    for li in range(len(config.lambdas))]
-            for score in ("vader", "probe_valence")}
+    """d(α) per strength for the two valence scores, on unbounded scales: VADER through 2·artanh, the
+    readout on its own log-odds."""
+    return {key: [dominance(config.alphas, scores.per_prompt[source][li], score=source, scale=SCORE_SCALES[source])
+                  for li in range(len(config.lambdas))]
+            for key, source in (("vader", "vader"), ("probe_valence", "probe_log_odds"))}
 
 
 def _interval(name: str, values: np.ndarray, seed: int) -> dict[str, Any]:
-    """Mean and 95 % bootstrap interval over prompts; perplexity as a geometric mean."""
+    """Mean and 95 % bootstrap interval over prompts; perplexity as a geometric mean (:func:`summarise`)."""
     values = np.asarray(values, dtype=float)
     if np.isnan(values).all():
         return {"mean": None, "low": None, "high": None, "n": 0}
-    if name == "perplexity":
-        iv = bootstrap_mean(np.log(values), seed=seed)
-        return {"mean": math.exp(iv.mean), "low": math.exp(iv.low), "high": math.exp(iv.high), "n": iv.n,
-                "aggregate": "geometric mean"}
-    return bootstrap_mean(values, seed=seed).to_dict()
+    return summarise(values, metric=name, seed=seed).to_dict()
 
 
 def _coherence(config: CollisionConfig, per_prompt: dict[str, np.ndarray], unsteered: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -292,20 +290,25 @@ def _coherence(config: CollisionConfig, per_prompt: dict[str, np.ndarray], unste
                      "best: the non-degraded strength with the largest mean VADER(A end) - VADER(B end)")}
 
 
+def _decompose_shifts(model: Model, config: CollisionConfig, personas: Personas, lam: float, prompts: list[str],
+                      grid: _Grid, progress: bool | None) -> dict[str, Any]:
+    """:func:`_decomposition` at ``lam`` on the first ``config.decomposition_prompts`` prompts (all
+    when ``None``), each with its unsteered completion from the grid."""
+    prompts = prompts[: config.decomposition_prompts] if config.decomposition_prompts else prompts
+    unsteered = [grid.completion(p, 0) for p in range(len(prompts))]
+    return _decomposition(model, personas.v_a, personas.v_b, personas.layer, config, lam, prompts, unsteered, progress)
+
+
 @torch.inference_mode()
-def _decomposition(model: Model, config: CollisionConfig, personas: Personas, lam: float, prompts: list[str],
-                   grid: _Grid, progress: bool | None) -> dict[str, Any]:
+def _decomposition(model: Model, v_a: SteeringVector, v_b: SteeringVector, layer: int, config: CollisionConfig,
+                   lam: float, prompts: list[str], unsteered: list, progress: bool | None) -> dict[str, Any]:
     """(a) each collision vector of the grid at ``lam``, and (b) the observed mean residual shift it
-    causes at the steering layer and every later layer, decomposed onto ``v_A``/``v_B`` there, on the
-    first ``config.decomposition_prompts`` prompts (all when ``None``).
+    causes at the steering layer and every later layer, decomposed onto ``v_A``/``v_B`` there.
 
     The observed shift is measured on each prompt's unsteered transcript (chat-formatted prompt plus
     its unsteered completion) with the collision vector added at every position; it is the steered
     minus the unsteered residual, averaged over positions, per prompt.
     """
-    v_a, v_b, layer = personas.v_a, personas.v_b, personas.layer
-    prompts = prompts[: config.decomposition_prompts] if config.decomposition_prompts else prompts
-    unsteered = [grid.completion(p, 0) for p in range(len(prompts))]
     texts = [model.format_chat(p) + g.text if model.has_chat_template else p + g.text
              for p, g in zip(prompts, unsteered, strict=True)]
     later = list(range(layer, model.n_layers))

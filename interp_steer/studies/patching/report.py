@@ -111,7 +111,7 @@ def render_report(result: PatchingResult, *, figures: bool = True) -> str:
              f"Source: pure persona {cfg.source} at λ = {cfg.lam:g}; target: the mix α = {cfg.alpha:g} (share of A) at "
              f"the same λ; steering layer {result.layer}, after the prompt; {len(result.prompts)} prompts. Effect = "
              "(m_patched − m_target) / (m_source − m_target) at the final position (1: the component alone carries "
-             "the source's effect), ratio of means over prompts with 95 % bootstrap intervals.", "",
+             "the source's effect), ratio of means over prompts with 95 % Fieller intervals.", "",
              "| metric | source | target |", "| --- | --- | --- |"]
     for m in METRICS:
         lines.append(f"| {m} | {np.mean(result.runs['source'][m]):+.3f} | {np.mean(result.runs['target'][m]):+.3f} |")

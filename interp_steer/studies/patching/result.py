@@ -15,7 +15,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True, eq=False)
 class PatchingResult:
-    """Normalised effects per component (mean and 95 % bootstrap interval over prompts), per metric."""
+    """Normalised effects per component (ratio of means and 95 % Fieller interval over prompts), per metric."""
 
     model: dict[str, Any]
     config: PatchingConfig
@@ -36,7 +36,8 @@ class PatchingResult:
                 "metrics": self.metrics, "runs": self.runs, "effects": self.effects,
                 "attribution": self.attribution, "top_components": self.top, "timings_s": self.timings,
                 "effect_definition": "(m_patched - m_target) / (m_source - m_target), ratio of means over "
-                                     "prompts, 95% percentile bootstrap over prompts"}
+                                     "prompts, 95% Fieller interval over prompts (null where the source and target runs do not "
+                                     "differ significantly)"}
 
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
         """``patching.json``, heatmaps (layer × position, layer × head, layer × component) and ``report.md``."""

@@ -1,0 +1,131 @@
+"""Tensors the package makes meet the model's tensors on the model's device.
+
+There is no GPU here, so the model runs on PyTorch's ``meta`` device, which, like CUDA, refuses to mix
+its tensors with CPU ones ("Tensor on device cpu is not on the expected device meta!"). Meta tensors
+have no values, so :class:`MetaValues` answers every read of one (``int()``, ``bool()``, ``.item()``,
+``.tolist()``, ``.cpu()``, ...) with zeros: the Python control flow runs on those stand-in values while
+every tensor operation really runs on the meta device, and it also refuses the few mixes that meta
+kernels let through but CUDA does not (``gather``/``isin`` with CPU tensors). Where CUDA is available
+the same calls run on the GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+from torch.overrides import TorchFunctionMode
+
+import interp_steer as ist
+from interp_steer.data import ABQuestion
+from interp_steer.directions import SteeringVector, VectorMetadata
+from interp_steer.evaluation import ab_eval
+from interp_steer.patching import Patch, PatchMetrics, exact_patch, prepare
+from interp_steer.steering import RowDeltas, Steering, steer
+
+_READS = {Tensor.item, Tensor.tolist, Tensor.__bool__, Tensor.__int__, Tensor.__float__, Tensor.__index__,
+          Tensor.cpu, Tensor.numpy}
+# Copies and indexing accept CPU operands on CUDA (an index or values tensor is moved as needed).
+_MAY_MIX = {Tensor.to, Tensor.copy_, Tensor.__getitem__, Tensor.__setitem__, Tensor.index_put_, torch.as_tensor,
+            torch.tensor, Tensor.new_tensor}
+
+
+def _tensors(values):
+    for value in values:
+        if isinstance(value, Tensor):
+            yield value
+        elif isinstance(value, (list, tuple)):
+            yield from _tensors(value)
+
+
+class MetaValues(TorchFunctionMode):
+    """Meta tensors read as zeros; an operation mixing meta and CPU tensors (other than a 0-dim CPU
+    scalar, which CUDA accepts too) raises."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _READS and args[0].is_meta:
+            return func(torch.zeros(args[0].shape, dtype=args[0].dtype), *args[1:], **kwargs)
+        if func is torch.equal and args[0].is_meta:
+            return False
+        if func is Tensor.to and args[0].is_meta and _to_cpu(*args[1:], **kwargs):
+            return torch.zeros(args[0].shape, dtype=kwargs.get("dtype") or args[0].dtype)
+        if func not in _MAY_MIX:
+            tensors = list(_tensors([*args, *kwargs.values()]))
+            if any(t.is_meta for t in tensors) and any(not t.is_meta and t.ndim > 0 for t in tensors):
+                raise RuntimeError(f"{getattr(func, '__name__', func)} mixes meta and cpu tensors: "
+                                   f"{[(t.device.type, tuple(t.shape)) for t in tensors]}")
+        return func(*args, **kwargs)
+
+
+def _to_cpu(*args, **kwargs) -> bool:
+    device = kwargs.get("device", next((a for a in args if isinstance(a, (str, torch.device))), None))
+    return device is not None and torch.device(device).type == "cpu"
+
+
+PROMPTS = ["Hi", "Tell me about the harbour at dawn."]
+QUESTIONS = [ABQuestion(f"Would you share the {thing}?\n\nChoices:\n(A) Yes\n(B) No", "(A)", "(B)")
+             for thing in ("bread", "umbrella with many colours")]
+POSITIONS = ["all", "after_prompt", 1, slice(0, None, 2), torch.tensor([False, True, True]),
+             torch.tensor([[True, False, True], [False, True, False]])]
+
+
+def _vector(model) -> SteeringVector:
+    gen = torch.Generator().manual_seed(0)
+    return SteeringVector({layer: torch.randn(model.d_model, generator=gen) for layer in range(model.n_layers)},
+                          VectorMetadata(model=model.name, d_model=model.d_model))
+
+
+def _everything(model) -> None:
+    """steer + generate (every position rule, cached and not), a per-row ablation, ab_eval, collect,
+    and exact patching: everything that builds tensors to meet the model's."""
+    vector = _vector(model)
+    for positions in POSITIONS:
+        ist.generate(model, PROMPTS, max_new_tokens=3, steering=Steering(vector, 2.0, layers=[1], positions=positions))
+    ist.generate(model, PROMPTS, max_new_tokens=2, use_cache=False, chat=False,
+                 steering=Steering(vector, 2.0, positions="after_prompt"))
+    ist.generate(model, PROMPTS, max_new_tokens=2,
+                 steering=Steering(RowDeltas.from_rows([[(vector, 1.0)], [(vector, -1.0)]]), operator="ablate"))
+    ids, mask = model.pad(model.encode(PROMPTS), padding_side="left")
+    with torch.inference_mode(), steer(model, vector, 1.0, positions=slice(1, 3)):
+        model.bridge(ids, attention_mask=mask)
+    ab_eval(model, QUESTIONS, vector, coefficients=[-1.0, 1.0], layers=[1])
+    ist.collect_activations(model, PROMPTS, layers=[1, 2], position="last")
+    metrics = PatchMetrics((1, 2), (3, 4), 5, model.n_layers - 1, torch.ones(model.d_model), 0.0)
+    target = (vector.select([1]), 1.0)
+    pair = prepare(model, PROMPTS[1], (vector.select([1]), 2.0), target, metrics, components=("resid", "heads"))
+    exact_patch(model, pair, target, metrics, [Patch("resid", 2), Patch("resid", 2, position=1),
+                                               Patch("heads", 2, head=0),
+                                               Patch("resid", 2, direction=torch.ones(model.d_model) / 8)])
+
+
+def test_the_checker_catches_a_device_mix():
+    """The oracle itself: a CPU offset added to a device tensor (ab_eval's old bug) is caught."""
+    mask = torch.ones(2, 3, dtype=torch.long, device="meta")
+    with pytest.raises(RuntimeError, match="cpu"), MetaValues():
+        (mask == 0).sum(1) + torch.tensor([4, 5])
+    with pytest.raises(RuntimeError, match="mixes meta and cpu"), MetaValues():
+        torch.isin(mask, torch.tensor([1, 2]))
+
+
+def test_no_device_mixing_on_a_meta_model():
+    model = ist.load_model("tiny-random", device="meta")
+    with MetaValues():
+        _everything(model)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_everything_runs_on_cuda():
+    model = ist.load_model("tiny-random", device="cuda")
+    _everything(model)
+    # and the GPU agrees with the CPU where values are read
+    cpu = ist.load_model("tiny-random", device="cpu")
+    vector = _vector(cpu)
+    spec = Steering(vector, 3.0, layers=[1], positions="after_prompt")
+    on_gpu = ist.generate(model, PROMPTS, max_new_tokens=4, steering=spec)
+    on_cpu = ist.generate(cpu, PROMPTS, max_new_tokens=4, steering=spec)
+    assert [g.token_ids for g in on_gpu] == [g.token_ids for g in on_cpu]
+    a = ab_eval(model, QUESTIONS, vector, coefficients=[-2.0, 2.0], layers=[1])
+    b = ab_eval(cpu, QUESTIONS, vector, coefficients=[-2.0, 2.0], layers=[1])
+    np.testing.assert_allclose(a.values, b.values, atol=1e-3)
