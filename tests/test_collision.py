@@ -13,7 +13,8 @@ import torch
 
 import interp_steer as ist
 from interp_steer.cli import main
-from interp_steer.collision import (
+from interp_steer.directions import VectorMetadata
+from interp_steer.studies.collision import (
     CollisionConfig,
     collide,
     collision_vector,
@@ -23,7 +24,6 @@ from interp_steer.collision import (
     dominance_verdict,
     schema,
 )
-from interp_steer.directions import VectorMetadata
 
 D = 16
 

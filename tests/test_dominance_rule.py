@@ -51,7 +51,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from interp_steer.collision.analysis import (
+from interp_steer.studies.mixing import (
     PAPER_AREA,
     _dominance_core,
     _rule_core,

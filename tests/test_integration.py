@@ -150,7 +150,7 @@ def test_collision_study_end_to_end_on_the_default_model(smol, tmp_path):
 
     import jsonschema
 
-    from interp_steer.collision import collide, schema
+    from interp_steer.studies.collision import collide, schema
 
     result = collide(smol, quick=True, max_prompts=6, alphas=(0.0, 0.5, 1.0), lambdas=(0.3,), max_new_tokens=16)
     payload = json.loads(result.save(tmp_path, figures=False)["json"].read_text())

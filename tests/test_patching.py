@@ -13,8 +13,6 @@ from conftest import attached_hooks
 
 import interp_steer as ist
 from interp_steer.cli import main
-from interp_steer.collision.analysis import collision_vector
-from interp_steer.collision.study import build_personas
 from interp_steer.patching import (
     METRICS,
     Patch,
@@ -24,7 +22,9 @@ from interp_steer.patching import (
     normalised_effect,
     prepare,
 )
-from interp_steer.patching_study import schema
+from interp_steer.studies.mixing import collision_vector
+from interp_steer.studies.patching import schema
+from interp_steer.studies.personas import build_personas
 
 PROMPT = "The harbour at dawn, and the ferry late again"
 
@@ -181,7 +181,7 @@ def test_patch_cli_writes_json_figures_and_report(tmp_path, capsys):
 
 
 def test_attribution_method_patches_the_same_top_heads_for_every_prompt(tiny):
-    from interp_steer.patching_study import dominance_patching
+    from interp_steer.studies.patching import dominance_patching
 
     result = dominance_patching(tiny, max_prompts=2, max_passages=20, layer=1, method="attribution", top_k=3,
                                 components=("resid", "heads"))

@@ -15,12 +15,13 @@ import torch
 
 import interp_steer as ist
 from interp_steer import models, tiny_models
-from interp_steer.collision.study import CollisionConfig, _decomposition
 from interp_steer.data import ABQuestion
 from interp_steer.directions import ab_contrast_pairs, build_vector
 from interp_steer.evaluation import _letter_ids, ab_eval
 from interp_steer.generation import format_prompts, generate
 from interp_steer.patching import PatchMetrics, prepare
+from interp_steer.studies.collision import CollisionConfig
+from interp_steer.studies.collision.study import _decomposition
 
 BOS, EOS = "<s>", "</s>"
 

@@ -1,4 +1,5 @@
 """Figures and ``report.md`` for a collision study; ``CollisionResult.save`` calls :func:`write_outputs`.
+The report reads a result; the study never needs it.
 
 Plot functions take a result (or arrays) and an optional ``ax``/``fig`` and return them; only
 :func:`write_outputs` touches files.
@@ -6,7 +7,6 @@ Plot functions take a result (or arrays) and an optional ``ax``/``fig`` and retu
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,9 +15,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from interp_steer.plotting import save_figure
+from interp_steer.studies._common import write_json
 
 if TYPE_CHECKING:
-    from interp_steer.collision.study import CollisionResult
+    from interp_steer.studies.collision.result import CollisionResult
 
 HEATMAP_METRICS = (
     ("vader", "moral valence: VADER compound", "RdBu_r"),
@@ -167,10 +168,7 @@ def write_outputs(result: CollisionResult, out: Path, *, figures: bool = True) -
     """``collision.json``, ``persona_a.safetensors``/``persona_b.safetensors``, the figures, ``report.md``."""
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    payload = result.to_dict()
-    path = out / "collision.json"
-    path.write_text(json.dumps(_jsonable(payload), indent=1, allow_nan=False))
-    written["json"] = path
+    written["json"] = write_json(out / "collision.json", result.to_dict())
     written["vector_a"] = result.vector_a.save(out / "persona_a.safetensors")
     written["vector_b"] = result.vector_b.save(out / "persona_b.safetensors")
     if figures:
@@ -181,23 +179,6 @@ def write_outputs(result: CollisionResult, out: Path, *, figures: bool = True) -
     written["report"] = out / "report.md"
     written["report"].write_text(render_report(result, figures=figures))
     return written
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON: NaN/inf become null (strict JSON has no NaN), numpy scalars become numbers."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def _num(value: Any, digits: int = 2) -> str:

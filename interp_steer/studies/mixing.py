@@ -1,7 +1,7 @@
 """The arithmetic of a collision: mixing two persona vectors, decomposing shifts, measuring dominance.
 
 Everything here is pure (arrays and vectors in, immutable results out), so the study in
-:mod:`interp_steer.collision.study` and a user's own experiments share one definition of each
+:mod:`interp_steer.studies.collision` and a user's own experiments share one definition of each
 quantity.
 
 - :func:`common_scale` puts two persona vectors on one scale per layer: unit norm times the mean

@@ -1,0 +1,46 @@
+"""Argument helpers every subcommand shares, the core's and the studies'."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=None, metavar="SPEC",
+        help="model spec: default SmolLM2-135M-Instruct (embedded), a hub id, an HF directory, "
+        "a .gguf file, or tiny-random[:FAMILY][:SEED] (FAMILY: llama3, qwen2, gemma2, gpt2, ...)",
+    )
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def numbers(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: expected comma-separated numbers such as -2,0,2") from None
+    if not values:
+        raise ValueError(f"{flag} is empty")
+    return values
+
+
+def integer(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: expected an integer or 'auto'") from None
+
+
+def model_and_vector(args: argparse.Namespace):
+    """The model of ``--model``/``--device``, the vector of ``--vector`` (checked against it) and the
+    layers of ``--layers`` (``None``: all the vector's layers)."""
+    from interp_steer.directions import SteeringVector
+    from interp_steer.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    vector = SteeringVector.load(args.vector, model=model)
+    layers = None if args.layers in (None, "all") else list(model.resolve_layers(args.layers))
+    return model, vector, layers
+
+
+__all__ = ["add_model_args", "integer", "model_and_vector", "numbers"]

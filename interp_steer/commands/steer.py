@@ -1,0 +1,51 @@
+"""``interp-steer steer``: steered completions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from interp_steer.commands.arguments import add_model_args, model_and_vector
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    steer = subparsers.add_parser("steer", help="generate completions with a steering vector")
+    add_model_args(steer)
+    steer.add_argument("--vector", required=True, metavar="VEC.safetensors")
+    steer.add_argument("--coefficient", type=float, required=True)
+    steer.add_argument("--layers", default=None, help="layers of the vector to use (default: all)")
+    steer.add_argument("--positions", default="after_prompt", choices=["after_prompt", "all"])
+    prompt_source = steer.add_mutually_exclusive_group(required=True)
+    prompt_source.add_argument("--prompt", help="one prompt")
+    prompt_source.add_argument("--prompts", metavar="FILE", help="prompt list (JSONL {text} or one per line)")
+    steer.add_argument("--max-new-tokens", type=int, default=60)
+    steer.add_argument("--temperature", type=float, default=0.0)
+    steer.add_argument("--seed", type=int, default=None)
+    steer.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    steer.add_argument("--out", metavar="FILE.json", help="also write the completions as JSON")
+    steer.set_defaults(handler=_steer)
+    return steer
+
+
+def _steer(args: argparse.Namespace) -> int:
+    from interp_steer.data import load_prompts
+    from interp_steer.generation import generate
+    from interp_steer.steering import Steering
+
+    model, vector, layers = model_and_vector(args)
+    prompts = [args.prompt] if args.prompt else load_prompts(args.prompts)
+    outputs = generate(model, prompts, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                       seed=args.seed, chat=False if args.no_chat else None,
+                       steering=Steering(vector, args.coefficient, layers=layers, positions=args.positions))
+    for out in outputs:
+        print(f"### {out.prompt}\n{out.text}\n")
+    if args.out:
+        record = {"model": model.name, "vector": args.vector, "coefficient": args.coefficient,
+                  "layers": layers or list(vector.layers), "positions": args.positions,
+                  "seed": args.seed, "temperature": args.temperature,
+                  "completions": [o.to_dict() for o in outputs]}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=2))
+        print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,39 @@
+"""The studies: experiments that compose the core (models, directions, probes, steering, metrics,
+patching) into a result file, figures and a report.
+
+- :mod:`.collision` — Creative Collision: two persona vectors mixed over α × λ (:func:`collide`);
+- :mod:`.patching` — dominance patching: which components carry a persona through a mix
+  (:func:`dominance_patching`).
+
+Every study is a sub-package of the same shape:
+
+- ``config.py`` — a frozen config dataclass, validated in ``__post_init__``, with ``to_dict`` and
+  ``from_dict`` (a JSON round trip; :class:`~interp_steer.studies._common.ConfigIO`);
+- ``study.py`` — ``run(model, config, ...) -> Result``, one call per stage, and a keyword
+  convenience that builds the config and calls ``run``;
+- ``result.py`` — the result dataclass (``to_dict()`` is the result file, ``save(dir)`` writes it
+  with figures and ``report.md``) and ``schema()``, which reads ``schema.json`` beside it;
+- ``report.py`` — figures and ``report.md`` from a result; only ``Result.save`` imports it, lazily,
+  so a study runs without it;
+- ``cli.py`` — ``add_parser(subparsers)``: the study's ``interp-steer`` subcommand and its handler.
+
+Pieces shared by studies live here: :mod:`.personas` (corpora, persona vectors, steering layer),
+:mod:`.mixing` (mixing, decomposition, dominance) and :mod:`._common` (JSON, schema, timings).
+The core never imports this package.
+"""
+
+from interp_steer.studies.collision import CollisionConfig, CollisionResult, collide
+from interp_steer.studies.collision import schema as collision_schema
+from interp_steer.studies.patching import PatchingConfig, PatchingResult, dominance_patching
+from interp_steer.studies.patching import schema as patching_schema
+
+__all__ = [
+    "CollisionConfig",
+    "CollisionResult",
+    "PatchingConfig",
+    "PatchingResult",
+    "collide",
+    "collision_schema",
+    "dominance_patching",
+    "patching_schema",
+]

@@ -1,0 +1,49 @@
+"""The Creative Collision study: two opposing persona vectors mixed over α and λ.
+
+The shape every study follows:
+
+- :mod:`.config` — :class:`CollisionConfig`, validated on construction, ``to_dict``/``from_dict``;
+- :mod:`.study` — :func:`run` (``run(model, config) -> CollisionResult``, one call per stage) and the
+  keyword convenience :func:`collide`;
+- :mod:`.result` — :class:`CollisionResult` (``to_dict()`` is ``collision.json``, ``save(dir)``) and
+  :func:`schema`, the JSON Schema in ``schema.json``;
+- :mod:`.report` — figures and ``report.md`` from a result (the study never imports it);
+- :mod:`.cli` — the ``interp-steer collide`` subcommand.
+
+Collision's own parts: :mod:`.findings` (the paper's three findings, judged) and :mod:`.style` (the
+surface-style classifier). The mixing arithmetic (:func:`collision_vector`, :func:`decompose`,
+:func:`dominance` and the verdict rule on it, :func:`dominance_verdict`) lives in
+:mod:`interp_steer.studies.mixing`, shared with dominance patching.
+"""
+
+from interp_steer.studies.collision.config import CollisionConfig
+from interp_steer.studies.collision.result import AXES, CollisionResult, Finding, schema
+from interp_steer.studies.collision.study import collide, run
+from interp_steer.studies.mixing import (
+    Decomposition,
+    Dominance,
+    collision_vector,
+    common_scale,
+    decompose,
+    dominance,
+    dominance_verdict,
+    to_dominance_scale,
+)
+
+__all__ = [
+    "AXES",
+    "CollisionConfig",
+    "CollisionResult",
+    "Decomposition",
+    "Dominance",
+    "Finding",
+    "collide",
+    "collision_vector",
+    "common_scale",
+    "decompose",
+    "dominance",
+    "dominance_verdict",
+    "run",
+    "schema",
+    "to_dominance_scale",
+]

@@ -1,0 +1,89 @@
+"""The settings of a Creative Collision study: :class:`CollisionConfig` and its two profiles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from interp_steer.studies._common import ConfigIO
+
+DEFAULT_ALPHAS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+DEFAULT_LAMBDAS = (0.1, 0.2, 0.3, 0.5, 0.8)
+QUICK_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+QUICK_LAMBDAS = (0.3, 0.8)
+
+
+@dataclass(frozen=True)
+class CollisionConfig(ConfigIO):
+    """Settings of a collision study; validated on construction, round-trips through JSON
+    (``to_dict``/``from_dict``).
+
+    ``lambdas`` are in units of the mean residual norm at the steering layer. ``samples=None`` means
+    greedy decoding; ``samples=N`` draws N samples per prompt (``temperature``, ``top_p``) on common
+    random numbers across cells. ``max_prompts``/``max_passages`` cap the prompt list and each corpus
+    (first items kept); ``decomposition_prompts`` caps the prompts whose residual shifts are
+    decomposed (``None``: all). A strength is *degraded* when either pure end's perplexity (geometric mean
+    over prompts) exceeds ``degradation_ratio`` times the unsteered model's, or its repetition rate
+    exceeds the unsteered one by more than ``degradation_repetition``.
+    """
+
+    layer: int | str = "auto"
+    alphas: Sequence[float | int] = DEFAULT_ALPHAS
+    lambdas: Sequence[float | int] = DEFAULT_LAMBDAS
+    position: str = "last"
+    max_new_tokens: int = 40
+    samples: int | None = None
+    temperature: float | int = 0.8
+    top_p: float | int = 0.95
+    seed: int = 0
+    max_prompts: int | None = None
+    max_passages: int | None = None
+    batch_size: int = 64
+    folds: int = 5
+    degradation_ratio: float | int = 2.0
+    degradation_repetition: float | int = 0.2
+    keep_samples: int = 2
+    decomposition_prompts: int | None = None
+    profile: str = "default"
+
+    def __post_init__(self) -> None:
+        alphas = tuple(float(a) for a in self.alphas)
+        lambdas = tuple(float(x) for x in self.lambdas)
+        if len(alphas) < 3 or alphas[0] != 0.0 or alphas[-1] != 1.0 or any(b <= a for a, b in zip(alphas, alphas[1:], strict=False)):
+            raise ValueError(f"alphas must increase from 0 to 1, both included, with at least one mix between; got {list(alphas)}")
+        if not lambdas or any(not math.isfinite(x) or x <= 0 for x in lambdas) or list(lambdas) != sorted(set(lambdas)):
+            raise ValueError(f"lambdas must be positive, distinct and increasing (λ = 0 is always run as the "
+                             f"unsteered reference); got {list(lambdas)}")
+        if not (self.layer == "auto" or (isinstance(self.layer, int) and not isinstance(self.layer, bool) and self.layer >= 0)):
+            raise ValueError(f"layer must be 'auto' or a layer number, got {self.layer!r}")
+        if self.position not in ("last", "mean"):
+            raise ValueError(f"position must be 'last' or 'mean', got {self.position!r}")
+        for name in ("max_new_tokens", "batch_size", "folds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("samples", "max_prompts", "max_passages", "decomposition_prompts"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 (or None), got {value}")
+        if self.samples is not None and not (self.temperature > 0 and 0 < self.top_p <= 1):
+            raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
+        if self.degradation_ratio <= 1:
+            raise ValueError(f"degradation_ratio must be > 1, got {self.degradation_ratio}")
+        object.__setattr__(self, "alphas", alphas)
+        object.__setattr__(self, "lambdas", lambdas)
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> CollisionConfig:
+        """The ``--quick`` profile: 5 mixes × 2 strengths, 16 prompts (8 of them decomposed), 48
+        passages per corpus, 32 new tokens, 3-fold probes. Sixteen prompts is about the fewest that still separates the pure ends'
+        valence on the default model; the whole run takes 2–3 minutes on a 2-core CPU."""
+        settings: dict[str, Any] = {"alphas": QUICK_ALPHAS, "lambdas": QUICK_LAMBDAS, "max_prompts": 16,
+                                    "max_passages": 48, "max_new_tokens": 32, "folds": 3,
+                                    "decomposition_prompts": 8, "profile": "quick"}
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**settings)
+
+
+__all__ = ["CollisionConfig", "DEFAULT_ALPHAS", "DEFAULT_LAMBDAS", "QUICK_ALPHAS", "QUICK_LAMBDAS"]

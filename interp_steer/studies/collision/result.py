@@ -1,0 +1,120 @@
+"""What a Creative Collision study measured: :class:`CollisionResult` (the content of
+``collision.json``), its :class:`Finding` verdicts, and the JSON :func:`schema`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from interp_steer.directions import SteeringVector
+from interp_steer.probes import Localisation
+from interp_steer.studies._common import load_schema
+from interp_steer.studies.collision.config import CollisionConfig
+from interp_steer.studies.mixing import Dominance
+
+AXES = {
+    "moral_valence": ("vader", "probe_valence"),
+    "coherence": ("perplexity", "repetition", "distinct_1", "distinct_2"),
+    "surface_style": ("style_a", "n_words", "mean_sentence_length", "type_token_ratio",
+                      "punctuation_per_word", "exclamations_per_sentence", "reading_ease"),
+}
+"""Which per-completion metrics make up each evaluation axis (dominance and geometry are derived)."""
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One of the paper's findings, judged on this run: ``verdict`` is ``"reproduced"``,
+    ``"not reproduced"`` or ``"inconclusive"``; ``summary`` says why, with the numbers."""
+
+    key: str
+    claim: str
+    verdict: str
+    summary: str
+    numbers: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class CollisionResult:
+    """Everything a collision study measured. ``to_dict()`` is the content of ``collision.json``
+    (schema: ``schema.json`` here, :func:`schema`); :meth:`save` writes it with figures and report."""
+
+    model: dict[str, Any]
+    config: CollisionConfig
+    data: dict[str, Any]
+    layer: int
+    localisation: Localisation
+    geometry: dict[str, Any]
+    vector_a: SteeringVector
+    vector_b: SteeringVector
+    prompts: list[str]
+    unsteered: dict[str, Any]
+    cells: list[dict[str, Any]]
+    per_prompt: dict[str, np.ndarray]  # metric -> [lambdas, alphas, prompts]
+    per_prompt_unsteered: dict[str, np.ndarray]  # metric -> [prompts]
+    dominance: dict[str, list[Dominance]]  # score -> one per lambda
+    coherence: dict[str, Any]
+    style: dict[str, Any]
+    readout: dict[str, Any]
+    decomposition: dict[str, Any]
+    findings: list[Finding]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def cell(self, lam: float, alpha: float) -> dict[str, Any]:
+        for c in self.cells:
+            if math.isclose(c["lambda"], lam) and math.isclose(c["alpha"], alpha):
+                return c
+        raise KeyError(f"no cell (lambda={lam}, alpha={alpha}); the grid has lambdas {list(self.config.lambdas)} "
+                       f"and alphas {list(self.config.alphas)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        from interp_steer import __version__
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "library_version": __version__,
+            "model": self.model,
+            "config": self.config.to_dict(),
+            "seed": self.config.seed,
+            "data": self.data,
+            "layer": self.layer,
+            "grid": {"alphas": list(self.config.alphas), "lambdas": list(self.config.lambdas),
+                     "lambda_units": "mean residual norm at the steering layer",
+                     "formula": "v(alpha, lambda) = lambda * (alpha * vhat_A + (1 - alpha) * vhat_B)"},
+            "axes": {k: list(v) for k, v in AXES.items()},
+            "localisation": self.localisation.to_dict(),
+            "geometry": self.geometry,
+            "prompts": self.prompts,
+            "unsteered": self.unsteered,
+            "cells": self.cells,
+            "dominance": {score: [d.to_dict() for d in per_lambda] for score, per_lambda in self.dominance.items()},
+            "coherence": self.coherence,
+            "style_classifier": self.style,
+            "readout": self.readout,
+            "decomposition": self.decomposition,
+            "findings": [f.to_dict() for f in self.findings],
+            "timings_s": self.timings,
+        }
+
+    def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
+        """Write ``collision.json``, the vectors, the PNG figures and ``report.md`` under ``out``."""
+        # Imported here: the report depends on the result, never the reverse.
+        from interp_steer.studies.collision.report import write_outputs
+
+        return write_outputs(self, Path(out), figures=figures)
+
+
+def schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``collision.json``."""
+    return load_schema(__package__)
+
+
+__all__ = ["AXES", "SCHEMA_VERSION", "CollisionResult", "Finding", "schema"]

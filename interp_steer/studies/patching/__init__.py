@@ -1,0 +1,14 @@
+"""Dominance patching: which components carry a persona's effect through a mix.
+
+The same shape as every study (see :mod:`interp_steer.studies.collision`): :mod:`.config`
+(:class:`PatchingConfig`), :mod:`.study` (``run(model, config) -> PatchingResult`` and the keyword
+convenience :func:`dominance_patching`), :mod:`.result` (:class:`PatchingResult`, :func:`schema`),
+:mod:`.report` (figures and ``report.md``) and :mod:`.cli` (``interp-steer patch``). The patching
+mechanics themselves are the core's :mod:`interp_steer.patching`.
+"""
+
+from interp_steer.studies.patching.config import PatchingConfig
+from interp_steer.studies.patching.result import PatchingResult, schema
+from interp_steer.studies.patching.study import dominance_patching, run
+
+__all__ = ["PatchingConfig", "PatchingResult", "dominance_patching", "run", "schema"]

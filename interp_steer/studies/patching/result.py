@@ -1,0 +1,55 @@
+"""What a dominance-patching run measured: :class:`PatchingResult` (the content of ``patching.json``)
+and the JSON :func:`schema`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp_steer.studies._common import load_schema
+from interp_steer.studies.patching.config import PatchingConfig
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class PatchingResult:
+    """Normalised effects per component (ratio of means and 95 % Fieller interval over prompts), per metric."""
+
+    model: dict[str, Any]
+    config: PatchingConfig
+    layer: int
+    prompts: list[str]
+    metrics: dict[str, Any]
+    runs: dict[str, dict[str, list[float]]]  # source/target -> metric -> per prompt
+    effects: dict[str, dict[str, Any]]  # sweep -> metric -> {"effect", "low", "high", axes...}
+    attribution: dict[str, Any]
+    top: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from interp_steer import __version__
+
+        return {"schema_version": SCHEMA_VERSION, "library_version": __version__, "model": self.model,
+                "config": self.config.to_dict(), "layer": self.layer, "prompts": self.prompts,
+                "metrics": self.metrics, "runs": self.runs, "effects": self.effects,
+                "attribution": self.attribution, "top_components": self.top, "timings_s": self.timings,
+                "effect_definition": "(m_patched - m_target) / (m_source - m_target), ratio of means over "
+                                     "prompts, 95% Fieller interval over prompts (null where the source and target runs do not "
+                                     "differ significantly)"}
+
+    def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
+        """``patching.json``, heatmaps (layer × position, layer × head, layer × component) and ``report.md``."""
+        # Imported here: the report depends on the result, never the reverse.
+        from interp_steer.studies.patching.report import write_outputs
+
+        return write_outputs(self, Path(out), figures=figures)
+
+
+def schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``patching.json``."""
+    return load_schema(__package__)
+
+
+__all__ = ["SCHEMA_VERSION", "PatchingResult", "schema"]

@@ -1,0 +1,149 @@
+"""The package's shape, checked from the source: the core never imports the studies, no module-level
+import cycles, every study has the same parts, and a study runs without its report."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import interp_steer
+
+PACKAGE = Path(interp_steer.__file__).parent
+ROOT = PACKAGE.parent
+STUDIES = sorted(p.name for p in (PACKAGE / "studies").iterdir()
+                 if p.is_dir() and (p / "__init__.py").exists())
+STUDY_PARTS = ("__init__.py", "config.py", "study.py", "result.py", "report.py", "cli.py", "schema.json")
+CLIENTS = {"interp_steer.cli", "interp_steer.__main__"}  # assemble the studies' subcommands
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _resolve(node: ast.ImportFrom, module: str) -> str:
+    if not node.level:
+        return node.module or ""
+    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{node.module}" if node.module else package
+
+
+def _imports(module: str, *, top_level_only: bool) -> set[str]:
+    """Modules of this package that ``module`` imports (a name imported from a package counts as
+    that submodule when it is one). ``top_level_only`` skips function bodies and TYPE_CHECKING blocks."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+
+    def walk(nodes):
+        for node in nodes:
+            if top_level_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if (top_level_only and isinstance(node, ast.If) and isinstance(node.test, ast.Name)
+                    and node.test.id == "TYPE_CHECKING"):
+                yield from walk(node.orelse)
+                continue
+            if isinstance(node, ast.Import):
+                yield from (alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(node, module)
+                for alias in node.names:
+                    yield f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+            yield from walk(ast.iter_child_nodes(node))
+
+    return {name for name in walk(tree.body) if name.split(".")[0] == "interp_steer"}
+
+
+def test_the_scan_sees_the_package():
+    assert {"interp_steer.models", "interp_steer.patching", "interp_steer.cli"} <= set(MODULES)
+    assert {"collision", "patching"} <= set(STUDIES)
+    assert "interp_steer.studies.collision.study" in _imports("interp_steer.studies.collision", top_level_only=True)
+
+
+def test_the_core_never_imports_the_studies():
+    core = [m for m in MODULES if not m.startswith("interp_steer.studies") and m not in CLIENTS]
+    offenders = {m: sorted(i for i in _imports(m, top_level_only=False) if i.startswith("interp_steer.studies"))
+                 for m in core}
+    assert not {m: i for m, i in offenders.items() if i}, "core modules must not import interp_steer.studies"
+
+
+def test_no_module_level_import_cycles():
+    graph = {m: _imports(m, top_level_only=True) & set(MODULES) for m in MODULES}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module):] + [module]))
+        if module in done:
+            return
+        for target in sorted(graph[module]):
+            if target != module and not module.startswith(target + "."):  # a package's own __init__
+                visit(target, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_has_the_same_parts(study):
+    folder = PACKAGE / "studies" / study
+    assert [part for part in STUDY_PARTS if not (folder / part).exists()] == []
+    package = importlib.import_module(f"interp_steer.studies.{study}")
+    config_module = importlib.import_module(f"interp_steer.studies.{study}.config")
+    result_module = importlib.import_module(f"interp_steer.studies.{study}.result")
+    run = importlib.import_module(f"interp_steer.studies.{study}.study").run
+
+    signature = inspect.signature(run)
+    assert list(signature.parameters)[:2] == ["model", "config"]
+    config_cls, result_cls = (getattr(module, hint) if isinstance(hint, str) else hint for module, hint in (
+        (config_module, signature.parameters["config"].annotation), (result_module, signature.return_annotation)))
+    assert dataclasses.is_dataclass(config_cls) and config_cls.__dataclass_params__.frozen
+    assert dataclasses.is_dataclass(result_cls) and callable(result_cls.to_dict) and callable(result_cls.save)
+
+    config = config_cls()
+    assert config_cls.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="unknown settings"):
+        config_cls.from_dict({**config.to_dict(), "not_a_setting": 1})
+
+    schema = package.schema()
+    assert schema["$schema"].startswith("https://json-schema.org/") and schema["$id"] == f"interp_steer/studies/{study}/schema.json"
+    assert {"run", "schema", config_cls.__name__, result_cls.__name__} <= set(package.__all__)
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_only_the_result_reaches_the_report_and_only_lazily(study):
+    prefix = f"interp_steer.studies.{study}"
+    for module in (m for m in MODULES if m.startswith(prefix) and m != f"{prefix}.report"):
+        anywhere = f"{prefix}.report" in _imports(module, top_level_only=False)
+        at_import = f"{prefix}.report" in _imports(module, top_level_only=True)
+        assert not at_import, f"{module} imports the report at import time"
+        assert not anywhere or module == f"{prefix}.result", f"{module} needs the report"
+
+
+def test_importing_the_studies_loads_no_report_and_no_cli():
+    code = "import json, sys, interp_steer.studies; print(json.dumps(sorted(sys.modules)))"
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                       cwd=ROOT).stdout)
+    studies = [m for m in loaded if m.startswith("interp_steer.studies.")]
+    assert {f"interp_steer.studies.{s}.study" for s in STUDIES} <= set(studies)
+    assert [m for m in studies if m.endswith((".report", ".cli"))] == []
+
+
+def test_every_study_subcommand_is_assembled():
+    from interp_steer import cli
+
+    assembled = {module.__name__ for module in cli.SUBCOMMANDS}
+    assert {f"interp_steer.studies.{s}.cli" for s in STUDIES} <= assembled
+    assert all(callable(module.add_parser) for module in cli.SUBCOMMANDS)
