@@ -8,8 +8,12 @@ Aggregators (``method=``), all returning a vector per layer that points from neg
 
 - ``"mean_diff"`` — CAA: mean(positive) − mean(negative) (paired or not; for pairs this equals the
   mean of the per-pair differences);
-- ``"pca"`` — the first principal component of the paired differences (uncentred, as in
-  representation engineering), for paired data only;
+- ``"pca"`` — the first principal component of the paired differences, uncentred (the top right
+  singular vector of the positive-minus-negative differences, which leans towards their mean), for
+  paired data only. This is not representation engineering's PCA reader, which subtracts the
+  differences' mean before taking the first component (and whose examples shuffle the order within
+  each pair): RepE's component is the axis along which pair differences vary most, whatever their
+  mean, while ours is dominated by the mean difference when it is large;
 - ``"probe"`` — the weight vector of a logistic-regression probe on the raw activations.
 
 PCA and probe directions have no natural length, so they are scaled to the length of the class-mean
@@ -235,8 +239,12 @@ class SteeringVector:
 
     def normalised(self, how: str = "unit") -> SteeringVector:
         """``"unit"``: unit norm per layer. ``"resid"``: norm equal to the mean residual norm at that
-        layer (as CAA did to compare concepts), so a coefficient of 0.1 means 10 % of a typical
-        residual."""
+        layer, so a coefficient of 0.1 means 10 % of a typical residual there.
+
+        ``"resid"`` is this package's convention, not CAA's: CAA rescaled each behaviour's vector at a
+        layer to the mean norm of all its behaviours' vectors at that layer (so behaviours compare with
+        each other, in units of a typical steering vector rather than of the residual stream).
+        """
         if how not in ("unit", "resid"):
             raise ValueError(f"normalisation {how!r}: expected 'unit' or 'resid'")
         target = {layer: 1.0 for layer in self.layers}
