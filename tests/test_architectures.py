@@ -235,10 +235,9 @@ def patching(model, personas, persona_vector):
     metrics = PatchMetrics.build(model, positive, negative, probe_layer=model.n_layers - 1, k=5)
     persona = persona_vector.select([LAYER])
     source, target = (persona, 3.0), (persona, -3.0)
-    # Without a chat template nothing follows the prompt in a single forward pass, so "after the
-    # prompt" would steer no position and the two runs would be the same: steer them all.
-    positions = "after_prompt" if model.has_chat_template else "all"
-    return metrics, source, target, prepare(model, PROMPTS[0], source, target, metrics, positions=positions)
+    # "after_prompt" steers from the prompt's last token on, so the runs differ with or without a
+    # chat template (GPT-2 has none): the read position itself is steered.
+    return metrics, source, target, prepare(model, PROMPTS[0], source, target, metrics, positions="after_prompt")
 
 
 def test_patching_a_run_into_itself_changes_nothing(model, patching):
