@@ -3,8 +3,9 @@
 | score | function | scale | better / more |
 | --- | --- | --- | --- |
 | perplexity | :func:`completion_perplexity` | ≥ 1 | lower = more fluent, under the *unsteered* model |
-| repetition | :func:`repetition_rate` | 0–1 | higher = more repeated n-grams (degenerate loops) |
-| distinct-n | :func:`distinct_n` | 0–1 | higher = more varied wording |
+| reference perplexity | :func:`sequence_perplexity` | ≥ 1 | the same for token sequences on their own (e.g. corpus passages cut to a completion's length) |
+| repetition | :func:`repetition_rate` | 0–1 | higher = more repeated word 3-grams (degenerate loops); exactly 1 − distinct-3 |
+| distinct-n | :func:`distinct_n` | 0–1 | higher = more varied wording (NaN for texts shorter than n words) |
 | VADER compound | :func:`vader_valence` | −1–1 | higher = more positive sentiment |
 | probe valence | :class:`ProbeReadout` | 0–1 | probability of the readout's positive class (e.g. persona A) |
 | probe log-odds | :meth:`ProbeReadout.log_odds` | unbounded | the same probe's decision function (for curve shapes: it does not saturate) |
@@ -48,23 +49,19 @@ def _ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
-def repetition_rate(text: str, n: int = 3) -> float:
-    """Fraction of the text's word n-grams that already occurred earlier in it (0 for short texts)."""
-    grams = _ngrams(words(text), n)
-    if not grams:
-        return 0.0
-    seen: set[tuple[str, ...]] = set()
-    repeats = 0
-    for gram in grams:
-        repeats += gram in seen
-        seen.add(gram)
-    return repeats / len(grams)
-
-
 def distinct_n(text: str, n: int = 2) -> float:
-    """Distinct word n-grams over all word n-grams (1.0 when nothing repeats; 0 for empty text)."""
+    """Distinct word n-grams over all word n-grams: 1.0 when no n-gram repeats. NaN for a text with
+    no n-gram at all (fewer than ``n`` words): the fraction does not exist there, and 0 would read
+    as "maximally repetitive"."""
     grams = _ngrams(words(text), n)
-    return len(set(grams)) / len(grams) if grams else 0.0
+    return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+def repetition_rate(text: str, n: int = 3) -> float:
+    """Fraction of the text's word n-grams that already occurred earlier in it: exactly
+    ``1 − distinct_n(text, n)`` (each n-gram either is a first occurrence, counted by distinct-n, or
+    repeats one), so the two can never disagree; NaN for a text with no n-gram."""
+    return 1.0 - distinct_n(text, n)
 
 
 def vader_valence(texts: Sequence[str]) -> np.ndarray:
@@ -186,12 +183,35 @@ def token_nll(model: Model, sequences: Sequence[Sequence[int]], score_from: Sequ
     return result
 
 
+def sequence_perplexity(model: Model, sequences: Sequence[Sequence[int]], *, batch_size: int = 16) -> np.ndarray:
+    """Perplexity of each token sequence on its own (no prompt), under ``model`` as it is: ``exp`` of
+    the mean NLL of every token after the first (the first has no prediction; a BOS the tokenizer
+    adds is that first token). Use it to score reference text, e.g. a corpus cut to a completion's
+    length; NaN for a sequence of fewer than two tokens."""
+    out = np.full(len(sequences), np.nan)
+    for start in range(0, len(sequences), batch_size):
+        chunk = [list(s) for s in sequences[start : start + batch_size]]
+        scored = [i for i, s in enumerate(chunk) if len(s) >= 2]
+        if scored:
+            nll = token_nll(model, [chunk[i] for i in scored], [1] * len(scored))
+            for i, values in zip(scored, nll, strict=True):
+                out[start + i] = math.exp(float(values.mean()))
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class ProbeReadout:
     """A logistic probe on the unsteered model's residual stream that reads a concept from text.
 
     Fit it on two labelled corpora (:meth:`fit`); :meth:`score` gives, per text, the probability of
     the positive class, from the mean residual over the text's tokens at ``layer``.
+
+    ``train_accuracy`` is measured on the texts it was fitted on (optimistic: with more dimensions
+    than texts it is often 1.0). With ``folds``, ``heldout_accuracy`` is this probe's own
+    cross-validated accuracy: the same features, the same pipeline, refitted on each training fold
+    of a stratified k-fold split (shuffled with ``seed``) and scored on the held-out fold;
+    ``heldout_accuracy_std`` is the spread over folds. It is measured on the fitting corpora, not on
+    the texts the readout is later applied to.
     """
 
     layer: int
@@ -199,6 +219,9 @@ class ProbeReadout:
     positive_label: str
     negative_label: str
     train_accuracy: float
+    heldout_accuracy: float = float("nan")
+    heldout_accuracy_std: float = float("nan")
+    folds: int = 0
 
     @classmethod
     def fit(
@@ -210,10 +233,13 @@ class ProbeReadout:
         layer: int,
         labels: tuple[str, str] = ("positive", "negative"),
         C: float = 1.0,
+        folds: int | None = None,
+        seed: int = 0,
     ) -> ProbeReadout:
         acts = collect_activations(model, list(positive) + list(negative), layers=[layer], position="mean")
         pos, neg = acts.split(len(positive), len(negative))
-        return cls.from_activations(pos.values[:, 0], neg.values[:, 0], layer=layer, labels=labels, C=C)
+        return cls.from_activations(pos.values[:, 0], neg.values[:, 0], layer=layer, labels=labels, C=C,
+                                    folds=folds, seed=seed)
 
     @classmethod
     def from_activations(
@@ -224,18 +250,32 @@ class ProbeReadout:
         layer: int,
         labels: tuple[str, str] = ("positive", "negative"),
         C: float = 1.0,
+        folds: int | None = None,
+        seed: int = 0,
     ) -> ProbeReadout:
         """Fit on already collected mean-over-tokens activations at ``layer`` (what :meth:`score`
-        reads), e.g. those a study collected for its vectors."""
+        reads), e.g. those a study collected for its vectors. ``folds`` (>= 2) also measures the
+        probe's own held-out accuracy by stratified k-fold cross-validation, shuffled with ``seed``:
+        the folds :func:`interp_steer.probes.probe_layers` uses for the same labels and seed."""
         from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         x = np.concatenate([np.asarray(torch.as_tensor(v).double()) for v in (positive, negative)])
         y = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
         pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+        heldout, spread = float("nan"), float("nan")
+        if folds is not None:
+            if folds < 2 or folds > min(len(positive), len(negative)):
+                raise ValueError(f"folds must be between 2 and the smaller class size "
+                                 f"({min(len(positive), len(negative))}), got {folds}")
+            splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+            per_fold = cross_val_score(pipeline, x, y, cv=splits, scoring="accuracy")
+            heldout, spread = float(per_fold.mean()), float(per_fold.std(ddof=1))
         pipeline.fit(x, y)
-        return cls(layer, pipeline, labels[0], labels[1], float(pipeline.score(x, y)))
+        return cls(layer, pipeline, labels[0], labels[1], float(pipeline.score(x, y)), heldout, spread,
+                   folds or 0)
 
     def log_odds(self, model: Model, texts: Sequence[str]) -> np.ndarray:
         """The probe's decision function for each text: the log-odds of the positive class, an
@@ -292,6 +332,7 @@ __all__ = [
     "distinct_n",
     "repetition_rate",
     "score_generations",
+    "sequence_perplexity",
     "style_features",
     "token_nll",
     "vader_valence",

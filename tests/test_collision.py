@@ -14,6 +14,8 @@ import torch
 import interp_steer as ist
 from interp_steer.cli import main
 from interp_steer.directions import VectorMetadata
+from interp_steer.generation import Generation
+from interp_steer.metrics import score_generations, token_nll
 from interp_steer.studies.collision import (
     CollisionConfig,
     collide,
@@ -167,12 +169,71 @@ def test_config_validation():
     assert quick.profile == "quick" and quick.seed == 3 and CollisionConfig(**quick.to_dict()) == quick
 
 
+# -------------------------------------------------------------------------------- coherence
+
+
+def test_coherence_flags_degenerate_text_not_a_change_of_tone(tiny):
+    # Property: completions that are fluent text of a persona's tone (held-out passages of its own
+    # corpus) are not "degraded" at either end; a looping, degenerate end is.
+    from interp_steer.studies.collision.study import _coherence, _references
+    from interp_steer.studies.personas import StudyTexts
+
+    n_new = 12
+    config = CollisionConfig(alphas=(0.0, 0.5, 1.0), lambdas=(0.3, 0.8), max_new_tokens=n_new)
+    a, b, base = (ist.load_builtin(name) for name in ("persona_a", "persona_b", "baseline"))
+    prompts = ist.load_builtin("prompts")[:8]
+    references = _references(tiny, config, StudyTexts(a[:24], b[:24], base[:24], prompts))
+    unsteered = ist.generate(tiny, prompts, max_new_tokens=n_new)
+
+    def as_completions(passages):
+        cut = [ids[:n_new] for ids in tiny.encode(passages)]
+        return [Generation(g.prompt, tiny.tokenizer.decode(ids), tuple(ids), g.prompt_ids, False)
+                for g, ids in zip(unsteered, cut, strict=True)]
+
+    loop = ["and then the door and then the door and then the door and then the door"] * len(prompts)
+    ends = {"B": as_completions(b[40:48]), "A": as_completions(a[40:48]), "loop": as_completions(loop)}
+    scored = {k: score_generations(tiny, g) for k, g in ends.items()}
+    base_scores = score_generations(tiny, unsteered)
+    # λ = 0.3: each end is fluent text of its own tone; λ = 0.8: the A end loops.
+    grid = {"B": (scored["B"], scored["B"]), "A": (scored["A"], scored["loop"])}
+    per_prompt = {metric: np.stack([np.stack([grid["B"][li][metric], (grid["B"][li][metric] + grid["A"][li][metric]) / 2,
+                                              grid["A"][li][metric]]) for li in range(2)])
+                  for metric in ("perplexity", "repetition", "vader")}
+    coherence = _coherence(config, per_prompt, base_scores, references)
+    fluent, looping = coherence["per_lambda"]
+    assert not fluent["degraded"], fluent["ends"]
+    assert looping["degraded"] and looping["ends"]["A"]["degraded"] and not looping["ends"]["B"]["degraded"]
+    assert coherence["best_lambda"] == 0.3
+    assert fluent["ends"]["A"]["reference"] == "persona A corpus" and fluent["ends"]["B"]["reference"] == "persona B corpus"
+    assert {"A", "B", "baseline"} <= set(coherence["reference"])
+    # The old yardstick, the unsteered model's own greedy text, would have flagged the tone change alone.
+    greedy = np.exp(np.nanmean(np.log(base_scores["perplexity"])))
+    own_tone = np.exp(np.nanmean(np.log(scored["A"]["perplexity"])))
+    assert own_tone / greedy > config.degradation_ratio
+
+
+def test_reference_window_is_the_completion_length(tiny):
+    from interp_steer.studies.collision.study import _references
+    from interp_steer.studies.personas import StudyTexts
+
+    config = CollisionConfig(max_new_tokens=7, reference_passages=5)
+    a = ist.load_builtin("persona_a")
+    references = _references(tiny, config, StudyTexts(a[:9], a[9:18], a[18:27], ["p", "q"]))
+    ref = references["A"]
+    assert ref.perplexity.shape == (5,) and ref.window == 7
+    cut = [ids[:8] for ids in tiny.encode(a[:5])]  # 8 tokens: 7 predictions each
+    nll = token_nll(tiny, cut, [1] * 5)
+    assert all(len(v) == 7 for v in nll)
+    np.testing.assert_allclose(ref.perplexity, [math.exp(float(v.mean())) for v in nll], rtol=1e-5)
+    assert ref.to_dict()["perplexity"]["aggregate"] == "geometric mean"
+
+
 # ------------------------------------------------------------------------------ end to end
 
 
-def _scaled_personas(model):
+def _scaled_personas(model, layers=(1,)):
     a_texts, b_texts, base = (ist.load_builtin(n)[:12] for n in ("persona_a", "persona_b", "baseline"))
-    acts = ist.collect_activations(model, a_texts + b_texts + base, layers=[1])
+    acts = ist.collect_activations(model, a_texts + b_texts + base, layers=list(layers))
     pa, pb, pn = acts.split(12, 12, 12)
     return common_scale(ist.from_activations(pa, pn), ist.from_activations(pb, pn))
 
@@ -200,13 +261,134 @@ def test_collide_writes_valid_json_figures_and_report(tiny_run):
 
 def test_collision_schema_rejects_broken_results(tiny_run):
     payload = json.loads(tiny_run[1]["json"].read_text())
+    dominance_finding = payload["findings"][0]
+    assert dominance_finding["key"] == "dominance"
+    without_mde = {k: v for k, v in dominance_finding["numbers"].items() if k != "mde"}
     for broken in (
         {k: v for k, v in payload.items() if k != "findings"},
         {**payload, "findings": [{**payload["findings"][0], "verdict": "probably"}] + payload["findings"][1:]},
         {**payload, "cells": [{**c, "metrics": {}} for c in payload["cells"]]},
+        # the verdict (i) must carry its detectable effect, and the readout say what it was measured on
+        {**payload, "findings": [{**dominance_finding, "numbers": without_mde}] + payload["findings"][1:]},
+        {**payload, "readout": {**payload["readout"], "measured_on": "completions"}},
+        {**payload, "coherence": {k: v for k, v in payload["coherence"].items() if k != "reference"}},
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, schema())
+
+
+def test_report_states_the_dominance_rule_from_the_findings_numbers(tiny_run):
+    # report.md reads verdict (i), its detectable effect, the equivalence test and the mix counts from
+    # the finding's numbers: planted numbers must come out verbatim.
+    from dataclasses import replace
+
+    from interp_steer.studies.collision.report import render_report
+
+    result, written = tiny_run
+    report = written["report"].read_text()
+    for phrase in ("Verdict by the rule:", "this run could detect an area of ±", "on the 2·artanh(VADER compound) scale",
+                   "Equivalence (TOST at 5 %)", "interior mixes", "not completions",
+                   "positions='after_prompt'", "persona A corpus"):
+        assert phrase in report, phrase
+    assert "percentile bootstrap" not in report.split("## Findings")[0].split("dominance d(α)")[1]
+    finding = result.findings[0]
+    planted = {**finding.numbers, "mde": 0.4321, "mixes_above_point": 7, "n_mixes": 9, "verdict": "planted-verdict",
+               "equivalence": {**finding.numbers["equivalence"], "inside": True, "bounds": [-0.1234, 0.1234]}}
+    fake = replace(result, findings=[replace(finding, numbers=planted)] + result.findings[1:])
+    text = render_report(fake, figures=False)
+    assert "could detect an area of ±0.432 on the 2·artanh(VADER compound) scale" in text
+    assert "d(α) > α at 7 of 9 interior mixes" in text and "**Verdict by the rule: planted-verdict**" in text
+    assert "lies inside ±0.123: the effect is significantly smaller than the paper's" in text
+
+
+def test_dominance_plot_names_the_scale_it_was_computed_on(tiny_run):
+    from interp_steer.studies.collision.report import plot_dominance
+
+    result, _ = tiny_run
+    fig = plot_dominance(result)
+    vader, probe = fig.axes
+    assert result.dominance["vader"][0].scale == "artanh" and "2·artanh(VADER compound)" in vader.get_ylabel()
+    assert result.dominance["probe_valence"][0].scale == "identity" and "log-odds" in probe.get_ylabel()
+    assert "P(A)" not in probe.get_title()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_readout_accuracy_is_the_readouts_own(tiny, tiny_run):
+    # Oracle: an independent k-fold cross-validation of a probe on the readout's own features
+    # (mean-pooled corpus passages at its layer), with the study's folds and seed.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    result, _ = tiny_run
+    readout, config = result.readout, result.config
+    n = config.max_passages
+    texts = ist.load_builtin("persona_a")[:n] + ist.load_builtin("persona_b")[:n]
+    x = ist.collect_activations(tiny, texts, layers=[readout["layer"]], position="mean").values[:, 0].double().numpy()
+    y = np.r_[np.ones(n), np.zeros(n)]
+    folds = StratifiedKFold(config.folds, shuffle=True, random_state=config.seed)
+    expected = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)), x, y, cv=folds).mean()
+    assert readout["heldout_accuracy"] == pytest.approx(expected)
+    assert readout["folds"] == config.folds and readout["measured_on"].endswith("not completions")
+    # Not the A-vs-B profile's number: that scores choosing a layer on other (last-token) features.
+    assert config.position == "last"
+    assert readout["heldout_accuracy"] != pytest.approx(result.localisation.profiles["A vs B"].heldout_accuracy)
+
+
+def test_decomposition_shift_is_the_grids_intervention(tiny):
+    # The shift is measured with the grid's steering (from the prompt's last token on): positions
+    # before it do not move at any layer, the steered ones move by exactly the vector at the steering
+    # layer, and later layers match an independent unpadded run_with_cache of each transcript alone.
+    from interp_steer.studies.collision.study import _observed_shifts, _transcripts
+
+    prompts = ["The harbour at dawn", "A letter arrived for the keeper of the lighthouse"]
+    unsteered = ist.generate(tiny, prompts, max_new_tokens=5)
+    transcripts, ends = _transcripts(tiny, prompts, unsteered)
+    direction = 3.0 * torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(5))
+    vector = ist.SteeringVector({1: direction}, VectorMetadata(model=tiny.name, d_model=tiny.d_model))
+    layers = [1, 2, 3]
+    shifts = _observed_shifts(tiny, transcripts, ends, [vector], layers, batch_size=2)[0]
+    assert [s.shape[0] for s in shifts] == [len(t) for t in transcripts]
+    names = [tiny.hook_name(layer, "resid_post") for layer in layers]
+    for shift, ids, end in zip(shifts, transcripts, ends, strict=True):
+        assert end >= 2  # the prompt has positions before its last token
+        assert shift[: end - 1].abs().max() < 1e-5  # not steered, and causal: unchanged everywhere
+        torch.testing.assert_close(shift[end - 1 :, 0], vector[1].double().expand(len(ids) - end + 1, -1), atol=1e-5, rtol=0)
+        assert shift[end - 1 :, 1:].norm() > 1e-3
+        with torch.inference_mode():
+            _, clean = tiny.bridge.run_with_cache(torch.tensor([ids]), names_filter=names)
+            with ist.steer(tiny, vector, positions="after_prompt", prompt_end=[end]):
+                _, steered = tiny.bridge.run_with_cache(torch.tensor([ids]), names_filter=names)
+        alone = torch.stack([(steered[n][0] - clean[n][0]).double() for n in names], dim=1)
+        torch.testing.assert_close(shift, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_decomposition_share_is_a_ratio_of_means(tiny):
+    from interp_steer.studies.collision.study import _decomposition, _observed_shifts, _transcripts
+
+    prompts = ["The harbour at dawn", "A letter arrived", "Rain on the old roof of the mill", "She laughs."]
+    unsteered = ist.generate(tiny, prompts, max_new_tokens=6)
+    v_a, v_b = _scaled_personas(tiny, layers=(1, 2, 3))
+    config = CollisionConfig(alphas=(0.0, 0.5, 1.0))
+    out = _decomposition(tiny, v_a, v_b, 1, config, 2.0, prompts, unsteered)
+    assert "after_prompt" in out["measured_on"] and "steered positions" in out["measured_on"]
+    transcripts, ends = _transcripts(tiny, prompts, unsteered)
+    mix = collision_vector(v_a, v_b, 0.5, 2.0).select([1])
+    shifts = _observed_shifts(tiny, transcripts, ends, [mix], [1, 2, 3])[0]
+    differs = 0
+    for i, layer in enumerate((1, 2, 3)):
+        row = out["observed"][1]["layers"][i]
+        per_prompt = decompose(torch.stack([s[e - 1 :, i].mean(0) for s, e in zip(shifts, ends, strict=True)]),
+                               v_a[layer], v_b[layer])
+        a, b = per_prompt.coef_a, per_prompt.coef_b
+        assert row["coef_a"]["mean"] == pytest.approx(a.mean(), abs=1e-6)
+        assert row["share_a"] == pytest.approx(a.mean() / (a + b).mean(), rel=1e-6)
+        assert row["share_a_interval"]["mean"] == row["share_a"] and row["share_a_interval"]["n"] == len(prompts)
+        differs += not math.isclose(row["share_a"], float(np.mean(a / (a + b))), rel_tol=1e-3)
+    assert differs  # on this case the old mean of per-prompt ratios is a different number
 
 
 def test_observed_shift_at_the_steering_layer_is_the_collision_vector(tiny_run):

@@ -16,9 +16,11 @@ from interp_steer.metrics import (
     distinct_n,
     repetition_rate,
     score_generations,
+    sequence_perplexity,
     style_features,
     token_nll,
     vader_valence,
+    words,
 )
 
 VARIED = "The ferry left at dawn. Gulls circled the harbour while the captain checked the ropes."
@@ -28,10 +30,57 @@ LOOPING = "the ferry left the ferry left the ferry left the ferry left the ferry
 def test_repetition_and_distinct_order():
     assert repetition_rate(LOOPING) > 0.5 > repetition_rate(VARIED) == 0.0
     assert distinct_n(VARIED, 2) == 1.0 > distinct_n(LOOPING, 2)
-    assert distinct_n("", 2) == 0.0 and repetition_rate("one two") == 0.0
+    # No n-gram at all: the fraction does not exist (0 would read as "maximally repetitive").
+    assert math.isnan(distinct_n("", 2)) and math.isnan(repetition_rate("one two"))
     # Hand count: "a b a b a" has bigrams ab, ba, ab, ba -> 2 distinct of 4.
     assert distinct_n("a b a b a", 2) == 0.5
     assert repetition_rate("a b a b a", 2) == 0.5
+
+
+def test_repetition_and_distinct_3_cannot_disagree():
+    # One implementation: every n-gram is either a first occurrence (counted by distinct-n) or a
+    # repeat, so repetition = 1 - distinct-n on any text, short texts (NaN for both) included.
+    rng = np.random.default_rng(0)
+    vocab = ["the", "ferry", "left", "sea", "sea", "gulls", "Rain", "rain!", "ropes,", "dawn."]
+    texts = ["", "one", "one two", LOOPING, VARIED, "a b a b a"]
+    texts += [" ".join(rng.choice(vocab, size=int(rng.integers(0, 40)))) for _ in range(300)]
+    for text in texts:
+        for n in (1, 2, 3, 4):
+            rep, distinct = repetition_rate(text, n), distinct_n(text, n)
+            if math.isnan(distinct):
+                assert math.isnan(rep) and len(words(text)) < n
+            else:
+                assert rep == 1.0 - distinct and 0.0 <= rep <= 1.0
+    # Hand count of repeats, independently: "x y x y x y" has 3-grams xyx, yxy, xyx, yxy -> 2 repeats of 4.
+    assert repetition_rate("x y x y x y") == 0.5
+
+
+def test_probe_readout_reports_its_own_heldout_accuracy():
+    # Oracle: with more dimensions than texts any labelling is separable, so the training accuracy
+    # of a probe on pure noise is 1.0; its own cross-validated accuracy must say chance.
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(60, 200))
+    chance = ProbeReadout.from_activations(noise[:30], noise[30:], layer=0, folds=5, seed=0)
+    assert chance.train_accuracy == 1.0 and abs(chance.heldout_accuracy - 0.5) < 0.2 and chance.folds == 5
+    planted = noise.copy()
+    planted[:30, :40] += 1.0  # a planted direction
+    clear = ProbeReadout.from_activations(planted[:30], planted[30:], layer=0, folds=5, seed=0)
+    assert clear.heldout_accuracy > 0.9
+    # It is scored on held-out folds of exactly these features: an independent k-fold loop agrees.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.r_[np.ones(30), np.zeros(30)]
+    correct = 0
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(noise, y):
+        scaler = StandardScaler().fit(noise[train])
+        probe = LogisticRegression(max_iter=2000).fit(scaler.transform(noise[train]), y[train])
+        correct += int((probe.predict(scaler.transform(noise[test])) == y[test]).sum())
+    assert chance.heldout_accuracy == pytest.approx(correct / 60)  # equal folds: mean of fold accuracies
+    assert math.isnan(ProbeReadout.from_activations(noise[:30], noise[30:], layer=0).heldout_accuracy)
+    with pytest.raises(ValueError, match="folds"):
+        ProbeReadout.from_activations(noise[:3], noise[3:6], layer=0, folds=5)
 
 
 def test_vader_orders_cheerful_above_grim():
@@ -104,6 +153,16 @@ def test_shared_prompt_perplexity_equals_a_full_forward(tiny):
     shared = completion_perplexity(tiny, gens, batch_size=2)
     nll = token_nll(tiny, [list(g.prompt_ids) + list(g.token_ids) for g in gens], [len(g.prompt_ids) for g in gens])
     np.testing.assert_allclose(shared, [math.exp(float(v.mean())) for v in nll], rtol=1e-4)
+
+
+def test_sequence_perplexity_is_a_completion_of_its_first_token(tiny, texts):
+    # Scoring a text on its own = scoring everything after its first token as a completion of that
+    # token (the KV-cache path of completion_perplexity, an independent computation).
+    ids = tiny.encode(texts)
+    alone = sequence_perplexity(tiny, ids, batch_size=3)
+    as_completions = completion_perplexity(tiny, [Generation("", "", tuple(t[1:]), tuple(t[:1]), False) for t in ids])
+    np.testing.assert_allclose(alone, as_completions, rtol=1e-4)
+    assert np.isnan(sequence_perplexity(tiny, [ids[0][:1]])[0])
 
 
 def test_probe_readout_separates_its_training_corpora(tiny):

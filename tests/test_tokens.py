@@ -21,7 +21,7 @@ from interp_steer.evaluation import _letter_ids, ab_eval
 from interp_steer.generation import format_prompts, generate
 from interp_steer.patching import PatchMetrics, prepare
 from interp_steer.studies.collision import CollisionConfig
-from interp_steer.studies.collision.study import _decomposition
+from interp_steer.studies.collision.study import _decomposition, _transcripts
 
 BOS, EOS = "<s>", "</s>"
 
@@ -198,14 +198,18 @@ def test_patch_metrics_continuation_token_is_not_the_bos(llama3):
     assert metrics.continuation_token == llama3.tokenizer("The", add_special_tokens=False)["input_ids"][0]
 
 
-def test_collision_decomposition_transcripts_have_one_bos(llama3, vector, encoded):
+def test_collision_decomposition_transcripts_have_one_bos(llama3, vector):
+    # The decomposition replays the grid's own token ids (prompt + completion), never re-encoded text.
     prompts = ["Describe the harbour.", "Write about rain."]
     unsteered = generate(llama3, prompts, max_new_tokens=3)
-    encoded.clear()
-    _decomposition(llama3, vector, random_vector(llama3, 2), 1, CollisionConfig(alphas=(0.0, 0.5, 1.0)), 1.0, prompts,
-                   unsteered, progress=False)
-    assert len(encoded) >= 2
-    assert_one_bos(llama3, encoded)
+    transcripts, ends = _transcripts(llama3, prompts, unsteered)
+    assert_one_bos(llama3, transcripts)
+    assert all(t[: len(g.prompt_ids)] == list(g.prompt_ids) for t, g in zip(transcripts, unsteered, strict=True))
+    assert transcripts[0][: len(hf_chat_ids(llama3, prompts[0]))] == hf_chat_ids(llama3, prompts[0])
+    assert all(0 < end <= len(g.prompt_ids) for end, g in zip(ends, unsteered, strict=True))
+    out = _decomposition(llama3, vector, random_vector(llama3, 2), 1, CollisionConfig(alphas=(0.0, 0.5, 1.0)), 1.0,
+                         prompts, unsteered)
+    assert out["n_prompts"] == 2 and len(out["observed"]) == 3
 
 
 # ----------------------------------------------------------------------------- the encode rule

@@ -526,7 +526,7 @@ def _reason(code: int, criteria: dict[str, bool], nb: dict[str, Any]) -> str:
 
     area, a90 = nb["area"], nb["area_90"]
     area_text = f"area {num(area['estimate'])} [{num(area['low'])}, {num(area['high'])}] (95 %)"
-    detect = (f"this run could detect an area of ±{num(nb['mde'], '.3f')} (80 % power, 5 % two-sided; "
+    detect = (f"this run could detect an area of ±{num(nb['mde'], '.3f')} on the {nb['scale']} scale (80 % power, 5 % two-sided; "
               f"the paper's effect is {nb['margin_on_grid']:.3f} on this grid, power against it "
               f"{num(nb['power_at_paper_effect'], '.0%') if nb['power_at_paper_effect'] is not None else 'n/a'})")
     mixes = f"d(α) > α at {nb['mixes_above_point']} of {nb['n_mixes']} mixes ({nb['mixes_above']} significantly)"

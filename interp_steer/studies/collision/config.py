@@ -24,9 +24,14 @@ class CollisionConfig(ConfigIO):
     greedy decoding; ``samples=N`` draws N samples per prompt (``temperature``, ``top_p``) on common
     random numbers across cells. ``max_prompts``/``max_passages`` cap the prompt list and each corpus
     (first items kept); ``decomposition_prompts`` caps the prompts whose residual shifts are
-    decomposed (``None``: all). A strength is *degraded* when either pure end's perplexity (geometric mean
-    over prompts) exceeds ``degradation_ratio`` times the unsteered model's, or its repetition rate
-    exceeds the unsteered one by more than ``degradation_repetition``.
+    decomposed (``None``: all).
+
+    A strength is *degraded* when either pure end reads worse than fluent text **of its own tone**:
+    its perplexity (geometric mean over prompts) exceeds ``degradation_ratio`` times that of the
+    persona's own corpus (A's passages for the A end, B's for the B end), or its repetition rate
+    exceeds the corpus's by more than ``degradation_repetition``. The corpus passages are scored by
+    the unsteered model in a window of ``max_new_tokens`` scored tokens, the completions' length;
+    ``reference_passages`` caps how many passages per corpus are scored (``None``: all used).
     """
 
     layer: int | str = "auto"
@@ -44,6 +49,7 @@ class CollisionConfig(ConfigIO):
     folds: int = 5
     degradation_ratio: float | int = 2.0
     degradation_repetition: float | int = 0.2
+    reference_passages: int | None = None
     keep_samples: int = 2
     decomposition_prompts: int | None = None
     profile: str = "default"
@@ -63,7 +69,7 @@ class CollisionConfig(ConfigIO):
         for name in ("max_new_tokens", "batch_size", "folds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("samples", "max_prompts", "max_passages", "decomposition_prompts"):
+        for name in ("samples", "max_prompts", "max_passages", "decomposition_prompts", "reference_passages"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 (or None), got {value}")
@@ -77,11 +83,12 @@ class CollisionConfig(ConfigIO):
     @classmethod
     def quick(cls, **overrides: Any) -> CollisionConfig:
         """The ``--quick`` profile: 5 mixes × 2 strengths, 16 prompts (8 of them decomposed), 48
-        passages per corpus, 32 new tokens, 3-fold probes. Sixteen prompts is about the fewest that still separates the pure ends'
-        valence on the default model; the whole run takes 2–3 minutes on a 2-core CPU."""
+        passages per corpus (16 of each scored as the coherence reference), 32 new tokens, 3-fold
+        probes. Sixteen prompts is about the fewest that still separates the pure ends' valence on
+        the default model; the whole run takes 2–3 minutes on a 2-core CPU."""
         settings: dict[str, Any] = {"alphas": QUICK_ALPHAS, "lambdas": QUICK_LAMBDAS, "max_prompts": 16,
                                     "max_passages": 48, "max_new_tokens": 32, "folds": 3,
-                                    "decomposition_prompts": 8, "profile": "quick"}
+                                    "decomposition_prompts": 8, "reference_passages": 16, "profile": "quick"}
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)
 

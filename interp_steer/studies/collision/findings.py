@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from interp_steer.probes import Localisation
-from interp_steer.stats import paired_difference
+from interp_steer.stats import t_interval
 from interp_steer.studies.collision.config import CollisionConfig
 from interp_steer.studies.collision.result import Finding
 from interp_steer.studies.mixing import Dominance, dominance_verdict
@@ -39,13 +39,15 @@ def _finding_dominance(config, by_score, coherence, per_prompt) -> Finding:
                "balance_point": main.to_dict()["balance_point"],
                "readout_area": readout.area.to_dict(), "readout_verdict": readout.verdict,
                "readout_rule_verdict": dominance_verdict(readout)[0],
-               "verdicts_per_lambda": {f"{lam:g}": by_score["vader"][i].verdict for i, lam in enumerate(config.lambdas)}}
+               "verdicts_per_lambda": {f"{lam:g}": by_score["vader"][i].verdict for i, lam in enumerate(config.lambdas)},
+               "rule_verdicts_per_lambda": {f"{lam:g}": dominance_verdict(by_score["vader"][i])[0]
+                                            for i, lam in enumerate(config.lambdas)}}
     area, ends = main.area, main.ends
     text = (f"{reason}. At λ = {coherence['best_lambda']:g} (the best non-degraded strength), VADER: A end − B end = "
             f"{_fmt_interval(ends, '+.2f')}; on the {main.scale} scale the area between d(α) and "
             f"the diagonal is {_fmt_interval(area)}; balance point α* = "
-            f"{_fmt(main.balance_point)}. The A-vs-B probe readout (log-odds) gives area "
-            f"{_fmt_interval(readout.area)} (verdict {readout.verdict}).")
+            f"{_fmt(main.balance_point)}. The A-vs-B probe readout (on its log-odds) gives area "
+            f"{_fmt_interval(readout.area)}; the same rule on it: {numbers['readout_rule_verdict']}.")
     return Finding("dominance", claim, verdict, text, numbers)
 
 
@@ -56,8 +58,8 @@ def _finding_coherence(config, per_prompt, coherence) -> Finding:
     inner = [i for i, a in enumerate(config.alphas) if 0 < a < 1]
     mid = min(inner, key=lambda i: abs(config.alphas[i] - 0.5))
     log_ppl = np.log(per_prompt["perplexity"][li])
-    to_b = paired_difference(log_ppl[mid], log_ppl[0], seed=config.seed, allow_empty=True)
-    to_a = paired_difference(log_ppl[mid], log_ppl[-1], seed=config.seed, allow_empty=True)
+    to_b = t_interval(log_ppl[mid] - log_ppl[0])  # paired over prompts
+    to_a = t_interval(log_ppl[mid] - log_ppl[-1])
     top = coherence["per_lambda"][li]
     numbers = {"lambda": lam, "alpha_mid": config.alphas[mid],
                "log_perplexity_mid_minus_B": to_b.to_dict(), "log_perplexity_mid_minus_A": to_a.to_dict(),
@@ -93,7 +95,8 @@ def _finding_shared_layer(localisation: Localisation, profiles) -> Finding:
                "layers_at_accuracy_0.99": saturated}
     text = (f"A vs baseline peaks at layer {pa.best_layer} (band {pa.band_low}-{pa.band_high}), B vs baseline at "
             f"layer {pb.best_layer} (band {pb.band_low}-{pb.band_high}); A vs B peaks at layer "
-            f"{profiles['A vs B'].best_layer} (held-out accuracy {profiles['A vs B'].heldout_accuracy:.2f}); "
+            f"{profiles['A vs B'].best_layer} (nested-CV accuracy of choosing a layer this way "
+            f"{profiles['A vs B'].heldout_accuracy:.2f}); "
             f"the shared layer is {localisation.shared_layer}.")
     if wide:
         return Finding("shared_layer", claim, "inconclusive",

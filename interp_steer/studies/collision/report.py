@@ -68,27 +68,29 @@ def plot_heatmaps(result: CollisionResult, fig=None):
 
 def plot_dominance(result: CollisionResult, fig=None):
     """d(α) against the diagonal, one line per strength (the best usable one bold, with its 95 %
-    band), for VADER and the probe readout."""
+    band), for VADER and the probe readout, each on the unbounded scale its dominance was computed
+    on (:attr:`Dominance.scale`, named on the axes)."""
     fig = fig or plt.figure(figsize=(11, 4.2))
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(result.config.lambdas)))
-    for k, (score, label) in enumerate((("vader", "VADER valence"), ("probe_valence", "probe readout P(A)"))):
+    for k, (key, label) in enumerate((("vader", "VADER valence"), ("probe_valence", "probe readout"))):
         ax = fig.add_subplot(1, 2, k + 1)
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="linear (no dominance)")
         best = result.coherence["best_lambda"]
-        for d, colour, lam in zip(result.dominance[score], colours, result.config.lambdas, strict=True):
+        for d, colour, lam in zip(result.dominance[key], colours, result.config.lambdas, strict=True):
             curve = np.array(d.curve, dtype=float)
             chosen = math.isclose(lam, best)
             ax.plot(d.alphas, curve, marker="o", markersize=3 if chosen else 2, color=colour,
                     linewidth=2.2 if chosen else 0.9, alpha=1.0 if chosen else 0.6,
-                    label=f"λ={lam:g}{' (best usable)' if chosen else ''}: area {d.area.mean:+.2f} ({d.verdict})")
+                    label=f"λ={lam:g}{' (best usable)' if chosen else ''}: area {d.area.mean:+.2f} (leans {d.verdict})")
             if chosen:  # one band keeps the figure readable; every interval is in collision.json
                 ax.fill_between(d.alphas, np.array(d.curve_low, dtype=float), np.array(d.curve_high, dtype=float),
                                 color=colour, alpha=0.18, linewidth=0)
+        scale = scale_label(result.dominance[key][0].score, result.dominance[key][0].scale)
         ax.axhline(0.5, color="grey", linewidth=0.6)
         ax.set_ylim(-0.6, 1.6)
         ax.set_xlabel("α (share of persona A)")
-        ax.set_ylabel("d(α) = (s(α) − s(0)) / (s(1) − s(0))")
-        ax.set_title(f"dominance on {label} (above the diagonal: A dominates)", fontsize=9)
+        ax.set_ylabel(f"d(α) = (s(α) − s(0)) / (s(1) − s(0))\ns = {scale}", fontsize=8)
+        ax.set_title(f"dominance on {label}, {scale}\n(above the diagonal: A dominates)", fontsize=9)
         ax.legend(frameon=False, fontsize=7)
         ax.grid(alpha=0.3)
     return fig
@@ -208,7 +210,7 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
         f"vectors read at the {cfg.position} token, mixed as v(α, λ) = λ · (α · v̂_A + (1 − α) · v̂_B) with both "
         f"v̂ rescaled to the mean residual norm there ({g['resid_norm'][li]:.1f}); cos(v_A, v_B) = {g['cosine'][li]:.3f} "
         f"at this layer ({min(g['cosine']):.2f}–{max(g['cosine']):.2f} across layers). α ∈ {{{', '.join(f'{a:g}' for a in cfg.alphas)}}}, "
-        f"λ ∈ {{{', '.join(f'{x:g}' for x in cfg.lambdas)}}}. Intervals: 95 % bootstrap over prompts.",
+        f"λ ∈ {{{', '.join(f'{x:g}' for x in cfg.lambdas)}}}. {INTERVALS}",
         "",
         "## Findings",
         "",
@@ -217,6 +219,7 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
     ]
     for finding in result.findings:
         lines.append(f"| {finding.claim} | **{finding.verdict}** | {finding.summary} |")
+    lines += _dominance_section(result)
     lines += ["", "## Cautions", ""]
     lines.append(
         f"- The two persona vectors point mostly the same way (cosine {g['cosine'][li]:.2f} at the steering layer): "
@@ -233,14 +236,7 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
     lines.append(f"- The best λ is picked on these same prompts ({result.coherence['rule']}).")
     if result.coherence["best_lambda_is_degraded"]:
         lines.append("- Every strength in the grid degrades the text; the smallest one was used. Lower `--lambdas`.")
-    lines += ["", "## Coherence by strength", "",
-              "| λ | degraded | PPL ratio B end | PPL ratio A end | repetition B / A | VADER A − B |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for s in result.coherence["per_lambda"]:
-        b, a = s["ends"]["B"], s["ends"]["A"]
-        lines.append(f"| {s['lambda']:g} | {'yes' if s['degraded'] else 'no'} | {b['perplexity_ratio']:.2f} | "
-                     f"{a['perplexity_ratio']:.2f} | {b['repetition']:.2f} / {a['repetition']:.2f} | "
-                     f"{_iv(s['vader_a_minus_b'])} |")
+    lines += _coherence_section(result)
     u = result.unsteered["metrics"]
     lines += ["", f"Unsteered: VADER {_iv(u['vader'])}, probe P(A) {_iv(u['probe_valence'])}, perplexity "
               f"{_iv(u['perplexity'], 1)}, repetition {_iv(u['repetition'])}.", ""]
@@ -252,12 +248,12 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
                      f"{_iv(m['perplexity'], 1)} | {_num(m['repetition']['mean'])} | {_num(m['distinct_2']['mean'])} | "
                      f"{_num(m['style_a']['mean'])} |")
     lines += ["", f"Style classifier: {result.style['kind']}, cross-validated accuracy on the corpora "
-              f"{result.style['cv_accuracy']:.2f} ± {result.style['cv_accuracy_std']:.2f}. Probe readout: layer "
-              f"{result.readout['layer']}, held-out A-vs-B accuracy {result.readout['heldout_accuracy']:.2f}.", ""]
+              f"{result.style['cv_accuracy']:.2f} ± {result.style['cv_accuracy_std']:.2f}. {_readout_line(result.readout)}", ""]
     d = result.decomposition
     lines += ["## Decomposition", "",
-              f"Observed shift (steered − unsteered residual, mean over positions) at λ = {d['lambda']:g}, as "
-              "a · v_A + b · v_B + residual at each layer; A's share is a / (a + b). \"Between ends\" places "
+              f"Observed shift at λ = {d['lambda']:g}, measured on {d['measured_on']}; written as "
+              "a · v_A + b · v_B + residual at each layer. A's share is mean(a) / mean(a + b) over prompts (a ratio "
+              "of means). \"Between ends\" places "
               "a mix's share between the pure ends' shares at the same layer (α at the steering layer; above α "
               "means A's component survives propagation better than B's).", "",
               "| α | share at layer " + str(d["layer"]) + " | share at last layer | between ends at last layer "
@@ -290,6 +286,89 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
             lines.append("")
     lines += ["", f"Run time: {result.timings.get('total', float('nan')):.0f} s. Full numbers: `collision.json`."]
     return "\n".join(lines) + "\n"
+
+
+INTERVALS = ("Intervals (95 %): per-cell means, percentile bootstrap over prompts (perplexity: geometric mean); "
+             "dominance d(α) and its area, Fieller intervals (t quantiles) of ratios of per-prompt means on the "
+             "named unbounded scale; paired differences (pure ends, mix vs ends) and decomposition coefficients, "
+             "t-intervals over prompts; A's decomposition share, Fieller.")
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _dominance_section(result: CollisionResult) -> list[str]:
+    """Finding (i) as the rule decided it, read from the finding's own numbers (never recomputed)."""
+    finding = next(f for f in result.findings if f.key == "dominance")
+    nb = finding.numbers
+    area, a90, eq = nb["area"], nb["area_90"], nb["equivalence"]
+    scale = scale_label(nb["score"], nb["scale"])
+    smaller = ("lies inside ±{b:.3f}: the effect is significantly smaller than the paper's" if eq["inside"]
+               else "does not lie inside ±{b:.3f}: an effect as large as the paper's is not ruled out")
+    dropped = f", {nb['n_dropped']} left out for unscored cells" if nb["n_dropped"] else ""
+    lines = ["", "## Dominance verdict (finding i)", "",
+             f"- **Verdict by the rule: {nb['verdict']}** (VADER at λ = {nb['lambda']:g}, on the {scale}; "
+             f"{nb['n_items']} prompts{dropped}).",
+             f"- **Detectable effect:** this run could detect an area of ±{_num(nb['mde'], 3)} on the {scale} "
+             f"(80 % power, 5 % two-sided). The paper's effect (d(α) = α^{nb['paper_gamma']:g}) is an area of "
+             f"{nb['margin_on_grid']:.3f} on this grid; power against it {_rate(nb['power_at_paper_effect'])}.",
+             f"- **Area** between d(α) and the diagonal: {_num(area['estimate'], 3)} [{_num(area['low'], 3)}, "
+             f"{_num(area['high'], 3)}] (95 %).",
+             f"- **Equivalence (TOST at 5 %):** the area's 90 % interval [{_num(a90['low'], 3)}, {_num(a90['high'], 3)}] "
+             + smaller.format(b=eq["bounds"][1]) + ".",
+             f"- **Across most of the α range:** d(α) > α at {nb['mixes_above_point']} of {nb['n_mixes']} interior mixes "
+             f"(point estimates; a majority is {nb['majority']}), significantly above at {nb['mixes_above']}, "
+             f"significantly below at {nb['mixes_below']}; significantly below the paper's curve at "
+             f"{nb['mixes_below_paper']}.",
+             f"- The same rule on the probe readout's log-odds: {nb['readout_rule_verdict']}; per strength on VADER: "
+             + ", ".join(f"λ = {lam}: {v}" for lam, v in nb["rule_verdicts_per_lambda"].items()) + ".",
+             "", "| α | d(α) [95 %] | paper's d(α) | vs the diagonal |", "| --- | --- | --- | --- |"]
+    for mix in nb["mixes"]:
+        lines.append(f"| {mix['alpha']:g} | {_num(mix['d'])} [{_num(mix['d_low'])}, {_num(mix['d_high'])}] | "
+                     f"{mix['paper_d']:.2f} | {mix['vs_diagonal']} |")
+    lines += ["", f"Rule: {nb['rule']}"]
+    return lines
+
+
+def _coherence_section(result: CollisionResult) -> list[str]:
+    """Each pure end against fluent text of its own tone (the persona corpora scored by the unsteered model)."""
+    co = result.coherence
+    ref = co["reference"]
+    window = ref["A"]["window_tokens"]
+    lines = ["", "## Coherence by strength", "",
+             f"References: fluent text of each tone, scored by the unsteered model in windows of {window} scored tokens "
+             "(each passage's first tokens, the completions' length): perplexity (geometric mean over passages) "
+             + ", ".join(f"{name} {_num(r['perplexity']['mean'], 1)}" for name, r in
+                         (("persona A corpus", ref["A"]), ("persona B corpus", ref["B"]), ("baseline", ref["baseline"])))
+             + "; repetition " + ", ".join(f"{_num(r['repetition']['mean'])}" for r in (ref["A"], ref["B"], ref["baseline"]))
+             + f" ({ref['A']['n_passages']} passages each). The unsteered model's completions read at "
+             f"{_num(co['unsteered_vs_baseline']['perplexity_ratio'])}× the baseline corpus's perplexity (greedy text is "
+             "usually far more predictable than written prose, so ratios well below 1 are normal).", "",
+             "| λ | degraded | PPL B end / B corpus | PPL A end / A corpus | repetition B / A (corpus B / A) | VADER A − B |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for s in co["per_lambda"]:
+        b, a = s["ends"]["B"], s["ends"]["A"]
+        lines.append(f"| {s['lambda']:g} | {'yes' if s['degraded'] else 'no'} | {_num(b['perplexity_ratio'])} | "
+                     f"{_num(a['perplexity_ratio'])} | {_num(b['repetition'])} / {_num(a['repetition'])} "
+                     f"({_num(b['reference_repetition'])} / {_num(a['reference_repetition'])}) | "
+                     f"{_iv(s['vader_a_minus_b'])} |")
+    return lines
+
+
+def _readout_line(readout: dict[str, Any]) -> str:
+    return (f"Probe readout: layer {readout['layer']}; its own {readout['folds']}-fold cross-validated accuracy "
+            f"{_num(readout['heldout_accuracy'])} ± {_num(readout['heldout_accuracy_std'])}, measured on "
+            f"{readout['measured_on']} (training accuracy {_num(readout['train_accuracy'])}).")
+
+
+def scale_label(score: str, scale: str) -> str:
+    """The scale a dominance curve is computed on, in words (for axes and text)."""
+    if scale == "artanh":
+        return "2·artanh(VADER compound) scale" if score == "vader" else f"2·artanh({score}) scale"
+    if scale == "logit":
+        return f"logit({score}) scale"
+    return "probe log-odds scale" if score.endswith("log_odds") else f"{score} scale (as measured)"
 
 
 def _quote(text: str, limit: int = 160) -> str:

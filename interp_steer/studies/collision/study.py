@@ -15,13 +15,23 @@ as the table of contents); :func:`collide` builds the config from keywords and c
 3. **Collision grid**: every ``(α, λ)`` cell and the unsteered model, for every prompt (and sample),
    generated together as one batched per-row-delta generation, steering after the prompt.
 4. **Axes** per cell, scored on completions only with the unsteered model: moral valence (VADER, and
-   the A-vs-B probe readout), coherence (perplexity, repetition, distinct-n), surface style (style
-   features and a style classifier trained on the corpora), dominance (per strength), geometry.
+   the A-vs-B probe readout, whose own cross-validated accuracy on the corpus passages is reported),
+   coherence (perplexity, repetition = 1 − distinct-3, distinct-n; a strength is *degraded* when a
+   pure end reads worse than fluent text of its own tone, the persona's corpus scored the same way),
+   surface style (style features and a style classifier trained on the corpora), dominance (per
+   strength, on an unbounded scale, judged by :func:`~interp_steer.studies.mixing.dominance_verdict`),
+   geometry.
 5. **Decomposition** of the collision vectors and of the observed residual shifts at the steering
-   layer and every later layer onto ``v_A`` and ``v_B``.
+   layer and every later layer onto ``v_A`` and ``v_B``, with the grid's own intervention (steering
+   from the prompt's last token on) measured over the steered positions; A's share is a ratio of means.
 
-Intervals are 95 % percentile bootstraps over prompts (with ``samples > 1``, a prompt's samples are
-averaged first, so prompts stay the unit of resampling).
+Intervals (95 %, over prompts; with ``samples > 1`` a prompt's samples are averaged first, so prompts
+stay the unit): per-cell means by percentile bootstrap (:func:`~interp_steer.stats.summarise`;
+perplexity as a geometric mean everywhere); dominance by Fieller intervals with t quantiles
+(:func:`~interp_steer.studies.mixing.dominance`); pure-end differences and decomposition
+coefficients and paired differences over prompts (the pure ends' VADER gap, the coherence finding's
+log-perplexity gaps) by t-intervals; A's decomposition share by Fieller
+(:func:`~interp_steer.stats.ratio_of_means`).
 """
 
 from __future__ import annotations
@@ -33,13 +43,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats as _sps
 
-from interp_steer.activations import collect_activations
+from interp_steer.activations import _forward_collect, collect_activations
 from interp_steer.directions import SteeringVector
-from interp_steer.generation import Generation, generate
-from interp_steer.metrics import ProbeReadout, score_generations
+from interp_steer.generation import Generation, format_prompts, generate
+from interp_steer.metrics import (
+    ProbeReadout,
+    repetition_rate,
+    score_generations,
+    sequence_perplexity,
+)
 from interp_steer.models import Model, load_model
-from interp_steer.stats import bootstrap_mean, paired_difference, summarise
+from interp_steer.stats import ratio_of_means, summarise, t_interval
 from interp_steer.steering import RowDeltas, Steering, steer
 from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.collision.config import CollisionConfig
@@ -90,7 +106,7 @@ def run(
     scores = _score(model, config, grid, readout, style)
     unsteered, cells = _summarise(config, grid, scores, personas)
     dominance_by_score = _dominance(config, scores)
-    coherence = _coherence(config, scores.per_prompt, scores.unsteered)
+    coherence = _coherence(config, scores.per_prompt, scores.unsteered, _references(model, config, texts))
     clock.lap("scoring")
     decomposition = _decompose_shifts(model, config, personas, coherence["best_lambda"], texts.prompts, grid, progress)
     clock.lap("decomposition")
@@ -102,7 +118,7 @@ def run(
         config=config, data=data, layer=personas.layer, localisation=personas.localisation, geometry=geometry,
         vector_a=personas.v_a, vector_b=personas.v_b, prompts=texts.prompts, unsteered=unsteered, cells=cells,
         per_prompt=scores.per_prompt, per_prompt_unsteered=scores.unsteered, dominance=dominance_by_score,
-        coherence=coherence, style=style.to_dict(), readout=_describe_readout(readout, personas),
+        coherence=coherence, style=style.to_dict(), readout=_describe_readout(readout),
         decomposition=decomposition, findings=findings, timings=clock.total(),
     )
 
@@ -137,7 +153,8 @@ def collide(
 
 def _readout(model: Model, config: CollisionConfig, personas: Personas, texts: StudyTexts,
              progress: bool | None) -> ProbeReadout:
-    """The A-vs-B probe that reads completions: mean-over-token activations at the A-vs-B best layer."""
+    """The A-vs-B probe that reads completions: mean-over-token activations at the A-vs-B best layer,
+    with its own held-out accuracy on those features (the study's folds and seed)."""
     readout_layer = personas.profiles["A vs B"].best_layer
     if config.position == "mean":
         mean_a, mean_b = personas.act_a.at(readout_layer), personas.act_b.at(readout_layer)
@@ -146,12 +163,22 @@ def _readout(model: Model, config: CollisionConfig, personas: Personas, texts: S
         both = collect_activations(model, a_texts + b_texts, layers=[readout_layer], position="mean", progress=progress)
         pa, pb = both.split(len(a_texts), len(b_texts))
         mean_a, mean_b = pa.values[:, 0], pb.values[:, 0]
-    return ProbeReadout.from_activations(mean_a, mean_b, layer=readout_layer, labels=("persona A", "persona B"))
+    return ProbeReadout.from_activations(mean_a, mean_b, layer=readout_layer, labels=("persona A", "persona B"),
+                                         folds=config.folds, seed=config.seed)
 
 
-def _describe_readout(readout: ProbeReadout, personas: Personas) -> dict[str, Any]:
+READOUT_MEASURED_ON = "persona corpus passages (mean-pooled), not completions"
+
+
+def _describe_readout(readout: ProbeReadout) -> dict[str, Any]:
+    """The readout probe and its own accuracy. Not the A-vs-B profile's ``heldout_accuracy``: that
+    one scores a layer-choosing procedure on the vectors' features (``position``), this one the fixed
+    probe on mean-pooled passages at its layer."""
     return {"layer": readout.layer, "positive": readout.positive_label, "negative": readout.negative_label,
-            "train_accuracy": readout.train_accuracy, "heldout_accuracy": personas.profiles["A vs B"].heldout_accuracy,
+            "train_accuracy": readout.train_accuracy, "heldout_accuracy": readout.heldout_accuracy,
+            "heldout_accuracy_std": readout.heldout_accuracy_std, "folds": readout.folds,
+            "measured_on": READOUT_MEASURED_ON,
+            "cross_validation": "stratified k-fold, shuffled with the study's seed (the probe profiles' folds)",
             "reads": "mean residual over the completion's tokens, unsteered model"}
 
 
@@ -260,33 +287,98 @@ def _interval(name: str, values: np.ndarray, seed: int) -> dict[str, Any]:
     return summarise(values, metric=name, seed=seed).to_dict()
 
 
-def _coherence(config: CollisionConfig, per_prompt: dict[str, np.ndarray], unsteered: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Per strength: how much each pure end degrades the text, and which strength is the best usable
-    one (the non-degraded strength whose pure ends differ most in VADER valence)."""
+PURE_ENDS = {"B": 0, "A": -1}
+"""Each pure end's α index; each is judged against the reference of the same key (its persona's corpus)."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Reference:
+    """Fluent text of one tone scored like a completion: per passage, the perplexity (unsteered
+    model) and repetition rate of its first ``window`` scored tokens."""
+
+    corpus: str
+    perplexity: np.ndarray
+    repetition: np.ndarray
+    window: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"corpus": self.corpus, "n_passages": int(self.perplexity.size), "window_tokens": self.window,
+                "perplexity": summarise(self.perplexity, metric="perplexity").to_dict(),
+                "repetition": t_interval(self.repetition).to_dict()}
+
+
+def _references(model: Model, config: CollisionConfig, texts: StudyTexts) -> dict[str, _Reference]:
+    """Coherence references: the persona corpora (and the baseline) cut to the completions' length.
+
+    Each passage is cut to its first ``max_new_tokens + 1`` tokens (counting a BOS the tokenizer
+    adds) and every token after the first is scored, so a passage, like a completion, contributes
+    ``max_new_tokens`` predictions; the repetition rate is read on the same window's text."""
+    window = config.max_new_tokens
+    out = {}
+    for key, (corpus, passages) in {"A": ("persona A corpus", texts.persona_a), "B": ("persona B corpus", texts.persona_b),
+                                    "baseline": ("baseline corpus", texts.baseline)}.items():
+        passages = passages[: config.reference_passages] if config.reference_passages else passages
+        cut = [ids[: window + 1] for ids in model.encode(passages)]
+        repetition = np.array([repetition_rate(model.tokenizer.decode(ids, skip_special_tokens=True)) for ids in cut])
+        out[key] = _Reference(corpus, sequence_perplexity(model, cut), repetition, window)
+    return out
+
+
+def _log_ratio(log_ppl: np.ndarray, reference: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """``mean(log_ppl) − mean(reference)`` (the log of a ratio of geometric means) with Welch's
+    t-interval: the completions and the reference passages are independent samples."""
+    a, b = log_ppl[np.isfinite(log_ppl)], reference[np.isfinite(reference)]
+    if a.size == 0 or b.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    estimate = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return estimate, float("nan"), float("nan")
+    interval = _sps.ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=level)
+    return estimate, float(interval.low), float(interval.high)
+
+
+def _judge_end(log_ppl: np.ndarray, repetition: np.ndarray, reference: _Reference,
+              config: CollisionConfig) -> dict[str, Any]:
+    """One pure end at one strength against fluent text of its tone: the ratio of geometric-mean
+    perplexities (with Welch's interval), the repetition excess, and whether it is degraded. NaN
+    perplexity (every completion empty) counts as degraded."""
+    reference_log_ppl = np.log(reference.perplexity)
+    log_ratio, low, high = _log_ratio(log_ppl, reference_log_ppl)
+    with quiet_nan_warnings():  # geometric means; NaN where nothing was scored
+        perplexity, reference_perplexity = (math.exp(float(np.nanmean(x))) for x in (log_ppl, reference_log_ppl))
+        rep, ref_rep = float(np.nanmean(repetition)), float(np.nanmean(reference.repetition))
+    ratio = math.exp(log_ratio)
+    degraded = not ratio <= config.degradation_ratio or rep > ref_rep + config.degradation_repetition
+    return {"reference": reference.corpus, "perplexity": perplexity, "reference_perplexity": reference_perplexity,
+            "perplexity_ratio": ratio, "perplexity_ratio_low": math.exp(low), "perplexity_ratio_high": math.exp(high),
+            "repetition": rep, "reference_repetition": ref_rep, "repetition_excess": rep - ref_rep,
+            "degraded": bool(degraded)}
+
+
+def _coherence(config: CollisionConfig, per_prompt: dict[str, np.ndarray], unsteered: dict[str, np.ndarray],
+               references: dict[str, _Reference]) -> dict[str, Any]:
+    """Per strength: whether each pure end reads worse than fluent text of its own tone (the persona
+    corpora as references, :func:`_judge_end`), and which strength is the best usable one (the
+    non-degraded strength whose pure ends differ most in VADER valence)."""
     log_ppl = np.log(per_prompt["perplexity"])  # [lambdas, alphas, prompts]
-    base_log_ppl = np.log(unsteered["perplexity"])
-    base_rep = float(np.nanmean(unsteered["repetition"]))
     strengths = []
     for li, lam in enumerate(config.lambdas):
-        ends = {}
-        for label, ai in (("B", 0), ("A", len(config.alphas) - 1)):
-            ratio = paired_difference(log_ppl[li, ai], base_log_ppl, seed=config.seed, allow_empty=True)
-            repetition = float(np.nanmean(per_prompt["repetition"][li, ai]))
-            ends[label] = {"perplexity_ratio": math.exp(ratio.mean),
-                           "perplexity_ratio_low": math.exp(ratio.low), "perplexity_ratio_high": math.exp(ratio.high),
-                           "repetition": repetition}
-        # NaN (every completion of an end empty) counts as degraded.
-        degraded = any(not e["perplexity_ratio"] <= config.degradation_ratio
-                       or e["repetition"] > base_rep + config.degradation_repetition for e in ends.values())
-        separation = paired_difference(per_prompt["vader"][li, -1], per_prompt["vader"][li, 0], seed=config.seed, allow_empty=True)
-        strengths.append({"lambda": lam, "degraded": bool(degraded), "ends": ends,
+        ends = {label: _judge_end(log_ppl[li, ai], per_prompt["repetition"][li, ai], references[label], config)
+                for label, ai in PURE_ENDS.items()}
+        separation = t_interval(per_prompt["vader"][li, -1] - per_prompt["vader"][li, 0])  # paired over prompts
+        strengths.append({"lambda": lam, "degraded": any(e["degraded"] for e in ends.values()), "ends": ends,
                           "vader_a_minus_b": separation.to_dict()})
     usable = [s for s in strengths if not s["degraded"]]
     best = max(usable, key=lambda s: s["vader_a_minus_b"]["mean"]) if usable else strengths[0]
-    return {"unsteered_repetition": base_rep, "per_lambda": strengths, "best_lambda": best["lambda"],
-            "best_lambda_is_degraded": not usable,
-            "rule": (f"degraded: a pure end's perplexity > {config.degradation_ratio:g}x the unsteered one "
-                     f"(geometric mean) or its repetition rate > unsteered + {config.degradation_repetition:g}; "
+    return {"reference": {key: ref.to_dict() for key, ref in references.items()},
+            "unsteered_vs_baseline": _judge_end(np.log(unsteered["perplexity"]), unsteered["repetition"],
+                                               references["baseline"], config),
+            "per_lambda": strengths, "best_lambda": best["lambda"], "best_lambda_is_degraded": not usable,
+            "rule": (f"degraded: a pure end's perplexity (geometric mean over prompts) > {config.degradation_ratio:g}x "
+                     f"that of fluent text of its own tone (the persona's corpus: A's for the A end, B's for the B end; "
+                     f"geometric mean over passages) or its repetition rate > the corpus's + {config.degradation_repetition:g}; "
+                     f"the corpora are scored by the unsteered model in windows of {config.max_new_tokens} scored tokens "
+                     "(each passage's first tokens), the completions' length; "
                      "best: the non-degraded strength with the largest mean VADER(A end) - VADER(B end)")}
 
 
@@ -296,42 +388,79 @@ def _decompose_shifts(model: Model, config: CollisionConfig, personas: Personas,
     when ``None``), each with its unsteered completion from the grid."""
     prompts = prompts[: config.decomposition_prompts] if config.decomposition_prompts else prompts
     unsteered = [grid.completion(p, 0) for p in range(len(prompts))]
-    return _decomposition(model, personas.v_a, personas.v_b, personas.layer, config, lam, prompts, unsteered, progress)
+    del progress  # one forward per mix over a few transcripts: no progress bar needed
+    return _decomposition(model, personas.v_a, personas.v_b, personas.layer, config, lam, prompts, unsteered)
+
+
+def _transcripts(model: Model, prompts: list[str], completions: list[Generation]) -> tuple[list[list[int]], list[int]]:
+    """Each prompt's transcript as the grid's generation saw it (the formatted prompt's token ids
+    followed by its completion's) and where its user prompt ends, in the grid's coordinates
+    (:func:`~interp_steer.generation.format_prompts`, which :func:`generate` uses)."""
+    _, prompt_ends = format_prompts(model, prompts, chat=None, system=None)
+    return [list(g.prompt_ids) + list(g.token_ids) for g in completions], prompt_ends
+
+
+def _observed_shifts(model: Model, transcripts: list[list[int]], prompt_ends: list[int],
+                     vectors: list[SteeringVector], layers: list[int], *,
+                     batch_size: int = 16) -> list[list[torch.Tensor]]:
+    """Per vector, per transcript ``[tokens, layers, d_model]`` (float64): the residual at ``layers``
+    with the vector added as the grid adds it (``positions="after_prompt"``: from the prompt's last
+    token on), minus the unsteered residual. Positions before the prompt's last token are not
+    steered, and a causal model leaves them unchanged at every layer."""
+    hook_names = [model.hook_name(layer, vectors[0].hook_point) for layer in layers]
+    deepest = hook_names[int(np.argmax(layers))]
+    shifts: list[list[torch.Tensor]] = [[] for _ in vectors]
+    for start in range(0, len(transcripts), batch_size):
+        rows, ends = transcripts[start : start + batch_size], prompt_ends[start : start + batch_size]
+        ids, mask = model.pad(rows, padding_side="right")
+        clean = _token_residuals(model, ids, mask, hook_names, deepest)
+        for out, vector in zip(shifts, vectors, strict=True):
+            with steer(model, vector, positions="after_prompt", prompt_end=ends):
+                steered = _token_residuals(model, ids, mask, hook_names, deepest)
+            out += list(torch.split(steered - clean, [len(r) for r in rows]))
+    return shifts
+
+
+def _token_residuals(model: Model, ids: torch.Tensor, mask: torch.Tensor, hook_names: list[str],
+                     deepest: str) -> torch.Tensor:
+    """``[real tokens of every row, layers, d_model]`` in float64, rows in order."""
+    found = _forward_collect(model, ids, mask, hook_names, deepest, "all")
+    return torch.stack([found[name] for name in hook_names], dim=1).double()
 
 
 @torch.inference_mode()
 def _decomposition(model: Model, v_a: SteeringVector, v_b: SteeringVector, layer: int, config: CollisionConfig,
-                   lam: float, prompts: list[str], unsteered: list, progress: bool | None) -> dict[str, Any]:
-    """(a) each collision vector of the grid at ``lam``, and (b) the observed mean residual shift it
+                   lam: float, prompts: list[str], unsteered: list[Generation]) -> dict[str, Any]:
+    """(a) each collision vector of the grid at ``lam``, and (b) the observed residual shift it
     causes at the steering layer and every later layer, decomposed onto ``v_A``/``v_B`` there.
 
-    The observed shift is measured on each prompt's unsteered transcript (chat-formatted prompt plus
-    its unsteered completion) with the collision vector added at every position; it is the steered
-    minus the unsteered residual, averaged over positions, per prompt.
+    The shift is measured with the grid's own intervention (:func:`_observed_shifts`) on each
+    prompt's unsteered transcript, averaged over the steered positions (the prompt's last token
+    and every later one), per prompt. A's share is a ratio of means over prompts,
+    ``mean(a) / mean(a + b)`` with Fieller's interval: a mean of per-prompt ratios would let a
+    prompt whose shift is nearly orthogonal to both vectors (``a + b`` near 0) dominate it.
     """
-    texts = [model.format_chat(p) + g.text if model.has_chat_template else p + g.text
-             for p, g in zip(prompts, unsteered, strict=True)]
+    transcripts, prompt_ends = _transcripts(model, prompts, unsteered)
     later = list(range(layer, model.n_layers))
-    clean = collect_activations(model, texts, layers=later, position="mean", progress=progress).values
+    mixes = [collision_vector(v_a, v_b, alpha, lam).select([layer]) for alpha in config.alphas]
     vectors, observed = [], []
-    for alpha in config.alphas:
-        mixed = collision_vector(v_a, v_b, alpha, lam).select([layer])
+    for alpha, mixed, shifts in zip(config.alphas, mixes, _observed_shifts(model, transcripts, prompt_ends, mixes, later),
+                                    strict=True):
         parts = decompose(mixed[layer], v_a[layer], v_b[layer])
         vectors.append({"alpha": alpha, "coef_a": float(parts.coef_a[0]), "coef_b": float(parts.coef_b[0]),
                         "residual_fraction": float(parts.residual_fraction[0])})
-        with steer(model, mixed):
-            shifted = collect_activations(model, texts, layers=later, position="mean", progress=False).values
-        shift = (shifted - clean).double()  # [prompts, layers, d]
+        shift = torch.stack([s[end - 1 :].mean(0) for s, end in zip(shifts, prompt_ends, strict=True)])  # [prompts, layers, d]
         per_layer = []
         for i, at in enumerate(later):
             parts = decompose(shift[:, i], v_a[at], v_b[at])
-            share = parts.coef_a / (parts.coef_a + parts.coef_b)
+            share = ratio_of_means(parts.coef_a, parts.coef_a + parts.coef_b)
             per_layer.append({
                 "layer": at,
-                "coef_a": bootstrap_mean(parts.coef_a, seed=config.seed, allow_empty=True).to_dict(),
-                "coef_b": bootstrap_mean(parts.coef_b, seed=config.seed, allow_empty=True).to_dict(),
-                "share_a": float(np.nanmean(share)),
-                "residual_fraction": bootstrap_mean(parts.residual_fraction, seed=config.seed, allow_empty=True).to_dict(),
+                "coef_a": t_interval(parts.coef_a).to_dict(),
+                "coef_b": t_interval(parts.coef_b).to_dict(),
+                "share_a": share.mean,
+                "share_a_interval": share.to_dict(),
+                "residual_fraction": t_interval(parts.residual_fraction).to_dict(),
                 "shift_norm": float(shift[:, i].norm(dim=-1).mean()),
                 "cosine_ab": parts.cosine_ab,
             })
@@ -346,7 +475,15 @@ def _decomposition(model: Model, v_a: SteeringVector, v_b: SteeringVector, layer
             row["share_between_ends"] = (row["share_a"] - low) / (high - low) if high != low else float("nan")
     return {"lambda": lam, "layer": layer, "n_prompts": len(prompts), "collision_vectors": vectors, "observed": observed,
             "basis": "v_A and v_B at each layer, on the common scale (coefficient 1 = one mean residual norm)",
-            "measured_on": "unsteered transcripts (prompt + unsteered completion), vector added at every position"}
+            "measured_on": DECOMPOSITION_MEASURED_ON,
+            "intervals": ("coef_a, coef_b, residual_fraction: 95 % t-intervals over prompts; share_a = mean(a) / "
+                          "mean(a + b) over prompts with a 95 % Fieller interval (share_a_interval)")}
+
+
+DECOMPOSITION_MEASURED_ON = (
+    "each prompt's unsteered transcript (its formatted prompt and unsteered completion, as the grid's token ids), "
+    "with the collision vector added as in the grid (positions='after_prompt': from the prompt's last token on); "
+    "the shift is the steered minus the unsteered residual, averaged over those steered positions, per prompt")
 
 
 def _geometry(v_a: SteeringVector, v_b: SteeringVector, resid_norm: dict[int, float]) -> dict[str, Any]:
