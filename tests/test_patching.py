@@ -264,6 +264,12 @@ def test_findings_are_chosen_and_reported_on_disjoint_seeded_halves(study):
     assert {tuple(split_halves(16, seed)[0]) for seed in range(5)} != {tuple(split_halves(16, 0)[0])}
     for row in (r for fold in study.findings["folds"] for r in fold["components"]):
         assert (not row["holds_up"]) or (row["family_low"] > 0 or row["family_high"] < 0)
+    by_fold = [{(r["component"], tuple(r["index"])): r for r in fold["components"]} for fold in study.findings["folds"]]
+    both = study.findings["chosen_by_both"]
+    assert {(c["component"], tuple(c["index"])) for c in both} == by_fold[0].keys() & by_fold[1].keys()
+    for c in both:
+        key = (c["component"], tuple(c["index"]))
+        assert c["effects"] == [by_fold[0][key]["effect"], by_fold[1][key]["effect"]]
 
 
 def test_selection_never_sees_the_reported_values_and_the_report_never_sees_the_chosen_ones():

@@ -158,8 +158,9 @@ def _findings_section(result: PatchingResult) -> list[str]:
                          f"{'yes' if row['holds_up'] else 'no'} |")
         if not fold["components"]:
             lines.append("| – | no component moved the metric on the choosing half | | | | | |")
-    both = ", ".join(_component_name(c["component"], c["index"]) for c in f["chosen_by_both"])
-    lines += ["", f"Chosen by both halves: {both or 'none'}."]
+    both = ", ".join(f"{_component_name(c['component'], c['index'])} ({c['effects'][0]:+.2f}, {c['effects'][1]:+.2f})"
+                     + (" ✓" if all(c["holds_up"]) else "") for c in f["chosen_by_both"])
+    lines += ["", f"Chosen by both halves (held-out effect in each fold; ✓ holds up in both): {both or 'none'}."]
     return lines
 
 

@@ -364,10 +364,13 @@ def _findings(per_prompt, runs: Runs, halves: tuple[list[int], list[int]],
             candidates = {"heads": mask.reshape(n_layers, n_heads)}
         rows = select_and_report(patched, target, source, choose, report, k=config.select_top, candidates=candidates)
         folds.append({"choose_on": choose_on, "report_on": 1 - choose_on, "components": rows})
-    chosen = [{(r["component"], tuple(r["index"])) for r in fold["components"]} for fold in folds]
+    chosen = [{(r["component"], tuple(r["index"])): r for r in fold["components"]} for fold in folds]
+    both = [{"component": c, "index": list(i), "effects": [chosen[0][c, i]["effect"], chosen[1][c, i]["effect"]],
+             "holds_up": [chosen[0][c, i]["holds_up"], chosen[1][c, i]["holds_up"]]}
+            for c, i in sorted(chosen[0].keys() & chosen[1].keys())]
     return {"metric": metric, "seed": config.seed, "halves": [list(h) for h in halves], "k": config.select_top,
             "level": 0.95, "family_level": 1 - 0.05 / config.select_top, "folds": folds,
-            "chosen_by_both": [{"component": c, "index": list(i)} for c, i in sorted(chosen[0] & chosen[1])],
+            "chosen_by_both": both,
             "rule": "prompts split once at random (seed); in each fold the k components (attention and MLP outputs "
                     "per layer, heads) with the largest mean change of the metric on one half are reported on the "
                     "other half with 95% Fieller intervals; 'holds_up': the interval at the family-wise level "
