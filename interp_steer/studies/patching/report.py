@@ -55,7 +55,8 @@ def plot_layer_head(result: PatchingResult):
     ax = plot_heatmap(matrix, row_labels=list(range(matrix.shape[0])), col_labels=list(range(matrix.shape[1])),
                       cbar_label="normalised effect (logit difference)", vmin=-1, vmax=1,
                       title="one head's output patched (all positions)" +
-                      (f"; top {result.config.top_k} by attribution" if result.config.method == "attribution" else ""))
+                      (f"; each half's top {result.config.top_k} by attribution" if result.config.method == "attribution"
+                       else ""))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     return ax
