@@ -13,7 +13,13 @@ from interp_steer.studies._common import ConfigIO
 @dataclass(frozen=True)
 class PatchingConfig(ConfigIO):
     """Settings of a dominance-patching run; validated on construction, round-trips through JSON
-    (``to_dict``/``from_dict``)."""
+    (``to_dict``/``from_dict``).
+
+    ``max_prompts``: the prompts are split into two halves, one choosing the headline components and
+    the other reporting them (``select_top`` per half), so at least 4 (two per half, the fewest with an
+    interval); the default 16 gives 8 per half. ``top_k``: heads patched exactly with
+    ``method="attribution"`` (chosen on each half separately). ``folds``: cross-validation folds of
+    the persona probes that choose the steering layer."""
 
     alpha: float | int = 0.5
     lam: float | int = 0.3
@@ -21,11 +27,12 @@ class PatchingConfig(ConfigIO):
     source: str = "A"
     components: Sequence[str] = COMPONENTS
     method: str = "exact"
-    max_prompts: int = 6
+    max_prompts: int = 16
     max_passages: int = 48
     positions: int = 12
     continuation: str = "The"
     top_k: int = 12
+    select_top: int = 8
     folds: int = 3
     seed: int = 0
     batch_size: int = 64
@@ -42,9 +49,12 @@ class PatchingConfig(ConfigIO):
         unknown = [c for c in self.components if c not in COMPONENTS]
         if unknown or not self.components:
             raise ValueError(f"components {list(self.components)}: choose from {list(COMPONENTS)}")
-        for name in ("max_prompts", "max_passages", "positions", "top_k", "folds", "batch_size"):
+        for name in ("max_passages", "positions", "top_k", "select_top", "folds", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_prompts < 4:
+            raise ValueError(f"max_prompts must be >= 4 (two halves of at least 2 prompts: one chooses the headline "
+                             f"components, the other reports them), got {self.max_prompts}")
         object.__setattr__(self, "components", tuple(self.components))
 
 

@@ -55,7 +55,8 @@ def plot_layer_head(result: PatchingResult):
     ax = plot_heatmap(matrix, row_labels=list(range(matrix.shape[0])), col_labels=list(range(matrix.shape[1])),
                       cbar_label="normalised effect (logit difference)", vmin=-1, vmax=1,
                       title="one head's output patched (all positions)" +
-                      (f"; top {result.config.top_k} by attribution" if result.config.method == "attribution" else ""))
+                      (f"; each half's top {result.config.top_k} by attribution" if result.config.method == "attribution"
+                       else ""))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     return ax
@@ -104,44 +105,101 @@ def plot_attribution(result: PatchingResult):
 
 
 def render_report(result: PatchingResult, *, figures: bool = True) -> str:
-    """The run as Markdown: the two runs' metrics, the strongest components, the residual and direction
-    sweeps, attribution against exact patching, and the figures."""
+    """The run as Markdown: the two runs' metrics, the findings (components chosen on one half of the
+    prompts, reported on the other), the sanity checks (identities and geometric predictions, kept
+    apart from the findings), attribution against exact patching, and the figures."""
     cfg = result.config
     lines = [f"# Dominance patching on {result.model['name']}", "",
              f"Source: pure persona {cfg.source} at λ = {cfg.lam:g}; target: the mix α = {cfg.alpha:g} (share of A) at "
              f"the same λ; steering layer {result.layer}, after the prompt; {len(result.prompts)} prompts. Effect = "
              "(m_patched − m_target) / (m_source − m_target) at the final position (1: the component alone carries "
-             "the source's effect), ratio of means over prompts with 95 % Fieller intervals.", "",
+             "the source's effect), ratio of means over prompts with 95 % Fieller intervals (*unbounded* where the "
+             "source and target runs do not differ significantly on those prompts: the ratio then has no finite "
+             "interval).", "",
              "| metric | source | target |", "| --- | --- | --- |"]
     for m in METRICS:
         lines.append(f"| {m} | {np.mean(result.runs['source'][m]):+.3f} | {np.mean(result.runs['target'][m]):+.3f} |")
-    lines += ["", "## Components that carry the most (logit difference)", "",
-              "| component | layer / head | effect | 95 % interval |", "| --- | --- | --- | --- |"]
-    for row in result.top:
-        lines.append(f"| {row['component']} | {', '.join(map(str, row['index']))} | {row['effect']:+.2f} | "
-                     f"[{row['low']:+.2f}, {row['high']:+.2f}] |")
-    if "resid_layer" in result.effects:
-        e = result.effects["resid_layer"]["logit_diff"]
-        before = [e["effect"][at] for at in range(result.layer + 1)]
-        after = e["effect"][result.layer + 1] if result.layer + 1 < len(e["effect"]) else float("nan")
-        lines += ["", f"Residual stream, all positions: effect {max(map(abs, before)):.2f} at most up to the steering "
-                  f"layer (the runs are identical there), {after:.2f} at layer {result.layer + 1}."]
+    lines += ["", *_findings_section(result), "", *_sanity_section(result), ""]
     for name, label in (("direction_a", "v_A"), ("direction_b", "v_B"), ("direction_contrast", "v_A − v_B")):
         if name in result.effects:
-            e = result.effects[name]["logit_diff"]["effect"]
-            k = result.layer  # direction sweeps start at layer 1
-            if k < len(e):
-                lines.append(f"Patching only the part along {label}: effect {e[k]:.2f} right after the steering layer, "
-                             f"{e[-1]:.2f} at the last layer.")
+            e = result.effects[name]["logit_diff"]
+            lines.append(f"At the last layer (a cell fixed in advance, all prompts), the part along {label} "
+                         f"carries {_effect(e, -1)}.")
     corr = result.attribution.get("correlation_with_exact", {})
     if corr:
-        lines += ["", "Attribution patching against exact patching (Pearson r over cells that move): " +
+        lines += ["", "Attribution patching against exact patching (Pearson r over cells that move, all prompts): " +
                   ", ".join(f"{c} {v['pearson_r']:.2f} ({v['cells']} cells)" for c, v in corr.items()) + "."]
     if figures:
-        lines += ["", "![layer × component](layer_component.png)", "", "![layer × position](layer_position.png)", "",
+        lines += ["", "## Maps (all prompts; descriptive: a cell picked from them by size is not a finding)", "",
+                  "![layer × component](layer_component.png)", "", "![layer × position](layer_position.png)", "",
                   "![layer × head](layer_head.png)", "", "![attribution vs exact](attribution.png)"]
     lines += ["", f"Run time: {result.timings.get('total', float('nan')):.0f} s. Full numbers: `patching.json`."]
     return "\n".join(lines) + "\n"
+
+
+def _findings_section(result: PatchingResult) -> list[str]:
+    f = result.findings
+    halves = f["halves"]
+    lines = ["## Findings: components chosen on one half of the prompts, reported on the other", "",
+             f"The {len(result.prompts)} prompts were split at random (seed {f['seed']}) into halves of "
+             f"{len(halves[0])} and {len(halves[1])} (`findings.halves` in `patching.json`). Each half in turn chose "
+             f"the {f['k']} components (attention and MLP outputs per layer, heads) that moved the {f['metric']} most; "
+             "their effects below are measured on the *other* half, which took no part in the choice. The effect on "
+             "the choosing half is shown only to compare: it is biased away from 0 by the choice. *Holds up*: the "
+             f"interval at the family-wise level {f['family_level']:.4f} (Bonferroni over the {f['k']}) excludes 0 "
+             "with the sign seen on the choosing half."]
+    for fold in f["folds"]:
+        lines += ["", f"Chosen on half {fold['choose_on'] + 1}, reported on half {fold['report_on'] + 1} "
+                  f"({len(halves[fold['report_on']])} prompts):", "",
+                  "| rank | component | layer / head | held-out effect | 95 % interval | on the choosing half | holds up |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for row in fold["components"]:
+            lines.append(f"| {row['rank']} | {row['component']} | {', '.join(map(str, row['index']))} | "
+                         f"{row['effect']:+.2f} | {_interval(row['low'], row['high'])} | {row['selection_effect']:+.2f} | "
+                         f"{'yes' if row['holds_up'] else 'no'} |")
+        if not fold["components"]:
+            lines.append("| – | no component moved the metric on the choosing half | | | | | |")
+    both = ", ".join(f"{_component_name(c['component'], c['index'])} ({c['effects'][0]:+.2f}, {c['effects'][1]:+.2f})"
+                     + (" ✓" if all(c["holds_up"]) else "") for c in f["chosen_by_both"])
+    lines += ["", f"Chosen by both halves (held-out effect in each fold; ✓ holds up in both): {both or 'none'}."]
+    return lines
+
+
+def _sanity_section(result: PatchingResult) -> list[str]:
+    lines = ["## Sanity checks (fixed by construction or by geometry; not findings)", "",
+             "These effects follow from how the runs are built, whatever the model computes: they test the "
+             "patching machinery, and say nothing about which components carry the persona. Measured on all "
+             "prompts; *holds* means for all three metrics."]
+    if not result.sanity_checks:
+        return lines + ["", "None: the residual stream was not patched (components without `resid`)."]
+    lines += ["", "| check | layers | expected | measured (logit diff, worst layer) | holds | why |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for check in result.sanity_checks:
+        m = check["measured"]["logit_diff"]
+        span = (f"{check['layers'][0]}–{check['layers'][-1]}" if len(check["layers"]) > 1 else str(check["layers"][0]))
+        if check["kind"] == "prediction":
+            expected = f"{check['expected']:.3f} predicted from cos(v_A, v_B) = {check['cosine_ab']:.3f}"
+        else:
+            expected = f"{check['expected']:.2f} ± {check['tolerance']:g}"
+        measured = f"{m['effect']:.4f} {_interval(m['low'], m['high'], digits=4)} at layer {m['layer']}"
+        failing = [metric for metric, v in check["measured"].items() if not v["holds"]]
+        holds = "yes" if check["holds"] else f"no ({', '.join(failing)})"
+        lines.append(f"| {check['name']} | {span} | {expected} | {measured} | {holds} | {check['why']} |")
+    return lines
+
+
+def _interval(low: float | None, high: float | None, *, digits: int = 2) -> str:
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return "unbounded"
+    return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def _component_name(component: str, index: list[int]) -> str:
+    return f"head L{index[0]}H{index[1]}" if component == "heads" else f"{component} L{index[0]}"
+
+
+def _effect(e: dict, at: int) -> str:
+    return f"{e['effect'][at]:+.2f} {_interval(e['low'][at], e['high'][at])}"
 
 
 __all__ = ["plot_attribution", "plot_layer_component", "plot_layer_head", "plot_layer_position", "render_report",

@@ -10,12 +10,16 @@ from typing import Any
 from interp_steer.studies._common import load_schema
 from interp_steer.studies.patching.config import PatchingConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
 class PatchingResult:
-    """Normalised effects per component (ratio of means and 95 % Fieller interval over prompts), per metric."""
+    """Normalised effects per component (ratio of means and 95 % Fieller interval over prompts), per metric.
+
+    ``effects`` are the descriptive maps over all prompts; ``sanity_checks`` the effects fixed by
+    construction or by the geometry of v_A and v_B (not findings); ``findings`` the headline
+    components, each chosen on one half of the prompts and measured on the other."""
 
     model: dict[str, Any]
     config: PatchingConfig
@@ -25,7 +29,8 @@ class PatchingResult:
     runs: dict[str, dict[str, list[float]]]  # source/target -> metric -> per prompt
     effects: dict[str, dict[str, Any]]  # sweep -> metric -> {"effect", "low", "high", axes...}
     attribution: dict[str, Any]
-    top: list[dict[str, Any]]
+    sanity_checks: list[dict[str, Any]]
+    findings: dict[str, Any]  # the held-out selection: halves, rule, and per fold the reported components
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -34,7 +39,8 @@ class PatchingResult:
         return {"schema_version": SCHEMA_VERSION, "library_version": __version__, "model": self.model,
                 "config": self.config.to_dict(), "layer": self.layer, "prompts": self.prompts,
                 "metrics": self.metrics, "runs": self.runs, "effects": self.effects,
-                "attribution": self.attribution, "top_components": self.top, "timings_s": self.timings,
+                "attribution": self.attribution, "sanity_checks": self.sanity_checks, "findings": self.findings,
+                "timings_s": self.timings,
                 "effect_definition": "(m_patched - m_target) / (m_source - m_target), ratio of means over "
                                      "prompts, 95% Fieller interval over prompts (null where the source and target runs do not "
                                      "differ significantly)"}

@@ -3,11 +3,18 @@
 :func:`run` builds the two persona vectors (as the collision study does), steers the same prompts by
 pure A (the source) and by the mix v(α, λ) (the target), and patches every component from the source
 into the target (:mod:`interp_steer.patching`): the residual stream per layer × position and per
-layer, attention and MLP outputs per layer, every head, and only the parts of the residual along v_A
-or along v_B. Attribution patching estimates the same effects from one backward pass per prompt, and
-its agreement with exact patching is reported as a correlation. :func:`dominance_patching` builds the
-config from keywords and calls :func:`run`. ``result.save(out)`` writes ``patching.json``, heatmaps
-and ``report.md``.
+layer, attention and MLP outputs per layer, every head, and only the parts of the residual along v_A,
+along v_B or along v_A − v_B. Attribution patching estimates the same effects from one backward pass
+per prompt, and its agreement with exact patching is reported as a correlation.
+
+What it reports, kept apart: the effects over all prompts (descriptive maps); the **sanity checks**,
+effects fixed by construction (the whole residual restores 0 before the steering layer and 1 after
+it, the part along v_A − v_B restores 1 right after it) or predicted by cos(v_A, v_B) (the v_A-only and
+v_B-only parts), which test the machinery rather than the model; and the **findings**, the single
+components chosen on one seeded half of the prompts and measured on the other (:mod:`.selection`).
+Every effect is a ratio of means over prompts with Fieller's interval. :func:`dominance_patching`
+builds the config from keywords and calls :func:`run`. ``result.save(out)`` writes ``patching.json``,
+heatmaps and ``report.md``.
 """
 
 from __future__ import annotations
@@ -29,10 +36,12 @@ from interp_steer.patching import (
     normalised_effect,
     prepare,
 )
+from interp_steer.stats import mean_and_se
 from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.mixing import collision_vector
 from interp_steer.studies.patching.config import PatchingConfig
 from interp_steer.studies.patching.result import PatchingResult
+from interp_steer.studies.patching.selection import select_and_report, split_halves
 from interp_steer.studies.personas import Personas, StudyTexts, Texts, build_personas, study_inputs
 
 Runs = dict[str, dict[str, list[float]]]
@@ -59,22 +68,24 @@ def run(
     model = model if isinstance(model, Model) else load_model(model)
     _, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
                             max_prompts=config.max_prompts, min_passages=config.folds)
+    halves = split_halves(len(texts.prompts), config.seed)  # before the slow stages: too few prompts fail here
     personas = build_personas(model, texts.persona_a, texts.persona_b, texts.baseline, folds=config.folds,
                               seed=config.seed, layer=config.layer, progress=progress)
     metrics = _metrics(model, config, personas, texts)
     source, target = _source_and_target(config, personas)
     clock.say(f"personas and metrics: {clock.elapsed():.1f} s; steering layer {personas.layer}")
     pairs, runs, attributions = _prepare_runs(model, config, texts.prompts, source, target, metrics)
-    heads = _heads_to_patch(model, config, runs, attributions)
+    heads, heads_by_half = _heads_to_patch(model, config, runs, attributions, halves)
     per_prompt = _patch(model, config, personas, pairs, target, metrics, heads, clock)
     positions = min([config.positions] + [pair.tokens.shape[1] for pair in pairs])
     n_layers, n_heads = model.n_layers, model.bridge.cfg.n_heads
-    effects = _effects(per_prompt, runs, n_layers, n_heads, config, positions)
-    attribution = _attribution_summary(attributions, effects, runs, positions, config)
+    effects = _effects(per_prompt, runs, n_layers, n_heads, positions)
     return PatchingResult(
         model={"name": model.name, "n_layers": n_layers, "n_heads": n_heads, "d_model": model.d_model},
         config=config, layer=personas.layer, prompts=texts.prompts, metrics=metrics.to_dict(model), runs=runs,
-        effects=effects, attribution=attribution, top=_top_components(effects),
+        effects=effects, attribution=_attribution_summary(attributions, effects, runs, positions),
+        sanity_checks=_sanity_checks(effects, personas, n_layers),
+        findings=_findings(per_prompt, runs, halves, heads_by_half, config, n_layers, n_heads),
         timings={"total": round(clock.elapsed(), 2)},
     )
 
@@ -140,18 +151,28 @@ def _prepare_runs(model: Model, config: PatchingConfig, prompts: list[str], sour
     return pairs, runs, attributions
 
 
-def _heads_to_patch(model: Model, config: PatchingConfig, runs: Runs,
-                    attributions: dict[str, list[np.ndarray]]) -> list[int]:
-    """Indices into the layer × head grid of the heads patched exactly: all of them, or with
-    ``method="attribution"`` the ``top_k`` with the largest attribution estimate, normalised per
-    prompt and averaged over prompts (the same heads for every prompt)."""
+def _heads_to_patch(model: Model, config: PatchingConfig, runs: Runs, attributions: dict[str, list[np.ndarray]],
+                    halves: tuple[list[int], list[int]]) -> tuple[list[int], tuple[list[int], list[int]] | None]:
+    """Indices into the layer × head grid of the heads patched exactly, and which heads each half of
+    the prompts may choose from. All heads, open to both halves; or with ``method="attribution"``
+    the ``top_k`` heads by attribution *on each half's own prompts* (:func:`attribution_ranking`),
+    so that a half's choice owes nothing to the prompts it is reported on; the union is patched."""
     n_all = model.n_layers * model.bridge.cfg.n_heads
     if "heads" not in config.components or config.method != "attribution":
-        return list(range(n_all))
+        return list(range(n_all)), None
     span = np.array(runs["source"]["logit_diff"]) - np.array(runs["target"]["logit_diff"])
+    by_half = tuple(attribution_ranking(np.stack(attributions["heads"]), span, half, config.top_k) for half in halves)
+    return sorted(set(by_half[0]) | set(by_half[1])), by_half
+
+
+def attribution_ranking(estimates: np.ndarray, span: np.ndarray, prompts: list[int], k: int) -> list[int]:
+    """The ``k`` cells (flat indices) with the largest attribution estimate on the given prompts:
+    ``estimates`` is ``[prompts, *cells]``, each prompt's estimates divided by its ``span``
+    (``m_source − m_target``) so that every prompt weighs alike, then averaged over ``prompts``."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.nanmean(np.abs(np.stack(attributions["heads"]) / span[:, None, None]), axis=0).ravel()
-    return sorted(np.argsort(-np.nan_to_num(score))[: config.top_k].tolist())
+        scaled = np.abs(estimates[prompts] / span[prompts].reshape((-1,) + (1,) * (estimates.ndim - 1)))
+    score, _, _ = mean_and_se(scaled.reshape(len(prompts), -1))
+    return sorted(np.argsort(-np.nan_to_num(score), kind="stable")[:k].tolist())
 
 
 def _layer_sweeps(model: Model, config: PatchingConfig, personas: Personas) -> dict[str, list[Patch]]:
@@ -205,7 +226,9 @@ def _unit(v):
     return v / v.norm()
 
 
-def _effects(per_prompt, runs, n_layers, n_heads, config, positions) -> dict[str, dict[str, Any]]:
+def _effects(per_prompt, runs, n_layers, n_heads, positions) -> dict[str, dict[str, Any]]:
+    """Every sweep's normalised effects over all prompts (ratio of means, Fieller intervals): the
+    descriptive maps. Headlines come from :func:`_findings`, which reports on held-out prompts."""
     out: dict[str, dict[str, Any]] = {}
     for name, by_metric in per_prompt.items():
         out[name] = {}
@@ -215,14 +238,14 @@ def _effects(per_prompt, runs, n_layers, n_heads, config, positions) -> dict[str
             elif name == "heads":
                 rows = [r.reshape(n_layers, n_heads) for r in rows]
             effect, low, high = normalised_effect(np.stack(rows), np.array(runs["target"][m]),
-                                                  np.array(runs["source"][m]), seed=config.seed)
+                                                  np.array(runs["source"][m]))
             out[name][m] = {"effect": effect.tolist(), "low": low.tolist(), "high": high.tolist()}
         out[name]["axes"] = {"resid_position": ["layer", "position_from_end"], "heads": ["layer", "head"]}.get(
             name, ["layer"] if name.endswith("_layer") else ["layer (from 1)"])
     return out
 
 
-def _attribution_summary(attributions, effects, runs, positions, config) -> dict[str, Any]:
+def _attribution_summary(attributions, effects, runs, positions) -> dict[str, Any]:
     """Attribution estimates normalised like the exact effects, and their agreement with them."""
     target, source = np.array(runs["target"]["logit_diff"]), np.array(runs["source"]["logit_diff"])
     summary: dict[str, Any] = {"metric": "logit_diff", "correlation_with_exact": {}}
@@ -232,7 +255,7 @@ def _attribution_summary(attributions, effects, runs, positions, config) -> dict
             rows = [r[:, -positions:] for r in rows]
         stacked = np.stack(rows)  # [prompts, ...]: estimated change of the metric
         baseline = target.reshape((-1,) + (1,) * (stacked.ndim - 1))
-        estimate, _, _ = normalised_effect(stacked + baseline, target, source, seed=config.seed)
+        estimate, _, _ = normalised_effect(stacked + baseline, target, source)
         summary[component] = estimate.tolist()
         exact_name = exact_names[component]
         if exact_name not in effects:
@@ -248,20 +271,110 @@ def _attribution_summary(attributions, effects, runs, positions, config) -> dict
     return summary
 
 
-def _top_components(effects: dict[str, dict[str, Any]], k: int = 8) -> list[dict[str, Any]]:
-    """The single components (heads, attention and MLP outputs per layer) with the largest effect on the logit difference."""
-    rows = []
-    for name in ("attn_layer", "mlp_layer", "heads"):
-        if name not in effects:
-            continue
-        e = effects[name]["logit_diff"]
-        effect, low, high = (np.asarray(e[key], dtype=float) for key in ("effect", "low", "high"))
-        for index in np.ndindex(effect.shape):
-            if np.isfinite(effect[index]) and effect[index] != 0:  # 0: identical in both runs
-                rows.append({"component": name.replace("_layer", ""), "index": [int(i) for i in index],
-                             "effect": float(effect[index]), "low": float(low[index]), "high": float(high[index])})
-    rows.sort(key=lambda r: -abs(r["effect"]))
-    return rows[:k]
+IDENTITY_TOLERANCE = 1e-3
+"""How far (in normalised-effect units) an identity may miss: float32 rounding of two runs whose
+metrics differ by a small span, with room to spare."""
+
+_WHY = {
+    "before": "the source and target runs are identical up to the steering layer, whose output is where the "
+              "steering is added, so copying anything from there changes nothing (these patches are not even run)",
+    "after": "all that later layers read is the residual stream: copying all of it (every position) at any layer "
+             "after the steering layer reproduces the source run, whatever the model computes",
+    "contrast": "right after the steering layer the runs differ only by the difference of their steering vectors, "
+                "λ(1 − α)(v_A − v_B) from pure A (λα(v_B − v_A) from pure B), which lies along v_A − v_B: the part "
+                "along it is the whole difference",
+    "parent": "this patch adds to the target the projection of that difference d onto {v}; a share (v̂·d̂)² of it, "
+              "(1 − cos(v_A, v_B)) / 2 for vectors of equal norm, lies along d and the rest is orthogonal to d. The "
+              "effect equals that share if the metric is linear in the residual and reads it only along d; a gap "
+              "says how much the metric reads the orthogonal rest",
+}
 
 
-__all__ = ["dominance_patching", "run"]
+def _sanity_checks(effects: dict[str, dict[str, Any]], personas: Personas, n_layers: int) -> list[dict[str, Any]]:
+    """Effects that are fixed by construction (identities) or by the geometry of v_A and v_B: they
+    check the machinery and are not findings about the model."""
+    if "resid_layer" not in effects:
+        return []
+    layer = personas.layer
+    checks = [_check("whole residual at or before the steering layer", "resid_pre, all positions",
+                     effects["resid_layer"], range(layer + 1), 0.0, _WHY["before"])]
+    if layer + 1 >= n_layers:  # steering at the last layer: nothing after it to patch
+        return checks
+    checks.append(_check("whole residual after the steering layer", "resid_pre, all positions",
+                         effects["resid_layer"], range(layer + 1, n_layers), 1.0, _WHY["after"]))
+    # The direction sweeps start at layer 1: index `layer` is resid_pre of layer + 1.
+    checks.append(_check("v_A − v_B part right after the steering layer", "resid_pre along v_A − v_B",
+                         effects["direction_contrast"], [layer], 1.0, _WHY["contrast"], layer_offset=1))
+    v_a, v_b = (v[layer].double() for v in (personas.v_a, personas.v_b))
+    d = _unit(v_a - v_b)
+    cosine = float(_unit(v_a) @ _unit(v_b))
+    for name, label, v in (("direction_a", "v_A", v_a), ("direction_b", "v_B", v_b)):
+        share = float(_unit(v) @ d) ** 2
+        check = _check(f"{label}-only part right after the steering layer", f"resid_pre along {label}", effects[name],
+                       [layer], share, _WHY["parent"].format(v=f"v̂_{label[-1]}"), layer_offset=1, predicted=True)
+        checks.append({**check, "cosine_ab": cosine})
+    return checks
+
+
+def _check(name: str, patch: str, sweep: dict[str, Any], cells, expected: float, why: str, *, layer_offset: int = 0,
+           predicted: bool = False) -> dict[str, Any]:
+    """One sanity check over a sweep's cells, per metric: an identity holds when every cell is within
+    :data:`IDENTITY_TOLERANCE` of ``expected`` (the worst cell is shown); a prediction holds when it
+    lies inside the measured 95 % interval."""
+    measured = {}
+    for metric in METRICS:
+        e = {key: np.asarray(sweep[metric][key], dtype=float) for key in ("effect", "low", "high")}
+        worst = max(cells, key=lambda at: abs(e["effect"][at] - expected))
+        value = {key: float(e[key][worst]) for key in e}
+        if predicted:
+            holds = bool(value["low"] <= expected <= value["high"])
+        else:
+            holds = bool(all(abs(e["effect"][at] - expected) <= IDENTITY_TOLERANCE for at in cells))
+        measured[metric] = {**value, "layer": int(worst + layer_offset), "holds": holds}
+    layers = [int(at + layer_offset) for at in cells]
+    return {"name": name, "patch": patch, "layers": layers, "kind": "prediction" if predicted else "identity",
+            "expected": expected, "tolerance": None if predicted else IDENTITY_TOLERANCE, "why": why,
+            "criterion": ("the prediction lies inside the measured 95 % interval" if predicted else
+                          f"every layer within {IDENTITY_TOLERANCE:g} of the expected value"),
+            "measured": measured, "holds": all(v["holds"] for v in measured.values())}
+
+
+FINDING_SWEEPS = ("attn_layer", "mlp_layer", "heads")
+"""The single components a headline can name (the whole residual and the direction parts are sanity checks)."""
+
+
+def _findings(per_prompt, runs: Runs, halves: tuple[list[int], list[int]],
+              heads_by_half: tuple[list[int], list[int]] | None, config: PatchingConfig, n_layers: int,
+              n_heads: int) -> dict[str, Any]:
+    """The headline components, chosen on one half of the prompts and reported on the other, both ways
+    round (:mod:`.selection`)."""
+    metric = "logit_diff"
+    patched = {}
+    for name in FINDING_SWEEPS:
+        if name in per_prompt:
+            rows = np.stack(per_prompt[name][metric])
+            patched[name] = rows.reshape(len(rows), n_layers, n_heads) if name == "heads" else rows
+    target, source = np.array(runs["target"][metric]), np.array(runs["source"][metric])
+    folds = []
+    for choose_on, (choose, report) in enumerate((halves, halves[::-1])):
+        candidates = None
+        if heads_by_half is not None:  # only the heads that attribution picked on the choosing half
+            mask = np.zeros(n_layers * n_heads, dtype=bool)
+            mask[heads_by_half[choose_on]] = True
+            candidates = {"heads": mask.reshape(n_layers, n_heads)}
+        rows = select_and_report(patched, target, source, choose, report, k=config.select_top, candidates=candidates)
+        folds.append({"choose_on": choose_on, "report_on": 1 - choose_on, "components": rows})
+    chosen = [{(r["component"], tuple(r["index"])): r for r in fold["components"]} for fold in folds]
+    both = [{"component": c, "index": list(i), "effects": [chosen[0][c, i]["effect"], chosen[1][c, i]["effect"]],
+             "holds_up": [chosen[0][c, i]["holds_up"], chosen[1][c, i]["holds_up"]]}
+            for c, i in sorted(chosen[0].keys() & chosen[1].keys())]
+    return {"metric": metric, "seed": config.seed, "halves": [list(h) for h in halves], "k": config.select_top,
+            "level": 0.95, "family_level": 1 - 0.05 / config.select_top, "folds": folds,
+            "chosen_by_both": both,
+            "rule": "prompts split once at random (seed); in each fold the k components (attention and MLP outputs "
+                    "per layer, heads) with the largest mean change of the metric on one half are reported on the "
+                    "other half with 95% Fieller intervals; 'holds_up': the interval at the family-wise level "
+                    "1 - 0.05/k excludes 0 with the sign seen on the choosing half"}
+
+
+__all__ = ["attribution_ranking", "dominance_patching", "run"]
