@@ -472,3 +472,26 @@ def test_collide_names_a_bad_corpus_line(tmp_path, capsys):
     bad.write_text('{"text": "fine"}\n{"txt": "typo"}\n')
     assert main(["collide", "--model", "tiny-random", "--quick", "--persona-a", str(bad), "--out", str(tmp_path)]) == 2
     assert f"{bad}:2" in capsys.readouterr().err
+
+
+def test_shared_layer_finding_names_the_reason_its_bands_are_wide():
+    """Wide bands make finding (iii) inconclusive; the text must give the real reason (saturated probes
+    or layers within noise of the best), not always blame saturation."""
+    from types import SimpleNamespace
+
+    from interp_steer.studies.collision.findings import _finding_shared_layer
+
+    def profile(accuracy, best):
+        band = list(range(1, len(accuracy)))
+        return SimpleNamespace(layers=list(range(len(accuracy))), accuracy=accuracy, best_layer=best, band=band,
+                               band_low=band[0], band_high=band[-1], heldout_accuracy=0.9)
+
+    localisation = SimpleNamespace(shared_layer=5)
+    noisy = {"A vs baseline": profile([0.9] * 10, 3), "B vs baseline": profile([0.93] * 10, 6),
+             "A vs B": profile([0.8] * 10, 5)}
+    finding = _finding_shared_layer(localisation, noisy)
+    assert finding.verdict == "inconclusive"
+    assert "near-perfect" not in finding.summary and "noise" in finding.summary
+    saturated = {**noisy, "A vs baseline": profile([0.995] * 10, 3), "B vs baseline": profile([1.0] * 10, 6)}
+    finding = _finding_shared_layer(localisation, saturated)
+    assert finding.verdict == "inconclusive" and "near-perfect" in finding.summary

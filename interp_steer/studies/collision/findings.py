@@ -99,10 +99,14 @@ def _finding_shared_layer(localisation: Localisation, profiles) -> Finding:
             f"{profiles['A vs B'].heldout_accuracy:.2f}); "
             f"the shared layer is {localisation.shared_layer}.")
     if wide:
+        if max(saturated.values()) > n_layers / 2:
+            why = (f"the persona-vs-baseline probes are near-perfect at most layers (accuracy >= 0.99 at "
+                   f"{saturated['A']} and {saturated['B']} of {n_layers} layers)")
+        else:
+            why = ("most layers' probe accuracies are within fold-to-fold noise of the best one (the bands span "
+                   f"{len(pa.band)} and {len(pb.band)} of {n_layers} layers)")
         return Finding("shared_layer", claim, "inconclusive",
-                       f"the persona-vs-baseline probes are near-perfect at most layers (accuracy >= 0.99 at "
-                       f"{saturated['A']} and {saturated['B']} of {n_layers} layers), so their bands cover over "
-                       "half the model and cannot locate a peak. " + text, numbers)
+                       f"{why}, so the bands cover over half the model and cannot locate a peak. " + text, numbers)
     verdict = "reproduced" if same else "not reproduced"
     lead = "each best layer lies in the other's band. " if same else "the best layers are outside each other's bands. "
     return Finding("shared_layer", claim, verdict, lead + text, numbers)
