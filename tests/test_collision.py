@@ -479,6 +479,7 @@ def test_shared_layer_finding_names_the_reason_its_bands_are_wide():
     or layers within noise of the best), not always blame saturation."""
     from types import SimpleNamespace
 
+    from interp_steer.probes import Localisation
     from interp_steer.studies.collision.findings import _finding_shared_layer
 
     def profile(accuracy, best):
@@ -486,7 +487,7 @@ def test_shared_layer_finding_names_the_reason_its_bands_are_wide():
         return SimpleNamespace(layers=list(range(len(accuracy))), accuracy=accuracy, best_layer=best, band=band,
                                band_low=band[0], band_high=band[-1], heldout_accuracy=0.9)
 
-    localisation = SimpleNamespace(shared_layer=5)
+    localisation = Localisation(profiles={}, shared_layer=5, best_layers_indistinguishable=None)
     noisy = {"A vs baseline": profile([0.9] * 10, 3), "B vs baseline": profile([0.93] * 10, 6),
              "A vs B": profile([0.8] * 10, 5)}
     finding = _finding_shared_layer(localisation, noisy)
