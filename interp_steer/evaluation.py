@@ -21,11 +21,12 @@ import torch
 
 from interp_steer.data import ABQuestion
 from interp_steer.directions import SteeringVector
+from interp_steer.fields import SteeringField
 from interp_steer.generation import format_prompts
 from interp_steer.metrics import token_nll
 from interp_steer.models import Model
 from interp_steer.stats import GEOMETRIC_METRICS, summarise
-from interp_steer.steering import RowDeltas, steer
+from interp_steer.steering import RowDeltas, RowMix, Steerer, steer
 
 
 @dataclass(frozen=True)
@@ -81,30 +82,35 @@ def _letter_ids(model: Model, text: str, letters: Sequence[str]) -> list[int]:
     return ids
 
 
-def _cells(model: Model, vector: SteeringVector, coefficients: Sequence[float | int], layers) -> tuple[list[float], list[int]]:
+def _cells(model: Model, vector: Steerer, coefficients: Sequence[float | int], layers) -> tuple[list[float], list[int]]:
     """Validated coefficients and layers of a layer × coefficient sweep."""
+    if not isinstance(vector, (SteeringVector, SteeringField)):
+        raise TypeError(f"expected a SteeringVector or a SteeringField, got {type(vector).__name__}")
     coefficients = [float(c) for c in coefficients]
     if not coefficients:
         raise ValueError("coefficients is empty")
     vector.check_model(model)
     chosen = list(vector.layers) if layers is None else list(model.resolve_layers(layers))
-    missing = [layer for layer in chosen if layer not in vector.directions]
+    missing = [layer for layer in chosen if layer not in vector.layers]
     if missing:
-        raise ValueError(f"layers {missing} are not in the vector (it has {list(vector.layers)})")
+        what = "field" if isinstance(vector, SteeringField) else "vector"
+        raise ValueError(f"layers {missing} are not in the {what} (it has {list(vector.layers)})")
     return coefficients, chosen
 
 
-def _steered_rows(model: Model, vector: SteeringVector, layer: int, coefficients: Sequence[float | int], n: int) -> RowDeltas:
-    """Rows ordered item-major: item i, coefficient j is row i * len(coefficients) + j."""
+def _steered_rows(model: Model, vector: Steerer, layer: int, coefficients: Sequence[float | int], n: int) -> RowDeltas | RowMix:
+    """Rows ordered item-major: item i, coefficient j is row i * len(coefficients) + j. A field's
+    update depends on the activation, so its rows are per-row coefficients (:class:`RowMix`)."""
     single = vector.select([layer])
-    return RowDeltas.from_rows([[(single, c)] for _ in range(n) for c in coefficients])
+    rows = [[(single, c)] for _ in range(n) for c in coefficients]
+    return RowMix.from_rows(rows) if isinstance(single, SteeringField) else RowDeltas.from_rows(rows)
 
 
 @torch.inference_mode()
 def ab_eval(
     model: Model,
     questions: Sequence[ABQuestion],
-    vector: SteeringVector,
+    vector: SteeringVector | SteeringField,
     coefficients: Sequence[float | int] = (-2, -1, 0, 1, 2),
     layers: int | Sequence[int] | None = None,
     *,
@@ -146,7 +152,7 @@ def ab_eval(
 def perplexity_under_steering(
     model: Model,
     corpus: Sequence[str],
-    vector: SteeringVector,
+    vector: SteeringVector | SteeringField,
     coefficients: Sequence[float | int],
     layers: int | Sequence[int] | None = None,
     *,
@@ -209,7 +215,7 @@ FLOOR_LEVEL = 0.95
 def generation_sweep(
     model: Model,
     prompts: Sequence[str],
-    vector: SteeringVector,
+    vector: SteeringVector | SteeringField,
     coefficients: Sequence[float | int],
     layers: int | Sequence[int] | None = None,
     *,

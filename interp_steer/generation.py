@@ -31,7 +31,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp_steer.models import Model
-from interp_steer.steering import RowDeltas, Steering, steer
+from interp_steer.steering import RowDeltas, RowMix, Steering, steer
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ def generate(
     if steering is not None and not isinstance(steering, Steering):
         raise TypeError(f"steering must be a Steering(...) specification, got {type(steering).__name__}")
     if steering is not None and steering.n_rows not in (None, len(prompts)):
-        what = "RowDeltas have" if isinstance(steering.vector, RowDeltas) else "the position mask has"
+        what = (f"{type(steering.vector).__name__} has" if isinstance(steering.vector, (RowDeltas, RowMix))
+                else "the position mask has")
         raise ValueError(f"{what} {steering.n_rows} rows for {len(prompts)} prompts")
 
     if sample_ids is not None and len(sample_ids) != len(prompts):
@@ -127,7 +128,7 @@ def generate(
             # prompt_end is in each row's own coordinates: steer() finds the padding from the mask.
             part = steering.rows(batch)
             scope = steer(model, part.vector, part.coefficient, layers=part.layers, positions=part.positions,
-                          operator=part.operator, prompt_end=[prompt_lengths[i] for i in batch])
+                          operator=part.operator, prompt_end=[prompt_lengths[i] for i in batch], steps=part.steps)
         with scope:
             new, finished = _decode(model, ids, mask, generators, max_new_tokens=max_new_tokens,
                                     min_new_tokens=min_new_tokens, temperature=temperature,

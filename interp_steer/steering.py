@@ -10,8 +10,16 @@ What to add (``vector``):
 
 - a :class:`~interp_steer.directions.SteeringVector` (times ``coefficient``);
 - a list of ``(SteeringVector, coefficient)`` terms, summed;
+- a :class:`~interp_steer.fields.SteeringField` (times ``coefficient``): at each steered position the
+  update is ``coefficient · ‖h‖ₘ · ĝ(h)``, the unit gradient of the field's concept scorer at the
+  current activation ``h`` times the layer's mean residual norm (``steps=k``: k smaller steps, each
+  re-reading the gradient). Only the scorer is differentiated, on a detached copy of ``h``: no graph
+  runs through the model and no gradient reaches its parameters;
+- a list of ``(SteeringVector | SteeringField, coefficient)`` terms, summed (fields and vectors mix);
 - :class:`RowDeltas`: a different ``[batch, d_model]`` delta per layer for every row of the batch,
-  so that a whole grid of coefficients or mixes runs as one batched forward or generation.
+  so that a whole grid of coefficients or mixes runs as one batched forward or generation;
+- :class:`RowMix`: a per-row coefficient for each of several vectors and fields, the batched form
+  for grids that include fields.
 
 Where (``positions``). Every rule is in **each row's own token coordinates: 0 is the row's first real
 (non-padding) token**, whatever the padding side and whichever prompts share the batch, so a prompt is
@@ -43,6 +51,7 @@ How (``operator``):
 - ``"add"``: ``x + c v``;
 - ``"ablate"``: remove ``c`` times the component of ``x`` along ``v`` (``c = 1`` projects it out);
   with :class:`RowDeltas`, each row uses its own coefficient (see :meth:`RowDeltas.from_rows`);
+  vectors only (a field has no single direction to project out);
 - ``"add_norm_preserving"``: ``x + c v`` rescaled to the norm ``x`` had.
 """
 
@@ -52,7 +61,7 @@ import contextlib
 import inspect
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -60,6 +69,7 @@ from torch import Tensor
 
 from interp_steer._device import on_device_of
 from interp_steer.directions import SteeringVector
+from interp_steer.fields import SteeringField
 from interp_steer.models import Model
 
 OPERATORS = ("add", "ablate", "add_norm_preserving")
@@ -136,6 +146,83 @@ class RowDeltas:
         return cls(deltas, first.hook_point, first.metadata.model, coefficients)
 
 
+Steerer = SteeringVector | SteeringField
+
+
+@dataclass(frozen=True, eq=False)
+class RowMix:
+    """A per-row mix of several vectors and fields: row ``i`` gets ``Σ_t coefficients[i, t] · terms[t]``.
+
+    The batched form of ``[(term, coefficient), ...]`` for grids whose cells differ only in their
+    coefficients, e.g. the collision grid ``λ·(α·field_A + (1 − α)·field_B)`` over (α, λ) cells with
+    fields, which :class:`RowDeltas` (fixed deltas) cannot express: a field's update depends on the
+    activation. Every term must share the model and hook point; a layer is steered when at least one
+    term has it. Build one from per-row term lists with :meth:`from_rows`.
+    """
+
+    terms: tuple[Steerer, ...]
+    coefficients: Tensor  # [batch, n_terms]
+
+    def __post_init__(self) -> None:
+        terms = tuple(self.terms)
+        if not terms or not all(isinstance(t, (SteeringVector, SteeringField)) for t in terms):
+            raise TypeError("RowMix terms must be a non-empty sequence of SteeringVector / SteeringField")
+        _check_terms(terms)
+        coefficients = torch.as_tensor(self.coefficients).detach().float().cpu()
+        if coefficients.ndim != 2 or coefficients.shape[1] != len(terms) or coefficients.shape[0] < 1:
+            raise ValueError(f"coefficients must be [batch, {len(terms)} terms], got {list(coefficients.shape)}")
+        if not torch.isfinite(coefficients).all():
+            raise ValueError("RowMix coefficients contain NaN or inf")
+        object.__setattr__(self, "terms", terms)
+        object.__setattr__(self, "coefficients", coefficients)
+
+    @property
+    def batch_size(self) -> int:
+        return self.coefficients.shape[0]
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(sorted(set().union(*(t.layers for t in self.terms))))
+
+    @property
+    def hook_point(self) -> str:
+        return self.terms[0].hook_point
+
+    def rows(self, index: slice | Sequence[int]) -> RowMix:
+        """The coefficients of some rows (for running a long grid in several batches)."""
+        picked = self.coefficients[index if isinstance(index, slice) else list(index)]
+        return RowMix(self.terms, picked)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[tuple[Steerer, float]]]) -> RowMix:
+        """One list of ``(vector or field, coefficient)`` terms per row; a term absent from a row has
+        coefficient 0 there, and a term listed twice in a row adds up."""
+        terms: list[Steerer] = []
+        for row in rows:
+            for term, _ in row:
+                if not any(term is t for t in terms):
+                    terms.append(term)
+        if not terms:
+            raise ValueError("from_rows needs at least one (vector or field, coefficient) term")
+        coefficients = torch.zeros(len(rows), len(terms))
+        for i, row in enumerate(rows):
+            for term, c in row:
+                coefficients[i, next(k for k, t in enumerate(terms) if t is term)] += float(c)
+        return cls(tuple(terms), coefficients)
+
+
+def _check_terms(terms: Sequence[Steerer]) -> None:
+    """Every term of a sum acts at one hook point, on one model, with one width."""
+    first = terms[0]
+    for other in terms[1:]:
+        if other.hook_point != first.hook_point:
+            raise ValueError(f"all vectors and fields must act at one hook point, got {first.hook_point} "
+                             f"and {other.hook_point}")
+        if other.metadata.model != first.metadata.model or other.d_model != first.d_model:
+            raise ValueError(f"cannot sum steering terms from different models: {first.metadata.model!r} "
+                             f"(d_model {first.d_model}) vs {other.metadata.model!r} (d_model {other.d_model})")
+
+
 def _check_positions(positions: Any) -> None:
     """Refuse, when the steering is specified, a position rule that has no meaning in row coordinates."""
     if isinstance(positions, str):
@@ -178,7 +265,8 @@ class Steering:
     Pass it to :func:`generate`, :func:`ab_eval` or use it with :func:`steer`. ``vector`` takes the
     same forms as in :func:`steer`, ``positions`` the rules of the module docstring, in each row's
     own token coordinates; ``"after_prompt"`` steers from the prompt's last token on, so the first
-    generated token feels it, with or without a chat template.
+    generated token feels it, with or without a chat template. ``steps`` is the number of gradient
+    steps for :class:`~interp_steer.fields.SteeringField` terms.
     """
 
     vector: Any
@@ -186,14 +274,16 @@ class Steering:
     layers: int | Sequence[int] | None = None
     positions: Any = "all"
     operator: str = "add"
+    steps: int = 1
 
     def __post_init__(self) -> None:
         _check_positions(self.positions)
+        _check_steps(self.steps)
 
     @property
     def n_rows(self) -> int | None:
         """How many rows (prompts) this specification is for, or None when it fits any batch."""
-        if isinstance(self.vector, RowDeltas):
+        if isinstance(self.vector, (RowDeltas, RowMix)):
             return self.vector.batch_size
         if isinstance(self.positions, Tensor) and self.positions.ndim == 2:
             return self.positions.shape[0]
@@ -202,18 +292,54 @@ class Steering:
     def rows(self, index: slice | Sequence[int]) -> Steering:
         """The part of this specification that applies to some rows of a batch (per-row deltas and a
         per-row position mask are cut to those rows; the rest applies to every row)."""
-        vector = self.vector.rows(index) if isinstance(self.vector, RowDeltas) else self.vector
+        vector = self.vector.rows(index) if isinstance(self.vector, (RowDeltas, RowMix)) else self.vector
         positions = self.positions
         if isinstance(positions, Tensor) and positions.ndim == 2:
             positions = positions[index if isinstance(index, slice) else list(index)]
-        return Steering(vector, self.coefficient, self.layers, positions, self.operator)
+        return replace(self, vector=vector, positions=positions)
+
+
+def _check_steps(steps: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps={steps!r}: the number of gradient steps of a field must be an int >= 1")
+
+
+@dataclass(frozen=True, eq=False)
+class _LayerDelta:
+    """What one hook adds: a fixed part (vectors, already times their coefficients; ``[d_model]`` or
+    ``[batch, d_model]``) plus each field's update at the activation the hook sees."""
+
+    static: Tensor | None
+    fields: tuple[tuple[SteeringField, int, float | Tensor], ...] = ()  # (field, layer, number or [batch])
+    steps: int = 1
+
+    @property
+    def rows(self) -> int | None:
+        """The batch size this delta is for, or None when it fits any batch."""
+        if self.static is not None and self.static.ndim == 2:
+            return self.static.shape[0]
+        sizes = [c.shape[0] for _, _, c in self.fields if isinstance(c, Tensor)]
+        return sizes[0] if sizes else None
+
+    def __call__(self, resid: Tensor) -> Tensor:
+        """The delta for ``resid [batch, seq, d_model]``: ``[d_model]``, ``[batch, 1, d_model]`` or,
+        with fields, ``[batch, seq, d_model]``."""
+        total = None
+        if self.static is not None:
+            static = on_device_of(self.static, resid)
+            total = static[:, None, :] if static.ndim == 2 else static
+        for field_, layer, coefficient in self.fields:
+            c = on_device_of(coefficient, resid)[:, None, None] if isinstance(coefficient, Tensor) else coefficient
+            update = field_.update(resid, layer, c, steps=self.steps)
+            total = update if total is None else total + update
+        return total
 
 
 @dataclass
 class _Plan:
     """The resolved intervention of one :func:`steer` call, and what the current forward told it."""
 
-    deltas: dict[str, Tensor]  # hook name -> [d_model] or [batch, d_model], already times coefficient
+    deltas: dict[str, _LayerDelta]  # hook name -> what to add there
     positions: Any
     operator: str
     coefficient: float | Tensor  # a number, or [batch] per-row coefficients (RowDeltas, for ablate)
@@ -227,39 +353,57 @@ class _Plan:
     mask: Tensor | None = field(default=None, repr=False)
 
 
-def _resolve(model: Model, vector: Any, coefficient: float, layers: Any,
-             operator: str) -> tuple[dict[str, Tensor], float | Tensor]:
-    """Turn the accepted ``vector`` forms into {hook name: delta} on the model's device and dtype,
-    and the coefficient ``ablate`` removes (per row for RowDeltas)."""
-    if isinstance(vector, SteeringVector):
-        terms = [(vector, coefficient)]
-    elif isinstance(vector, RowDeltas):
-        terms = None
-    elif isinstance(vector, Sequence) and vector and all(
-        isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], SteeringVector) for t in vector
+def _as_terms(vector: Any, coefficient: float) -> list[tuple[Steerer, float]] | None:
+    """The ``(vector or field, coefficient)`` terms of the accepted forms; None for per-row forms."""
+    if isinstance(vector, (SteeringVector, SteeringField)):
+        return [(vector, coefficient)]
+    if isinstance(vector, (RowDeltas, RowMix)):
+        return None
+    if isinstance(vector, Sequence) and vector and all(
+        isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], (SteeringVector, SteeringField)) for t in vector
     ):
-        terms = [(v, c * coefficient) for v, c in vector]
-    else:
-        raise TypeError(
-            "steer() takes a SteeringVector, a list of (SteeringVector, coefficient) tuples or "
-            f"RowDeltas; got {type(vector).__name__}"
-        )
+        return [(v, c * coefficient) for v, c in vector]
+    raise TypeError(
+        "steer() takes a SteeringVector, a SteeringField, a list of (vector or field, coefficient) tuples, "
+        f"RowDeltas or RowMix; got {type(vector).__name__}"
+    )
+
+
+def _resolve(model: Model, vector: Any, coefficient: float, layers: Any,
+             operator: str, steps: int = 1) -> tuple[dict[str, _LayerDelta], float | Tensor]:
+    """Turn the accepted ``vector`` forms into {hook name: what to add} on the model's device and
+    dtype, and the coefficient ``ablate`` removes (per row for RowDeltas)."""
+    terms = _as_terms(vector, coefficient)
     removed: float | Tensor = coefficient
+    if isinstance(vector, RowMix):  # per-row coefficients: term t scales column t
+        terms = [(term, vector.coefficients[:, t] * coefficient) for t, term in enumerate(vector.terms)]
+    has_field = terms is not None and any(isinstance(t, SteeringField) for t, _ in terms)
+    if has_field and operator == "ablate":
+        raise ValueError("operator='ablate' needs one direction to project out; a SteeringField's direction "
+                         "changes with the activation. Use 'add' or 'add_norm_preserving' with fields")
+    if steps != 1 and not has_field:
+        raise ValueError(f"steps={steps} only applies to SteeringField terms (the number of gradient steps); "
+                         "a vector's update is one fixed step")
+    if isinstance(vector, RowMix) and operator == "ablate":
+        raise ValueError("operator='ablate' with per-row coefficients needs RowDeltas.from_rows "
+                         "([[(vector, c)] for c in ...]), one vector per row")
     if terms is not None:
-        hook_points = {v.hook_point for v, _ in terms}
-        if len(hook_points) != 1:
-            raise ValueError(f"all vectors must act at one hook point, got {sorted(hook_points)}")
-        for v, _ in terms:
-            v.check_model(model)
-        available = sorted(set().union(*(v.layers for v, _ in terms)))
+        _check_terms([t for t, _ in terms])
+        for term, _ in terms:
+            term.check_model(model)
+        available = sorted(set().union(*(t.layers for t, _ in terms)))
         hook_point = terms[0][0].hook_point
         chosen = available if layers is None else list(model.resolve_layers(layers))
-        deltas: dict[int, Tensor] = {}
+        plan: dict[int, _LayerDelta] = {}
         for layer in chosen:
-            parts = [c * v.directions[layer] for v, c in terms if layer in v.directions]
-            if not parts:
-                raise ValueError(f"layer {layer} is not in the steering vector(s) (they have {available})")
-            deltas[layer] = torch.stack(parts).sum(0)
+            static = [c[:, None] * t.directions[layer] if isinstance(c, Tensor) else c * t.directions[layer]
+                      for t, c in terms if isinstance(t, SteeringVector) and layer in t.directions]
+            fields = tuple((t, layer, c) for t, c in terms if isinstance(t, SteeringField) and layer in t.layers)
+            if not static and not fields:
+                raise ValueError(f"layer {layer} is not in the steering vector(s) or field(s) (they have {available})")
+            total = torch.stack(static).sum(0) if static else None
+            plan[layer] = _LayerDelta(None if total is None else on_device_of(total, model.device, model.dtype),
+                                      fields, steps)
     else:
         if vector.model and vector.model != model.name:
             raise ValueError(f"RowDeltas were built for {vector.model!r}, not {model.name!r}")
@@ -268,7 +412,8 @@ def _resolve(model: Model, vector: Any, coefficient: float, layers: Any,
         missing = [layer for layer in chosen if layer not in vector.deltas]
         if missing:
             raise ValueError(f"layers {missing} are not in the RowDeltas (they have {list(vector.layers)})")
-        deltas = {layer: vector.deltas[layer] * coefficient for layer in chosen}
+        plan = {layer: _LayerDelta(on_device_of(vector.deltas[layer] * coefficient, model.device, model.dtype))
+                for layer in chosen}
         if operator == "ablate":
             known = vector.coefficients
             if known is None or bool(known.isnan().any()):
@@ -281,12 +426,12 @@ def _resolve(model: Model, vector: Any, coefficient: float, layers: Any,
                 )
             removed = on_device_of(known * coefficient, model.device, model.dtype)
     out = {}
-    for layer, delta in deltas.items():
-        if delta.shape[-1] != model.d_model:
-            raise ValueError(f"delta for layer {layer} has d_model {delta.shape[-1]}, the model has {model.d_model}")
-        out[model.hook_name(layer, hook_point)] = on_device_of(delta, model.device, model.dtype)
+    for layer, delta in plan.items():
+        width = delta.static.shape[-1] if delta.static is not None else delta.fields[0][0].d_model
+        if width != model.d_model:
+            raise ValueError(f"delta for layer {layer} has d_model {width}, the model has {model.d_model}")
+        out[model.hook_name(layer, hook_point)] = delta
     return out, removed
-
 
 
 def _position_mask(plan: _Plan, batch: int, seq: int, device: torch.device) -> Tensor | None:
@@ -330,7 +475,7 @@ def _position_mask(plan: _Plan, batch: int, seq: int, device: torch.device) -> T
 
 
 def _apply(resid: Tensor, delta: Tensor, operator: str, coefficient: float | Tensor) -> Tensor:
-    delta = delta[:, None, :] if delta.ndim == 2 else delta  # per-row deltas broadcast over positions
+    """``delta`` is ``[d_model]``, ``[batch, 1, d_model]`` (per row) or ``[batch, seq, d_model]`` (fields)."""
     if operator == "add":
         return resid + delta
     if operator == "add_norm_preserving":
@@ -354,6 +499,7 @@ def steer(
     positions: Any = "all",
     operator: str = "add",
     prompt_end: Tensor | Sequence[int] | None = None,
+    steps: int = 1,
 ) -> Iterator[None]:
     """Steer every forward pass of ``model`` inside the ``with`` block (see the module docstring).
 
@@ -361,19 +507,21 @@ def steer(
     coordinates (0 = its first real token). ``positions="after_prompt"`` steers from the prompt's last
     token on (row positions ``>= prompt_end - 1``), so the first generated token feels the steering;
     ``prompt_end`` (each row's prompt length, without padding) is needed for it outside
-    :func:`generate` and :func:`ab_eval`.
+    :func:`generate` and :func:`ab_eval`. ``steps``: how many gradient steps a
+    :class:`~interp_steer.fields.SteeringField` takes (their sizes add up to one step of ``steps=1``).
     """
     if operator not in OPERATORS:
         raise ValueError(f"operator={operator!r}: expected one of {list(OPERATORS)}")
     if isinstance(coefficient, bool) or not isinstance(coefficient, (int, float)):
         raise TypeError(f"coefficient must be a number, got {coefficient!r}")
     _check_positions(positions)
+    _check_steps(steps)
     if isinstance(positions, str) and positions == "after_prompt" and prompt_end is None:
         raise ValueError(
             "positions='after_prompt' needs to know where each prompt ends: use "
             "interp_steer.generate(..., steering=...) or steer(..., prompt_end=[prompt length per row])"
         )
-    deltas, removed = _resolve(model, vector, float(coefficient), layers, operator)
+    deltas, removed = _resolve(model, vector, float(coefficient), layers, operator, steps)
     ends = None if prompt_end is None else on_device_of(prompt_end, model.device, torch.long).reshape(-1)
     if isinstance(positions, Tensor):
         positions = on_device_of(positions, model.device)
@@ -386,13 +534,15 @@ def steer(
 def _steering_hooks(model: Model, plan: _Plan) -> Iterator[_Plan]:
     needs_rows = not (isinstance(plan.positions, str) and plan.positions == "all")
 
-    def make_hook(delta: Tensor):
+    def make_hook(delta: _LayerDelta):
+        rows = delta.rows
+
         def hook(resid: Tensor, hook) -> Tensor:
             batch, seq, _ = resid.shape
-            if delta.ndim == 2 and delta.shape[0] != batch:
-                raise ValueError(f"RowDeltas have {delta.shape[0]} rows but the batch has {batch}; "
-                                 "run one row of deltas per prompt")
-            steered = _apply(resid, on_device_of(delta, resid), plan.operator, plan.coefficient)
+            if rows is not None and rows != batch:
+                raise ValueError(f"the per-row steering (RowDeltas / RowMix) has {rows} rows but the batch "
+                                 f"has {batch}; run one row per prompt")
+            steered = _apply(resid, delta(resid), plan.operator, plan.coefficient)
             if not needs_rows:
                 return steered
             if plan.mask is None or plan.mask.shape != (batch, seq):
@@ -435,4 +585,4 @@ def _steering_hooks(model: Model, plan: _Plan) -> Iterator[_Plan]:
         handle.remove()
 
 
-__all__ = ["OPERATORS", "RowDeltas", "Steering", "steer"]
+__all__ = ["OPERATORS", "RowDeltas", "RowMix", "Steering", "steer"]
