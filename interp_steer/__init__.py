@@ -35,6 +35,14 @@ from interp_steer.directions import (
     from_activations,
     mix,
 )
+from interp_steer.fields import (
+    FieldFileError,
+    FieldMetadata,
+    SteeringField,
+    context_dependence,
+    fit_field,
+    fit_scorer,
+)
 from interp_steer.generation import Generation, generate
 from interp_steer.models import (
     DEFAULT_MODEL,
@@ -55,8 +63,11 @@ __all__ = [
     "ContrastPair",
     "DEFAULT_MODEL",
     "DatasetError",
+    "FieldFileError",
+    "FieldMetadata",
     "Generation",
     "Model",
+    "SteeringField",
     "SteeringVector",
     "VectorFileError",
     "VectorMetadata",
@@ -69,7 +80,10 @@ __all__ = [
     "builtin_names",
     "builtin_path",
     "collect_activations",
+    "context_dependence",
     "dataset_hash",
+    "fit_field",
+    "fit_scorer",
     "from_activations",
     "generate",
     "load_ab_questions",

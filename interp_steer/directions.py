@@ -480,6 +480,30 @@ def build_vector(
     Pass contrast pairs as ``positive`` (and no ``negative``), or two lists of texts. ``chat=True``
     wraps every text in the model's chat template as a user turn.
     """
+    pos_texts, neg_texts, digest, _ = contrast_texts(model, positive, negative, chat=chat)
+    if method == "pca" and len(pos_texts) != len(neg_texts):
+        raise ValueError(f"pca needs paired data: {len(pos_texts)} positive vs {len(neg_texts)} negative texts")
+    # One collection for both sides: equal-length texts share batches across the two sets.
+    both = collect_activations(model, pos_texts + neg_texts, layers=layers, position=position,
+                               hook_point=hook_point, batch_size=batch_size, progress=progress)
+    pos, neg = both.split(len(pos_texts), len(neg_texts))
+    extra = {"dataset_hash": digest, "position": position_label(position, chat)}
+    return from_activations(pos, neg, method=method, metadata=extra)
+
+
+def contrast_texts(
+    model: Model,
+    positive: Sequence[str] | Sequence[ContrastPair],
+    negative: Sequence[str] | None = None,
+    *,
+    chat: bool = False,
+) -> tuple[list[str], list[str], str, bool]:
+    """The two sides of a contrast as texts, ready to collect: ``(positive, negative, hash, paired)``.
+
+    Contrast pairs as ``positive`` (no ``negative``) or two lists of texts, as :func:`build_vector`
+    and :func:`interp_steer.fields.fit_field` take them. The hash identifies the data as given
+    (before any chat template); ``paired`` says row ``i`` of both sides came from one pair.
+    """
     if negative is None:
         pairs = list(positive)
         if not pairs or not all(isinstance(p, ContrastPair) for p in pairs):
@@ -489,17 +513,15 @@ def build_vector(
     else:
         pos_texts, neg_texts = list(positive), list(negative)
         digest = dataset_hash([*pos_texts, "\x00", *neg_texts])
-    if method == "pca" and len(pos_texts) != len(neg_texts):
-        raise ValueError(f"pca needs paired data: {len(pos_texts)} positive vs {len(neg_texts)} negative texts")
     if chat:
         pos_texts = [model.format_chat(t) for t in pos_texts]
         neg_texts = [model.format_chat(t) for t in neg_texts]
-    # One collection for both sides: equal-length texts share batches across the two sets.
-    both = collect_activations(model, pos_texts + neg_texts, layers=layers, position=position,
-                               hook_point=hook_point, batch_size=batch_size, progress=progress)
-    pos, neg = both.split(len(pos_texts), len(neg_texts))
-    extra = {"dataset_hash": digest, "position": str(position) + (" (chat)" if chat else "")}
-    return from_activations(pos, neg, method=method, metadata=extra)
+    return pos_texts, neg_texts, digest, negative is None
+
+
+def position_label(position: str | int, chat: bool) -> str:
+    """How a read position is recorded in metadata (``"last (chat)"`` for chat-wrapped texts)."""
+    return str(position) + (" (chat)" if chat else "")
 
 
 def ab_contrast_pairs(model: Model, questions: Sequence[ABQuestion]) -> list[ContrastPair]:
