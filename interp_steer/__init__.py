@@ -52,7 +52,7 @@ from interp_steer.models import (
     ModelSpecError,
     load_model,
 )
-from interp_steer.steering import RowDeltas, Steering, steer
+from interp_steer.steering import RowDeltas, RowMix, Steering, steer
 
 __version__ = "0.1.0"
 
@@ -74,6 +74,7 @@ __all__ = [
     "ModelLoadError",
     "ModelSpecError",
     "RowDeltas",
+    "RowMix",
     "Steering",
     "__version__",
     "build_vector",
