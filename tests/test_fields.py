@@ -253,6 +253,8 @@ def test_update_identities(xor_field):
         xor_field.update(h, 7, 0.1)
     with pytest.raises(ValueError, match="steps"):
         xor_field.update(h, 0, 0.1, steps=0)
+    with pytest.raises(ValueError, match=r"\[\.\.\., 32\]"):
+        xor_field.direction(torch.zeros(2, 64), 0)  # would reshape to [4, 32] without the check
 
 
 def test_several_steps_follow_the_re_evaluated_gradient(xor_field):
@@ -429,6 +431,10 @@ def test_damaged_files_are_refused(fields_by_form, tmp_path):
                  header=_edit_metadata(lambda c: c.update(layers=[0, 1]))): "missing",
         _rewrite(good, tmp_path / "hidden.safetensors",
                  header=_edit_metadata(lambda c: c.update(hidden=[128, 64]))): "expected float32",
+        _rewrite(good, tmp_path / "linear.safetensors",
+                 header=_edit_metadata(lambda c: c.update(form="linear"))): "linear form",
+        _rewrite(good, tmp_path / "huge.safetensors",
+                 header=_edit_metadata(lambda c: c.update(d_model=10**9))): "expected float32",
         _rewrite(good, tmp_path / "extra.safetensors",
                  tensors=lambda t: {**t, "shared.projection": torch.zeros(D, 16)}): "unexpected",
         tmp_path / "absent.safetensors": "no such file",
