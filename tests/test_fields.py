@@ -146,14 +146,15 @@ def test_context_dependence_matches_the_pairwise_mean(xor_field):
 
 def test_fit_is_reproducible_and_leaves_the_global_rng_alone():
     x, y = planted_xor(400, seed=6)
-    state = torch.get_rng_state()
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
     a = fit_scorer(*sides(x, y), seed=3, epochs=5)
-    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
     b = fit_scorer(*sides(x, y), seed=3, epochs=5)
     for (name, ta), (_, tb) in zip(a.scorer.state_dict().items(), b.scorer.state_dict().items(), strict=True):
         assert torch.equal(ta, tb), name
     assert a.metadata == b.metadata
-    c = fit_scorer(*sides(x, y), seed=4, epochs=5)
+    with torch.inference_mode():  # a caller under inference mode (inference-tensor inputs) still trains
+        c = fit_scorer(*sides(x.clone(), y), seed=4, epochs=5)
     assert not torch.equal(a.scorer.weights[0], c.scorer.weights[0])
     split3, split4 = heldout_split(int(y.sum()), int((~y).sum()), seed=3), heldout_split(
         int(y.sum()), int((~y).sum()), seed=4)
