@@ -276,30 +276,35 @@ class ConceptScorer(nn.Module):
         suffix = "weight" if kind == "weights" else "bias"
         return f"head.{j}.{suffix}" if form == "shared" else f"mlp.{j}.{suffix}"
 
-    def to_file_tensors(self, hook_point: str) -> dict[str, Tensor]:
-        """Tensors under their file names (fresh CPU copies: safetensors refuses shared storage)."""
-        out: dict[str, Tensor] = {}
-        for name, tensor in self.state_dict().items():
-            part = self._file_part(name, self.form)
-            tensor = tensor.detach().to("cpu", torch.float32)
-            if self._stacked(name):
-                for i, layer in enumerate(self.layers):
-                    out[f"blocks.{layer}.hook_{hook_point}.{part}"] = tensor[i].clone().contiguous()
-            else:
-                out[f"shared.{part}"] = tensor.clone().contiguous()
-        return out
-
-    def load_file_tensors(self, tensors: Mapping[str, Tensor], hook_point: str) -> None:
-        """Fill this scorer from :meth:`to_file_tensors`'s layout (names and shapes already checked)."""
-        state = {}
+    def _file_entries(self, hook_point: str) -> Iterator[tuple[str, str, int | None]]:
+        """``(file name, state name, layer index or None)`` for every tensor in a file."""
         for name in self.state_dict():
             part = self._file_part(name, self.form)
             if self._stacked(name):
-                state[name] = torch.stack([tensors[f"blocks.{layer}.hook_{hook_point}.{part}"]
-                                           for layer in self.layers])
+                for i, layer in enumerate(self.layers):
+                    yield f"blocks.{layer}.hook_{hook_point}.{part}", name, i
             else:
-                state[name] = tensors[f"shared.{part}"]
-        self.load_state_dict(state)
+                yield f"shared.{part}", name, None
+
+    def file_shapes(self, hook_point: str) -> dict[str, tuple[int, ...]]:
+        """The file's tensor names and shapes (works on a ``meta``-device skeleton: no memory)."""
+        state = self.state_dict()
+        return {key: tuple(state[name].shape[1:] if i is not None else state[name].shape)
+                for key, name, i in self._file_entries(hook_point)}
+
+    def to_file_tensors(self, hook_point: str) -> dict[str, Tensor]:
+        """Tensors under their file names (fresh CPU copies: safetensors refuses shared storage)."""
+        state = {k: v.detach().to("cpu", torch.float32) for k, v in self.state_dict().items()}
+        return {key: (state[name][i] if i is not None else state[name]).clone().contiguous()
+                for key, name, i in self._file_entries(hook_point)}
+
+    def load_file_tensors(self, tensors: Mapping[str, Tensor], hook_point: str) -> None:
+        """Fill this scorer from :meth:`to_file_tensors`'s layout (names and shapes already checked)."""
+        parts: dict[str, list[Tensor]] = {}
+        for key, name, _ in self._file_entries(hook_point):  # per-layer slices come in layer order
+            parts.setdefault(name, []).append(tensors[key])
+        self.load_state_dict({name: torch.stack(p) if self._stacked(name) else p[0]
+                              for name, p in parts.items()})
 
 
 # ----------------------------------------------------------------------------- metadata
@@ -385,6 +390,11 @@ class FieldMetadata:
         if self.training and set(self.training) != set(self.layers):
             raise ValueError(f"training report has layers {sorted(self.training)}, the field has "
                              f"{list(self.layers)}")
+        if any(h < 1 for h in self.hidden) or (self.form == "linear" and self.hidden):
+            raise ValueError(f"hidden sizes {list(self.hidden)} must be positive (and empty for the "
+                             "linear form)")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r}: expected one of {list(_ACTIVATIONS)}")
         if self.form == "shared" and self.rank < 1:
             raise ValueError(f"the shared form needs rank >= 1, got {self.rank}")
         if self.form != "shared" and self.rank != 0:
@@ -529,6 +539,11 @@ class SteeringField:
             return self
         return SteeringField(self._scorer_on(device), self.metadata)
 
+    def _check_width(self, h: Tensor) -> None:
+        if h.dim() == 0 or h.shape[-1] != self.d_model:
+            raise ValueError(f"activations of shape {tuple(h.shape)}: this field needs [..., {self.d_model}] "
+                             f"(d_model of {self.metadata.model!r})")
+
     def _scorer_on(self, device: torch.device) -> ConceptScorer:
         copies: dict[torch.device, ConceptScorer] = self._copies  # type: ignore[attr-defined]
         if device not in copies:
@@ -539,6 +554,7 @@ class SteeringField:
 
     def score(self, h: Float[Tensor, "*batch d_model"], layer: int) -> Float[Tensor, "*batch"]:
         """The concept logit at each activation (float32, on ``h``'s device; no graph)."""
+        self._check_width(h)
         scorer = self._scorer_on(h.device)
         with torch.no_grad():
             return scorer.score(h.detach().to(torch.float32), layer)
@@ -551,6 +567,7 @@ class SteeringField:
         return self._unit_gradient(h, layer).to(h.dtype)
 
     def _unit_gradient(self, h: Tensor, layer: int) -> Tensor:
+        self._check_width(h)
         scorer = self._scorer_on(h.device)
         scorer.index(layer)  # a clear KeyError before any work
         # Leave inference mode locally: generation runs under it, and no graph can be built there.
@@ -642,9 +659,10 @@ class SteeringField:
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise FieldFileError(f"{path}: metadata is missing, not valid JSON or inconsistent "
                                  f"({error}); re-save the field with SteeringField.save") from error
-        skeleton = ConceptScorer(metadata.form, metadata.layers, metadata.d_model, hidden=metadata.hidden,
-                                 rank=metadata.rank or 16, activation=metadata.activation)
-        expected = {k: tuple(v.shape) for k, v in skeleton.to_file_tensors(metadata.hook_point).items()}
+        config = {"hidden": metadata.hidden, "rank": metadata.rank or 16, "activation": metadata.activation}
+        with torch.device("meta"):  # shapes only: a corrupted d_model allocates nothing
+            expected = ConceptScorer(metadata.form, metadata.layers, metadata.d_model,
+                                     **config).file_shapes(metadata.hook_point)
         missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
         if missing or unexpected:
             raise FieldFileError(f"{path}: tensors do not match the metadata (form {metadata.form!r}, "
@@ -658,9 +676,10 @@ class SteeringField:
                                      f"{list(metadata.hidden)}, rank {metadata.rank})")
             if not torch.isfinite(tensor).all():
                 raise FieldFileError(f"{path}: tensor {key!r} contains NaN or inf")
-        skeleton.load_file_tensors(tensors, metadata.hook_point)
+        scorer = ConceptScorer(metadata.form, metadata.layers, metadata.d_model, **config)
+        scorer.load_file_tensors(tensors, metadata.hook_point)
         try:
-            loaded = cls(skeleton, metadata)
+            loaded = cls(scorer, metadata)
         except ValueError as error:
             raise FieldFileError(f"{path}: {error}") from error
         if model is not None:

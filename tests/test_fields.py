@@ -146,14 +146,15 @@ def test_context_dependence_matches_the_pairwise_mean(xor_field):
 
 def test_fit_is_reproducible_and_leaves_the_global_rng_alone():
     x, y = planted_xor(400, seed=6)
-    state = torch.get_rng_state()
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
     a = fit_scorer(*sides(x, y), seed=3, epochs=5)
-    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
     b = fit_scorer(*sides(x, y), seed=3, epochs=5)
     for (name, ta), (_, tb) in zip(a.scorer.state_dict().items(), b.scorer.state_dict().items(), strict=True):
         assert torch.equal(ta, tb), name
     assert a.metadata == b.metadata
-    c = fit_scorer(*sides(x, y), seed=4, epochs=5)
+    with torch.inference_mode():  # a caller under inference mode (inference-tensor inputs) still trains
+        c = fit_scorer(*sides(x.clone(), y), seed=4, epochs=5)
     assert not torch.equal(a.scorer.weights[0], c.scorer.weights[0])
     split3, split4 = heldout_split(int(y.sum()), int((~y).sum()), seed=3), heldout_split(
         int(y.sum()), int((~y).sum()), seed=4)
@@ -253,6 +254,8 @@ def test_update_identities(xor_field):
         xor_field.update(h, 7, 0.1)
     with pytest.raises(ValueError, match="steps"):
         xor_field.update(h, 0, 0.1, steps=0)
+    with pytest.raises(ValueError, match=r"\[\.\.\., 32\]"):
+        xor_field.direction(torch.zeros(2, 64), 0)  # would reshape to [4, 32] without the check
 
 
 def test_several_steps_follow_the_re_evaluated_gradient(xor_field):
@@ -429,6 +432,10 @@ def test_damaged_files_are_refused(fields_by_form, tmp_path):
                  header=_edit_metadata(lambda c: c.update(layers=[0, 1]))): "missing",
         _rewrite(good, tmp_path / "hidden.safetensors",
                  header=_edit_metadata(lambda c: c.update(hidden=[128, 64]))): "expected float32",
+        _rewrite(good, tmp_path / "linear.safetensors",
+                 header=_edit_metadata(lambda c: c.update(form="linear"))): "linear form",
+        _rewrite(good, tmp_path / "huge.safetensors",
+                 header=_edit_metadata(lambda c: c.update(d_model=10**9))): "expected float32",
         _rewrite(good, tmp_path / "extra.safetensors",
                  tensors=lambda t: {**t, "shared.projection": torch.zeros(D, 16)}): "unexpected",
         tmp_path / "absent.safetensors": "no such file",
