@@ -496,3 +496,50 @@ def test_shared_layer_finding_names_the_reason_its_bands_are_wide():
     saturated = {**noisy, "A vs baseline": profile([0.995] * 10, 3), "B vs baseline": profile([1.0] * 10, 6)}
     finding = _finding_shared_layer(localisation, saturated)
     assert finding.verdict == "inconclusive" and "near-perfect" in finding.summary
+
+
+# ------------------------------------------------------------------------- method="field"
+
+
+@pytest.fixture(scope="module")
+def tiny_field_run(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("collide_field")
+    result = collide(tiny, quick=True, max_prompts=3, max_passages=20, max_new_tokens=5, lambdas=(0.5, 2.0),
+                     method="field")
+    return result, result.save(out)
+
+
+def test_collide_with_fields_writes_a_valid_result(tiny_field_run):
+    result, written = tiny_field_run
+    payload = json.loads(written["json"].read_text())
+    jsonschema.validate(payload, schema())
+    assert payload["config"]["method"] == "field" and payload["grid"]["method"] == "field"
+    assert all(cell["mix_norm"] is None for cell in payload["cells"])
+    for key in ("A", "B"):
+        assert 0.0 <= payload["fields"][key]["heldout_accuracy"] <= 1.0
+    assert payload["decomposition"]["steered_with"] == "fields" and payload["decomposition"]["collision_vectors"] == []
+    assert "Steered with fields, not vectors" in written["report"].read_text()
+
+
+def test_field_grid_cells_are_the_fields_mix(tiny, tiny_field_run):
+    # Each cell of the batched grid is the text of that cell's mix of the two fields run alone, and
+    # the saved fields are the ones steered with.
+    result, written = tiny_field_run
+    prompt, n = result.prompts[0], result.config.max_new_tokens
+    for lam in result.config.lambdas:
+        for alpha in (0.0, 0.5, 1.0):
+            alone = ist.generate(tiny, [prompt], max_new_tokens=n, steering=ist.Steering(
+                [(result.field_a, lam * alpha), (result.field_b, lam * (1 - alpha))], positions="after_prompt"))
+            assert result.cell(lam, alpha)["samples"][0] == alone[0].text, (lam, alpha)
+    assert result.field_a.metadata.resid_norm == {result.layer: result.geometry["resid_norm"][
+        result.geometry["layers"].index(result.layer)]}
+    loaded = ist.SteeringField.load(written["field_a"], model=tiny)
+    h = torch.randn(3, tiny.d_model)
+    assert torch.equal(loaded.direction(h, result.layer), result.field_a.direction(h, result.layer))
+
+
+def test_collision_config_refuses_an_unknown_method():
+    with pytest.raises(ValueError, match="method must be one of"):
+        CollisionConfig(method="fields")
+    with pytest.raises(ValueError, match="field_form must be one of"):
+        CollisionConfig(method="field", field_form="deep")

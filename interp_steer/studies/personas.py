@@ -86,6 +86,7 @@ class Personas:
     profiles: dict[str, Any]
     localisation: Localisation
     layer: int
+    act_base: Any = None
 
 
 def build_personas(
@@ -125,7 +126,7 @@ def build_personas(
     chosen = localisation.shared_layer if layer == "auto" else model.resolve_layers([layer])[0]
     if on_stage:
         on_stage("localisation")
-    return Personas(raw_a, raw_b, v_a, v_b, act_a, act_b, resid_norm, profiles, localisation, int(chosen))
+    return Personas(raw_a, raw_b, v_a, v_b, act_a, act_b, resid_norm, profiles, localisation, int(chosen), act_base)
 
 
 __all__ = ["Personas", "StudyTexts", "build_personas", "study_inputs"]

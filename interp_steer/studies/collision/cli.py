@@ -27,6 +27,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          help="strengths in units of the mean residual norm at the layer, e.g. 0.3,0.8")
     collide.add_argument("--position", default=None, choices=["last", "mean"],
                          help="token read to build the persona vectors (default: last)")
+    collide.add_argument("--method", default=None, choices=["vector", "field"],
+                         help="steer the grid with the persona vectors (default) or with a steering field "
+                              "per persona (a learned concept scorer's gradient)")
+    collide.add_argument("--field-form", default=None, choices=["per_layer", "shared", "linear"],
+                         help="scorer form of the fields with --method field (default: per_layer)")
     collide.add_argument("--max-new-tokens", type=int, default=None)
     collide.add_argument("--samples", type=int, default=None,
                          help="sampled completions per prompt (default: greedy decoding)")
@@ -50,7 +55,7 @@ def _collide(args: argparse.Namespace) -> int:
         "lambdas": tuple(numbers(args.lambdas, "--lambdas")) if args.lambdas else None,
         "position": args.position, "max_new_tokens": args.max_new_tokens, "samples": args.samples,
         "seed": args.seed, "max_prompts": args.max_prompts, "max_passages": args.max_passages,
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size, "method": args.method, "field_form": args.field_form,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     out = Path(args.out) if args.out else Path("runs") / time.strftime("collide-%Y%m%d-%H%M%S")
@@ -64,7 +69,7 @@ def _collide(args: argparse.Namespace) -> int:
     print(f"\nsteering layer {result.layer}; best usable strength λ = {result.coherence['best_lambda']:g}")
     for finding in result.findings:
         print(f"- {finding.key}: {finding.verdict.upper()} — {finding.summary}")
-    print(f"\nwrote {written['json']}, {written['report']} and {len(written) - 4} figures in "
+    print(f"\nwrote {written['json']}, {written['report']} and {sum(path.suffix == '.png' for path in written.values())} figures in "
           f"{time.perf_counter() - started:.0f} s")
     return 0
 

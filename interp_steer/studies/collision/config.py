@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from interp_steer.fields import FORMS as FIELD_FORMS
 from interp_steer.studies._common import ConfigIO
 
 DEFAULT_ALPHAS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 DEFAULT_LAMBDAS = (0.1, 0.2, 0.3, 0.5, 0.8)
 QUICK_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 QUICK_LAMBDAS = (0.3, 0.8)
+METHODS = ("vector", "field")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,12 @@ class CollisionConfig(ConfigIO):
     exceeds the corpus's by more than ``degradation_repetition``. The corpus passages are scored by
     the unsteered model in a window of ``max_new_tokens`` scored tokens, the completions' length;
     ``reference_passages`` caps how many passages per corpus are scored (``None``: all used).
+
+    ``method`` is what the grid steers with: ``"vector"`` (the persona vectors, the paper's setting)
+    or ``"field"`` (a :class:`~interp_steer.fields.SteeringField` per persona, persona vs baseline,
+    fitted at the steering layer on the same activations, of form ``field_form``; the grid mixes the
+    two fields as ``λ·(α·field_A + (1 − α)·field_B)``, each a step of ``‖h‖ₘ`` per unit coefficient, the
+    vectors' common scale), so the dominance question can be asked of both.
     """
 
     layer: int | str = "auto"
@@ -52,6 +60,8 @@ class CollisionConfig(ConfigIO):
     reference_passages: int | None = None
     keep_samples: int = 2
     decomposition_prompts: int | None = None
+    method: str = "vector"
+    field_form: str = "per_layer"
     profile: str = "default"
 
     def __post_init__(self) -> None:
@@ -75,6 +85,10 @@ class CollisionConfig(ConfigIO):
                 raise ValueError(f"{name} must be >= 1 (or None), got {value}")
         if self.samples is not None and not (self.temperature > 0 and 0 < self.top_p <= 1):
             raise ValueError("sampling needs temperature > 0 and 0 < top_p <= 1")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {list(METHODS)}, got {self.method!r}")
+        if self.field_form not in FIELD_FORMS:
+            raise ValueError(f"field_form must be one of {list(FIELD_FORMS)}, got {self.field_form!r}")
         if self.degradation_ratio <= 1:
             raise ValueError(f"degradation_ratio must be > 1, got {self.degradation_ratio}")
         object.__setattr__(self, "alphas", alphas)

@@ -167,12 +167,16 @@ def plot_geometry(result: CollisionResult, fig=None):
 
 
 def write_outputs(result: CollisionResult, out: Path, *, figures: bool = True) -> dict[str, Path]:
-    """``collision.json``, ``persona_a.safetensors``/``persona_b.safetensors``, the figures, ``report.md``."""
+    """``collision.json``, ``persona_a.safetensors``/``persona_b.safetensors`` (and, with fields,
+    ``persona_a_field.safetensors``/``persona_b_field.safetensors``), the figures, ``report.md``."""
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     written["json"] = write_json(out / "collision.json", result.to_dict())
     written["vector_a"] = result.vector_a.save(out / "persona_a.safetensors")
     written["vector_b"] = result.vector_b.save(out / "persona_b.safetensors")
+    if result.field_a is not None and result.field_b is not None:
+        written["field_a"] = result.field_a.save(out / "persona_a_field.safetensors")
+        written["field_b"] = result.field_b.save(out / "persona_b_field.safetensors")
     if figures:
         makers = {"heatmaps": plot_heatmaps, "dominance": plot_dominance, "layer_profiles": plot_layer_profiles,
                   "decomposition": plot_decomposition, "geometry": plot_geometry}
@@ -211,6 +215,7 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
         f"v̂ rescaled to the mean residual norm there ({g['resid_norm'][li]:.1f}); cos(v_A, v_B) = {g['cosine'][li]:.3f} "
         f"at this layer ({min(g['cosine']):.2f}–{max(g['cosine']):.2f} across layers). α ∈ {{{', '.join(f'{a:g}' for a in cfg.alphas)}}}, "
         f"λ ∈ {{{', '.join(f'{x:g}' for x in cfg.lambdas)}}}. {INTERVALS}",
+        *_fields_lines(result),
         "",
         "## Findings",
         "",
@@ -227,7 +232,8 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
         f"|v̂_A − v̂_B| / |v̂_A + v̂_B| = {g['contrast_fraction'][li]:.2f} of them is the contrast between the personas. "
         "Every mix therefore pushes the model towards narrative text; the α axis only moves the smaller contrast part."
     )
-    mix_norms = [c["mix_norm"] / c["lambda"] for c in result.cells if math.isclose(c["alpha"], 0.5)]
+    mix_norms = [c["mix_norm"] / c["lambda"] for c in result.cells
+                 if math.isclose(c["alpha"], 0.5) and c["mix_norm"] is not None]
     if mix_norms:
         lines.append(
             f"- A half-and-half mix has {mix_norms[0]:.2f}× the norm of a pure end at the same λ (the vectors are not "
@@ -292,6 +298,20 @@ INTERVALS = ("Intervals (95 %): per-cell means, percentile bootstrap over prompt
              "dominance d(α) and its area, Fieller intervals (t quantiles) of ratios of per-prompt means on the "
              "named unbounded scale; paired differences (pure ends, mix vs ends) and decomposition coefficients, "
              "t-intervals over prompts; A's decomposition share, Fieller.")
+
+
+def _fields_lines(result: CollisionResult) -> list[str]:
+    """With ``method="field"``: the grid steered with persona fields, not the vectors above."""
+    if result.fields is None:
+        return []
+    f = result.fields
+    fits = "; ".join(f"{key} ({f[key]['description']}): held-out accuracy {f[key]['heldout_accuracy']:.2f}, "
+                     f"AUROC {f[key]['heldout_auroc']:.2f}" for key in ("A", "B"))
+    return ["", f"**Steered with fields, not vectors** (`--method field`): a `{f['form']}` concept scorer per persona "
+            f"(persona vs baseline) at layer {f['layer']}, fitted on the same passages; each row adds "
+            "λ · ‖h‖ₘ · (α · ĝ_A(h) + (1 − α) · ĝ_B(h)), ĝ the unit gradient of a scorer at the activation h. "
+            f"Fits on their own held-out passages: {fits}. The vector geometry and decomposition basis below are "
+            "still the persona vectors'."]
 
 
 def _rate(value: float | None) -> str:

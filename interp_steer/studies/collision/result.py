@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from interp_steer.directions import SteeringVector
+from interp_steer.fields import SteeringField
 from interp_steer.probes import Localisation
 from interp_steer.studies._common import load_schema
 from interp_steer.studies.collision.config import CollisionConfig
@@ -67,6 +68,9 @@ class CollisionResult:
     decomposition: dict[str, Any]
     findings: list[Finding]
     timings: dict[str, float] = field(default_factory=dict)
+    fields: dict[str, Any] | None = None  # method="field": each persona field's form and held-out fit
+    field_a: SteeringField | None = None  # method="field": the fields the grid steered with
+    field_b: SteeringField | None = None
 
     def cell(self, lam: float, alpha: float) -> dict[str, Any]:
         for c in self.cells:
@@ -88,7 +92,12 @@ class CollisionResult:
             "layer": self.layer,
             "grid": {"alphas": list(self.config.alphas), "lambdas": list(self.config.lambdas),
                      "lambda_units": "mean residual norm at the steering layer",
-                     "formula": "v(alpha, lambda) = lambda * (alpha * vhat_A + (1 - alpha) * vhat_B)"},
+                     "method": self.config.method,
+                     "formula": ("v(alpha, lambda) = lambda * (alpha * vhat_A + (1 - alpha) * vhat_B)"
+                                 if self.config.method == "vector" else
+                                 "delta(h) = lambda * |h|_m * (alpha * ghat_A(h) + (1 - alpha) * ghat_B(h)), ghat = unit "
+                                 "gradient of each persona field's scorer at the activation h")},
+            "fields": self.fields,
             "axes": {k: list(v) for k, v in AXES.items()},
             "localisation": self.localisation.to_dict(),
             "geometry": self.geometry,
@@ -105,7 +114,7 @@ class CollisionResult:
         }
 
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
-        """Write ``collision.json``, the vectors, the PNG figures and ``report.md`` under ``out``."""
+        """Write ``collision.json``, the vectors (and fields), the PNG figures and ``report.md`` under ``out``."""
         # Imported here: the report depends on the result, never the reverse.
         from interp_steer.studies.collision.report import write_outputs
 

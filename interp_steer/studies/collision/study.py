@@ -47,6 +47,7 @@ from scipy import stats as _sps
 
 from interp_steer.activations import _forward_collect, collect_activations
 from interp_steer.directions import SteeringVector
+from interp_steer.fields import SteeringField, fit_scorer
 from interp_steer.generation import Generation, format_prompts, generate
 from interp_steer.metrics import (
     ProbeReadout,
@@ -56,7 +57,7 @@ from interp_steer.metrics import (
 )
 from interp_steer.models import Model, load_model
 from interp_steer.stats import ratio_of_means, summarise, t_interval
-from interp_steer.steering import RowDeltas, Steering, steer
+from interp_steer.steering import RowDeltas, RowMix, Steerer, Steering, steer
 from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.collision.config import CollisionConfig
 from interp_steer.studies.collision.findings import judge_findings
@@ -98,17 +99,20 @@ def run(
     personas = build_personas(model, texts.persona_a, texts.persona_b, texts.baseline, position=config.position,
                               folds=config.folds, seed=config.seed, layer=config.layer, progress=progress,
                               hashes=(data["persona_a"]["sha256"], data["persona_b"]["sha256"]), on_stage=clock.lap)
+    steerers, fields = _steerers(model, config, personas)
+    if fields:
+        clock.lap("persona_fields")
     readout = _readout(model, config, personas, texts, progress)
     style = StyleClassifier.fit(texts.persona_a, texts.persona_b, folds=config.folds, seed=config.seed)
     clock.lap("readout_and_style")
-    grid = _generate_grid(model, config, personas, texts.prompts, progress, clock.say)
+    grid = _generate_grid(model, config, steerers, personas.layer, texts.prompts, progress, clock.say)
     clock.lap("generation")
     scores = _score(model, config, grid, readout, style)
-    unsteered, cells = _summarise(config, grid, scores, personas)
+    unsteered, cells = _summarise(config, grid, scores, personas, measured_mix_norm=bool(fields))
     dominance_by_score = _dominance(config, scores)
     coherence = _coherence(config, scores.per_prompt, scores.unsteered, _references(model, config, texts))
     clock.lap("scoring")
-    decomposition = _decompose_shifts(model, config, personas, coherence["best_lambda"], texts.prompts, grid, progress)
+    decomposition = _decompose_shifts(model, config, personas, steerers, coherence["best_lambda"], texts.prompts, grid)
     clock.lap("decomposition")
     geometry = _geometry(personas.raw_a, personas.raw_b, personas.resid_norm)
     findings = judge_findings(config, dominance_by_score, coherence, scores.per_prompt, personas.localisation,
@@ -119,7 +123,8 @@ def run(
         vector_a=personas.v_a, vector_b=personas.v_b, prompts=texts.prompts, unsteered=unsteered, cells=cells,
         per_prompt=scores.per_prompt, per_prompt_unsteered=scores.unsteered, dominance=dominance_by_score,
         coherence=coherence, style=style.to_dict(), readout=_describe_readout(readout),
-        decomposition=decomposition, findings=findings, timings=clock.total(),
+        decomposition=decomposition, findings=findings, timings=clock.total(), fields=fields,
+        field_a=steerers[0] if fields else None, field_b=steerers[1] if fields else None,
     )
 
 
@@ -149,6 +154,27 @@ def collide(
 
 
 # ------------------------------------------------------------------------------------- stages
+
+
+def _steerers(model: Model, config: CollisionConfig, personas: Personas) -> tuple[tuple[Steerer, Steerer], dict[str, Any] | None]:
+    """What the grid mixes at the steering layer: the persona vectors (``method="vector"``), or a
+    field per persona (persona vs baseline) fitted on the same activations at that layer, its step
+    per unit coefficient the vectors' common scale (``method="field"``), with each field's own
+    held-out accuracy and AUROC."""
+    layer = personas.layer
+    if config.method == "vector":
+        return (personas.v_a.select([layer]), personas.v_b.select([layer])), None
+    fields, report = [], {"form": config.field_form, "layer": layer,
+                          "step": "coefficient x mean residual norm at the layer (the vectors' common scale)",
+                          "heldout": "the fields' own held-out split of the corpus passages (fit_scorer's seed)"}
+    for key, acts, description in (("A", personas.act_a, "persona A - baseline"),
+                                   ("B", personas.act_b, "persona B - baseline")):
+        fitted = fit_scorer({layer: acts.at(layer)}, {layer: personas.act_base.at(layer)}, form=config.field_form,
+                            seed=config.seed, metadata={"model": model.name, "hook_point": acts.hook_point,
+                                                        "position": config.position, "description": description})
+        fields.append(SteeringField(fitted.scorer, replace(fitted.metadata, resid_norm={layer: personas.resid_norm[layer]})))
+        report[key] = {"description": description, **fitted.metadata.training[layer].to_dict()}
+    return (fields[0], fields[1]), report
 
 
 def _readout(model: Model, config: CollisionConfig, personas: Personas, texts: StudyTexts,
@@ -197,16 +223,16 @@ class _Grid:
         return self.outputs[(prompt * self.n_samples + sample) * len(self.cells) + cell]
 
 
-def _generate_grid(model: Model, config: CollisionConfig, personas: Personas, prompts: list[str],
-                   progress: bool | None, say: Callable[[str], None]) -> _Grid:
-    """Every cell of every prompt (and sample) in one batched generation with a delta per row,
-    steering from the end of the prompt on; samples share random streams across cells."""
+def _generate_grid(model: Model, config: CollisionConfig, steerers: tuple[Steerer, Steerer], layer: int,
+                   prompts: list[str], progress: bool | None, say: Callable[[str], None]) -> _Grid:
+    """Every cell of every prompt (and sample) in one batched generation with a delta (vectors) or
+    coefficients (fields) per row, steering from the end of the prompt on; samples share random
+    streams across cells."""
     cells: list[tuple[float, float | None]] = [(0.0, None)] + [(lam, alpha) for lam in config.lambdas
                                                                for alpha in config.alphas]
     n_samples = config.samples or 1
-    layer = personas.layer
     rows, deltas, sample_ids = [], [], []
-    a_layer, b_layer = personas.v_a.select([layer]), personas.v_b.select([layer])
+    a_layer, b_layer = steerers
     for prompt in prompts:
         for s in range(n_samples):
             for lam, alpha in cells:
@@ -218,8 +244,9 @@ def _generate_grid(model: Model, config: CollisionConfig, personas: Personas, pr
     sampling = {"temperature": config.temperature, "top_p": config.top_p, "seed": config.seed,
                 "sample_ids": sample_ids} if config.samples else {}
     say(f"generating {len(rows)} completions ({len(prompts)} prompts x {n_samples} sample(s) x "
-        f"{len(cells)} cells) at layer {layer}")
-    outputs = generate(model, rows, steering=Steering(RowDeltas.from_rows(deltas), positions="after_prompt"),
+        f"{len(cells)} cells) at layer {layer}, steering with {config.method}s")
+    per_row = RowMix.from_rows(deltas) if config.method == "field" else RowDeltas.from_rows(deltas)
+    outputs = generate(model, rows, steering=Steering(per_row, positions="after_prompt"),
                        max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                        progress=progress, **sampling)
     return _Grid(cells, len(prompts), n_samples, outputs)
@@ -248,9 +275,10 @@ def _score(model: Model, config: CollisionConfig, grid: _Grid, readout: ProbeRea
     return _Scores(per_prompt, {name: v[:, 0] for name, v in per_prompt_all.items()})
 
 
-def _summarise(config: CollisionConfig, grid: _Grid, scores: _Scores,
-               personas: Personas) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The unsteered model and every cell: intervals per metric, the mix's norm, sample completions."""
+def _summarise(config: CollisionConfig, grid: _Grid, scores: _Scores, personas: Personas, *,
+               measured_mix_norm: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The unsteered model and every cell: intervals per metric, the mix's norm, sample completions.
+    A mix of fields has no single norm (it depends on the activation): ``mix_norm`` is then None."""
     layer = personas.layer
     a_layer, b_layer = personas.v_a.select([layer]), personas.v_b.select([layer])
 
@@ -263,9 +291,9 @@ def _summarise(config: CollisionConfig, grid: _Grid, scores: _Scores,
     n_a = len(config.alphas)
     for li, lam in enumerate(config.lambdas):
         for ai, alpha in enumerate(config.alphas):
-            cells.append({"lambda": lam, "alpha": alpha,
-                          "mix_norm": float(collision_vector(a_layer, b_layer, alpha, lam)[layer].norm()
-                                            / personas.resid_norm[layer]),
+            mix_norm = None if measured_mix_norm else float(
+                collision_vector(a_layer, b_layer, alpha, lam)[layer].norm() / personas.resid_norm[layer])
+            cells.append({"lambda": lam, "alpha": alpha, "mix_norm": mix_norm,
                           "metrics": {name: _interval(name, v[li, ai], config.seed) for name, v in scores.per_prompt.items()},
                           "samples": samples(1 + li * n_a + ai)})
     return unsteered, cells
@@ -382,14 +410,13 @@ def _coherence(config: CollisionConfig, per_prompt: dict[str, np.ndarray], unste
                      "best: the non-degraded strength with the largest mean VADER(A end) - VADER(B end)")}
 
 
-def _decompose_shifts(model: Model, config: CollisionConfig, personas: Personas, lam: float, prompts: list[str],
-                      grid: _Grid, progress: bool | None) -> dict[str, Any]:
+def _decompose_shifts(model: Model, config: CollisionConfig, personas: Personas, steerers: tuple[Steerer, Steerer],
+                      lam: float, prompts: list[str], grid: _Grid) -> dict[str, Any]:
     """:func:`_decomposition` at ``lam`` on the first ``config.decomposition_prompts`` prompts (all
     when ``None``), each with its unsteered completion from the grid."""
     prompts = prompts[: config.decomposition_prompts] if config.decomposition_prompts else prompts
     unsteered = [grid.completion(p, 0) for p in range(len(prompts))]
-    del progress  # one forward per mix over a few transcripts: no progress bar needed
-    return _decomposition(model, personas.v_a, personas.v_b, personas.layer, config, lam, prompts, unsteered)
+    return _decomposition(model, personas.v_a, personas.v_b, personas.layer, config, lam, prompts, unsteered, steerers)
 
 
 def _transcripts(model: Model, prompts: list[str], completions: list[Generation]) -> tuple[list[list[int]], list[int]]:
@@ -401,13 +428,14 @@ def _transcripts(model: Model, prompts: list[str], completions: list[Generation]
 
 
 def _observed_shifts(model: Model, transcripts: list[list[int]], prompt_ends: list[int],
-                     vectors: list[SteeringVector], layers: list[int], *,
+                     vectors: list[Any], layers: list[int], *, hook_point: str = "resid_post",
                      batch_size: int = 16) -> list[list[torch.Tensor]]:
-    """Per vector, per transcript ``[tokens, layers, d_model]`` (float64): the residual at ``layers``
-    with the vector added as the grid adds it (``positions="after_prompt"``: from the prompt's last
-    token on), minus the unsteered residual. Positions before the prompt's last token are not
-    steered, and a causal model leaves them unchanged at every layer."""
-    hook_names = [model.hook_name(layer, vectors[0].hook_point) for layer in layers]
+    """Per intervention (anything :func:`steer` takes: a vector, or a list of (vector or field,
+    coefficient) terms), per transcript ``[tokens, layers, d_model]`` (float64): the residual at
+    ``layers`` with the intervention applied as the grid applies it (``positions="after_prompt"``:
+    from the prompt's last token on), minus the unsteered residual. Positions before the prompt's
+    last token are not steered, and a causal model leaves them unchanged at every layer."""
+    hook_names = [model.hook_name(layer, hook_point) for layer in layers]
     deepest = hook_names[int(np.argmax(layers))]
     shifts: list[list[torch.Tensor]] = [[] for _ in vectors]
     for start in range(0, len(transcripts), batch_size):
@@ -430,9 +458,12 @@ def _token_residuals(model: Model, ids: torch.Tensor, mask: torch.Tensor, hook_n
 
 @torch.inference_mode()
 def _decomposition(model: Model, v_a: SteeringVector, v_b: SteeringVector, layer: int, config: CollisionConfig,
-                   lam: float, prompts: list[str], unsteered: list[Generation]) -> dict[str, Any]:
+                   lam: float, prompts: list[str], unsteered: list[Generation],
+                   steerers: tuple[Steerer, Steerer] | None = None) -> dict[str, Any]:
     """(a) each collision vector of the grid at ``lam``, and (b) the observed residual shift it
     causes at the steering layer and every later layer, decomposed onto ``v_A``/``v_B`` there.
+    With fields (``steerers``), (a) is empty (a mix of fields is no fixed vector) and (b) measures
+    the shift the fields' mix causes, still decomposed onto the persona vectors.
 
     The shift is measured with the grid's own intervention (:func:`_observed_shifts`) on each
     prompt's unsteered transcript, averaged over the steered positions (the prompt's last token
@@ -442,13 +473,18 @@ def _decomposition(model: Model, v_a: SteeringVector, v_b: SteeringVector, layer
     """
     transcripts, prompt_ends = _transcripts(model, prompts, unsteered)
     later = list(range(layer, model.n_layers))
-    mixes = [collision_vector(v_a, v_b, alpha, lam).select([layer]) for alpha in config.alphas]
+    with_fields = steerers is not None and isinstance(steerers[0], SteeringField)
+    if with_fields:
+        mixes = [[(steerers[0], lam * alpha), (steerers[1], lam * (1 - alpha))] for alpha in config.alphas]
+    else:
+        mixes = [collision_vector(v_a, v_b, alpha, lam).select([layer]) for alpha in config.alphas]
     vectors, observed = [], []
-    for alpha, mixed, shifts in zip(config.alphas, mixes, _observed_shifts(model, transcripts, prompt_ends, mixes, later),
-                                    strict=True):
-        parts = decompose(mixed[layer], v_a[layer], v_b[layer])
-        vectors.append({"alpha": alpha, "coef_a": float(parts.coef_a[0]), "coef_b": float(parts.coef_b[0]),
-                        "residual_fraction": float(parts.residual_fraction[0])})
+    shifts_per_mix = _observed_shifts(model, transcripts, prompt_ends, mixes, later, hook_point=v_a.hook_point)
+    for alpha, mixed, shifts in zip(config.alphas, mixes, shifts_per_mix, strict=True):
+        if not with_fields:
+            parts = decompose(mixed[layer], v_a[layer], v_b[layer])
+            vectors.append({"alpha": alpha, "coef_a": float(parts.coef_a[0]), "coef_b": float(parts.coef_b[0]),
+                            "residual_fraction": float(parts.residual_fraction[0])})
         shift = torch.stack([s[end - 1 :].mean(0) for s, end in zip(shifts, prompt_ends, strict=True)])  # [prompts, layers, d]
         per_layer = []
         for i, at in enumerate(later):
@@ -473,7 +509,8 @@ def _decomposition(model: Model, v_a: SteeringVector, v_b: SteeringVector, layer
         for entry in observed:
             row = entry["layers"][i]
             row["share_between_ends"] = (row["share_a"] - low) / (high - low) if high != low else float("nan")
-    return {"lambda": lam, "layer": layer, "n_prompts": len(prompts), "collision_vectors": vectors, "observed": observed,
+    return {"lambda": lam, "layer": layer, "n_prompts": len(prompts), "steered_with": "fields" if with_fields else "vectors",
+            "collision_vectors": vectors, "observed": observed,
             "basis": "v_A and v_B at each layer, on the common scale (coefficient 1 = one mean residual norm)",
             "measured_on": DECOMPOSITION_MEASURED_ON,
             "intervals": ("coef_a, coef_b, residual_fraction: 95 % t-intervals over prompts; share_a = mean(a) / "
