@@ -22,13 +22,15 @@ from interp_steer.data import ABQuestion
 from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.evaluation import ab_eval
 from interp_steer.patching import Patch, PatchMetrics, exact_patch, prepare
-from interp_steer.steering import RowDeltas, Steering, steer
+from interp_steer.fields import fit_scorer
+from interp_steer.steering import RowDeltas, RowMix, Steering, steer
 
 _READS = {Tensor.item, Tensor.tolist, Tensor.__bool__, Tensor.__int__, Tensor.__float__, Tensor.__index__,
           Tensor.cpu, Tensor.numpy}
-# Copies and indexing accept CPU operands on CUDA (an index or values tensor is moved as needed).
+# Copies and indexing accept CPU operands on CUDA (an index or values tensor is moved as needed);
+# Module.to asks whether a parameter can be swapped for its moved copy (a query, no arithmetic).
 _MAY_MIX = {Tensor.to, Tensor.copy_, Tensor.__getitem__, Tensor.__setitem__, Tensor.index_put_, torch.as_tensor,
-            torch.tensor, Tensor.new_tensor}
+            torch.tensor, Tensor.new_tensor, torch._has_compatible_shallow_copy_type}
 
 
 def _tensors(values):
@@ -77,10 +79,24 @@ def _vector(model) -> SteeringVector:
                           VectorMetadata(model=model.name, d_model=model.d_model))
 
 
+def _field(model):
+    """A field fitted on the CPU (as users do), then used to steer the model on its device."""
+    gen = torch.Generator().manual_seed(1)
+    pos, neg = ({layer: torch.randn(24, model.d_model, generator=gen) + shift for layer in (1, 2)} for shift in (0.5, -0.5))
+    return fit_scorer(pos, neg, hidden=(8,), epochs=3, min_accuracy=0.0,
+                      metadata={"model": model.name, "hook_point": "resid_post"})
+
+
 def _everything(model) -> None:
     """steer + generate (every position rule, cached and not), a per-row ablation, ab_eval, collect,
-    and exact patching: everything that builds tensors to meet the model's."""
+    exact patching, and steering with a field (alone, several steps, mixed per row with a vector):
+    everything that builds tensors to meet the model's."""
     vector = _vector(model)
+    field = _field(model)
+    ist.generate(model, PROMPTS, max_new_tokens=3, steering=Steering(field, 0.5, positions="after_prompt", steps=2))
+    ist.generate(model, PROMPTS, max_new_tokens=2, steering=Steering(
+        RowMix.from_rows([[(field, 0.5), (vector.select([1, 2]), 1.0)], [(field, -0.5)]]), positions=slice(1, None)))
+    ab_eval(model, QUESTIONS, field, coefficients=[-1.0, 1.0], layers=[2])
     for positions in POSITIONS:
         ist.generate(model, PROMPTS, max_new_tokens=3, steering=Steering(vector, 2.0, layers=[1], positions=positions))
     ist.generate(model, PROMPTS, max_new_tokens=2, use_cache=False, chat=False,
