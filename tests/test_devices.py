@@ -21,8 +21,8 @@ import interp_steer as ist
 from interp_steer.data import ABQuestion
 from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.evaluation import ab_eval
-from interp_steer.patching import Patch, PatchMetrics, exact_patch, prepare
 from interp_steer.fields import fit_scorer
+from interp_steer.patching import Patch, PatchMetrics, exact_patch, prepare
 from interp_steer.steering import RowDeltas, RowMix, Steering, steer
 
 _READS = {Tensor.item, Tensor.tolist, Tensor.__bool__, Tensor.__int__, Tensor.__float__, Tensor.__index__,
