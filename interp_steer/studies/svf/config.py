@@ -10,7 +10,7 @@ from typing import Any
 from interp_steer.fields import FORMS
 from interp_steer.studies._common import ConfigIO
 
-DEFAULT_COEFFICIENTS = (-0.15, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15)
+DEFAULT_COEFFICIENTS = (-0.1, -0.05, 0.0, 0.05, 0.1)
 QUICK_COEFFICIENTS = (-0.1, 0.0, 0.1)
 DEFAULT_LAYER_BAND = (0.33, 0.75)
 

@@ -16,14 +16,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-from interp_steer.plotting import save_figure
+from interp_steer.plotting import Numbers, save_figure
 from interp_steer.studies._common import write_json
 
 if TYPE_CHECKING:
     from interp_steer.studies.svf.result import SvfResult
 
 COLOURS = {"vector": "tab:blue", "field": "tab:orange"}
-Band = tuple[Sequence[float], Sequence[float], Sequence[float]]
+Band = tuple[Numbers, Numbers, Numbers]
 """``(mean, low, high)`` per x value."""
 
 
@@ -31,13 +31,13 @@ Band = tuple[Sequence[float], Sequence[float], Sequence[float]]
 
 
 def plot_curves(
-    x: Sequence[float],
+    x: Numbers,
     curves: Mapping[str, Band],
     *,
     ylabel: str = "",
     xlabel: str = "steering coefficient (x mean residual norm)",
     title: str | None = None,
-    reference: float | None = 0.0,
+    reference: float | int | None = 0.0,
     ax: Axes | None = None,
 ) -> Axes:
     """One line per label with its interval as error bars (slightly offset so they do not overlap),
@@ -65,7 +65,7 @@ def plot_curves(
     return ax
 
 
-def plot_context_dependence(layers: Sequence[int], field: Sequence[float], *, ax: Axes | None = None,
+def plot_context_dependence(layers: Numbers, field: Numbers, *, ax: Axes | None = None,
                             title: str | None = None) -> Axes:
     """The field's context dependence per layer (bars) against the vector's 1.0 (a line)."""
     if ax is None:

@@ -55,7 +55,7 @@ RULE = ("per prompt d = field - vector, oriented so that d > 0 favours the field
         "otherwise. MDE = (t_.975 + t_.80) * se on n - 1 degrees of freedom (80 % power, 5 % two-sided)")
 
 
-def _mde(se: ArrayLike, n: ArrayLike) -> np.ndarray:
+def _mde(se: ArrayLike, n: ArrayLike) -> np.ndarray | float:
     df = np.asarray(n, dtype=float) - 1
     with np.errstate(invalid="ignore"):
         t_80 = np.where(df >= 1, _sps.t.ppf(0.80, np.maximum(df, 1)), np.nan)
@@ -137,7 +137,9 @@ def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: 
     if n < 2:
         reason = f"fewer than two prompts with both values ({n}): no interval; {detect}"
     elif code == 1:
-        reason = f"{what} is {interval}, above 0; {detect}"
+        smaller = (f" (but its 90 % interval lies inside {margin_text}: smaller than the smallest effect of interest)"
+                   if out["equivalent"] else "")
+        reason = f"{what} is {interval}, above 0{smaller}; {detect}"
     elif out["below"]:
         reason = f"the vector does better: {what} is {interval}, below 0; {detect}"
     elif code == -1:

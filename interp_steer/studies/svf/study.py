@@ -143,7 +143,8 @@ def run(
         long_form = _long_form(model, config, fitted, inputs.prompts, score, concept["direction"], progress)
     clock.lap("long_form")
     if config.multi_attribute:
-        multi = _multi_attribute(model, config, fitted, inputs, progress)
+        unsteered = evaluation.unsteered_generations if inputs.mode != "ab" else None
+        multi = _multi_attribute(model, config, fitted, inputs, unsteered, progress)
     else:
         multi = {"status": "skipped", "reason": "multi_attribute=False in the config"}
     clock.lap("multi_attribute")
@@ -347,6 +348,7 @@ class _Fitted:
     rule: str
     position: str
     paired: bool
+    training: dict[str, tuple[list[str], Activations]]  # side -> (texts, activations at the candidates)
 
     def describe(self) -> dict[str, Any]:
         chosen = list(self.field.layers)
@@ -431,7 +433,8 @@ def _fit(model: Model, config: SvfConfig, inputs: _Inputs, progress: bool | None
     # The vector's unit is the field's: the same rows' mean residual norm, so equal c, equal step length.
     scaled = SteeringVector(raw.directions, replace(raw.metadata, resid_norm=dict(field.metadata.resid_norm)))
     vector = scaled.normalised("resid")
-    return _Fitted(field, vector, candidates, fits, rule, position_label(position, False), paired)
+    training = {"positive": (pos_texts, pos), "negative": (neg_texts, neg)}
+    return _Fitted(field, vector, candidates, fits, rule, position_label(position, False), paired, training)
 
 
 # --------------------------------------------------------------------------------- evaluation
@@ -448,6 +451,7 @@ class _Evaluation:
     anti_steerable: dict[str, Any] | None
     per_prompt: dict[str, np.ndarray]
     transcripts: tuple[list[list[int]], list[int]]  # token ids, and where each prompt ends
+    unsteered_generations: list[Generation] | None = None
 
 
 def _grid_cells(config: SvfConfig) -> list[tuple[str, float]]:
@@ -498,7 +502,8 @@ def _evaluate_open(model: Model, config: SvfConfig, fitted: _Fitted, prompts: li
     per_prompt = {k: np.asarray(v) for k, v in per_prompt.items()}
     _, prompt_ends = format_prompts(model, prompts, chat=None, system=None)
     transcripts = [list(outputs[i * n_c].prompt_ids) + list(outputs[i * n_c].token_ids) for i in range(n_p)]
-    return _Evaluation(list(prompts), unsteered, summaries, floor_info, None, per_prompt, (transcripts, prompt_ends))
+    return _Evaluation(list(prompts), unsteered, summaries, floor_info, None, per_prompt, (transcripts, prompt_ends),
+                       [outputs[i * n_c] for i in range(n_p)])
 
 
 def _cell(config: SvfConfig, method: str, c: float, steered: np.ndarray, base: np.ndarray, direction: int,
@@ -691,45 +696,45 @@ def _long_form(model: Model, config: SvfConfig, fitted: _Fitted, prompts: list[s
 
 
 def _multi_attribute(model: Model, config: SvfConfig, fitted: _Fitted, inputs: _Inputs,
-                     progress: bool | None) -> dict[str, Any]:
+                     unsteered: list[Generation] | None, progress: bool | None) -> dict[str, Any]:
     """Two attributes (A vs baseline, B vs baseline), a field and a vector each at the study's layers,
     read by their own probe readouts (log-odds, mean-pooled completion at the middle steering layer,
-    unsteered model): each attribute's effect steered alone and with the other at once."""
-    a_texts, b_texts, base_texts = inputs.attributes
+    unsteered model): each attribute's effect steered alone and with the other at once. The unsteered
+    completions are the evaluation's own (``unsteered``) when there are some."""
+    texts = dict(zip(("A", "B", "baseline"), inputs.attributes, strict=True))
     layers = list(fitted.field.layers)
     readout_layer = layers[len(layers) // 2]
-    acts = collect_activations(model, a_texts + b_texts + base_texts, layers=layers, position=config.position,
-                               progress=progress)
-    act_a, act_b, act_base = acts.split(len(a_texts), len(b_texts), len(base_texts))
+    acts = _attribute_activations(model, config, fitted, texts, layers, progress)
     if config.position == "mean":
-        pooled = (act_a.at(readout_layer), act_b.at(readout_layer), act_base.at(readout_layer))
+        pooled = {k: a.at(readout_layer) for k, a in acts.items()}
     else:
-        mean = collect_activations(model, a_texts + b_texts + base_texts, layers=[readout_layer], position="mean",
-                                   progress=progress)
-        pooled = tuple(part.values[:, 0] for part in mean.split(len(a_texts), len(b_texts), len(base_texts)))
+        every = [t for k in ("A", "B", "baseline") for t in texts[k]]
+        parts = collect_activations(model, every, layers=[readout_layer], position="mean",
+                                    progress=progress).split(*(len(texts[k]) for k in ("A", "B", "baseline")))
+        pooled = {k: part.values[:, 0] for k, part in zip(("A", "B", "baseline"), parts, strict=True)}
     attributes = {}
-    for key, act, texts, label in (("A", act_a, a_texts, "attribute A"), ("B", act_b, b_texts, "attribute B")):
-        field, vector = _fit_pair(config, act, act_base, key)
-        readout = ProbeReadout.from_activations(pooled[0 if key == "A" else 1], pooled[2], layer=readout_layer,
-                                                labels=(label, "baseline"), folds=config.folds, seed=config.seed)
-        attributes[key] = {"field": field, "vector": vector, "readout": readout, "n": len(texts)}
+    for key in ("A", "B"):
+        field, vector = _fit_pair(config, acts[key], acts["baseline"], key)
+        readout = ProbeReadout.from_activations(pooled[key], pooled["baseline"], layer=readout_layer,
+                                                labels=(f"attribute {key}", "baseline"), folds=config.folds,
+                                                seed=config.seed)
+        attributes[key] = {"field": field, "vector": vector, "readout": readout, "n": len(texts[key])}
     c = config.primary_coefficient
-    cells = [("unsteered", ())] + [(f"{m}_{k}", ((m, k),)) for m in METHODS for k in ("A", "B")] + \
-            [(f"{m}_AB", ((m, "A"), (m, "B"))) for m in METHODS]
-    rows = []
-    for _ in inputs.prompts:
-        for _, terms in cells:
-            if terms:
-                rows.append([(attributes[k][m], c) for m, k in terms])
-            else:
-                rows.append([(attributes[k][m], 0.0) for m in METHODS for k in ("A", "B")])
+    steered = [(f"{m}_{k}", ((m, k),)) for m in METHODS for k in ("A", "B")] + \
+              [(f"{m}_AB", ((m, "A"), (m, "B"))) for m in METHODS]
+    cells = ([] if unsteered else [("unsteered", ())]) + steered
+    every_term = [(attributes[k][m], 0.0) for m in METHODS for k in ("A", "B")]  # each term appears in the mix
+    rows = [every_term + [(attributes[k][m], c) for m, k in terms] for _ in inputs.prompts for _, terms in cells]
     prompts = inputs.prompts
     outputs = generate(model, [p for p in prompts for _ in cells],
                        steering=Steering(RowMix.from_rows(rows), positions="after_prompt"),
                        max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, progress=progress)
-    texts = [g.text for g in outputs]
+    if unsteered:  # the evaluation's unsteered completions, as cell 0 of every prompt
+        outputs = [g for i, base in enumerate(unsteered) for g in [base, *outputs[i * len(cells) : (i + 1) * len(cells)]]]
+        cells = [("unsteered", ()), *cells]
     n_c = len(cells)
-    log_odds = {k: attributes[k]["readout"].log_odds(model, texts).reshape(len(prompts), n_c) for k in ("A", "B")}
+    scored = readout_log_odds(model, [attributes["A"]["readout"], attributes["B"]["readout"]], [g.text for g in outputs])
+    log_odds = {k: values.reshape(len(prompts), n_c) for k, values in zip(("A", "B"), scored, strict=True)}
     index = {name: j for j, (name, _) in enumerate(cells)}
     sign = 1 if c > 0 else -1
     per_prompt: dict[str, Any] = {}
@@ -748,6 +753,8 @@ def _multi_attribute(model: Model, config: SvfConfig, fitted: _Fitted, inputs: _
                                             "measured_on": "attribute and baseline passages (mean-pooled), not completions"},
                                 "field_heldout_accuracy": {str(layer): fit.heldout_accuracy for layer, fit in
                                                            info["field"].metadata.training.items()}}
+    # How much the two attributes share: the vectors' cosine per layer (both contain "story, not neutral text").
+    out["cosine_vectors_a_b"] = {str(k): v for k, v in attributes["A"]["vector"].cosine(attributes["B"]["vector"]).items()}
     for m in METHODS:
         entry = {}
         for k in ("A", "B"):
@@ -768,6 +775,43 @@ def _multi_attribute(model: Model, config: SvfConfig, fitted: _Fitted, inputs: _
     return out
 
 
+def _attribute_activations(model: Model, config: SvfConfig, fitted: _Fitted, texts: dict[str, list[str]],
+                           layers: list[int], progress: bool | None) -> dict[str, Activations]:
+    """The attribute and baseline corpora at ``layers`` (read at ``position``), reusing the training
+    activations of a side whose texts are the same (the default: persona A and B are the concept's
+    two sides), and collecting the rest in one pass."""
+    reused: dict[str, Activations] = {}
+    for key in ("A", "B", "baseline"):
+        for side_texts, side_acts in fitted.training.values():
+            if side_texts == texts[key] and fitted.position == position_label(config.position, False):
+                index = [side_acts.layers.index(layer) for layer in layers]
+                reused[key] = replace(side_acts, values=side_acts.values[:, index], layers=tuple(layers))
+                break
+    missing = [key for key in ("A", "B", "baseline") if key not in reused]
+    if missing:
+        every = [t for key in missing for t in texts[key]]
+        parts = collect_activations(model, every, layers=layers, position=config.position,
+                                    progress=progress).split(*(len(texts[key]) for key in missing))
+        reused.update(zip(missing, parts, strict=True))
+    return reused
+
+
+def readout_log_odds(model: Model, readouts: Sequence[ProbeReadout], texts: list[str]) -> list[np.ndarray]:
+    """:meth:`ProbeReadout.log_odds` of several readouts at one layer from a single collection
+    (NaN for empty texts)."""
+    layer = readouts[0].layer
+    if any(r.layer != layer for r in readouts):
+        raise ValueError(f"readouts at different layers {[r.layer for r in readouts]}; score them one by one")
+    out = [np.full(len(texts), np.nan) for _ in readouts]
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    if keep:
+        acts = collect_activations(model, [texts[i] for i in keep], layers=[layer], position="mean")
+        features = acts.values[:, 0].double().numpy()
+        for values, readout in zip(out, readouts, strict=True):
+            values[keep] = readout.pipeline.decision_function(features)
+    return out
+
+
 def _fit_pair(config: SvfConfig, positive: Activations, baseline: Activations,
               key: str) -> tuple[SteeringField, SteeringVector]:
     with warnings.catch_warnings():
@@ -779,4 +823,5 @@ def _fit_pair(config: SvfConfig, positive: Activations, baseline: Activations,
     return field, vector.normalised("resid")
 
 
-__all__ = ["candidate_layers", "choose_window", "log_ratio_interval", "run", "steered_activations", "svf", "thirds"]
+__all__ = ["candidate_layers", "choose_window", "log_ratio_interval", "readout_log_odds", "run", "steered_activations",
+           "svf", "thirds"]
