@@ -342,11 +342,18 @@ def _context_section(result: SvfResult) -> list[str]:
     cd = result.context_dependence
     lines = ["## Context dependence", "",
              f"Measured on {cd['measured_on']} ({cd['n_inputs']} inputs). {cd['definition']}. The vector's is "
-             f"{cd['vector_note']}.", "",
-             "| layer | field | vector | mean cos(field direction, vector) | activations |", "| --- | --- | --- | --- | --- |"]
+             f"{cd['vector_note']}. Diagnostics: the same measure on the training rows the scorer was fitted on, and "
+             "the steered activations' mean norm in units of the training rows' (the step unit).", "",
+             "| layer | field | vector | mean cos(field direction, vector) | field on training rows | activation norm / "
+             "training norm | activations |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for i, layer in enumerate(cd["layers"]):
         lines.append(f"| {layer} | {_num(cd['field'][i])} | 1 (by construction) | {_num(cd['cosine_field_to_vector'][i])} | "
+                     f"{_num(cd['field_on_training_rows'][i])} | {_num(cd['activation_norm_ratio'][i], 2)} | "
                      f"{cd['n_rows'][str(layer)]} |")
+    if min(cd["field"]) > 0.9:
+        lines += ["", "The field's directions barely change with the context here (above 0.9 at every layer): on these "
+                  "inputs it acts almost as one fixed direction, a steering vector in disguise, so large differences "
+                  "from the vector are not expected."]
     return lines + [""]
 
 
@@ -408,6 +415,22 @@ def _caveats(result: SvfResult) -> list[str]:
                      "like a move towards neutral. Read the perplexity ratios and the samples beside the effects.")
     if result.layers["weak_chosen_layers"]:
         lines.append("- Some chosen layers are weak (held-out accuracy < 0.6): their field direction is close to noise.")
+    floor = result.noise_floor
+    if result.mode != "ab" and result.concept["measure"] == "vader" and floor["value"] > 0.5:
+        lines.append(f"- The backfire noise floor is large ({floor['value']:.2f} on VADER's [-1, 1] scale): two unsteered "
+                     "samples of the same prompt differ that much in 5 % of prompts, so only large reversals count as "
+                     "backfires and low rates for both methods are expected; the floor keeps a steering that does "
+                     "nothing at about 5 %.")
+    ma = result.multi_attribute
+    if ma.get("status") == "measured":
+        shares = [ma["methods"][m][k]["off_target"]["mean"] / ma["methods"][m][k]["alone"]["mean"]
+                  for m in ("vector", "field") for k in ("A", "B")
+                  if ma["methods"][m][k]["alone"]["mean"] and ma["methods"][m][k]["off_target"]["mean"] is not None]
+        if shares and max(shares) > 0.5:
+            lines.append(f"- The two attributes overlap: steering one alone moves the other's readout by up to "
+                         f"{max(shares):.0%} of its own effect (the built-in personas are both story passages against a "
+                         "neutral baseline; their vectors' cosine is shown in `svf.json`), so \"together\" is partly "
+                         "the same push twice and retentions above 1 are expected.")
     return lines + [""]
 
 

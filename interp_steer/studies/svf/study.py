@@ -624,20 +624,28 @@ def steered_activations(model: Model, transcripts: list[list[int]], prompt_ends:
 
 
 def _context(model: Model, fitted: _Fitted, transcripts: tuple[list[list[int]], list[int]]) -> dict[str, Any]:
-    """The field's context dependence per layer at the activations it steers, and how far its
-    directions sit from the vector's."""
-    rows = steered_activations(model, transcripts[0], transcripts[1], fitted.field.layers, fitted.field.hook_point)
-    dependence = context_dependence(fitted.field, rows)
-    layers = list(fitted.field.layers)
+    """The field's context dependence per layer at the activations it steers, how far its directions
+    sit from the vector's, and two diagnostics: the same measure on the training rows (where the
+    scorer was fitted) and how large the steered activations are against the training rows' norm
+    (a scorer read far outside its data tends to a fixed gradient)."""
+    field = fitted.field
+    rows = steered_activations(model, transcripts[0], transcripts[1], field.layers, field.hook_point)
+    dependence = context_dependence(field, rows)
+    training = {layer: torch.cat([acts.at(layer) for _, acts in fitted.training.values()]) for layer in field.layers}
+    on_training = context_dependence(field, training)
+    layers = list(field.layers)
     to_vector = []
     for layer in layers:
-        g = fitted.field.direction(rows[layer], layer).double()
+        g = field.direction(rows[layer], layer).double()
         unit = fitted.vector[layer].double() / fitted.vector[layer].double().norm()
         to_vector.append(float((g @ unit).mean()))
     return {"layers": layers, "field": [dependence[layer] for layer in layers], "vector": [1.0] * len(layers),
             "vector_note": "1 by construction: a steering vector has one direction everywhere (not measured)",
             "cosine_field_to_vector": to_vector, "n_rows": {str(layer): int(rows[layer].shape[0]) for layer in layers},
             "n_inputs": len(transcripts[0]), "measured_on": CONTEXT_MEASURED_ON,
+            "field_on_training_rows": [on_training[layer] for layer in layers],
+            "activation_norm_ratio": [float(rows[layer].norm(dim=-1).mean() / field.metadata.resid_norm[layer])
+                                      for layer in layers],
             "definition": "mean pairwise cosine between the field's unit directions over all measured activations "
                           "(self-pairs excluded): (|sum g|^2 - n) / (n (n - 1))"}
 
