@@ -207,6 +207,7 @@ def test_config_validation_and_round_trip():
         ({"direction": 2}, "direction"),
         ({"question_split": 1.0}, "question_split"),
         ({"long_tokens": 2}, "long_tokens"),
+        ({"long_tokens": 30, "max_new_tokens": 40}, "long_tokens"),
         ({"layer_band": (0.8, 0.2)}, "layer_band"),
         ({"max_prompts": 1}, "max_prompts"),
     ]:
@@ -325,17 +326,31 @@ def test_vector_and_field_share_the_unit_and_the_layers(tiny_run):
 
 
 def test_grid_cells_equal_each_method_run_alone(tiny, tiny_run):
-    """A batched grid row equals the same steering run alone on one prompt (greedy), and the
-    unsteered cell is plain generation."""
+    """A batched grid row equals the same steering run alone on one prompt (greedy), at every
+    coefficient: the primary cells, cut back from the long-form completions, too; the unsteered
+    cell is plain generation; the long-form completions are the same steering run longer."""
     result, _ = tiny_run
-    c = result.config.primary_coefficient
     prompt = result.inputs[0]
-    n = result.config.max_new_tokens
+    n, long = result.config.max_new_tokens, result.config.long_tokens
     plain = ist.generate(tiny, [prompt], max_new_tokens=n)[0].text
     assert result.unsteered["samples"][0] == plain
-    for method, term in (("vector", result.vector), ("field", result.field)):
-        alone = ist.generate(tiny, [prompt], max_new_tokens=n, steering=ist.Steering(term, c, positions="after_prompt"))
-        assert result.cell(method, c)["samples"][0] == alone[0].text
+    for c in (x for x in result.config.coefficients if x):
+        for method, term in (("vector", result.vector), ("field", result.field)):
+            alone = ist.generate(tiny, [prompt], max_new_tokens=n, steering=ist.Steering(term, c, positions="after_prompt"))
+            assert result.cell(method, c)["samples"][0] == alone[0].text
+    c = result.config.primary_coefficient
+    alone = ist.generate(tiny, [prompt], max_new_tokens=long, steering=ist.Steering(result.field, c, positions="after_prompt"))
+    assert result.long_form["samples"]["field"][0] == alone[0].text
+
+
+def test_truncated_is_the_shorter_greedy_completion(tiny):
+    from interp_steer.studies.svf.study import truncated
+
+    prompts = ["The harbour at dawn", "Rain"]
+    short, long = (ist.generate(tiny, prompts, max_new_tokens=n) for n in (4, 9))
+    for s, g in zip(short, long, strict=True):
+        assert truncated(tiny, g, 4) == s
+        assert truncated(tiny, g, 20) is g
 
 
 def test_effects_and_backfires_follow_the_per_prompt_scores(tiny_run):
@@ -382,7 +397,7 @@ def test_schema_rejects_broken_results(tiny_run):
 
 
 def test_skipping_multi_attribute_leaves_an_inconclusive_claim_with_the_reason(tiny):
-    result = svf(tiny, quick=True, multi_attribute=False, **{**TINY, "max_prompts": 2, "long_tokens": 3})
+    result = svf(tiny, quick=True, multi_attribute=False, **{**TINY, "max_prompts": 2, "long_tokens": 6})
     claim = result.claim("multi_attribute")
     assert claim.verdict == "inconclusive" and "multi_attribute=False" in claim.summary
     assert result.multi_attribute["status"] == "skipped"

@@ -43,8 +43,9 @@ class SvfConfig(ConfigIO):
     **Measures.** ``direction``: +1 when positive coefficients (towards the positive texts) should
     raise the score, −1 when they should lower it, ``"auto"``: the sign of mean score(positive
     texts) − mean score(negative texts), measured on the training texts. ``max_new_tokens`` per
-    completion; ``long_tokens`` for the long-form run (first vs last third); the backfire noise
-    floor comes from two unsteered samples per prompt at ``floor_temperature``.
+    completion; ``long_tokens`` (>= ``max_new_tokens``) for the long-form run (first vs last third),
+    which continues the primary cells' greedy completions; the backfire noise floor comes from two
+    unsteered samples per prompt at ``floor_temperature``.
 
     **Margins** (the smallest effects of interest, :func:`~interp_steer.studies.svf.rule.paired_verdict`):
     ``effect_margin`` is relative — a fraction of the vector's own mean effect at the primary
@@ -111,8 +112,11 @@ class SvfConfig(ConfigIO):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.long_tokens, bool) or not isinstance(self.long_tokens, int) or self.long_tokens < 3:
-            raise ValueError(f"long_tokens must be an integer >= 3 (three thirds), got {self.long_tokens!r}")
+        if (isinstance(self.long_tokens, bool) or not isinstance(self.long_tokens, int) or self.long_tokens < 3
+                or self.long_tokens < self.max_new_tokens):
+            raise ValueError(f"long_tokens must be an integer >= 3 (three thirds) and >= max_new_tokens "
+                             f"({self.max_new_tokens}): the long-form run continues the primary cells' completions; "
+                             f"got {self.long_tokens!r}")
         if self.folds < 2:
             raise ValueError(f"folds must be >= 2, got {self.folds}")
         if self.keep_samples < 0:

@@ -140,7 +140,7 @@ def run(
     if inputs.mode == "ab":
         long_form = {"status": "skipped", "reason": LONG_FORM_AB}
     else:
-        long_form = _long_form(model, config, fitted, inputs.prompts, score, concept["direction"], progress)
+        long_form = _long_form(model, config, evaluation.long_generations, inputs.prompts, score, concept["direction"])
     clock.lap("long_form")
     if config.multi_attribute:
         unsteered = evaluation.unsteered_generations if inputs.mode != "ab" else None
@@ -452,6 +452,7 @@ class _Evaluation:
     per_prompt: dict[str, np.ndarray]
     transcripts: tuple[list[list[int]], list[int]]  # token ids, and where each prompt ends
     unsteered_generations: list[Generation] | None = None
+    long_generations: list[Generation] | None = None  # per prompt: unsteered, vector, field at the primary c
 
 
 def _grid_cells(config: SvfConfig) -> list[tuple[str, float]]:
@@ -473,10 +474,9 @@ def _evaluate_open(model: Model, config: SvfConfig, fitted: _Fitted, prompts: li
                    direction: int, progress: bool | None, say: Callable[[str], None]) -> _Evaluation:
     cells = _grid_cells(config)
     n_p, n_c = len(prompts), len(cells)
-    say(f"generating {n_p * n_c} completions ({n_p} prompts x {n_c} cells) and {2 * n_p} unsteered samples")
-    outputs = generate(model, [p for p in prompts for _ in cells],
-                       steering=Steering(_row_mix(fitted, cells, n_p), positions="after_prompt"),
-                       max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, progress=progress)
+    say(f"generating {n_p * n_c} completions ({n_p} prompts x {n_c} cells; the primary cells run on to "
+        f"{config.long_tokens} tokens for the long-form test) and {2 * n_p} unsteered samples")
+    outputs, long_outputs = _generate_grid(model, config, fitted, prompts, cells, progress)
     texts = [g.text for g in outputs]
     scores = _scores(score, texts).reshape(n_p, n_c)
     perplexity = completion_perplexity(model, outputs).reshape(n_p, n_c)
@@ -503,7 +503,49 @@ def _evaluate_open(model: Model, config: SvfConfig, fitted: _Fitted, prompts: li
     _, prompt_ends = format_prompts(model, prompts, chat=None, system=None)
     transcripts = [list(outputs[i * n_c].prompt_ids) + list(outputs[i * n_c].token_ids) for i in range(n_p)]
     return _Evaluation(list(prompts), unsteered, summaries, floor_info, None, per_prompt, (transcripts, prompt_ends),
-                       [outputs[i * n_c] for i in range(n_p)])
+                       [outputs[i * n_c] for i in range(n_p)], long_outputs)
+
+
+def _generate_grid(model: Model, config: SvfConfig, fitted: _Fitted, prompts: list[str], cells: list[tuple[str, float]],
+                   progress: bool | None) -> tuple[list[Generation], list[Generation]]:
+    """Every prompt × cell (item-major), greedy. The primary cells (unsteered, vector and field at the
+    primary coefficient) run on to ``long_tokens`` for the long-form test and are cut back to
+    ``max_new_tokens`` for the grid: greedy decoding makes the first tokens of the long completion the
+    short completion, so the long-form run costs only the extra tokens. Returns the grid's completions
+    and the long ones (per prompt: unsteered, vector, field)."""
+    primary = {("unsteered", 0.0), ("vector", config.primary_coefficient), ("field", config.primary_coefficient)}
+    long_cells = [cell for cell in cells if cell in primary]
+    short_cells = [cell for cell in cells if cell not in primary]
+    n_p = len(prompts)
+
+    def run(chosen: list[tuple[str, float]], tokens: int) -> list[Generation]:
+        if not chosen:
+            return []
+        return generate(model, [p for p in prompts for _ in chosen],
+                        steering=Steering(_row_mix(fitted, chosen, n_p), positions="after_prompt"),
+                        max_new_tokens=tokens, batch_size=config.batch_size, progress=progress)
+
+    long_out = run(long_cells, config.long_tokens)
+    short_out = run(short_cells, config.max_new_tokens)
+    outputs = []
+    for i in range(n_p):
+        for cell in cells:
+            if cell in primary:
+                outputs.append(truncated(model, long_out[i * len(long_cells) + long_cells.index(cell)],
+                                         config.max_new_tokens))
+            else:
+                outputs.append(short_out[i * len(short_cells) + short_cells.index(cell)])
+    return outputs, long_out
+
+
+def truncated(model: Model, generation: Generation, tokens: int) -> Generation:
+    """The completion as if generation had stopped after ``tokens`` new tokens (greedy decoding
+    makes it exactly that completion)."""
+    if len(generation.token_ids) <= tokens:
+        return generation
+    ids = generation.token_ids[:tokens]
+    return replace(generation, text=model.tokenizer.decode(list(ids), skip_special_tokens=True), token_ids=ids,
+                   finished=False)
 
 
 def _cell(config: SvfConfig, method: str, c: float, steered: np.ndarray, base: np.ndarray, direction: int,
@@ -669,13 +711,12 @@ def thirds(model: Model, generation: Generation) -> list[str]:
     return [model.tokenizer.decode(part, skip_special_tokens=True) for part in (ids[:a], ids[a:b], ids[b:])]
 
 
-def _long_form(model: Model, config: SvfConfig, fitted: _Fitted, prompts: list[str], score: Scorer, direction: int,
-               progress: bool | None) -> dict[str, Any]:
+def _long_form(model: Model, config: SvfConfig, outputs: list[Generation], prompts: list[str], score: Scorer,
+               direction: int) -> dict[str, Any]:
+    """The effect on the first, middle and last third of the long completions at the primary
+    coefficient (``outputs``: per prompt, unsteered, vector, field; see :func:`_generate_grid`)."""
     c = config.primary_coefficient
     cells = [("unsteered", 0.0), ("vector", c), ("field", c)]
-    outputs = generate(model, [p for p in prompts for _ in cells],
-                       steering=Steering(_row_mix(fitted, cells, len(prompts)), positions="after_prompt"),
-                       max_new_tokens=config.long_tokens, batch_size=config.batch_size, progress=progress)
     parts = [thirds(model, g) for g in outputs]
     flat = [text for p in parts for text in p]
     values = _scores(score, [t if t.strip() else "" for t in flat]).reshape(len(prompts), len(cells), 3)
