@@ -24,8 +24,9 @@ contents); :func:`svf` builds the config from keywords and calls it. ``result.sa
 4. **Context dependence** of the field per layer: the mean pairwise cosine of its directions at the
    activations it actually steers (each held-out input's unsteered transcript, from the prompt's last
    token on); the vector's is 1 by construction.
-5. **Long-form**: one long completion per prompt at the primary coefficient for the vector, the
-   field and the unsteered model; the effect on the first and last third of the generated tokens.
+5. **Long-form**: the primary cells' completions (vector, field and unsteered, at the primary
+   coefficient) continued to ``long_tokens``; the effect on the first, middle and last third of the
+   generated tokens.
 6. **Multi-attribute**: persona A vs baseline and persona B vs baseline, one field and one vector
    each, read by their own probe readouts; each attribute's effect steered alone and both together.
 7. **Claims**, each judged by :func:`~interp_steer.studies.svf.rule.paired_verdict` at the primary
