@@ -190,8 +190,8 @@ def svf(
                log=log)
 
 
-LONG_FORM_AB = ("not measured in A/B mode: the concept is read as P(matching answer), which has no open-ended "
-                "score to follow over a long completion; run with --positive/--negative or --pairs for it")
+LONG_FORM_AB = ("A/B mode reads the concept as P(matching answer), which has no open-ended score to follow over a "
+                "long completion; run with --positive/--negative or --pairs for it")
 
 
 # ------------------------------------------------------------------------------------- inputs
