@@ -38,10 +38,12 @@ def plot_curves(
     xlabel: str = "steering coefficient (x mean residual norm)",
     title: str | None = None,
     reference: float | int | None = 0.0,
+    lines: bool = True,
     ax: Axes | None = None,
 ) -> Axes:
     """One line per label with its interval as error bars (slightly offset so they do not overlap),
-    e.g. effect or backfire rate against the coefficient, field vs vector."""
+    e.g. effect or backfire rate against the coefficient, field vs vector; ``lines=False`` draws the
+    points and bars only (for values that do not exist between the x values)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.6))
     x = np.asarray(x, dtype=float)
@@ -53,7 +55,9 @@ def plot_curves(
         shifted = x + (k - (len(curves) - 1) / 2) * width
         error = np.vstack([np.where(np.isfinite(low), mean - low, 0), np.where(np.isfinite(high), high - mean, 0)])
         ax.errorbar(shifted, mean, yerr=error, marker="o", markersize=4, capsize=3, label=label,
-                    color=COLOURS.get(label))
+                    color=COLOURS.get(label), linestyle="-" if lines else "none")
+    if x.size <= 9:
+        ax.set_xticks(x, [f"{v:g}" for v in x])
     if reference is not None:
         ax.axhline(reference, color="grey", linestyle=":", linewidth=0.8)
     ax.set_xlabel(xlabel)
@@ -71,15 +75,17 @@ def plot_context_dependence(layers: Numbers, field: Numbers, *, ax: Axes | None 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.4))
     positions = np.arange(len(layers))
-    ax.bar(positions, np.asarray(field, dtype=float), color=COLOURS["field"], label="field (measured)")
+    values = np.asarray(field, dtype=float)
+    bars = ax.bar(positions, values, color=COLOURS["field"], label="field (measured)")
+    ax.bar_label(bars, [f"{v:.2f}" for v in values], padding=2, fontsize=8)
     ax.axhline(1.0, color=COLOURS["vector"], linewidth=2, label="vector (1 by construction)")
     ax.axhline(0.0, color="grey", linewidth=0.6)
     ax.set_xticks(positions, [str(layer) for layer in layers])
-    ax.set_ylim(min(-0.05, float(np.nanmin(field)) - 0.05) if len(field) else -0.05, 1.08)
+    ax.set_ylim(min(-0.05, float(np.nanmin(values)) - 0.05) if values.size else -0.05, 1.35)
     ax.set_xlabel("layer")
     ax.set_ylabel("mean pairwise cosine of directions")
     ax.set_title(title or "context dependence (1 = one fixed direction)", fontsize=9)
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", ncol=2)
     ax.grid(alpha=0.3, axis="y")
     return ax
 
@@ -122,14 +128,14 @@ def figure_effect(result: SvfResult):
         xs, band = series(result, "shift", method, with_zero=_zero())
         curves[method] = band
     plot_curves(xs, curves, ylabel=f"{measure}: steered - unsteered (mean, 95 % t)", ax=axes[0, 0],
-                title=f"effect on held-out inputs (direction {result.concept['direction']:+d}: positive c should "
-                      f"{'raise' if result.concept['direction'] > 0 else 'lower'} it)")
+                title=f"effect on {len(result.inputs)} held-out inputs (positive c should "
+                      f"{'raise' if result.concept['direction'] > 0 else 'lower'} {measure})")
     if has_ppl:
         curves = {}
         for method in ("vector", "field"):
             xs, band = series(result, "perplexity_ratio", method, with_zero={"mean": 1.0, "low": 1.0, "high": 1.0})
             curves[method] = band
-        plot_curves(xs, curves, ylabel="perplexity ratio steered / unsteered (geometric mean)", reference=1.0,
+        plot_curves(xs, curves, ylabel="perplexity ratio, steered / unsteered", reference=1.0,
                     ax=axes[0, 1], title="perplexity harm (under the unsteered model)")
     return fig
 
@@ -140,8 +146,9 @@ def figure_backfire(result: SvfResult) -> Axes:
         xs, band = series(result, "backfire", method)
         curves[method] = band
     floor = result.noise_floor["value"]
-    ax = plot_curves(xs, curves, ylabel="backfire rate (Wilson 95 %)", reference=None,
-                     title=f"inputs moved against the intended direction beyond the floor {floor:.3f}")
+    ax = plot_curves(xs, curves, ylabel="backfire rate (Wilson 95 %)", reference=None, lines=False,
+                     title=f"inputs moved against the intended direction beyond the floor {floor:.3f}\n"
+                           "(dotted: 5 %, a steering that does nothing)")
     ax.set_ylim(-0.02, 1.02)
     ax.axhline(0.05, color="grey", linestyle=":", linewidth=0.8)
     return ax
@@ -181,7 +188,8 @@ def figure_multi_attribute(result: SvfResult):
         ax.set_xticks(range(4), labels, fontsize=8)
         ax.axhline(0, color="grey", linewidth=0.6)
         ax.set_ylabel("readout log-odds: steered - unsteered")
-        ax.set_title(f"attribute {k} ({ma['attributes'][k]['label']} vs baseline)", fontsize=9)
+        info = ma["attributes"][k]
+        ax.set_title(f"attribute {k}: {info['label']} vs {info['baseline']}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     return fig
 
@@ -378,7 +386,7 @@ def _multi_section(result: SvfResult) -> list[str]:
              f"{ma['readout_layer']}.", ""]
     for k, info in ma["attributes"].items():
         r = info["readout"]
-        lines.append(f"- Attribute {k}: {info['label']} vs baseline ({info['n_passages']} passages); readout's own "
+        lines.append(f"- Attribute {k}: {info['label']} vs {info['baseline']} ({info['n_passages']} passages); readout's own "
                      f"{r['folds']}-fold accuracy {_num(r['heldout_accuracy'], 2)} ± {_num(r['heldout_accuracy_std'], 2)} "
                      f"({r['measured_on']}).")
     lines += ["", "| method | attribute | alone | together | retention (Fieller) | off-target (other alone) |",

@@ -766,7 +766,8 @@ def _multi_attribute(model: Model, config: SvfConfig, fitted: _Fitted, inputs: _
     for key in ("A", "B"):
         field, vector = _fit_pair(config, acts[key], acts["baseline"], key)
         readout = ProbeReadout.from_activations(pooled[key], pooled["baseline"], layer=readout_layer,
-                                                labels=(f"attribute {key}", "baseline"), folds=config.folds,
+                                                labels=(inputs.data[f"attribute_{key.lower()}"]["source"],
+                                                        inputs.data["baseline"]["source"]), folds=config.folds,
                                                 seed=config.seed)
         attributes[key] = {"field": field, "vector": vector, "readout": readout, "n": len(texts[key])}
     c = config.primary_coefficient
@@ -796,7 +797,7 @@ def _multi_attribute(model: Model, config: SvfConfig, fitted: _Fitted, inputs: _
                                           "attribute's readout when k alone is steered")}
     for k, info in attributes.items():
         r = info["readout"]
-        out["attributes"][k] = {"label": r.positive_label, "n_passages": info["n"], "baseline": "baseline",
+        out["attributes"][k] = {"label": r.positive_label, "n_passages": info["n"], "baseline": r.negative_label,
                                 "readout": {"layer": r.layer, "heldout_accuracy": r.heldout_accuracy,
                                             "heldout_accuracy_std": r.heldout_accuracy_std, "folds": r.folds,
                                             "train_accuracy": r.train_accuracy,
