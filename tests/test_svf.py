@@ -404,6 +404,16 @@ def test_skipping_multi_attribute_leaves_an_inconclusive_claim_with_the_reason(t
     jsonschema.validate(json.loads(json.dumps(result.to_dict())), schema())
 
 
+def test_pairs_mode_fits_on_whole_pairs(tiny):
+    pairs = ist.load_builtin("moral_pairs")
+    result = svf(tiny, pairs=pairs, multi_attribute=False, **{**TINY, "max_prompts": 2, "long_tokens": 6})
+    assert result.mode == "pairs" and result.layers["paired"] is True
+    assert result.field.metadata.settings["paired"] is True and result.data["pairs"]["n_used"] == 16
+    assert result.concept["direction"] in (1, -1) and "auto" in result.concept["direction_source"]
+    with pytest.raises(ValueError, match="give one concept"):
+        svf(tiny, pairs=pairs, positive=["a b"] * 4, negative=["c d"] * 4)
+
+
 # ---------------------------------------------------------------------------------------- A/B mode
 
 QUESTIONS = [
