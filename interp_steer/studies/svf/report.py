@@ -362,6 +362,11 @@ def _context_section(result: SvfResult) -> list[str]:
         lines += ["", "The field's directions barely change with the context here (above 0.9 at every layer): on these "
                   "inputs it acts almost as one fixed direction, a steering vector in disguise, so large differences "
                   "from the vector are not expected."]
+        if min(cd["field_on_training_rows"]) > 0.9:
+            epochs = sorted({result.layers["fits"][str(layer)]["best_epoch"] for layer in cd["layers"]})
+            lines[-1] += (" It is as constant on its own training rows, so this is what the scorer learned (an almost "
+                          f"linear function; early stopping kept epoch(s) {', '.join(map(str, epochs))}), not an "
+                          "artefact of reading it on other activations.")
     return lines + [""]
 
 

@@ -350,6 +350,7 @@ class _Fitted:
     position: str
     paired: bool
     training: dict[str, tuple[list[str], Activations]]  # side -> (texts, activations at the candidates)
+    resid_norm: dict[int, float]  # every candidate layer's step unit
 
     def describe(self) -> dict[str, Any]:
         chosen = list(self.field.layers)
@@ -358,7 +359,7 @@ class _Fitted:
                 "position": self.position, "paired": self.paired,
                 "fits": {str(layer): fit.to_dict() for layer, fit in sorted(self.fits.items())},
                 "weak_chosen_layers": weak,
-                "resid_norm": {str(k): v for k, v in self.field.metadata.resid_norm.items()}}
+                "resid_norm": {str(k): v for k, v in sorted(self.resid_norm.items())}}
 
 
 def candidate_layers(n_layers_model: int, band: Sequence[float], at_least: int) -> tuple[int, ...]:
@@ -419,6 +420,7 @@ def _fit(model: Model, config: SvfConfig, inputs: _Inputs, progress: bool | None
                            metadata={"dataset_hash": digest, "position": position_label(position, False),
                                      "description": "svf study: positive vs negative"})
     fits = dict(field.metadata.training)
+    norms = dict(field.metadata.resid_norm)
     if config.layers == "auto":
         chosen = choose_window(fits, config.n_layers)
         band = config.layer_band
@@ -435,7 +437,7 @@ def _fit(model: Model, config: SvfConfig, inputs: _Inputs, progress: bool | None
     scaled = SteeringVector(raw.directions, replace(raw.metadata, resid_norm=dict(field.metadata.resid_norm)))
     vector = scaled.normalised("resid")
     training = {"positive": (pos_texts, pos), "negative": (neg_texts, neg)}
-    return _Fitted(field, vector, candidates, fits, rule, position_label(position, False), paired, training)
+    return _Fitted(field, vector, candidates, fits, rule, position_label(position, False), paired, training, norms)
 
 
 # --------------------------------------------------------------------------------- evaluation
