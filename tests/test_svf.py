@@ -317,6 +317,17 @@ def test_context_dependence_is_one_for_the_vector_and_measured_for_the_field(tin
     assert cd["field"] == pytest.approx([expected[layer] for layer in cd["layers"]], abs=1e-6)
 
 
+def test_a_linear_field_has_context_dependence_one_and_the_shared_form_runs(tiny):
+    """Oracle: the linear form's gradient is the same everywhere, so the measured context dependence
+    is 1 (a steering vector in disguise); the shared concept-space form runs through the study too."""
+    small = {**TINY, "max_prompts": 2, "long_tokens": 6}
+    linear = svf(tiny, quick=True, form="linear", multi_attribute=False, **small)
+    assert linear.context_dependence["field"] == pytest.approx([1.0] * len(linear.field.layers), abs=1e-6)
+    assert linear.context_dependence["field_on_training_rows"] == pytest.approx([1.0] * len(linear.field.layers), abs=1e-6)
+    shared = svf(tiny, quick=True, form="shared", multi_attribute=False, **small)
+    assert shared.field.form == "shared" and all(-1 <= v <= 1 for v in shared.context_dependence["field"])
+
+
 def test_vector_and_field_share_the_unit_and_the_layers(tiny_run):
     result, _ = tiny_run
     assert result.vector.layers == result.field.layers == tuple(result.layers["chosen"])
