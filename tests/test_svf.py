@@ -375,6 +375,7 @@ def test_effects_and_backfires_follow_the_per_prompt_scores(tiny_run):
             change = (pp[f"{method}_score"][k] - base) * direction * np.sign(c)
             assert cell["effect"]["mean"] == pytest.approx(change.mean())
             assert cell["backfire"]["n_backfire"] == int((change < -floor).sum())
+            assert cell["against_any"]["mean"] == pytest.approx(float((change < 0).mean()))
     control = result.claim("control")
     assert control.numbers["difference"]["n"] == len(result.inputs)
     assert control.verdict == control.numbers["verdict"] and "mde" in control.numbers

@@ -330,15 +330,18 @@ def _cells_section(result: SvfResult) -> list[str]:
              f"Unsteered: {measure} {_iv(u['score'])}"
              + (f", perplexity {_iv(u['perplexity'], 1, False)}" if "perplexity" in u else "") + ". "
              f"Noise floor for backfires: {_num(floor['value'])} ({floor['source']}).", "",
-             f"| c | method | {measure} | shift | effect (intended direction) | backfire rate |"
+             f"| c | method | {measure} | shift | effect (intended direction) | backfire rate | moved against at all |"
              + ("" if ab else " perplexity ratio |"),
-             "| --- | --- | --- | --- | --- | --- |" + ("" if ab else " --- |")]
+             "| --- | --- | --- | --- | --- | --- | --- |" + ("" if ab else " --- |")]
     for cell in result.cells:
         row = (f"| {cell['coefficient']:g} | {cell['method']} | {_iv(cell['score'])} | {_iv(cell['shift'])} | "
-               f"{_iv(cell['effect'])} | {_rate(cell['backfire'])} |")
+               f"{_iv(cell['effect'])} | {_rate(cell['backfire'])} | {_rate(cell['against_any'])} |")
         if not ab:
             row += f" {_iv(cell.get('perplexity_ratio'), 2, False)} |"
         lines.append(row)
+    lines += ["", "\"Moved against at all\" counts any move against the intended direction, with no floor: descriptive "
+              "only, since with greedy decoding any change of text moves the score and a steering that does nothing "
+              "reaches up to about half the inputs there."]
     if result.anti_steerable:
         a = result.anti_steerable
         lines += ["", f"Anti-steerable questions ({a['definition']}): vector {_rate(a['vector'])}, field "

@@ -558,12 +558,17 @@ def _cell(config: SvfConfig, method: str, c: float, steered: np.ndarray, base: n
     for completions, the perplexity ratio to the unsteered completion of the same prompt."""
     sign = 1 if c > 0 else -1
     shift = steered - base
+    change = shift * direction * sign
+    scored = np.isfinite(change)
     out = {"method": method, "coefficient": c,
            "score": summarise(steered, seed=config.seed).to_dict(),
            "shift": t_interval(shift).to_dict(),
-           "effect": t_interval(shift * direction * sign).to_dict(),
+           "effect": t_interval(change).to_dict(),
            "backfire": backfire_rate(steered, base, direction=direction * sign, floor=floor,
-                                     floor_source=floor_source).to_dict()}
+                                     floor_source=floor_source).to_dict(),
+           # Descriptive only: any move against the direction, however small (no floor). With greedy
+           # decoding any change of text moves the score, so a steering that does nothing scores up to ~50 %.
+           "against_any": proportion_interval(int((change[scored] < 0).sum()), int(scored.sum())).to_dict()}
     if ppl is not None and base_ppl is not None:
         out["perplexity_ratio"] = log_ratio_interval(ppl, base_ppl).to_dict()
     out["samples"] = samples
