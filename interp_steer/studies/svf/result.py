@@ -109,8 +109,8 @@ class SvfResult:
         }
 
     def to_frame(self):
-        """One row per (method, coefficient) cell: effect, shift, backfire rate and perplexity ratio with
-        their intervals (needs pandas)."""
+        """One row per (method, coefficient) cell: score, shift, effect, backfire rate, the fraction moved
+        against at all and (open-ended) the perplexity ratio, with their intervals (needs pandas)."""
         try:
             import pandas as pd
         except ImportError as error:  # pragma: no cover - pandas is optional
@@ -118,7 +118,7 @@ class SvfResult:
         rows = []
         for c in self.cells:
             row: dict[str, Any] = {"method": c["method"], "coefficient": c["coefficient"]}
-            for key in ("score", "shift", "effect", "backfire", "perplexity_ratio"):
+            for key in ("score", "shift", "effect", "backfire", "against_any", "perplexity_ratio"):
                 if key in c:
                     row.update({f"{key}{suffix}": c[key].get(part) for part, suffix in
                                 (("mean", ""), ("low", "_low"), ("high", "_high"))})
