@@ -3,7 +3,9 @@ patching) into a result file, figures and a report.
 
 - :mod:`.collision` — Creative Collision: two persona vectors mixed over α × λ (:func:`collide`);
 - :mod:`.patching` — dominance patching: which components carry a persona through a mix
-  (:func:`dominance_patching`).
+  (:func:`dominance_patching`);
+- :mod:`.svf` — Steering Vector Fields: a learned field against the static vector on the same data
+  (:func:`svf`).
 
 Every study is a sub-package of the same shape:
 
@@ -26,14 +28,20 @@ from interp_steer.studies.collision import CollisionConfig, CollisionResult, col
 from interp_steer.studies.collision import schema as collision_schema
 from interp_steer.studies.patching import PatchingConfig, PatchingResult, dominance_patching
 from interp_steer.studies.patching import schema as patching_schema
+from interp_steer.studies.svf import SvfConfig, SvfResult, svf
+from interp_steer.studies.svf import schema as svf_schema
 
 __all__ = [
     "CollisionConfig",
     "CollisionResult",
     "PatchingConfig",
     "PatchingResult",
+    "SvfConfig",
+    "SvfResult",
     "collide",
     "collision_schema",
     "dominance_patching",
     "patching_schema",
+    "svf",
+    "svf_schema",
 ]

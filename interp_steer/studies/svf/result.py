@@ -1,0 +1,148 @@
+"""What an SVF comparison measured: :class:`SvfResult` (the content of ``svf.json``), its
+:class:`Claim` verdicts, and the JSON :func:`schema`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp_steer.directions import SteeringVector
+from interp_steer.fields import SteeringField
+from interp_steer.studies._common import load_schema
+from interp_steer.studies.svf.config import SvfConfig
+
+METHODS = ("vector", "field")
+"""The two steering methods compared, in the order every table lists them."""
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One of the paper's claims, judged on this run: ``verdict`` is ``"reproduced"``,
+    ``"not reproduced"`` or ``"inconclusive"``; ``summary`` says why, with the numbers; ``numbers``
+    holds every number the rule used (its interval, margin, minimum detectable effect, n)."""
+
+    key: str
+    claim: str
+    verdict: str
+    summary: str
+    numbers: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class SvfResult:
+    """Everything an SVF comparison measured. ``to_dict()`` is the content of ``svf.json`` (schema:
+    ``schema.json`` here, :func:`schema`); :meth:`save` writes it with the field, the vector, the
+    figures and ``report.md``; :meth:`to_frame` is one row per (method, coefficient) cell."""
+
+    model: dict[str, Any]
+    config: SvfConfig
+    mode: str
+    data: dict[str, Any]
+    concept: dict[str, Any]
+    layers: dict[str, Any]
+    field: SteeringField
+    vector: SteeringVector
+    inputs: list[str]
+    unsteered: dict[str, Any]
+    cells: list[dict[str, Any]]
+    noise_floor: dict[str, Any]
+    anti_steerable: dict[str, Any] | None
+    context_dependence: dict[str, Any]
+    long_form: dict[str, Any]
+    multi_attribute: dict[str, Any]
+    claims: list[Claim]
+    per_prompt: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def cell(self, method: str, coefficient: float | int) -> dict[str, Any]:
+        """The summary of one (method, coefficient) cell."""
+        for c in self.cells:
+            if c["method"] == method and math.isclose(c["coefficient"], coefficient):
+                return c
+        raise KeyError(f"no cell ({method!r}, {coefficient}); methods {list(METHODS)}, non-zero coefficients "
+                       f"{[c for c in self.config.coefficients if c]}")
+
+    def claim(self, key: str) -> Claim:
+        for c in self.claims:
+            if c.key == key:
+                return c
+        raise KeyError(f"no claim {key!r}; claims: {[c.key for c in self.claims]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        from interp_steer import __version__
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "library_version": __version__,
+            "model": self.model,
+            "config": self.config.to_dict(),
+            "seed": self.config.seed,
+            "mode": self.mode,
+            "data": self.data,
+            "concept": self.concept,
+            "layers": self.layers,
+            "coefficients": {"values": list(self.config.coefficients), "primary": self.config.primary_coefficient,
+                             "units": ("mean residual norm of the training rows at each steered layer; the vector is "
+                                       "rescaled to that norm, the field steps c * norm along its unit gradient, so at "
+                                       "equal c both move an activation by the same length")},
+            "field": self.field.metadata.to_dict(),
+            "vector": {**self.vector.metadata.to_dict(), "norms": {str(k): v for k, v in self.vector.norms().items()}},
+            "inputs": self.inputs,
+            "unsteered": self.unsteered,
+            "cells": self.cells,
+            "noise_floor": self.noise_floor,
+            "anti_steerable": self.anti_steerable,
+            "context_dependence": self.context_dependence,
+            "long_form": self.long_form,
+            "multi_attribute": self.multi_attribute,
+            "claims": [c.to_dict() for c in self.claims],
+            "per_prompt": self.per_prompt,
+            "intervals": INTERVALS,
+            "timings_s": self.timings,
+        }
+
+    def to_frame(self):
+        """One row per (method, coefficient) cell: score, shift, effect, backfire rate, the fraction moved
+        against at all and (open-ended) the perplexity ratio, with their intervals (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as error:  # pragma: no cover - pandas is optional
+            raise ImportError("to_frame needs pandas: pip install pandas") from error
+        rows = []
+        for c in self.cells:
+            row: dict[str, Any] = {"method": c["method"], "coefficient": c["coefficient"]}
+            for key in ("score", "shift", "effect", "backfire", "against_any", "perplexity_ratio"):
+                if key in c:
+                    row.update({f"{key}{suffix}": c[key].get(part) for part, suffix in
+                                (("mean", ""), ("low", "_low"), ("high", "_high"))})
+            row["n"] = c["effect"]["n"]
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
+        """Write ``svf.json``, ``field.safetensors``, ``vector.safetensors``, the PNG figures and
+        ``report.md`` under ``out``."""
+        # Imported here: the report depends on the result, never the reverse.
+        from interp_steer.studies.svf.report import write_outputs
+
+        return write_outputs(self, Path(out), figures=figures)
+
+
+INTERVALS = ("95 % over held-out inputs: cell score means, percentile bootstrap; effects, shifts and the claims' "
+             "paired differences, Student t; backfire rates, Wilson; perplexity ratios, geometric mean with a t interval "
+             "on the log ratio; retentions, Fieller")
+
+
+def schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``svf.json``."""
+    return load_schema(__package__)
+
+
+__all__ = ["METHODS", "SCHEMA_VERSION", "Claim", "SvfResult", "schema"]

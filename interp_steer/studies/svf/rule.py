@@ -1,0 +1,162 @@
+"""The one verdict rule of the SVF comparison: a paired difference over prompts, field against vector.
+
+Each of the paper's four claims (stronger control, fewer backfires, better long-form, better
+multi-attribute control) is turned into one number per held-out prompt, ``d_i = field_i − vector_i``,
+oriented so that a positive ``d`` favours the field, and judged by :func:`paired_verdict`:
+
+- **reproduced** when the 95 % Student-t interval of ``mean(d)`` lies above 0 (a one-sided 2.5 %
+  test that the field does better);
+- **not reproduced** when that interval lies below 0 (the vector does better), or when the 90 %
+  interval lies inside ``±margin`` (two one-sided tests at 5 %: whatever advantage there is, it is
+  smaller than the smallest effect of interest);
+- **inconclusive** otherwise (and with fewer than two prompts).
+
+The minimum detectable effect ``(t_.975 + t_.80) · se`` on ``n − 1`` degrees of freedom and ``n``
+are always reported, with the power of the "reproduced" test against an advantage of ``margin``.
+
+Simulated error rates (``tests/test_svf.py``, 20 000 runs each; Monte Carlo slack
+``2·√(p(1 − p)/runs)``), measured with the seeds there:
+
+===============================================================  =========  =========  =========
+rate                                                             n = 16     n = 30     n = 100
+===============================================================  =========  =========  =========
+"reproduced" when d ~ N(0, 1) (design: ≤ 2.5 %)                    0.024      0.024
+"reproduced", d = difference of two 0/1 backfire flags with        0.026      0.021
+  equal rates 0.2 (design: ≤ 2.5 %)
+  the same with one discordant pair added each way (the backfire   0.006      0.012
+  claim's d, see ``claims.backfire_differences``)
+"not reproduced" at a true advantage equal to the margin                      0.016      0.052
+  (0.3 SD; design: ≤ 5 %)
+  the same with the margin estimated as 0.25 × (|vector's mean                0.003      0.031
+  effect| − se) (the control and long-form claims)
+  ... and with the naive 0.25 × |mean| instead                                0.011      0.053
+power ("reproduced") at an advantage of 0.5 SD                     0.46       0.76
+power at an advantage of 0.8 SD                                    0.85       0.99
+"not reproduced" when d ~ N(0, 1), margin 0.3 SD                   0.029      0.079      0.84
+===============================================================  =========  =========  =========
+
+The equivalence arm needs ``se`` below about ``margin / 1.7``: with a margin of 0.3 SD it rarely
+fires at 30 prompts and usually at 100, so small runs are honestly inconclusive more often than not.
+A significant advantage smaller than the margin is still "reproduced" (the claim is qualitative);
+the reason then says it is smaller than the smallest effect of interest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as _sps
+
+from interp_steer.stats import ArrayLike, mean_and_se, t_quantile
+
+VERDICTS = {1: "reproduced", -1: "not reproduced", 0: "inconclusive"}
+
+RULE = ("per prompt d = field - vector, oriented so that d > 0 favours the field; reproduced: the 95 % Student-t "
+        "interval of mean(d) over prompts lies above 0; not reproduced: it lies below 0, or the 90 % interval lies "
+        "inside +-margin (TOST at 5 %: any advantage is smaller than the smallest effect of interest); inconclusive "
+        "otherwise. MDE = (t_.975 + t_.80) * se on n - 1 degrees of freedom (80 % power, 5 % two-sided)")
+
+
+def _mde(se: ArrayLike, n: ArrayLike) -> np.ndarray | float:
+    df = np.asarray(n, dtype=float) - 1
+    with np.errstate(invalid="ignore"):
+        t_80 = np.where(df >= 1, _sps.t.ppf(0.80, np.maximum(df, 1)), np.nan)
+        return (t_quantile(0.95, df) + t_80) * np.asarray(se, dtype=float)
+
+
+def _core(d: ArrayLike, margin: ArrayLike) -> dict[str, np.ndarray]:
+    """The rule for a batch of runs, ``d [..., items]`` (NaNs left out) and a margin per run
+    (broadcast): verdict codes (1, −1, 0) and every number the rule uses. Vectorised so that the
+    tests can simulate it over many runs; :func:`paired_verdict` calls it for one run."""
+    mean, se, n = mean_and_se(d, axis=-1)
+    margin = np.broadcast_to(np.asarray(margin, dtype=float), mean.shape)
+    half95, half90 = t_quantile(0.95, n - 1) * se, t_quantile(0.90, n - 1) * se
+    low, high = mean - half95, mean + half95
+    low90, high90 = mean - half90, mean + half90
+    valid = (n >= 2) & np.isfinite(se)
+    above = valid & (low > 0)
+    below = valid & (high < 0)
+    equivalent = valid & np.isfinite(margin) & (low90 > -margin) & (high90 < margin)
+    code = np.where(above, 1, np.where(below | equivalent, -1, 0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        power = np.where(valid & (se > 0), _sps.nct.sf(t_quantile(0.95, n - 1), np.maximum(n - 1, 1),
+                                                        margin / np.where(se > 0, se, 1.0)), np.nan)
+    return {"code": code, "mean": mean, "se": se, "n": n, "low": low, "high": high, "low_90": low90,
+            "high_90": high90, "above": above, "below": below, "equivalent": equivalent, "margin": margin,
+            "mde": _mde(se, n), "power_at_margin": power}
+
+
+@dataclass(frozen=True)
+class PairedVerdict:
+    """The rule's verdict on one claim and every number behind it (95 % and 90 % t intervals of
+    ``mean(d)``, its standard error, ``n``, the margin, the MDE and the power against the margin)."""
+
+    verdict: str
+    reason: str
+    mean: float
+    low: float
+    high: float
+    low_90: float
+    high_90: float
+    se: float
+    n: int
+    margin: float
+    mde: float
+    power_at_margin: float
+    criteria: dict[str, bool]
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(x: float) -> float | None:
+            return float(x) if np.isfinite(x) else None
+
+        return {"verdict": self.verdict, "reason": self.reason, "difference": {
+                    "mean": num(self.mean), "low": num(self.low), "high": num(self.high), "n": self.n, "level": 0.95},
+                "interval_90": {"low": num(self.low_90), "high": num(self.high_90)}, "se": num(self.se),
+                "margin": num(self.margin), "mde": num(self.mde), "power_at_margin": num(self.power_at_margin),
+                "criteria": dict(self.criteria), "rule": RULE}
+
+
+def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: str = "the field's advantage") -> PairedVerdict:
+    """Judge one claim from per-prompt paired differences ``d`` (field − vector, positive favours the
+    field; NaNs are left out) with the smallest effect of interest ``margin`` (>= 0, in ``d``'s
+    units; NaN disables the equivalence arm). See the module docstring for the rule and its
+    simulated error rates."""
+    if not (margin >= 0 or np.isnan(margin)):
+        raise ValueError(f"margin must be >= 0 (or NaN to disable the equivalence test), got {margin}")
+    values = np.asarray(d, dtype=float).ravel()
+    out = {k: (v.item() if isinstance(v, np.ndarray) else v) for k, v in _core(values, margin).items()}
+    code = int(out["code"])
+    n = int(out["n"])
+    unit = f" {units}" if units else ""
+
+    def f(x: float) -> str:
+        return "n/a" if not np.isfinite(x) else f"{x:+.3f}"
+
+    interval = f"{f(out['mean'])} [{f(out['low'])}, {f(out['high'])}]{unit} (95 %, n = {n})"
+    detect = (f"this run could detect ±{abs(out['mde']):.3f}{unit} (80 % power, 5 % two-sided)"
+              if np.isfinite(out["mde"]) else "too few prompts to detect anything")
+    margin_text = f"±{margin:.3f}{unit}" if np.isfinite(margin) else "no margin"
+    if n < 2:
+        reason = f"fewer than two prompts with both values ({n}): no interval; {detect}"
+    elif code == 1:
+        smaller = (f" (but its 90 % interval lies inside {margin_text}: smaller than the smallest effect of interest)"
+                   if out["equivalent"] else "")
+        reason = f"{what} is {interval}, above 0{smaller}; {detect}"
+    elif out["below"]:
+        reason = f"the vector does better: {what} is {interval}, below 0; {detect}"
+    elif code == -1:
+        reason = (f"{what} is {interval}; its 90 % interval [{f(out['low_90'])}, {f(out['high_90'])}] lies inside "
+                  f"{margin_text} (equivalence test at 5 %): any advantage is smaller than the smallest effect of "
+                  f"interest; {detect}")
+    else:
+        reason = (f"{what} is {interval}: neither above 0 nor shown to be within {margin_text}; {detect}")
+    criteria = {"above_zero": bool(out["above"]), "below_zero": bool(out["below"]),
+                "within_margin": bool(out["equivalent"])}
+    return PairedVerdict(VERDICTS[code], reason, float(out["mean"]), float(out["low"]), float(out["high"]),
+                         float(out["low_90"]), float(out["high_90"]), float(out["se"]), n, float(margin),
+                         float(out["mde"]), float(out["power_at_margin"]), criteria)
+
+
+__all__ = ["RULE", "VERDICTS", "PairedVerdict", "paired_verdict"]
