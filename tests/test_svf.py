@@ -510,3 +510,12 @@ def test_svf_cli_names_a_bad_file_and_line(tmp_path, capsys):
                                      "answer_not_matching_behavior": "(B)"}) + "\n")
     assert main(["svf", "--model", "tiny-random", "--questions", str(questions), "--out", str(tmp_path)]) == 2
     assert f"{questions}:1" in capsys.readouterr().err
+
+
+def test_plot_curves_draws_an_interval_a_rounding_error_beyond_its_mean():
+    # A degenerate interval (every prompt's effect exactly 0) can sit 1e-17 past its mean; the
+    # figure must still be drawn (matplotlib refuses negative error bars).
+    from interp_steer.studies.svf.report import plot_curves
+
+    ax = plot_curves([0.0, 0.1], {"field": ([0.0, 0.2], [1e-17, 0.1], [0.0, 0.3])})
+    assert len(ax.lines) + len(ax.collections) > 0

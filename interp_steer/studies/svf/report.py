@@ -53,7 +53,10 @@ def plot_curves(
         if mean.shape != x.shape:
             raise ValueError(f"{label}: {mean.shape[0]} values for {x.size} x values")
         shifted = x + (k - (len(curves) - 1) / 2) * width
-        error = np.vstack([np.where(np.isfinite(low), mean - low, 0), np.where(np.isfinite(high), high - mean, 0)])
+        # Clipped at 0: a degenerate interval (e.g. every prompt's effect exactly 0 at c = 0) can sit a
+        # rounding error beyond its mean, and matplotlib refuses negative bar lengths.
+        error = np.clip(np.vstack([np.where(np.isfinite(low), mean - low, 0),
+                                   np.where(np.isfinite(high), high - mean, 0)]), 0, None)
         ax.errorbar(shifted, mean, yerr=error, marker="o", markersize=4, capsize=3, label=label,
                     color=COLOURS.get(label), linestyle="-" if lines else "none")
     if x.size <= 9:
