@@ -7,12 +7,28 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A paper's claim judged on one run: ``verdict`` is ``"reproduced"``, ``"not reproduced"`` or
+    ``"inconclusive"``; ``summary`` says why, with the numbers; ``numbers`` holds what the rule used.
+    Each study names its own kind (collision: ``Finding``, svf: ``Claim``)."""
+
+    key: str
+    claim: str
+    verdict: str
+    summary: str
+    numbers: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class ConfigIO:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import numpy as np
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
 from interp_steer.probes import Localisation
-from interp_steer.studies._common import load_schema
+from interp_steer.studies._common import Judged, load_schema
 from interp_steer.studies.collision.config import CollisionConfig
 from interp_steer.studies.mixing import Dominance
 
@@ -28,19 +28,9 @@ AXES = {
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Judged):
     """One of the paper's findings, judged on this run: ``verdict`` is ``"reproduced"``,
     ``"not reproduced"`` or ``"inconclusive"``; ``summary`` says why, with the numbers."""
-
-    key: str
-    claim: str
-    verdict: str
-    summary: str
-    numbers: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, eq=False)

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
-from interp_steer.studies._common import load_schema
+from interp_steer.studies._common import Judged, load_schema
 from interp_steer.studies.svf.config import SvfConfig
 
 METHODS = ("vector", "field")
@@ -19,20 +19,10 @@ METHODS = ("vector", "field")
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(Judged):
     """One of the paper's claims, judged on this run: ``verdict`` is ``"reproduced"``,
     ``"not reproduced"`` or ``"inconclusive"``; ``summary`` says why, with the numbers; ``numbers``
     holds every number the rule used (its interval, margin, minimum detectable effect, n)."""
-
-    key: str
-    claim: str
-    verdict: str
-    summary: str
-    numbers: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, eq=False)
