@@ -265,32 +265,14 @@ class SteeringVector:
 
     def save(self, path: str | Path) -> Path:
         """Write safetensors: ``blocks.{L}.hook_{point}`` -> ``[d_model]``; metadata in the header."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        if path.suffix != ".safetensors":
-            raise ValueError(f"{path}: steering vectors are saved as .safetensors files")
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {self.hook_name(layer): v.contiguous() for layer, v in self.directions.items()}
-        header = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
-                  "metadata": json.dumps(self.metadata.to_dict())}
-        save_file(tensors, str(path), metadata=header)
-        return path
+        return write_safetensors(path, tensors, FORMAT, FORMAT_VERSION, self.metadata.to_dict(), "steering vectors")
 
     @classmethod
     def load(cls, path: str | Path, model: Model | None = None) -> SteeringVector:
         """Read and validate a file written by :meth:`save`; given a model, refuse a mismatch."""
-        from safetensors import safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise VectorFileError(f"{path}: no such file")
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                header = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-        except Exception as error:  # safetensors raises several types for a damaged file
-            raise VectorFileError(f"{path}: not a readable safetensors file ({error})") from error
+        header, tensors = read_safetensors(path, VectorFileError)
         if header.get("format") != FORMAT:
             raise VectorFileError(f"{path}: not an interp_steer steering vector (header format "
                                   f"{header.get('format')!r}); was it written by SteeringVector.save?")
@@ -386,6 +368,37 @@ class SteeringVector:
 
 
 # ----------------------------------------------------------------------------- aggregators
+
+
+def write_safetensors(path: str | Path, tensors: Mapping[str, Tensor], format_name: str, version: int,
+                      metadata: Mapping[str, Any], what: str) -> Path:
+    """A self-describing safetensors file: ``tensors`` and a header with ``format``,
+    ``format_version`` and the metadata as JSON (the layout of vector and field files)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"{path}: {what} are saved as .safetensors files")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": format_name, "format_version": str(version), "metadata": json.dumps(dict(metadata))}
+    save_file(dict(tensors), str(path), metadata=header)
+    return path
+
+
+def read_safetensors(path: Path, error: type[ValueError], fix: str = "") -> tuple[dict[str, str], dict[str, Tensor]]:
+    """Header and tensors of a safetensors file; a missing or damaged file raises ``error`` naming
+    it (with ``fix`` appended)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as problem:  # safetensors raises several types for a damaged file
+        raise error(f"{path}: not a readable safetensors file ({problem}){fix}") from problem
+    return header, tensors
 
 
 def mean_diff(positive: Tensor, negative: Tensor) -> Tensor:

@@ -90,7 +90,12 @@ from torch import Tensor, nn
 from interp_steer._device import on_device_of
 from interp_steer.activations import Activations, collect_activations
 from interp_steer.data import ContrastPair
-from interp_steer.directions import contrast_texts, position_label
+from interp_steer.directions import (
+    contrast_texts,
+    position_label,
+    read_safetensors,
+    write_safetensors,
+)
 from interp_steer.models import RESID_POINTS, Model
 
 FORMAT = "interp_steer.steering_field"
@@ -620,32 +625,14 @@ class SteeringField:
 
     def save(self, path: str | Path) -> Path:
         """Write safetensors: the scorer's tensors under self-describing names; metadata in the header."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        if path.suffix != ".safetensors":
-            raise ValueError(f"{path}: steering fields are saved as .safetensors files")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        header = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
-                  "metadata": json.dumps(self.metadata.to_dict())}
-        save_file(self.scorer.to_file_tensors(self.hook_point), str(path), metadata=header)
-        return path
+        return write_safetensors(path, self.scorer.to_file_tensors(self.hook_point), FORMAT, FORMAT_VERSION,
+                                 self.metadata.to_dict(), "steering fields")
 
     @classmethod
     def load(cls, path: str | Path, model: Model | None = None) -> SteeringField:
         """Read and validate a file written by :meth:`save`; given a model, refuse a mismatch."""
-        from safetensors import safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise FieldFileError(f"{path}: no such file")
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                header = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-        except Exception as error:  # safetensors raises several types for a damaged file
-            raise FieldFileError(f"{path}: not a readable safetensors file ({error}); "
-                                 "re-save the field with SteeringField.save") from error
+        header, tensors = read_safetensors(path, FieldFileError, "; re-save the field with SteeringField.save")
         if header.get("format") != FORMAT:
             raise FieldFileError(f"{path}: not an interp_steer steering field (header format "
                                  f"{header.get('format')!r}); was it written by SteeringField.save?")
