@@ -107,6 +107,34 @@ def _steered_rows(model: Model, vector: Steerer, layer: int, coefficients: Seque
 
 
 @torch.inference_mode()
+def ab_probabilities(model: Model, questions: Sequence[ABQuestion], mix: RowMix | RowDeltas, n_cells: int,
+                      batch_size: int) -> tuple[np.ndarray, list[list[int]], list[int]]:
+    """P(matching letter), normalised over the two letters, ``[questions, cells]``, with a per-row
+    steering (``mix``: item-major rows, question i, cell j is row i * n_cells + j), steered from the
+    question's last token on like :func:`ab_eval`. Also each question's token ids (the formatted prompt and ``(``) and prompt end."""
+    texts, prompt_lengths = format_prompts(model, [q.question for q in questions], chat=None, system=None)
+    texts = [t + "(" for t in texts]
+    letters = [_letter_ids(model, t, [q.matching_letter, q.not_matching_letter]) for t, q in zip(texts, questions, strict=True)]
+    token_ids = model.encode(texts)
+    values = np.zeros((len(questions), n_cells))
+    per_batch = max(1, batch_size // n_cells)
+    for start in range(0, len(questions), per_batch):
+        items = list(range(start, min(start + per_batch, len(questions))))
+        rows = [token_ids[i] for i in items for _ in range(n_cells)]
+        ids, mask = model.pad(rows, padding_side="left")
+        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        prompt_end = [prompt_lengths[i] for i in items for _ in range(n_cells)]
+        part = mix.rows(slice(start * n_cells, (items[-1] + 1) * n_cells))
+        with steer(model, part, positions="after_prompt", prompt_end=prompt_end):
+            logits = model.hf_model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                    logits_to_keep=1).logits[:, -1].float()
+        for k, i in enumerate(items):
+            pair = logits[k * n_cells : (k + 1) * n_cells][:, letters[i]]
+            values[i] = torch.softmax(pair, dim=-1)[:, 0].cpu().numpy()
+    return values, token_ids, prompt_lengths
+
+
+@torch.inference_mode()
 def ab_eval(
     model: Model,
     questions: Sequence[ABQuestion],
@@ -379,5 +407,5 @@ def anti_steerable_fraction(result: SweepResult, *, floor: float | int = 0.0, le
     return out
 
 
-__all__ = ["GenerationSweep", "SweepResult", "ab_eval", "anti_steerable_fraction", "generation_sweep",
+__all__ = ["GenerationSweep", "SweepResult", "ab_eval", "ab_probabilities", "anti_steerable_fraction", "generation_sweep",
            "perplexity_under_steering"]

@@ -213,6 +213,42 @@ def ratio_of_means(num: Numbers, den: Numbers, *, level: float = 0.95) -> Interv
     return Interval(float(result.estimate), float(result.low), float(result.high), n, note, "ratio of means")
 
 
+def independent_ratio(num: Numbers, den: Numbers, *, level: float = 0.95) -> Interval:
+    """``mean(num) / mean(den)`` for two **independent** samples (e.g. an effect on one prompt set
+    over the effect on another) with Fieller's interval: the ``r`` for which a test of
+    ``mean(num) − r · mean(den) = 0`` with variance ``v_num + r² v_den`` (squared standard errors of
+    the two means) does not reject, on ``min(n_num, n_den) − 1`` degrees of freedom (conservative
+    against Welch's). NaN bounds and a ``note`` when ``mean(den)`` is not significantly non-zero
+    (the set is then unbounded) or either side has fewer than two values."""
+    _check_level(level)
+    x, y = _finite(num), _finite(den)
+    n = min(x.size, y.size)
+    if n < 2:
+        return Interval(float("nan"), float("nan"), float("nan"), n, EMPTY if n == 0 else ONE_VALUE, "ratio of means")
+    mx, my = float(x.mean()), float(y.mean())
+    vx, vy = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
+    t2 = float(t_quantile(level, n - 1)) ** 2
+    a, b, c = my**2 - t2 * vy, mx * my, mx**2 - t2 * vx
+    estimate = mx / my if my != 0 else float("nan")
+    if a <= 0:
+        return Interval(estimate, float("nan"), float("nan"), n, UNBOUNDED, "ratio of means")
+    root = math.sqrt(max(b * b - a * c, 0.0))
+    return Interval(estimate, (b - root) / a, (b + root) / a, n, "", "ratio of means")
+
+
+def log_ratio_interval(steered: np.ndarray, base: np.ndarray) -> Interval:
+    """Geometric mean over items of ``steered / base`` with a t-interval on the log scale (items with a
+    NaN or non-positive value on either side left out)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.asarray(steered, dtype=float)) - np.log(np.asarray(base, dtype=float))
+    logs = np.where(np.isfinite(logs), logs, np.nan)
+    iv = t_interval(logs)
+    return Interval(math.exp(iv.mean) if math.isfinite(iv.mean) else float("nan"),
+                    math.exp(iv.low) if math.isfinite(iv.low) else float("nan"),
+                    math.exp(iv.high) if math.isfinite(iv.high) else float("nan"), iv.n, iv.note,
+                    "geometric mean ratio")
+
+
 def proportion_interval(successes: int, n: int, *, level: float = 0.95) -> Interval:
     """A proportion with Wilson's score interval (keeps its coverage at small ``n`` and at rates near
     0 or 1, where the bootstrap of a 0/1 mean collapses to a point)."""
@@ -354,6 +390,8 @@ __all__ = [
     "backfire_rate",
     "bootstrap_mean",
     "fieller",
+    "independent_ratio",
+    "log_ratio_interval",
     "mean_and_se",
     "noise_floor",
     "paired_difference",

@@ -20,7 +20,7 @@ import torch
 import interp_steer as ist
 from interp_steer.cli import main
 from interp_steer.data import ABQuestion
-from interp_steer.stats import fieller, mean_and_se
+from interp_steer.stats import fieller, log_ratio_interval, mean_and_se
 from interp_steer.studies.svf import SvfConfig, paired_verdict, schema, svf
 from interp_steer.studies.svf.claims import (
     backfire_differences,
@@ -31,7 +31,6 @@ from interp_steer.studies.svf.rule import _core
 from interp_steer.studies.svf.study import (
     candidate_layers,
     choose_window,
-    log_ratio_interval,
     steered_activations,
     thirds,
 )

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from interp_steer.data import dataset_hash, load_builtin
+
 
 @dataclass(frozen=True)
 class Judged:
@@ -99,4 +101,55 @@ class Stopwatch:
         return self.timings
 
 
-__all__ = ["ConfigIO", "Stopwatch", "jsonable", "load_schema", "write_json"]
+
+
+def load_items(value: Any, builtin: str | None, loader: Callable[..., list], what: str, kind: type) -> tuple[list, str]:
+    """A list as given (checked), a file read with the package's loader, or the built-in data."""
+    if value is None:
+        if builtin is None:
+            raise ValueError(f"{what}: no data given")
+        return list(load_builtin(builtin)), f"built-in:{builtin}"
+    if isinstance(value, (str, Path)):
+        return loader(value), str(value)
+    items = list(value)
+    if not items or not all(isinstance(t, kind) for t in items):
+        raise ValueError(f"{what}: pass a file path or a non-empty list of {kind.__name__}")
+    if kind is str and not all(t.strip() for t in items):
+        raise ValueError(f"{what}: every text must be non-empty")
+    return items, "list"
+
+
+def describe_items(items: list, source: str, n_available: int) -> dict[str, Any]:
+    """Where a data set came from, how much of it was used, and its hash, for a result file."""
+    return {"source": source, "n_available": n_available, "n_used": len(items), "sha256": dataset_hash(items)}
+
+
+def fmt_num(value: Any, digits: int = 3, sign: bool = False) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def fmt_interval(iv: Mapping[str, Any] | None, digits: int = 3, sign: bool = True) -> str:
+    """``mean [low, high]`` of an interval's dict (the mean alone when it has no bounds)."""
+    if not iv or iv.get("mean") is None:
+        return "n/a"
+    if iv.get("low") is None or iv.get("high") is None:
+        return fmt_num(iv["mean"], digits, sign)
+    return f"{fmt_num(iv['mean'], digits, sign)} [{fmt_num(iv['low'], digits, sign)}, {fmt_num(iv['high'], digits, sign)}]"
+
+
+def fmt_rate(iv: Mapping[str, Any]) -> str:
+    """A proportion's interval as percentages."""
+    if iv.get("mean") is None:
+        return "n/a"
+    return f"{iv['mean']:.0%} [{iv['low']:.0%}, {iv['high']:.0%}]"
+
+
+def quote(text: str, limit: int = 160) -> str:
+    """A generated text for a Markdown table: one line, no pipes, cut at ``limit`` characters."""
+    text = " ".join(text.split()).replace("|", "/")
+    return f"“{text[:limit]}{'…' if len(text) > limit else ''}”"
+
+
+__all__ = ["ConfigIO", "Stopwatch", "describe_items", "fmt_interval", "fmt_num", "fmt_rate", "quote", "jsonable", "load_items", "load_schema", "write_json"]

@@ -7,7 +7,6 @@ The plot functions take arrays and an optional ``ax`` and return the ``Axes`` (t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,10 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from interp_steer.plotting import Numbers, save_figure
+from interp_steer.studies._common import fmt_interval as _iv
+from interp_steer.studies._common import fmt_num as _num
+from interp_steer.studies._common import fmt_rate as _rate
+from interp_steer.studies._common import quote as _quote
 from interp_steer.studies._common import write_json
 
 if TYPE_CHECKING:
@@ -221,31 +224,6 @@ def write_outputs(result: SvfResult, out: Path, *, figures: bool = True) -> dict
 
 
 # -------------------------------------------------------------------------------------- report
-
-
-def _num(value: Any, digits: int = 3, sign: bool = False) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
-
-
-def _iv(iv: Mapping[str, Any] | None, digits: int = 3, sign: bool = True) -> str:
-    if not iv or iv.get("mean") is None:
-        return "n/a"
-    if iv.get("low") is None or iv.get("high") is None:
-        return _num(iv["mean"], digits, sign)
-    return f"{_num(iv['mean'], digits, sign)} [{_num(iv['low'], digits, sign)}, {_num(iv['high'], digits, sign)}]"
-
-
-def _rate(iv: Mapping[str, Any]) -> str:
-    if iv.get("mean") is None:
-        return "n/a"
-    return f"{iv['mean']:.0%} [{iv['low']:.0%}, {iv['high']:.0%}]"
-
-
-def _quote(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split()).replace("|", "/")
-    return f"“{text[:limit]}{'…' if len(text) > limit else ''}”"
 
 
 def _data_line(result: SvfResult) -> str:

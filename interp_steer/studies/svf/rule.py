@@ -106,6 +106,7 @@ class PairedVerdict:
     mde: float
     power_at_margin: float
     criteria: dict[str, bool]
+    rule: str = RULE
 
     def to_dict(self) -> dict[str, Any]:
         def num(x: float) -> float | None:
@@ -115,14 +116,17 @@ class PairedVerdict:
                     "mean": num(self.mean), "low": num(self.low), "high": num(self.high), "n": self.n, "level": 0.95},
                 "interval_90": {"low": num(self.low_90), "high": num(self.high_90)}, "se": num(self.se),
                 "margin": num(self.margin), "mde": num(self.mde), "power_at_margin": num(self.power_at_margin),
-                "criteria": dict(self.criteria), "rule": RULE}
+                "criteria": dict(self.criteria), "rule": self.rule}
 
 
-def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: str = "the field's advantage") -> PairedVerdict:
+def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: str = "the field's advantage",
+                   rule: str = RULE, other: str = "the vector does better") -> PairedVerdict:
     """Judge one claim from per-prompt paired differences ``d`` (field − vector, positive favours the
     field; NaNs are left out) with the smallest effect of interest ``margin`` (>= 0, in ``d``'s
     units; NaN disables the equivalence arm). See the module docstring for the rule and its
-    simulated error rates."""
+    simulated error rates. Other studies judge other one-sample claims with the same rule:
+    ``what`` names the quantity, ``rule`` describes ``d`` for the result file and ``other`` says
+    what a significantly negative mean means."""
     if not (margin >= 0 or np.isnan(margin)):
         raise ValueError(f"margin must be >= 0 (or NaN to disable the equivalence test), got {margin}")
     values = np.asarray(d, dtype=float).ravel()
@@ -145,7 +149,7 @@ def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: 
                    if out["equivalent"] else "")
         reason = f"{what} is {interval}, above 0{smaller}; {detect}"
     elif out["below"]:
-        reason = f"the vector does better: {what} is {interval}, below 0; {detect}"
+        reason = f"{other}: {what} is {interval}, below 0; {detect}"
     elif code == -1:
         reason = (f"{what} is {interval}; its 90 % interval [{f(out['low_90'])}, {f(out['high_90'])}] lies inside "
                   f"{margin_text} (equivalence test at 5 %): any advantage is smaller than the smallest effect of "
@@ -156,7 +160,7 @@ def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: 
                 "within_margin": bool(out["equivalent"])}
     return PairedVerdict(VERDICTS[code], reason, float(out["mean"]), float(out["low"]), float(out["high"]),
                          float(out["low_90"]), float(out["high_90"]), float(out["se"]), n, float(margin),
-                         float(out["mde"]), float(out["power_at_margin"]), criteria)
+                         float(out["mde"]), float(out["power_at_margin"]), criteria, rule)
 
 
 __all__ = ["RULE", "VERDICTS", "PairedVerdict", "paired_verdict"]

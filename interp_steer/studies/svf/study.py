@@ -54,9 +54,7 @@ from interp_steer.activations import Activations, _forward_collect, collect_acti
 from interp_steer.data import (
     ABQuestion,
     ContrastPair,
-    dataset_hash,
     load_ab_questions,
-    load_builtin,
     load_corpus,
     load_pairs,
     load_prompts,
@@ -68,22 +66,22 @@ from interp_steer.directions import (
     from_activations,
     position_label,
 )
-from interp_steer.evaluation import FLOOR_LEVEL, _letter_ids
+from interp_steer.evaluation import FLOOR_LEVEL, ab_probabilities
 from interp_steer.fields import SteeringField, WeakLayerWarning, context_dependence, fit_scorer
 from interp_steer.generation import Generation, format_prompts, generate
 from interp_steer.metrics import ProbeReadout, completion_perplexity, vader_valence
 from interp_steer.models import Model, load_model
 from interp_steer.stats import (
-    Interval,
     backfire_rate,
+    log_ratio_interval,
     noise_floor,
     proportion_interval,
     ratio_of_means,
     summarise,
     t_interval,
 )
-from interp_steer.steering import RowMix, Steering, steer
-from interp_steer.studies._common import Stopwatch
+from interp_steer.steering import RowMix, Steering
+from interp_steer.studies._common import Stopwatch, describe_items, load_items
 from interp_steer.studies.svf.claims import judge_claims
 from interp_steer.studies.svf.config import SvfConfig
 from interp_steer.studies.svf.result import METHODS, SvfResult
@@ -212,26 +210,6 @@ class _Inputs:
     data: dict[str, Any]
 
 
-def _load(value: Any, builtin: str | None, loader: Callable[..., list], what: str, kind: type) -> tuple[list, str]:
-    """A list as given (checked), a file read with the package's loader, or the built-in data."""
-    if value is None:
-        if builtin is None:
-            raise ValueError(f"{what}: no data given")
-        return list(load_builtin(builtin)), f"built-in:{builtin}"
-    if isinstance(value, (str, Path)):
-        return loader(value), str(value)
-    items = list(value)
-    if not items or not all(isinstance(t, kind) for t in items):
-        raise ValueError(f"{what}: pass a file path or a non-empty list of {kind.__name__}")
-    if kind is str and not all(t.strip() for t in items):
-        raise ValueError(f"{what}: every text must be non-empty")
-    return items, "list"
-
-
-def _describe(items: list, source: str, n_available: int) -> dict[str, Any]:
-    return {"source": source, "n_available": n_available, "n_used": len(items), "sha256": dataset_hash(items)}
-
-
 def _inputs(config: SvfConfig, positive: Any, negative: Any, pairs: Any, questions: Any, prompts: Any,
             attributes: Any) -> _Inputs:
     given = {"positive/negative": positive is not None or negative is not None, "pairs": pairs is not None,
@@ -250,7 +228,7 @@ def _inputs(config: SvfConfig, positive: Any, negative: Any, pairs: Any, questio
     held_q: list[ABQuestion] = []
     if given["questions"]:
         mode = "ab"
-        loaded, source = _load(questions, None, load_ab_questions, "questions", ABQuestion)
+        loaded, source = load_items(questions, None, load_ab_questions, "questions", ABQuestion)
         if len(loaded) < 4:
             raise ValueError(f"questions ({source}) has {len(loaded)} questions; the study needs at least 4 "
                              "(two to train on, two held out)")
@@ -260,31 +238,31 @@ def _inputs(config: SvfConfig, positive: Any, negative: Any, pairs: Any, questio
         train_q = [loaded[i] for i in sorted(order[n_held:].tolist())]
         if config.max_prompts:
             held_q = held_q[: config.max_prompts]
-        data["questions"] = {**_describe(loaded, source, len(loaded)), "n_train": len(train_q),
+        data["questions"] = {**describe_items(loaded, source, len(loaded)), "n_train": len(train_q),
                              "n_heldout": len(held_q),
                              "split": f"seeded random split, {config.question_split:g} held out (seed {config.seed})"}
     elif given["pairs"]:
         mode = "pairs"
-        loaded, source = _load(pairs, None, load_pairs, "pairs", ContrastPair)
+        loaded, source = load_items(pairs, None, load_pairs, "pairs", ContrastPair)
         pair_list = loaded[:cap] if cap else loaded
         if len(pair_list) < 4:
             raise ValueError(f"pairs ({source}) has {len(pair_list)} pairs; the study needs at least 4")
-        data["pairs"] = _describe(pair_list, source, len(loaded))
+        data["pairs"] = describe_items(pair_list, source, len(loaded))
     else:
         mode = "texts"
         for name, value, builtin in (("positive", positive, "persona_a"), ("negative", negative, "persona_b")):
-            loaded, source = _load(value, builtin, load_corpus, name, str)
+            loaded, source = load_items(value, builtin, load_corpus, name, str)
             used = loaded[:cap] if cap else loaded
             if len(used) < 4:
                 raise ValueError(f"{name} ({source}) has {len(used)} texts; the study needs at least 4")
-            data[name] = _describe(used, source, len(loaded))
+            data[name] = describe_items(used, source, len(loaded))
             (pos_texts if name == "positive" else neg_texts).extend(used)
-    loaded, source = _load(prompts, "prompts", load_prompts, "prompts", str)
+    loaded, source = load_items(prompts, "prompts", load_prompts, "prompts", str)
     used_prompts = loaded[: config.max_prompts] if config.max_prompts else loaded
     if len(used_prompts) < 2:
         raise ValueError(f"prompts ({source}) has {len(used_prompts)} prompts; the study needs at least 2")
     if mode != "ab" or config.multi_attribute:
-        data["prompts"] = _describe(used_prompts, source, len(loaded))
+        data["prompts"] = describe_items(used_prompts, source, len(loaded))
     triple = attributes or (None, None, None)
     if len(triple) != 3:
         raise ValueError("attributes must be (attribute A texts, attribute B texts, baseline texts)")
@@ -292,12 +270,12 @@ def _inputs(config: SvfConfig, positive: Any, negative: Any, pairs: Any, questio
     if config.multi_attribute:
         for name, value, builtin in zip(("attribute_a", "attribute_b", "baseline"), triple,
                                         ("persona_a", "persona_b", "baseline"), strict=True):
-            loaded, source = _load(value, builtin, load_corpus, name, str)
+            loaded, source = load_items(value, builtin, load_corpus, name, str)
             used = loaded[:cap] if cap else loaded
             if len(used) < max(config.folds, 4):
                 raise ValueError(f"{name} ({source}) has {len(used)} texts; the multi-attribute test needs at least "
                                  f"{max(config.folds, 4)}")
-            data[name] = _describe(used, source, len(loaded))
+            data[name] = describe_items(used, source, len(loaded))
             attribute_texts.append(used)
     else:
         attribute_texts = [[], [], []]
@@ -575,49 +553,9 @@ def _cell(config: SvfConfig, method: str, c: float, steered: np.ndarray, base: n
     return out
 
 
-def log_ratio_interval(steered: np.ndarray, base: np.ndarray) -> Interval:
-    """Geometric mean over items of ``steered / base`` with a t-interval on the log scale (items with a
-    NaN or non-positive value on either side left out)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log(np.asarray(steered, dtype=float)) - np.log(np.asarray(base, dtype=float))
-    logs = np.where(np.isfinite(logs), logs, np.nan)
-    iv = t_interval(logs)
-    return Interval(math.exp(iv.mean) if math.isfinite(iv.mean) else float("nan"),
-                    math.exp(iv.low) if math.isfinite(iv.low) else float("nan"),
-                    math.exp(iv.high) if math.isfinite(iv.high) else float("nan"), iv.n, iv.note,
-                    "geometric mean ratio")
-
-
-@torch.inference_mode()
-def _ab_probabilities(model: Model, questions: list[ABQuestion], mix: RowMix, n_cells: int,
-                      batch_size: int) -> tuple[np.ndarray, list[list[int]], list[int]]:
-    """P(matching letter), normalised over the two letters, ``[questions, cells]``; rows of ``mix``
-    are item-major. Also each question's token ids (the formatted prompt and ``(``) and prompt end."""
-    texts, prompt_lengths = format_prompts(model, [q.question for q in questions], chat=None, system=None)
-    texts = [t + "(" for t in texts]
-    letters = [_letter_ids(model, t, [q.matching_letter, q.not_matching_letter]) for t, q in zip(texts, questions, strict=True)]
-    token_ids = model.encode(texts)
-    values = np.zeros((len(questions), n_cells))
-    per_batch = max(1, batch_size // n_cells)
-    for start in range(0, len(questions), per_batch):
-        items = list(range(start, min(start + per_batch, len(questions))))
-        rows = [token_ids[i] for i in items for _ in range(n_cells)]
-        ids, mask = model.pad(rows, padding_side="left")
-        positions = (mask.cumsum(-1) - 1).clamp_min(0)
-        prompt_end = [prompt_lengths[i] for i in items for _ in range(n_cells)]
-        part = mix.rows(slice(start * n_cells, (items[-1] + 1) * n_cells))
-        with steer(model, part, positions="after_prompt", prompt_end=prompt_end):
-            logits = model.hf_model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                    logits_to_keep=1).logits[:, -1].float()
-        for k, i in enumerate(items):
-            pair = logits[k * n_cells : (k + 1) * n_cells][:, letters[i]]
-            values[i] = torch.softmax(pair, dim=-1)[:, 0].cpu().numpy()
-    return values, token_ids, prompt_lengths
-
-
 def _evaluate_ab(model: Model, config: SvfConfig, fitted: _Fitted, questions: list[ABQuestion]) -> _Evaluation:
     cells = _grid_cells(config)
-    values, token_ids, prompt_ends = _ab_probabilities(model, questions, _row_mix(fitted, cells, len(questions)),
+    values, token_ids, prompt_ends = ab_probabilities(model, questions, _row_mix(fitted, cells, len(questions)),
                                                        len(cells), config.batch_size)
     base = values[:, 0]
     source = "none: the A/B readout is deterministic, so any move against the coefficient counts (Tan et al.'s anti-steerable)"
@@ -881,5 +819,5 @@ def _fit_pair(config: SvfConfig, positive: Activations, baseline: Activations,
     return field, vector.normalised("resid")
 
 
-__all__ = ["candidate_layers", "choose_window", "log_ratio_interval", "readout_log_odds", "run", "steered_activations",
+__all__ = ["candidate_layers", "choose_window", "readout_log_odds", "run", "steered_activations",
            "svf", "thirds"]
