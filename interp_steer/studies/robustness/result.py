@@ -1,0 +1,78 @@
+"""What a robustness study measured: :class:`RobustnessResult` (the content of ``robustness.json``)
+and the JSON :func:`schema`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp_steer.directions import SteeringVector
+from interp_steer.studies._common import Judged, load_schema
+from interp_steer.studies.robustness.config import RobustnessConfig
+
+SCHEMA_VERSION = 1
+
+INTERVALS = ("95 %: effects, Student t over items; OOD/ID ratios, Fieller for independent samples; perplexity ratios, "
+             "geometric mean with a t interval on per-text log ratios; perplexity rise points and sample-size plateaus, "
+             "percentile bootstrap over texts / items and subsets; fractions, Wilson")
+
+
+@dataclass(frozen=True, eq=False)
+class RobustnessResult:
+    """Everything a robustness study measured. ``models`` holds one report per model (vector,
+    effects, sample size, adversarial search, perplexity); ``claims`` the five findings' verdicts.
+    ``to_dict()`` is ``robustness.json`` (schema: :func:`schema`); :meth:`save` writes it with each
+    model's vector, the figures and ``report.md``."""
+
+    config: RobustnessConfig
+    data: dict[str, Any]
+    concept: dict[str, Any]
+    models: list[dict[str, Any]]
+    vectors: list[SteeringVector]
+    claims: list[Judged]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def claim(self, key: str) -> Judged:
+        for c in self.claims:
+            if c.key == key:
+                return c
+        raise KeyError(f"no claim {key!r}; claims: {[c.key for c in self.claims]}")
+
+    @staticmethod
+    def vector_file(index: int) -> str:
+        """The file name of model ``index``'s vector in the output directory."""
+        return "vector.safetensors" if index == 0 else f"vector_{index}.safetensors"
+
+    def to_dict(self) -> dict[str, Any]:
+        from interp_steer import __version__
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "library_version": __version__,
+            "config": self.config.to_dict(),
+            "seed": self.config.seed,
+            "data": self.data,
+            "concept": self.concept,
+            "coefficients": {"values": list(self.config.coefficients), "primary": self.config.primary_coefficient,
+                             "perplexity": list(self.config.perplexity_coefficients),
+                             "units": "the steering layer's mean residual norm (the vector is rescaled to it)"},
+            "models": [{**report, "vector_file": self.vector_file(i)} for i, report in enumerate(self.models)],
+            "claims": [c.to_dict() for c in self.claims],
+            "intervals": INTERVALS,
+            "timings_s": self.timings,
+        }
+
+    def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
+        """Write ``robustness.json``, the vectors, the PNG figures and ``report.md`` under ``out``."""
+        from interp_steer.studies.robustness.report import write_outputs
+
+        return write_outputs(self, Path(out), figures=figures)
+
+
+def schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``robustness.json``."""
+    return load_schema(__package__)
+
+
+__all__ = ["SCHEMA_VERSION", "RobustnessResult", "schema"]
