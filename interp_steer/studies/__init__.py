@@ -5,7 +5,9 @@ patching) into a result file, figures and a report.
 - :mod:`.patching` — dominance patching: which components carry a persona through a mix
   (:func:`dominance_patching`);
 - :mod:`.svf` — Steering Vector Fields: a learned field against the static vector on the same data
-  (:func:`svf`).
+  (:func:`svf`);
+- :mod:`.robustness` — how far a steering vector can be trusted: the five findings of arXiv
+  2505.03189 (:func:`robustness`).
 
 Every study is a sub-package of the same shape:
 
@@ -20,7 +22,8 @@ Every study is a sub-package of the same shape:
 - ``cli.py`` — ``add_parser(subparsers)``: the study's ``interp-steer`` subcommand and its handler.
 
 Pieces shared by studies live here: :mod:`.personas` (corpora, persona vectors, steering layer),
-:mod:`.mixing` (mixing, decomposition, dominance) and :mod:`._common` (JSON, schema, timings).
+:mod:`.mixing` (mixing, decomposition, dominance) and :mod:`._common` (data loading, JSON,
+schema, timings, report formatting).
 The core never imports this package.
 """
 
@@ -28,6 +31,8 @@ from interp_steer.studies.collision import CollisionConfig, CollisionResult, col
 from interp_steer.studies.collision import schema as collision_schema
 from interp_steer.studies.patching import PatchingConfig, PatchingResult, dominance_patching
 from interp_steer.studies.patching import schema as patching_schema
+from interp_steer.studies.robustness import RobustnessConfig, RobustnessResult, robustness
+from interp_steer.studies.robustness import schema as robustness_schema
 from interp_steer.studies.svf import SvfConfig, SvfResult, svf
 from interp_steer.studies.svf import schema as svf_schema
 
@@ -36,12 +41,16 @@ __all__ = [
     "CollisionResult",
     "PatchingConfig",
     "PatchingResult",
+    "RobustnessConfig",
+    "RobustnessResult",
     "SvfConfig",
     "SvfResult",
     "collide",
     "collision_schema",
     "dominance_patching",
     "patching_schema",
+    "robustness",
+    "robustness_schema",
     "svf",
     "svf_schema",
 ]

@@ -29,6 +29,8 @@ only). ``to_dict``/``from_dict`` store everything a replay needs next to the vec
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,15 +131,82 @@ class SteeredReadout:
 
     @torch.inference_mode()
     def __call__(self, candidates: Sequence[Sequence[int]]) -> np.ndarray:
-        """One effect per candidate (content token ids); empty candidates are NaN (never chosen)."""
+        """One effect per candidate (content token ids); empty candidates are NaN (never chosen).
+
+        Rows share what they can: the template's prefix is computed once per call and the start all
+        candidates of a batch have in common once per batch, each candidate's content up to its last
+        token once for both of its rows (no steering reaches it), and only the last content token
+        and the template's tail run twice, unsteered and steered. The same numbers as :meth:`score_unshared` up to float rounding."""
+        return self._score(candidates, share=bool(self.prefix))
+
+    @torch.inference_mode()
+    def score_unshared(self, candidates: Sequence[Sequence[int]]) -> np.ndarray:
+        """:meth:`__call__` with every row run in full (the reference the shared path must match)."""
+        return self._score(candidates, share=False)
+
+    def _score(self, candidates: Sequence[Sequence[int]], *, share: bool) -> np.ndarray:
         out = np.full(len(candidates), np.nan)
         valid = [i for i, c in enumerate(candidates) if len(c) > 0]
         per_batch = max(1, self.batch_size // 2)
+        prefix_cache = self._prefix_cache if share and valid else None
         for start in range(0, len(valid), per_batch):
             chunk = valid[start : start + per_batch]
-            ids, mask, positions, ends, deltas = self._rows([candidates[i] for i in chunk])
-            out[chunk] = self._effect(self._forward(ids, None, mask, positions, ends, deltas)).cpu().numpy()
+            chosen = [candidates[i] for i in chunk]
+            if share:
+                logits = self._shared_forward(chosen, prefix_cache)
+            else:
+                ids, mask, positions, ends, deltas = self._rows(chosen)
+                logits = self._forward(ids, None, mask, positions, ends, deltas)
+            out[chunk] = self._effect(logits).cpu().numpy()
         return out
+
+    @functools.cached_property
+    def _prefix_cache(self) -> Any:
+        """The template prefix's KV cache, computed once per readout (never steered: steering starts
+        at the prompt's last token). Copied before every use, since a forward extends it in place."""
+        with torch.inference_mode():
+            ids = torch.tensor([list(self.prefix)], device=self.model.device)
+            return self.model.hf_model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+
+    def _shared_forward(self, candidates: Sequence[Sequence[int]], prefix_cache: Any) -> torch.Tensor:
+        """Last-position logits of (unsteered, steered) row pairs, sharing the prefix and each
+        candidate's unsteered head (see :meth:`__call__`). Heads are right-padded; the padding
+        stays masked out when the rows continue, and positions count real tokens only."""
+        device, n = self.model.device, len(candidates)
+        heads = [list(c[:-1]) for c in candidates]
+        cache = copy.deepcopy(prefix_cache)
+        # The heads' common start (a search's candidates share much of their seed) runs once, too.
+        common = 0
+        while all(len(h) > common and h[common] == heads[0][common] for h in heads):
+            common += 1
+        if common:
+            ids = torch.tensor([heads[0][:common]], device=device)
+            positions = (len(self.prefix) + torch.arange(common, device=device))[None]
+            self.model.hf_model(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True,
+                                logits_to_keep=1)
+            heads = [h[common:] for h in heads]
+        p = len(self.prefix) + common
+        width = max(len(h) for h in heads)
+        cache.batch_repeat_interleave(n)
+        mask = torch.ones(n, p, dtype=torch.long, device=device)
+        if width:
+            pad = self.model.pad_token_id
+            ids = torch.tensor([h + [pad] * (width - len(h)) for h in heads], device=device)
+            head_mask = torch.tensor([[1] * len(h) + [0] * (width - len(h)) for h in heads], device=device)
+            mask = torch.cat([mask, head_mask], dim=1)
+            positions = (p + torch.arange(width, device=device)).expand(n, -1)
+            self.model.hf_model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(2)
+        rows = [[c[-1], *self.tail] for c in candidates for _ in range(2)]
+        ids = torch.tensor(rows, device=device)
+        mask = torch.cat([mask.repeat_interleave(2, dim=0), torch.ones_like(ids)], dim=1)
+        starts = torch.tensor([p + len(h) for h in heads for _ in range(2)], device=device)
+        positions = starts[:, None] + torch.arange(ids.shape[1], device=device)
+        deltas = RowDeltas.from_rows([[(self.vector, c)] for _ in candidates for c in (0.0, self.coefficient)])
+        with steer(self.model, deltas, positions="all"):  # every token here is at or after the prompt's end
+            return self.model.hf_model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
 
     def token_gradients(self, ids: Sequence[int], positions: Sequence[int]) -> np.ndarray:
         """``d effect / d one-hot(content[p])`` for each ``p`` in ``positions``, ``[len(positions), vocab]``:

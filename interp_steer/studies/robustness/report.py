@@ -30,8 +30,11 @@ def _errorbars(ax: Axes, xs: Sequence[float | int], cells: Sequence[dict[str, An
 def figure_effects(report: dict[str, Any], measure: str) -> Axes:
     """Effect (intended direction positive) against the coefficient, one line per prompt set."""
     _, ax = plt.subplots(figsize=(6, 4))
-    for name, info in report["effects"]["sets"].items():
-        xs = [0.0] + [c["coefficient"] for c in info["cells"]]
+    sets = report["effects"]["sets"]
+    span = max(report["effects"]["coefficients"]) - min(report["effects"]["coefficients"])
+    for k, (name, info) in enumerate(sets.items()):
+        shift = (k - (len(sets) - 1) / 2) * 0.012 * span  # side by side, so the intervals do not hide each other
+        xs = [shift] + [c["coefficient"] + shift for c in info["cells"]]
         cells = [{"mean": 0.0, "low": 0.0, "high": 0.0}] + [c["effect"] for c in info["cells"]]
         order = np.argsort(xs)
         _errorbars(ax, [xs[i] for i in order], [cells[i] for i in order], f"{name} ({info['measure']})")

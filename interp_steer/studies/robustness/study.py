@@ -62,7 +62,7 @@ from interp_steer.directions import (
     from_activations,
     position_label,
 )
-from interp_steer.evaluation import ab_probabilities, perplexity_under_steering
+from interp_steer.evaluation import _letter_ids, ab_probabilities, perplexity_under_steering
 from interp_steer.generation import generate
 from interp_steer.metrics import token_nll, vader_valence
 from interp_steer.models import Model, load_model
@@ -97,7 +97,7 @@ ID = "in_distribution"
 
 
 def run(
-    models: Model | str | None | Sequence[Model | str | None],
+    model: Model | str | None | Sequence[Model | str | None],
     config: RobustnessConfig,
     *,
     positive: Texts = None,
@@ -113,8 +113,8 @@ def run(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RobustnessResult:
-    """Run the study on one model or several (``models``: a :class:`Model`, a spec for
-    :func:`~interp_steer.load_model`, or a list of them; loaded one at a time).
+    """Run the study on one model or several (``model``: a :class:`Model`, a spec for
+    :func:`~interp_steer.load_model`, or a list of them, loaded one at a time).
 
     The concept: ``positive`` and ``negative`` texts, ``pairs`` or ``questions`` (A/B, CAA's format),
     each a list or a file; none: the built-in persona A against persona B. ``prompts``: the
@@ -129,14 +129,14 @@ def run(
     score = scorer or vader_valence
     name = scorer_name or ("vader" if scorer is None else getattr(scorer, "__name__", "scorer"))
     concept = _concept(config, inputs, score, name)
-    specs = list(models) if isinstance(models, (list, tuple)) else [models]
+    specs = list(model) if isinstance(model, (list, tuple)) else [model]
     if not specs:
-        raise ValueError("models is empty: give a model, a spec, or a list of them")
+        raise ValueError("model is an empty list: give a model, a spec, or a list of them")
     per_model, vectors = [], []
     for spec in specs:
-        model = spec if isinstance(spec, Model) else load_model(spec)
-        clock.lap(f"load_model {model.name}")
-        report, vector = _one_model(model, config, inputs, concept, score, progress, clock)
+        loaded = spec if isinstance(spec, Model) else load_model(spec)
+        clock.lap(f"load_model {loaded.name}")
+        report, vector = _one_model(loaded, config, inputs, concept, score, progress, clock)
         per_model.append(report)
         vectors.append(vector)
     claims = judge_claims(config, per_model)
@@ -247,6 +247,7 @@ def _inputs(config: RobustnessConfig, positive: Any, negative: Any, pairs: Any, 
                          "split": split_note}
     else:
         mode = "texts"
+        held_sides: list[list[str]] = []
         for side, value, builtin in (("positive", positive, "persona_a"), ("negative", negative, "persona_b")):
             loaded, source = load_items(value, builtin, load_corpus, side, str)
             used = loaded[:cap] if cap else loaded
@@ -254,9 +255,12 @@ def _inputs(config: RobustnessConfig, positive: Any, negative: Any, pairs: Any, 
                 raise ValueError(f"{side} ({source}) has {len(used)} texts; the study needs at least 6")
             train, held = _split(len(used), config.heldout_fraction, config.seed)
             (train_pos if side == "positive" else train_neg).extend(used[i] for i in train)
-            heldout.extend(used[i] for i in held)
+            held_sides.append([used[i] for i in held])
             data[side] = {**describe_items(used, source, len(loaded)), "n_train": len(train), "n_heldout": len(held),
                           "split": split_note}
+        # Alternating sides, so that a capped on-topic corpus keeps both.
+        heldout = [t for pair in zip(*held_sides, strict=False) for t in pair]
+        heldout += held_sides[0][len(held_sides[1]):] + held_sides[1][len(held_sides[0]):]
     if mode != "ab":
         loaded, source = load_items(prompts, "prompts", load_prompts, "prompts", str)
         used = loaded[: config.max_prompts] if config.max_prompts else loaded
@@ -574,8 +578,6 @@ def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
     token_info: dict[str, Any] | None = None
     if kind == "questions":
         prefix, tail = template_ids(model, answer_prefix="(")
-        from interp_steer.evaluation import _letter_ids
-
         for q in seeds:
             text = str(model.format_chat(q.question)) + "(" if model.has_chat_template else q.question + "("
             letters = _letter_ids(model, text, [q.matching_letter, q.not_matching_letter])
@@ -664,8 +666,8 @@ def _check_found(model: Model, config: RobustnessConfig, readouts: list[SteeredR
                  "content_ids": best[k], "seed_content_ids": seeds[k],
                  "text_round_trips": model.encode([texts[k]], add_special_tokens=False)[0] == best[k],
                  "effect": found.best_value, "seed_effect": found.seed_value, "reversal": bool(found.found),
-                 "evaluations": found.evaluations, "edits": found.diff if hasattr(found, "diff") else found.edits,
-                 "history": found.history, "stop_reason": getattr(found, "stop_reason", None),
+                 "evaluations": found.evaluations, "edits": found.diff,
+                 "history": found.history, "stop_reason": found.stop_reason,
                  "perplexity": {"seed": float(ppl_seed[k]), "found": float(ppl_best[k])}}
         if generated is not None:
             entry["generation_check"] = {"effect": float(generated[k]), "agrees": bool(generated[k] < 0) if found.found
@@ -688,7 +690,8 @@ def _perplexity(model: Model, config: RobustnessConfig, inputs: _Inputs, vector:
     coefficients = list(config.perplexity_coefficients)
     zero = coefficients.index(0.0)
     out: dict[str, Any] = {"coefficients": coefficients, "corpora": {}}
-    for name, texts in (("neutral", inputs.neutral), ("on_topic", inputs.heldout_texts)):
+    cap = config.max_perplexity_texts
+    for name, texts in (("neutral", inputs.neutral[:cap]), ("on_topic", inputs.heldout_texts[:cap])):
         sweep = perplexity_under_steering(model, texts, vector, coefficients, batch_size=config.batch_size // 4 or 1,
                                           seed=config.seed)
         nll = sweep.values[0]  # [coefficients, texts]
