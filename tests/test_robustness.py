@@ -204,9 +204,27 @@ def test_readout_batches_equal_single_candidates_and_its_gradient_is_a_linearisa
     batched = readout(ids)
     single = np.array([readout([i])[0] for i in ids])
     np.testing.assert_allclose(batched, single, atol=1e-5)
+    # The shared path (prefix, common start and heads computed once) gives the full rows' numbers,
+    # with ragged candidates, a shared start, and one-token candidates.
+    shared = SteeredReadout(tiny, vector, 1.0, "tokens", (11, 12, 13), (14, 15), positive=(5, 6, 7),
+                            negative=(8, 9, 10), batch_size=6)
+    ragged = [*ids, [21], ids[0][:3] + [30, 31], ids[0][:3] + [32]]
+    np.testing.assert_allclose(shared(ragged), shared.score_unshared(ragged), atol=1e-4)
+    np.testing.assert_allclose(shared(ragged[-2:]), shared.score_unshared(ragged[-2:]), atol=1e-4)
     grad = readout.token_gradients(ids[0], [len(ids[0]) - 1])
     assert grad.shape == (1, tiny.hf_model.get_input_embeddings().weight.shape[0])
     assert all(p.grad is None for p in tiny.hf_model.parameters())
+
+
+def test_two_models_are_compared_on_the_same_texts(tiny):
+    other = ist.load_model("tiny-random:qwen2")
+    result = robustness([tiny, other], positive=POSITIVE, negative=NEGATIVE, prompts=PROMPTS, ood_prompts={"r": OOD},
+                        neutral=POSITIVE[:4] + NEGATIVE[:4], **{**TINY, "adversarial_seeds": 0})
+    assert [r["model"]["name"] for r in result.models] == [tiny.name, other.name]
+    finding = result.claim("model_size")
+    assert finding.numbers["difference"]["n"] == 8  # per neutral text, both models
+    assert {finding.numbers["smallest"], finding.numbers["largest"]} == {tiny.name, other.name}
+    assert len(result.vectors) == 2 and result.claim("adversarial").verdict == "inconclusive"
 
 
 def test_ab_questions_mode(tiny):
