@@ -40,8 +40,9 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import stats as _sps
 
-from interp_steer.stats import proportion_interval
+from interp_steer.stats import proportion_interval, t_quantile
 from interp_steer.studies._common import Judged
 from interp_steer.studies.svf.rule import paired_verdict
 
@@ -80,6 +81,19 @@ def ratio_verdict(low: float | None, high: float | None, margin: float) -> tuple
     return "inconclusive", f"OOD/ID ratio {interval} straddles {bound:.2f}"
 
 
+def _ratio_mde(num: list[float], den: list[float]) -> float | None:
+    """The smallest departure of the OOD/ID ratio from its estimate this run could detect:
+    ``(t_.975 + t_.80) · se`` with the delta-method standard error of a ratio of independent means."""
+    x, y = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    n = min(x.size, y.size)
+    if n < 2 or y.mean() == 0:
+        return None
+    r = x.mean() / y.mean()
+    se = math.sqrt(x.var(ddof=1) / x.size + r**2 * y.var(ddof=1) / y.size) / abs(y.mean())
+    return float((t_quantile(0.95, n - 1) + _sps.t.ppf(0.80, n - 1)) * se)
+
+
 def _ood(config: Any, report: dict[str, Any]) -> Finding:
     ratios = report["effects"]["ood_over_id"]
     per_set = {}
@@ -88,10 +102,13 @@ def _ood(config: Any, report: dict[str, Any]) -> Finding:
         est = ratio.get("mean")
         per_set[name] = {"verdict": verdict, "reason": reason, "ratio": est, "low": ratio.get("low"),
                          "high": ratio.get("high"), "scale": ratio.get("scale")}
+        per_set[name]["mde"] = _ratio_mde(report["effects"]["sets"][name]["per_item_primary_effect"],
+                                          report["effects"]["sets"]["in_distribution"]["per_item_primary_effect"])
     verdicts = {v["verdict"] for v in per_set.values()}
     verdict = verdicts.pop() if len(verdicts) == 1 else "inconclusive"
     id_effect = report["effects"]["sets"]["in_distribution"]["primary_effect"]
-    parts = [f"{name}: {v['reason']}" for name, v in per_set.items()]
+    parts = [f"{name}: {v['reason']}" + (f" (this run could detect a ratio {v['mde']:.2f} away from its estimate)"
+                                          if v["mde"] is not None else "") for name, v in per_set.items()]
     summary = (f"ID effect {id_effect['mean']:+.3f} [{id_effect['low']:+.3f}, {id_effect['high']:+.3f}]; "
                + "; ".join(parts))
     if len({v["verdict"] for v in per_set.values()}) > 1:
