@@ -21,8 +21,8 @@ from interp_steer.studies.robustness import (
     robustness,
     schema,
 )
-from interp_steer.studies.robustness.claims import ratio_verdict
-from interp_steer.studies.robustness.readout import content_ids, template_ids
+from interp_steer.studies.robustness.claims import _ood, _perplexity, _sample_size, ratio_verdict
+from interp_steer.studies.robustness.readout import content_ids, indicative_tokens, template_ids
 from interp_steer.studies.robustness.study import _crossing
 
 RUNS = 20000
@@ -284,3 +284,80 @@ def test_cli_writes_the_outputs(tmp_path, capsys):
 def test_cli_bad_arguments(argv, message, capsys, tmp_path):
     assert main(["robustness", "--model", "tiny-random", "--out", str(tmp_path), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ verdicts on synthetic reports
+
+
+def _effects_report(id_effects, ood_effects):
+    sets = {}
+    for name, values in (("in_distribution", id_effects), ("ood", ood_effects)):
+        values = np.asarray(values, dtype=float)
+        sets[name] = {"primary_effect": ist.stats.t_interval(values).to_dict(), "per_item_primary_effect": values.tolist(),
+                      "unsteered_sd": 1.0}
+    ratio = independent_ratio(ood_effects, id_effects)
+    return {"effects": {"sets": sets, "ood_over_id": {"ood": {**ratio.to_dict(), "scale": "raw effects"}}}}
+
+
+def test_a_backfiring_vector_does_not_reproduce_the_ood_finding():
+    rng = np.random.default_rng(4)
+    # ID effect significantly negative (the steering backfires), OOD positive: a bounded, negative ratio.
+    report = _effects_report(rng.normal(-1.0, 0.3, 30), rng.normal(0.5, 0.3, 15))
+    assert report["effects"]["ood_over_id"]["ood"]["high"] < 0.75
+    assert _ood(RobustnessConfig(), report).verdict == "inconclusive"
+    healthy = _effects_report(rng.normal(1.0, 0.3, 30), rng.normal(0.0, 0.3, 15))
+    finding = _ood(RobustnessConfig(), healthy)
+    assert finding.verdict == "reproduced" and finding.numbers["per_set"]["ood"]["mde"] > 0
+
+
+def _sample_report(estimate, low, high, plateau_low=0.1, sizes=(4, 8, 16, 32, 64, 90), failed=0):
+    fit = {"form": "hyperbolic", "n_at": {"0.9": {"estimate": estimate, "low": low, "high": high}},
+           "e_max": {"estimate": 0.3, "low": plateau_low, "high": 0.5}, "note": "",
+           "bootstrap": {"n_boot": 1000, "n_failed": failed}}
+    return {"sample_size": {"fit": fit, "sizes": list(sizes)}}
+
+
+@pytest.mark.parametrize("numbers, verdict", [
+    ((40, 20, 70), "reproduced"),
+    ((None, 200, None), "not reproduced"),   # no plateau: unbounded, and even the low end is past 128
+    ((100, 60, 120), "inconclusive"),        # within 128 but beyond the largest n tested (90): extrapolated
+    ((40, 20, None), "inconclusive"),        # straddles the limit
+])
+def test_sample_size_verdict_follows_its_numbers(numbers, verdict):
+    assert _sample_size(RobustnessConfig(), _sample_report(*numbers)).verdict == verdict
+
+
+def test_sample_size_needs_a_positive_plateau_and_working_bootstrap():
+    assert _sample_size(RobustnessConfig(), _sample_report(10, 5, 20, plateau_low=-0.1)).verdict == "inconclusive"
+    assert _sample_size(RobustnessConfig(), _sample_report(10, 5, 20, failed=100)).verdict == "inconclusive"
+
+
+@pytest.mark.parametrize("rise, verdict", [(1.3, "reproduced"), (1.001, "not reproduced"), (1.05, "inconclusive")])
+def test_perplexity_verdict_needs_more_than_a_negligible_rise(rise, verdict):
+    rng = np.random.default_rng(5)
+    log_ratio = math.log(rise) + rng.normal(0, 0.01, 60)
+    report = {"perplexity": {"coefficients": [0.0, 0.2],
+                             "corpora": {"neutral": {"per_text_log_ratio": [[0.0] * 60, log_ratio.tolist()],
+                                                     "rise": {}}}}}
+    config = RobustnessConfig(coefficients=(-0.2, 0.0, 0.2))
+    assert _perplexity(config, report).verdict == verdict
+
+
+def test_perplexity_crossing_bootstrap_is_unbounded_when_some_replicates_never_reach_the_level():
+    rng = np.random.default_rng(6)
+    coefficients = [0.0, 0.2, 0.4]
+    # Mean log ratio ends right at log(1.1): about half the replicates reach it inside the grid.
+    top = math.log1p(0.1) + rng.normal(0, 0.05, 40)
+    log_ratio = np.stack([np.zeros(40), top / 2, top])
+    side = _crossing(coefficients, log_ratio, 0.1, 400, seed=0)["positive"]
+    assert math.isfinite(side["low"]) and side["high"] == math.inf
+
+
+def test_token_readout_is_positive_on_its_own_prompts_for_either_sign(tiny, tiny_result):
+    vector = tiny_result.vectors[0]
+    prefix, tail = template_ids(tiny)
+    for c in (1.0, -1.0):
+        promoted, suppressed, _ = indicative_tokens(tiny, vector, c, PROMPTS, 5)
+        readout = SteeredReadout(tiny, vector, c, "tokens", tuple(prefix), tuple(tail), positive=tuple(promoted),
+                                 negative=tuple(suppressed))
+        assert np.mean(readout(content_ids(tiny, PROMPTS))) > 0

@@ -15,20 +15,22 @@
    showing that a vector *is* reliable out of distribution needs many items.
 2. **Diminishing returns by about 80 examples** (``sample_size``), from the bootstrap interval of
    n₉₀, the examples per class at which the fitted saturating curve reaches 90 % of its plateau:
-   *reproduced* when the whole interval lies at or below ``plateau_limit`` (128 by default: the
-   paper's 80–100, with room), *not reproduced* when it lies above, *inconclusive* otherwise. The
-   interval's coverage on planted data is about 94 % (``tests/test_saturation.py``).
+   *reproduced* when the plateau is positive (its interval above 0) and the whole n₉₀ interval lies
+   at or below ``plateau_limit`` (128 by default: the paper's 80–100, with room) and within the
+   tested sizes (no extrapolation), *not reproduced* when it lies above ``plateau_limit`` (no plateau
+   counts as infinite), *inconclusive* otherwise and when more than 2.5 % of the bootstrap fits
+   failed. The interval's coverage on planted data is about 94 % (``tests/test_saturation.py``).
 3. **Adversarial inputs can reverse the steering** (``adversarial``), an existence claim: *reproduced*
-   when a search found, for at least one seed prompt, an input on which the steering's readout
-   effect is below the reversal threshold (the readout is deterministic, so a found reversal replays
+   when a search found, for at least one seed prompt whose own effect was not already below it, an
+   edited input on which the steering's readout effect is below the reversal threshold (the readout is deterministic, so a found reversal replays
    exactly: no false positives w.r.t. the readout; whether it carries over to generated text is
    reported beside it); *not reproduced* when none was found and the Wilson upper bound of the
    per-seed rate is below 0.25 (at least 12 seeds); *inconclusive* otherwise.
 4. **Steering raises perplexity** (``perplexity``), on the neutral corpus at the primary
-   coefficient, by the one-sample rule of :func:`~interp_steer.studies.svf.rule.paired_verdict` on
-   per-text log ratios (steered / unsteered perplexity): *reproduced* when the 95 % interval lies
-   above 0; *not reproduced* when below 0, or when the 90 % interval lies within
-   ``±log(1 + perplexity_margin)``; inconclusive otherwise (error rates in that module).
+   coefficient, from the 95 % t interval of the mean per-text log ratio (steered / unsteered
+   perplexity): *reproduced* when it lies above ``log(1 + perplexity_margin)`` (a rise of more
+   than 5 %, not any significant rise), *not reproduced* when it lies below, *inconclusive*
+   otherwise; each wrong verdict ≤ 2.5 % at a true rise of exactly the margin (one-sided t tests).
 5. **Larger models resist degradation** (``model_size``): needs two models or more; the same rule on
    per-text differences of log ratios, smallest minus largest model (by parameter count), same
    neutral texts, at the primary coefficient (in units of each model's residual norm).
@@ -62,8 +64,8 @@ CLAIMS = {
 OOD_RULE = ("Fieller 95 % interval of OOD effect / ID effect (independent items) at the primary coefficient: reproduced "
             "below 1 - margin, not reproduced above it, inconclusive otherwise or when unbounded")
 PERPLEXITY_RULE = ("per neutral text d = log(steered / unsteered perplexity) at the primary coefficient; reproduced: the "
-                   "95 % t interval of mean(d) lies above 0; not reproduced: below 0, or the 90 % interval within "
-                   "+-log(1 + margin); inconclusive otherwise")
+                   "95 % t interval of mean(d) lies above log(1 + margin); not reproduced: it lies below; inconclusive "
+                   "otherwise")
 SIZE_RULE = ("per neutral text d = log perplexity ratio of the smallest model - that of the largest, at the primary "
              "coefficient; the same rule as the perplexity finding")
 
@@ -81,7 +83,7 @@ def ratio_verdict(low: float | None, high: float | None, margin: float) -> tuple
     return "inconclusive", f"OOD/ID ratio {interval} straddles {bound:.2f}"
 
 
-def _ratio_mde(num: list[float], den: list[float]) -> float | None:
+def _ratio_mde(num: np.ndarray, den: np.ndarray) -> float | None:
     """The smallest departure of the OOD/ID ratio from its estimate this run could detect:
     ``(t_.975 + t_.80) · se`` with the delta-method standard error of a ratio of independent means."""
     x, y = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
@@ -102,11 +104,20 @@ def _ood(config: Any, report: dict[str, Any]) -> Finding:
         est = ratio.get("mean")
         per_set[name] = {"verdict": verdict, "reason": reason, "ratio": est, "low": ratio.get("low"),
                          "high": ratio.get("high"), "scale": ratio.get("scale")}
-        per_set[name]["mde"] = _ratio_mde(report["effects"]["sets"][name]["per_item_primary_effect"],
-                                          report["effects"]["sets"]["in_distribution"]["per_item_primary_effect"])
+        sets = report["effects"]["sets"]
+        standardised = ratio.get("scale") != "raw effects"
+        num, den = (np.asarray(sets[key]["per_item_primary_effect"], dtype=float)
+                    / (sets[key]["unsteered_sd"] if standardised else 1.0) for key in (name, "in_distribution"))
+        per_set[name]["mde"] = _ratio_mde(num, den)
+    id_effect = report["effects"]["sets"]["in_distribution"]["primary_effect"]
+    if not (id_effect.get("low") is not None and id_effect["low"] > 0):
+        # A ratio to an ID effect that is not significantly in the intended direction says nothing
+        # about losing reliability out of distribution (a backfiring vector has a negative ratio).
+        for v in per_set.values():
+            v["verdict"] = "inconclusive"
+            v["reason"] = "the in-distribution effect is not significantly in the intended direction: " + v["reason"]
     verdicts = {v["verdict"] for v in per_set.values()}
     verdict = verdicts.pop() if len(verdicts) == 1 else "inconclusive"
-    id_effect = report["effects"]["sets"]["in_distribution"]["primary_effect"]
     parts = [f"{name}: {v['reason']}" + (f" (this run could detect a ratio {v['mde']:.2f} away from its estimate)"
                                           if v["mde"] is not None else "") for name, v in per_set.items()]
     summary = (f"ID effect {id_effect['mean']:+.3f} [{id_effect['low']:+.3f}, {id_effect['high']:+.3f}]; "
@@ -123,22 +134,36 @@ def _sample_size(config: Any, report: dict[str, Any]) -> Finding:
     low, high, est = level.get("low"), level.get("high"), level.get("estimate")
     limit = config.plateau_limit
     largest = max(report["sample_size"]["sizes"])
+    plateau = fit.get("e_max", {})
+    failed, n_boot = fit.get("bootstrap", {}).get("n_failed", 0), fit.get("bootstrap", {}).get("n_boot", 0)
     numbers = {"n90": level, "plateau_limit": limit, "largest_n": largest, "form": fit.get("form"),
-               "note": fit.get("note"), "rule": f"reproduced: bootstrap interval of n90 <= {limit}; not reproduced: "
-                                                  f"> {limit}; inconclusive otherwise"}
-    if est is None or low is None:
-        return Finding("sample_size", CLAIMS["sample_size"], "inconclusive",
-                       f"no saturating curve could be fitted ({fit.get('note') or 'no estimate'})", numbers)
-    high_text = "inf" if high is None else f"{high:.0f}"
-    interval = f"n90 = {est:.0f} [{low:.0f}, {high_text}] examples per class (largest tested {largest})"
-    if high is not None and high <= limit:
-        return Finding("sample_size", CLAIMS["sample_size"], "reproduced",
-                       f"{interval}: 90 % of the plateau by {limit} examples (paper: about 80-100)", numbers)
+               "plateau": plateau, "bootstrap_failed": failed, "note": fit.get("note"),
+               "rule": (f"reproduced: the plateau is positive (its interval above 0) and n90's bootstrap interval lies at "
+                        f"or below min({limit}, the largest n tested); not reproduced: n90's interval lies above {limit}; "
+                        "inconclusive otherwise, or when more than 2.5 % of bootstrap fits failed")}
+
+    def finding(verdict: str, why: str) -> Finding:
+        return Finding("sample_size", CLAIMS["sample_size"], verdict, why, numbers)
+
+    if not fit.get("form"):
+        return finding("inconclusive", f"no saturating curve could be fitted ({fit.get('note') or 'no estimate'})")
+    # A missing bound or estimate with a fitted form means "no plateau": unbounded.
+    inf = float("inf")
+    est, low, high = (inf if x is None else x for x in (est, low, high))
+    interval = f"n90 = {est:.0f} [{low:.0f}, {high:.0f}] examples per class (largest tested {largest})"
+    if n_boot and failed > 0.025 * n_boot:
+        return finding("inconclusive", f"{interval}, but {failed} of {n_boot} bootstrap fits failed")
     if low > limit:
-        return Finding("sample_size", CLAIMS["sample_size"], "not reproduced",
-                       f"{interval}: the effect still grows beyond {limit} examples", numbers)
-    return Finding("sample_size", CLAIMS["sample_size"], "inconclusive",
-                   f"{interval}: the interval straddles {limit}", numbers)
+        return finding("not reproduced", f"{interval}: the effect still grows beyond {limit} examples")
+    if (plateau.get("low") or 0) <= 0:
+        return finding("inconclusive", f"{interval}, but the plateau's interval reaches 0: no effect to saturate")
+    if high <= min(limit, largest):
+        return finding("reproduced", f"{interval}: 90 % of the plateau within the data and by {limit} examples "
+                                     "(paper: about 80-100)")
+    if high <= limit:
+        return finding("inconclusive", f"{interval}: n90 may lie beyond the largest n tested, where the curve is "
+                                       "extrapolated")
+    return finding("inconclusive", f"{interval}: the interval straddles {limit}")
 
 
 def _adversarial(config: Any, report: dict[str, Any]) -> Finding:
@@ -185,13 +210,21 @@ def _log_ratios_at(report: dict[str, Any], coefficient: float) -> np.ndarray:
 def _perplexity(config: Any, report: dict[str, Any]) -> Finding:
     c = config.primary_coefficient
     d = _log_ratios_at(report, c)
-    verdict = paired_verdict(d, math.log1p(config.perplexity_margin), units="log ratio",
-                             what=f"the mean log perplexity ratio on the neutral corpus at c = {c:g}",
-                             rule=PERPLEXITY_RULE, other="steering lowers perplexity")
-    ratio = math.exp(verdict.mean) if math.isfinite(verdict.mean) else float("nan")
-    summary = f"perplexity x{ratio:.3f} at c = {c:g}: {verdict.reason}"
-    return Finding("perplexity", CLAIMS["perplexity"], verdict.verdict, summary,
-                   {**verdict.to_dict(), "coefficient": c, "rise": report["perplexity"]["corpora"]["neutral"]["rise"]})
+    margin = math.log1p(config.perplexity_margin)
+    numbers = paired_verdict(d, margin, units="log ratio", rule=PERPLEXITY_RULE)
+    ratio = (f"x{math.exp(numbers.mean):.3f} [{math.exp(numbers.low):.3f}, {math.exp(numbers.high):.3f}]"
+             if math.isfinite(numbers.low) else "n/a")
+    rise = f"a rise of {config.perplexity_margin:.0%}"
+    if math.isfinite(numbers.low) and numbers.low > margin:
+        verdict, why = "reproduced", f"perplexity {ratio} at c = {c:g}: significantly more than {rise}"
+    elif math.isfinite(numbers.high) and numbers.high < margin:
+        verdict, why = "not reproduced", f"perplexity {ratio} at c = {c:g}: significantly less than {rise}"
+    else:
+        verdict, why = "inconclusive", f"perplexity {ratio} at c = {c:g}: cannot tell from {rise}"
+    detect = f"; this run could detect ±{numbers.mde:.3f} in log ratio (n = {numbers.n} neutral texts)"
+    return Finding("perplexity", CLAIMS["perplexity"], verdict, why + detect,
+                   {**numbers.to_dict(), "verdict": verdict, "coefficient": c,
+                    "rise": report["perplexity"]["corpora"]["neutral"]["rise"]})
 
 
 def _model_size(config: Any, reports: list[dict[str, Any]]) -> Finding:
@@ -200,6 +233,10 @@ def _model_size(config: Any, reports: list[dict[str, Any]]) -> Finding:
                        "needs >= 2 models (run with --models SPEC,SPEC,...); this run had one", {"n_models": len(reports)})
     ordered = sorted(reports, key=lambda r: r["model"]["n_parameters"])
     small, large = ordered[0], ordered[-1]
+    if small["model"]["n_parameters"] == large["model"]["n_parameters"]:
+        return Finding("model_size", CLAIMS["model_size"], "inconclusive",
+                       f"the models have the same number of parameters ({small['model']['n_parameters']:,}): no size "
+                       "difference to compare", {"n_models": len(reports)})
     c = config.primary_coefficient
     d = _log_ratios_at(small, c) - _log_ratios_at(large, c)
     verdict = paired_verdict(d, math.log1p(config.perplexity_margin), units="log ratio",

@@ -99,8 +99,10 @@ def _robustness(args: argparse.Namespace) -> int:
         raise ValueError(f"--models {args.models!r}: an empty spec between commas")
     out = Path(args.out) if args.out else Path("runs") / time.strftime("robustness-%Y%m%d-%H%M%S")
     started = time.perf_counter()
-    models = [load_model(spec, device=args.device) for spec in specs] if len(specs) == 1 else specs
-    result = robustness(models, positive=args.positive, negative=args.negative, pairs=args.pairs,
+    # Several models are loaded one at a time by the study (each freed before the next); one is loaded
+    # here so that a bad spec fails before any work.
+    models = [load_model(specs[0], device=args.device)] if len(specs) == 1 else specs
+    result = robustness(models, device=args.device, positive=args.positive, negative=args.negative, pairs=args.pairs,
                         questions=args.questions, prompts=args.prompts, ood_prompts=args.ood_prompts,
                         ood_questions=args.ood_questions, neutral=args.neutral, quick=args.quick, progress=True,
                         log=lambda line: print(line, flush=True), **overrides)

@@ -120,14 +120,14 @@ class SteeredReadout:
 
     def _effect(self, logits: torch.Tensor) -> torch.Tensor:
         """Effects from the last-position logits of (unsteered, steered) row pairs."""
-        sign = float(np.sign(self.coefficient))
         if self.kind == "ab":
             p = torch.softmax(logits[:, list(self.letters)], dim=-1)[:, 0].reshape(-1, 2)
-            return sign * (p[:, 1] - p[:, 0])
+            return float(np.sign(self.coefficient)) * (p[:, 1] - p[:, 0])
+        # The promoted tokens are those this very coefficient raises (either sign): no sign flip.
         logp = torch.log_softmax(logits, dim=-1)
         readout = (torch.logsumexp(logp[:, list(self.positive)], -1)
                    - torch.logsumexp(logp[:, list(self.negative)], -1)).reshape(-1, 2)
-        return sign * (readout[:, 1] - readout[:, 0])
+        return readout[:, 1] - readout[:, 0]
 
     @torch.inference_mode()
     def __call__(self, candidates: Sequence[Sequence[int]]) -> np.ndarray:

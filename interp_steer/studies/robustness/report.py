@@ -208,7 +208,9 @@ def _model_section(result: RobustnessResult, report: dict[str, Any], index: int)
                   f"candidates each, vocabulary of {adv['vocabulary_size']} tokens. Readout: {adv['readout']['kind']} "
                   f"(in-distribution readout effect {fmt_interval(adv['in_distribution_readout_effect'])}); "
                   f"{adv['threshold_rule']} ({adv['threshold']:+.3f}). Seeds with a reversal: "
-                  f"{fmt_rate(adv['seeds_with_reversal'])}.", "",
+                  f"{fmt_rate(adv['seeds_with_reversal'])}."
+                  + (f" Seeds already below the threshold unedited (not counted): {adv['seeds_already_reversed']}."
+                     if adv.get("seeds_already_reversed") else ""), "",
                   "| seed | search | seed effect | found effect | reversal | perplexity seed → found | generation check | input |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for s in adv["searches"]:

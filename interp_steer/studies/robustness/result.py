@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_steer.directions import SteeringVector
-from interp_steer.studies._common import Judged, load_schema
+from interp_steer.studies._common import Judged, jsonable, load_schema
 from interp_steer.studies.robustness.config import RobustnessConfig
 
 SCHEMA_VERSION = 1
@@ -47,7 +47,8 @@ class RobustnessResult:
     def to_dict(self) -> dict[str, Any]:
         from interp_steer import __version__
 
-        return {
+        # Strict JSON already here, not only in the file: NaN and inf become null.
+        return jsonable({
             "schema_version": SCHEMA_VERSION,
             "library_version": __version__,
             "config": self.config.to_dict(),
@@ -61,7 +62,7 @@ class RobustnessResult:
             "claims": [c.to_dict() for c in self.claims],
             "intervals": INTERVALS,
             "timings_s": self.timings,
-        }
+        })
 
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
         """Write ``robustness.json``, the vectors, the PNG figures and ``report.md`` under ``out``."""

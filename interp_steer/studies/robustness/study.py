@@ -110,6 +110,7 @@ def run(
     neutral: Texts = None,
     scorer: Scorer | None = None,
     scorer_name: str | None = None,
+    device: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RobustnessResult:
@@ -122,7 +123,7 @@ def run(
     ``ood_questions``: out-of-distribution sets, named (a dict) or as a list (named by file or
     position); none of either: the built-in ``prompts_ood``. ``neutral``: the neutral perplexity
     corpus (default: the built-in baseline passages). ``scorer``: completion texts to numbers
-    (default: VADER compound valence).
+    (default: VADER compound valence). ``device``: where specs are loaded.
     """
     clock = Stopwatch(log)
     inputs = _inputs(config, positive, negative, pairs, questions, prompts, ood_prompts, ood_questions, neutral)
@@ -134,7 +135,7 @@ def run(
         raise ValueError("model is an empty list: give a model, a spec, or a list of them")
     per_model, vectors = [], []
     for spec in specs:
-        loaded = spec if isinstance(spec, Model) else load_model(spec)
+        loaded = spec if isinstance(spec, Model) else load_model(spec, device=device)
         clock.lap(f"load_model {loaded.name}")
         report, vector = _one_model(loaded, config, inputs, concept, score, progress, clock)
         per_model.append(report)
@@ -157,7 +158,7 @@ def robustness(
     ``quick``, with config keywords among ``kwargs`` (e.g. ``layer=15``); the data keywords of
     :func:`run` (``positive``, ``prompts``, ``ood_prompts``, ...) go to it."""
     data_keys = {"positive", "negative", "pairs", "questions", "prompts", "ood_prompts", "ood_questions", "neutral",
-                 "scorer", "scorer_name"}
+                 "scorer", "scorer_name", "device"}
     data = {k: v for k, v in kwargs.items() if k in data_keys}
     overrides = {k: v for k, v in kwargs.items() if k not in data_keys}
     if config is None:
@@ -476,10 +477,16 @@ def _effects(model: Model, config: RobustnessConfig, inputs: _Inputs, vector: St
         if name == ID:
             continue
         same = info["measure"] == id_set["measure"]
+        spreads = (info["unsteered_sd"], id_set["unsteered_sd"])
         if same:
-            ratio = independent_ratio(per_item[name], per_item[ID])
+            num, den = per_item[name], per_item[ID]
+        elif all(math.isfinite(x) and x > 0 for x in spreads):
+            num, den = per_item[name] / spreads[0], per_item[ID] / spreads[1]
         else:
-            ratio = independent_ratio(per_item[name] / info["unsteered_sd"], per_item[ID] / id_set["unsteered_sd"])
+            ratios[name] = {"mean": None, "low": None, "high": None, "n": 0, "scale": "standardised effects",
+                            "note": f"the sets are measured differently and an unsteered SD is {spreads}: no common scale"}
+            continue
+        ratio = independent_ratio(num, den)
         ratios[name] = {**ratio.to_dict(), "scale": "raw effects" if same else
                         "standardised effects (each set's effect over the SD of its unsteered scores): the sets are "
                         "measured differently"}
@@ -516,6 +523,7 @@ def _sample_size(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
                 pos_rows = rng.choice(fitted.positive.shape[0], n, replace=False)
                 neg_rows = rng.choice(fitted.negative.shape[0], n, replace=False)
             if n == limit:
+                # The full split: every row of both classes (labelled by the smaller class's count).
                 pos_rows, neg_rows = np.arange(fitted.positive.shape[0]), np.arange(fitted.negative.shape[0])
             diff = fitted.positive[pos_rows].mean(0) - fitted.negative[neg_rows].mean(0)
             unit = diff / diff.norm().clamp_min(1e-12)
@@ -541,7 +549,8 @@ def _sample_size(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
             j = column[id(vectors[i * config.subsets + r])]
             effects[i, r] = direction * np.sign(c) * (steered[:, j] - unsteered)
     fit = fit_saturation(sizes, effects, n_boot=config.n_boot, seed=config.seed)
-    per_n = [{"n": n, "is_full_split": n == limit, "effect": t_interval(effects[i].mean(0)).to_dict(),
+    per_n = [{"n": n, "is_full_split": n == limit,
+              "rows": [int(fitted.positive.shape[0]), int(fitted.negative.shape[0])] if n == limit else [n, n], "effect": t_interval(effects[i].mean(0)).to_dict(),
               "subset_effects": effects[i].mean(1).tolist(), "cosine_to_full": {
                   "mean": float(cosines[i].mean()), "min": float(cosines[i].min()), "values": cosines[i].tolist()}}
              for i, n in enumerate(sizes)]
@@ -574,28 +583,34 @@ def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
                    else [t for p in inputs.train_pairs for t in (p.positive, p.negative)] if inputs.mode == "pairs"
                    else [q.question for q in inputs.train_questions])
     vocabulary = _vocabulary(model, texts + train_texts)
-    readouts: list[SteeredReadout] = []
     token_info: dict[str, Any] | None = None
     if kind == "questions":
         prefix, tail = template_ids(model, answer_prefix="(")
-        for q in seeds:
+        all_readouts = []
+        for q in items:
             text = str(model.format_chat(q.question)) + "(" if model.has_chat_template else q.question + "("
             letters = _letter_ids(model, text, [q.matching_letter, q.not_matching_letter])
-            readouts.append(SteeredReadout(model, fitted.vector, c, "ab", tuple(prefix), tuple(tail),
-                                           letters=(letters[0], letters[1]), batch_size=config.batch_size))
+            all_readouts.append(SteeredReadout(model, fitted.vector, c, "ab", tuple(prefix), tuple(tail),
+                                               letters=(letters[0], letters[1]), batch_size=config.batch_size))
+        readouts = all_readouts[: len(seeds)]
+        # The scale a reversal is measured against: the readout's mean effect on every held-out question.
+        id_effects = np.array([r([ids])[0] for r, ids in zip(all_readouts, content_ids(model, texts), strict=True)])
+        scale_note = f"mean readout effect on all {len(items)} held-out questions"
     else:
-        promoted, suppressed, token_info = indicative_tokens(model, fitted.vector, c, texts, config.readout_tokens,
+        # Tokens chosen on the in-distribution prompts that are not seeds (when there are any), the
+        # scale measured on the seeds: choosing and measuring on the same prompts would inflate it.
+        choose = texts[len(seeds):] or texts
+        promoted, suppressed, token_info = indicative_tokens(model, fitted.vector, c, choose, config.readout_tokens,
                                                              batch_size=config.batch_size)
         prefix, tail = template_ids(model)
         shared = SteeredReadout(model, fitted.vector, c, "tokens", tuple(prefix), tuple(tail),
                                 positive=tuple(promoted), negative=tuple(suppressed), batch_size=config.batch_size)
         readouts = [shared] * len(seeds)
+        id_effects = shared(content_ids(model, list(seeds)))
+        scale_note = (f"mean readout effect on the {len(seeds)} seed prompts (the tokens were chosen on "
+                      f"{'the other ' if len(choose) < len(texts) else 'all '}{len(choose)} in-distribution prompts)")
     seed_texts = [q.question for q in seeds] if kind == "questions" else list(seeds)
     seed_ids = content_ids(model, seed_texts)
-    # The scale a reversal is measured against: the readout's mean effect on every in-distribution item.
-    all_ids = content_ids(model, texts)
-    id_effects = (np.concatenate([readouts[0](all_ids)]) if kind != "questions"
-                  else np.array([r([ids])[0] for r, ids in zip(readouts, seed_ids, strict=True)]))
     typical = float(np.nanmean(id_effects))
     threshold = -config.reversal_margin * abs(typical)
     searches = []
@@ -625,9 +640,11 @@ def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
                                       "< 0 is the steering moving against its coefficient"},
             "readouts_per_seed": [r.to_dict() for r in readouts] if kind == "questions" else None,
             "coefficient": c, "budget_per_search": config.adversarial_budget, "vocabulary_size": len(vocabulary),
-            "in_distribution_readout_effect": t_interval(id_effects).to_dict(), "threshold": threshold,
-            "threshold_rule": f"a reversal is an effect below -{config.reversal_margin:g} x |mean in-distribution "
-                              "readout effect|",
+            "in_distribution_readout_effect": {**t_interval(id_effects).to_dict(), "over": scale_note},
+            "threshold": threshold,
+            "threshold_rule": f"a reversal is an edited input whose effect is below -{config.reversal_margin:g} x |mean "
+                              "in-distribution readout effect|, from a seed that was not below it already",
+            "seeds_already_reversed": sorted({e["seed_index"] for e in entries if e["seed_already_reversed"]}),
             "n_seeds": len(seed_texts), "seeds_with_reversal": proportion_interval(n_found, len(seed_texts)).to_dict(),
             "per_method": per_method,
             "found_over_seed_perplexity": log_ratio_interval(np.array(found_ppl), np.array(seed_ppl)).to_dict()
@@ -665,13 +682,16 @@ def _check_found(model: Model, config: RobustnessConfig, readouts: list[SteeredR
         entry = {"seed_index": i, "method": method, "seed_text": seed_texts[i], "text": texts[k],
                  "content_ids": best[k], "seed_content_ids": seeds[k],
                  "text_round_trips": model.encode([texts[k]], add_special_tokens=False)[0] == best[k],
-                 "effect": found.best_value, "seed_effect": found.seed_value, "reversal": bool(found.found),
+                 "effect": found.best_value, "seed_effect": found.seed_value,
+                 # A reversal is something the search found: an edit, from a seed not reversed already.
+                 "reversal": bool(found.found and best[k] != seeds[k] and not found.seed_value < found.threshold),
+                 "seed_already_reversed": bool(found.seed_value < found.threshold),
                  "evaluations": found.evaluations, "edits": found.diff,
                  "history": found.history, "stop_reason": found.stop_reason,
                  "perplexity": {"seed": float(ppl_seed[k]), "found": float(ppl_best[k])}}
         if generated is not None:
-            entry["generation_check"] = {"effect": float(generated[k]), "agrees": bool(generated[k] < 0) if found.found
-                                         else None, "measure": concept["measure"], "tokens": config.max_new_tokens}
+            entry["generation_check"] = {"effect": float(generated[k]), "agrees": bool(generated[k] < 0)
+                                         if entry["reversal"] else None, "measure": concept["measure"], "tokens": config.max_new_tokens}
         entries.append(entry)
     return entries
 
@@ -731,12 +751,12 @@ def _crossing(coefficients: list[float], log_ratio: np.ndarray, level: float, n_
         point = cross(np.nanmean(log_ratio[idx], axis=1))
         low = high = float("nan")
         if draws is not None:
+            # A replicate that never reaches the level crosses "beyond the grid": +inf, so order
+            # statistics (no interpolation) give an unbounded upper end instead of NaN.
             boot = np.array([cross(np.nanmean(log_ratio[idx][:, d], axis=1)) for d in draws])
-            reached = np.isfinite(boot)
-            if reached.mean() >= 0.975:
-                low, high = (float(x) for x in np.percentile(boot, [2.5, 97.5]))
-            elif reached.any():
-                low, high = float(np.percentile(boot[reached], 2.5)), float("inf")
+            boot = np.where(np.isfinite(boot), boot, np.inf)
+            low = float(np.percentile(boot, 2.5, method="lower"))
+            high = float(np.percentile(boot, 97.5, method="higher"))
         out[side] = {"coefficient": point if math.isfinite(point) else None, "low": low, "high": high,
                      "reached": math.isfinite(point), "largest_tested": float(xs[-1])}
     return out
