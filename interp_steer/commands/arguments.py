@@ -44,3 +44,22 @@ def model_and_vector(args: argparse.Namespace):
 
 
 __all__ = ["add_model_args", "integer", "model_and_vector", "numbers"]
+
+
+def add_concept_args(parser: argparse.ArgumentParser, questions_help: str) -> None:
+    """The flags that give a study its concept: two corpora, contrast pairs, or A/B questions."""
+    concept = parser.add_argument_group("the concept (one of; default: the built-in hopeful vs dark personas)")
+    concept.add_argument("--pairs", metavar="FILE", help="contrast pairs, JSONL {positive, negative}")
+    concept.add_argument("--positive", metavar="FILE", help="texts with the concept (JSONL {text} or one per line)")
+    concept.add_argument("--negative", metavar="FILE", help="texts without it / with its opposite")
+    concept.add_argument("--questions", metavar="FILE", help=questions_help)
+
+
+def check_concept_args(args: argparse.Namespace) -> None:
+    """One concept at most, and two corpora only together."""
+    if (args.positive is None) != (args.negative is None):
+        raise ValueError("--positive and --negative go together (two corpora); or use --pairs or --questions")
+    chosen = [flag for flag, given in (("--pairs", args.pairs), ("--positive/--negative", args.positive),
+                                       ("--questions", args.questions)) if given]
+    if len(chosen) > 1:
+        raise ValueError(f"give one concept, not {' and '.join(chosen)}")

@@ -152,4 +152,13 @@ def quote(text: str, limit: int = 160) -> str:
     return f"“{text[:limit]}{'…' if len(text) > limit else ''}”"
 
 
-__all__ = ["ConfigIO", "Stopwatch", "describe_items", "fmt_interval", "fmt_num", "fmt_rate", "quote", "jsonable", "load_items", "load_schema", "write_json"]
+def score_texts(score: Callable[[list[str]], Any], texts: list[str]) -> np.ndarray:
+    """A user's scorer applied to ``texts``, checked to give one number per text."""
+    values = np.asarray(score(list(texts)), dtype=float)
+    if values.shape != (len(texts),):
+        raise ValueError(f"the scorer returned shape {values.shape} for {len(texts)} texts; it must return one "
+                         "number per text")
+    return values
+
+
+__all__ = ["ConfigIO", "Stopwatch", "describe_items", "fmt_interval", "fmt_num", "fmt_rate", "quote", "jsonable", "score_texts", "load_items", "load_schema", "write_json"]

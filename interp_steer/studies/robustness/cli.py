@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from interp_steer.commands.arguments import numbers
+from interp_steer.commands.arguments import add_concept_args, check_concept_args, numbers
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -17,12 +17,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                      help="one model spec or several, comma-separated (default: the embedded SmolLM2-135M-Instruct); "
                           "several are compared on finding 5")
     rob.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    concept = rob.add_argument_group("the concept (one of; default: the built-in hopeful vs dark personas)")
-    concept.add_argument("--pairs", metavar="FILE", help="contrast pairs, JSONL {positive, negative}")
-    concept.add_argument("--positive", metavar="FILE", help="texts with the concept (JSONL {text} or one per line)")
-    concept.add_argument("--negative", metavar="FILE", help="texts without it / with its opposite")
-    concept.add_argument("--questions", metavar="FILE",
-                         help="A/B questions in CAA's format; the held-out ones are the in-distribution items")
+    add_concept_args(rob, "A/B questions in CAA's format; the held-out ones are the in-distribution items")
     rob.add_argument("--prompts", metavar="FILE", help="in-distribution prompts (default: built-in)")
     rob.add_argument("--ood-prompts", metavar="FILE", nargs="+", default=None,
                      help="out-of-distribution prompt sets, one file each (default: built-in prompts_ood)")
@@ -75,12 +70,7 @@ def _robustness(args: argparse.Namespace) -> int:
     from interp_steer.models import load_model
     from interp_steer.studies.robustness.study import robustness
 
-    if (args.positive is None) != (args.negative is None):
-        raise ValueError("--positive and --negative go together (two corpora); or use --pairs or --questions")
-    chosen = [flag for flag, given in (("--pairs", args.pairs), ("--positive/--negative", args.positive),
-                                       ("--questions", args.questions)) if given]
-    if len(chosen) > 1:
-        raise ValueError(f"give one concept, not {' and '.join(chosen)}")
+    check_concept_args(args)
     overrides = {
         "layer": _layer(args.layer),
         "coefficients": tuple(numbers(args.coefficients, "--coefficients")) if args.coefficients else None,

@@ -75,7 +75,7 @@ from interp_steer.stats import (
     t_interval,
 )
 from interp_steer.steering import RowDeltas, Steering
-from interp_steer.studies._common import Stopwatch, describe_items, load_items
+from interp_steer.studies._common import Stopwatch, describe_items, load_items, score_texts
 from interp_steer.studies.robustness.claims import judge_claims
 from interp_steer.studies.robustness.config import RobustnessConfig
 from interp_steer.studies.robustness.readout import (
@@ -302,14 +302,6 @@ def _inputs(config: RobustnessConfig, positive: Any, negative: Any, pairs: Any, 
     return _Inputs(mode, train_pos, train_neg, train_pairs, train_q, heldout, sets, used_neutral, data)
 
 
-def _scores(score: Scorer, texts: list[str]) -> np.ndarray:
-    values = np.asarray(score(list(texts)), dtype=float)
-    if values.shape != (len(texts),):
-        raise ValueError(f"the scorer returned shape {values.shape} for {len(texts)} texts; it must return one "
-                         "number per text")
-    return values
-
-
 def _concept(config: RobustnessConfig, inputs: _Inputs, score: Scorer, name: str) -> dict[str, Any]:
     """What "the intended direction" means for open-ended items: the scorer and its orientation."""
     out: dict[str, Any] = {"ab_measure": "P(matching answer), normalised over the two letters"}
@@ -323,7 +315,7 @@ def _concept(config: RobustnessConfig, inputs: _Inputs, score: Scorer, name: str
                          "pass direction=1 or -1 (does a higher score mean more of the behaviour?)")
     pos = inputs.train_positive if inputs.mode == "texts" else [p.positive for p in inputs.train_pairs]
     neg = inputs.train_negative if inputs.mode == "texts" else [p.negative for p in inputs.train_pairs]
-    gap = float(np.nanmean(_scores(score, pos)) - np.nanmean(_scores(score, neg)))
+    gap = float(np.nanmean(score_texts(score, pos)) - np.nanmean(score_texts(score, neg)))
     if not math.isfinite(gap) or gap == 0:
         raise ValueError(f"the scorer {name!r} gives the positive and negative training texts the same mean score "
                          f"({gap}), so the intended direction is undefined; pass direction=1 or -1")
@@ -408,7 +400,7 @@ def _fit(model: Model, config: RobustnessConfig, inputs: _Inputs, progress: bool
 # ----------------------------------------------------------------------------------- effects
 
 
-def _generate_scores(model: Model, config: RobustnessConfig, prompts: list[str], rows: list[list[tuple]],
+def _generatescore_texts(model: Model, config: RobustnessConfig, prompts: list[str], rows: list[list[tuple]],
                      score: Scorer, progress: bool | None) -> tuple[np.ndarray, list[str]]:
     """Greedy completions of ``prompts`` (one per row of ``rows``, item-major) scored; one batched
     generation with a steering delta per row."""
@@ -416,7 +408,7 @@ def _generate_scores(model: Model, config: RobustnessConfig, prompts: list[str],
     outputs = generate(model, prompts, steering=steering, max_new_tokens=config.max_new_tokens,
                        batch_size=config.batch_size, progress=progress)
     texts = [g.text for g in outputs]
-    return _scores(score, texts), texts
+    return score_texts(score, texts), texts
 
 
 def _effects(model: Model, config: RobustnessConfig, inputs: _Inputs, vector: SteeringVector,
@@ -434,7 +426,7 @@ def _effects(model: Model, config: RobustnessConfig, inputs: _Inputs, vector: St
         say(f"generating {len(prompts)} completions ({sum(len(i) for _, i in open_sets)} prompts x "
             f"{len(coefficients)} coefficients)")
         rows = [[(vector, c)] for _, items in open_sets for _ in items for c in coefficients]
-        values, texts = _generate_scores(model, config, prompts, rows, score, progress)
+        values, texts = _generatescore_texts(model, config, prompts, rows, score, progress)
         start = 0
         for name, items in open_sets:
             block = len(items) * len(coefficients)
@@ -535,7 +527,7 @@ def _sample_size(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
     direction = 1 if kind == "questions" else concept["direction"]
     if kind == "prompts":
         rows = [[(distinct[k], c)] for _ in items for k in order]
-        values, _ = _generate_scores(model, config, [p for p in items for _ in order], rows, score, progress)
+        values, _ = _generatescore_texts(model, config, [p for p in items for _ in order], rows, score, progress)
         steered = values.reshape(n_items, len(order))
     else:
         rows = RowDeltas.from_rows([[(distinct[k], c)] for _ in items for k in order])
@@ -675,7 +667,7 @@ def _check_found(model: Model, config: RobustnessConfig, readouts: list[SteeredR
     if kind == "prompts":
         c = config.primary_coefficient
         rows = [[(readouts[0].vector, x)] for _ in texts for x in (0.0, c)]
-        values, _ = _generate_scores(model, config, [t for t in texts for _ in range(2)], rows, score, progress)
+        values, _ = _generatescore_texts(model, config, [t for t in texts for _ in range(2)], rows, score, progress)
         generated = concept["direction"] * np.sign(c) * (values[1::2] - values[0::2])
     entries = []
     for k, (i, method, found) in enumerate(searches):

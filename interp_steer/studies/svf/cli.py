@@ -6,7 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
-from interp_steer.commands.arguments import add_model_args, numbers
+from interp_steer.commands.arguments import (
+    add_concept_args,
+    add_model_args,
+    check_concept_args,
+    numbers,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -14,12 +19,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "svf", help="Steering Vector Fields: fit a field and a vector on the same data and compare them on held-out inputs"
     )
     add_model_args(svf)
-    concept = svf.add_argument_group("the concept (one of; default: the built-in hopeful vs dark personas)")
-    concept.add_argument("--pairs", metavar="FILE", help="contrast pairs, JSONL {positive, negative}")
-    concept.add_argument("--positive", metavar="FILE", help="texts with the concept (JSONL {text} or one per line)")
-    concept.add_argument("--negative", metavar="FILE", help="texts without it / with its opposite")
-    concept.add_argument("--questions", metavar="FILE",
-                         help="A/B questions in CAA's format; split into training and held-out questions")
+    add_concept_args(svf, "A/B questions in CAA's format; split into training and held-out questions")
     svf.add_argument("--prompts", metavar="FILE", help="held-out prompts to complete (default: built-in)")
     svf.add_argument("--layers", default=None, help="steering layers, e.g. 12,13,14, or 'auto' (default)")
     svf.add_argument("--coefficients", default=None,
@@ -59,12 +59,7 @@ def _svf(args: argparse.Namespace) -> int:
     from interp_steer.models import load_model
     from interp_steer.studies.svf.study import svf
 
-    if (args.positive is None) != (args.negative is None):
-        raise ValueError("--positive and --negative go together (two corpora); or use --pairs or --questions")
-    chosen = [flag for flag, given in (("--pairs", args.pairs), ("--positive/--negative", args.positive),
-                                       ("--questions", args.questions)) if given]
-    if len(chosen) > 1:
-        raise ValueError(f"give one concept, not {' and '.join(chosen)}")
+    check_concept_args(args)
     overrides = {
         "layers": _layers(args.layers),
         "coefficients": tuple(numbers(args.coefficients, "--coefficients")) if args.coefficients else None,

@@ -81,7 +81,7 @@ from interp_steer.stats import (
     t_interval,
 )
 from interp_steer.steering import RowMix, Steering
-from interp_steer.studies._common import Stopwatch, describe_items, load_items
+from interp_steer.studies._common import Stopwatch, describe_items, load_items, score_texts
 from interp_steer.studies.svf.claims import judge_claims
 from interp_steer.studies.svf.config import SvfConfig
 from interp_steer.studies.svf.result import METHODS, SvfResult
@@ -296,21 +296,13 @@ def _concept(config: SvfConfig, inputs: _Inputs, score: Scorer, name: str) -> di
                 **labels}
     pos = inputs.positive if inputs.mode == "texts" else [p.positive for p in inputs.pairs]
     neg = inputs.negative if inputs.mode == "texts" else [p.negative for p in inputs.pairs]
-    gap = float(np.nanmean(_scores(score, pos)) - np.nanmean(_scores(score, neg)))
+    gap = float(np.nanmean(score_texts(score, pos)) - np.nanmean(score_texts(score, neg)))
     if not math.isfinite(gap) or gap == 0:
         raise ValueError(f"the scorer {name!r} gives the positive and negative training texts the same mean score "
                          f"({gap}), so the intended direction is undefined; pass direction=1 or -1")
     return {"measure": name, "direction": 1 if gap > 0 else -1,
             "direction_source": (f"auto: mean {name}(positive texts) - mean {name}(negative texts) = {gap:+.3f} on the "
                                  "training texts"), "training_gap": gap, **labels}
-
-
-def _scores(score: Scorer, texts: list[str]) -> np.ndarray:
-    values = np.asarray(score(list(texts)), dtype=float)
-    if values.shape != (len(texts),):
-        raise ValueError(f"the scorer returned shape {values.shape} for {len(texts)} texts; it must return one "
-                         "number per text")
-    return values
 
 
 # ---------------------------------------------------------------------------------------- fit
@@ -459,11 +451,11 @@ def _evaluate_open(model: Model, config: SvfConfig, fitted: _Fitted, prompts: li
         f"{config.long_tokens} tokens for the long-form test) and {2 * n_p} unsteered samples")
     outputs, long_outputs = _generate_grid(model, config, fitted, prompts, cells, progress)
     texts = [g.text for g in outputs]
-    scores = _scores(score, texts).reshape(n_p, n_c)
+    scores = score_texts(score, texts).reshape(n_p, n_c)
     perplexity = completion_perplexity(model, outputs).reshape(n_p, n_c)
     samples = generate(model, prompts * 2, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                        temperature=config.floor_temperature, seed=config.seed, progress=progress)
-    sampled = _scores(score, [g.text for g in samples])
+    sampled = score_texts(score, [g.text for g in samples])
     floor = noise_floor(sampled[:n_p], sampled[n_p:], level=FLOOR_LEVEL)
     source = (f"seeds: {FLOOR_LEVEL:.0%} quantile of |difference| between two unsteered sampled completions per prompt "
               f"(temperature {config.floor_temperature:g}; symmetrised), so a steering that does nothing backfires on "
@@ -665,7 +657,7 @@ def _long_form(model: Model, config: SvfConfig, outputs: list[Generation], promp
     cells = [("unsteered", 0.0), ("vector", c), ("field", c)]
     parts = [thirds(model, g) for g in outputs]
     flat = [text for p in parts for text in p]
-    values = _scores(score, [t if t.strip() else "" for t in flat]).reshape(len(prompts), len(cells), 3)
+    values = score_texts(score, [t if t.strip() else "" for t in flat]).reshape(len(prompts), len(cells), 3)
     empty = np.array([[not t.strip() for t in p] for p in parts]).reshape(len(prompts), len(cells), 3)
     values = np.where(empty, np.nan, values)
     sign = 1 if c > 0 else -1
