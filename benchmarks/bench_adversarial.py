@@ -4,8 +4,8 @@ Target (issue 12), as a ratio measured in this one run: scoring candidates in ba
 per batch, each candidate's unsteered and steered rows side by side) is >= 4x faster in candidates
 per second than a loop that scores one candidate per forward (its two rows still together), on the
 default model with the robustness study's next-token readout. The batched path also shares the
-chat template's prefix across the batch and each candidate's head across its two rows
-(``SteeredReadout.__call__``); the batched path without sharing is reported too, so the two gains
+chat template's prefix across the batch and packs the candidates' heads as a trie, each shared by
+its two rows (``SteeredReadout.__call__``); the batched path without sharing is reported too, so the two gains
 can be told apart (on a CPU, a 135M model's forward is compute-bound already at one candidate, so
 batching alone gains little; the GPU is where per-forward overhead dominates). Also reported: a
 whole evolutionary search with ``batch=True`` against ``batch=False`` (same result, one objective

@@ -28,7 +28,9 @@ the ``attention_mask`` the Hugging Face model receives (no mask: every token is 
 position of its first token from ``cache_position`` or the KV cache's length, so the rules hold in
 :func:`interp_steer.generate`, :func:`interp_steer.ab_eval`, a plain forward inside :func:`steer`
 (``model.hf_model(ids, attention_mask=mask)`` or ``model.bridge(ids, attention_mask=mask)``) and
-under a KV cache, where a decoding step sees one token at position ``past_length``:
+under a KV cache, where a decoding step sees one token at position ``past_length``. A custom 4-D
+attention mask (several rows packed into one sequence) carries no padding signal, so there a row
+coordinate is the absolute position; steer packed rows with a boolean mask:
 
 - ``"all"``: every position (padding included: it is masked out of attention anyway);
 - ``"after_prompt"``: from the **prompt's last token** on (row positions ``>= prompt_end - 1``),
@@ -567,6 +569,8 @@ def _steering_hooks(model: Model, plan: _Plan) -> Iterator[_Plan]:
         plan.mask = None
         plan.starts = None
         mask = call.get("attention_mask")
+        if needs_rows and isinstance(mask, Tensor) and mask.ndim == 4:
+            return  # a custom [batch, 1, query, key] mask (packed rows) has no padding: row = absolute position
         if needs_rows and mask is not None:
             if not isinstance(mask, Tensor) or mask.ndim != 2:
                 raise ValueError(

@@ -20,6 +20,7 @@ from interp_steer.evaluation import ab_eval
 from interp_steer.generation import format_prompts, generate
 from interp_steer.patching import METRICS, Patch, PatchMetrics, exact_patch, prepare
 from interp_steer.steering import Steering, steer
+from interp_steer.studies.robustness.readout import SteeredReadout, content_ids, template_ids
 from interp_steer.tiny_models import FAMILIES
 
 LAYER = 1
@@ -224,6 +225,22 @@ def test_ab_eval_gives_probabilities_and_coefficient_zero_is_unsteered(model, ve
     for i, question in enumerate(QUESTIONS):
         assert result.values[0, 1, i] == pytest.approx(_unsteered_p_matching(model, question), abs=1e-5)
     assert not np.allclose(result.values[0, 0], result.values[0, 2])
+
+
+def test_adversarial_readout_packs_rows_into_one_sequence_without_changing_them(model, fam, vector):
+    # The robustness study's readout packs candidates' shared heads as a trie and their
+    # (unsteered, steered) tails into one sequence under a 4-D mask, after the chat template's
+    # cached prefix; every row must score what it scores alone in a padded batch.
+    prefix, tail = template_ids(model)
+    ids = content_ids(model, PROMPTS)
+    candidates = [*ids, ids[0][:2] + [30, 31], ids[0][:2] + [32], ids[2][:-1] + [5], [21]]
+    readout = SteeredReadout(model, vector.select([LAYER]), 2.0, "tokens", tuple(prefix), tuple(tail),
+                             positive=(5, 6, 7), negative=(8, 9, 10), batch_size=8)
+    window = getattr(model.hf_model.config, "sliding_window", None)
+    longest = len(prefix) + max(map(len, candidates)) + len(tail)
+    assert readout._can_pack(candidates) == (not window or longest <= window)
+    np.testing.assert_allclose(readout(candidates), readout.score_unshared(candidates), atol=1e-5)
+    assert not np.allclose(readout.score_unshared(candidates), 0.0)
 
 
 # ----------------------------------------------------------------------------- patching

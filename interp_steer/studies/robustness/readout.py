@@ -133,27 +133,36 @@ class SteeredReadout:
     def __call__(self, candidates: Sequence[Sequence[int]]) -> np.ndarray:
         """One effect per candidate (content token ids); empty candidates are NaN (never chosen).
 
-        Rows share what they can: the template's prefix is computed once per call and the start all
-        candidates of a batch have in common once per batch, each candidate's content up to its last
-        token once for both of its rows (no steering reaches it), and only the last content token
-        and the template's tail run twice, unsteered and steered. The same numbers as :meth:`score_unshared` up to float rounding."""
-        return self._score(candidates, share=bool(self.prefix))
+        Rows share what they can (:meth:`_packed_forward`): the template's prefix is computed once
+        per readout, the candidates' heads (content up to its last token, which no steering reaches)
+        once per distinct start, as a trie, and only the last content token and the template's tail
+        run twice, unsteered and steered. The same numbers as :meth:`score_unshared` up to float
+        rounding. Models whose attention cannot take a custom mask, or whose sliding window is
+        shorter than a candidate's row, are scored unshared."""
+        return self._score(candidates, share=self._can_pack(candidates))
 
     @torch.inference_mode()
     def score_unshared(self, candidates: Sequence[Sequence[int]]) -> np.ndarray:
         """:meth:`__call__` with every row run in full (the reference the shared path must match)."""
         return self._score(candidates, share=False)
 
+    def _can_pack(self, candidates: Sequence[Sequence[int]]) -> bool:
+        config = self.model.hf_model.config
+        if getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
+            return False  # flash and flex kernels take no arbitrary mask
+        window = getattr(config, "sliding_window", None)
+        longest = len(self.prefix) + max((len(c) for c in candidates), default=0) + len(self.tail)
+        return not (window and getattr(config, "use_sliding_window", True) and longest > window)
+
     def _score(self, candidates: Sequence[Sequence[int]], *, share: bool) -> np.ndarray:
         out = np.full(len(candidates), np.nan)
         valid = [i for i, c in enumerate(candidates) if len(c) > 0]
         per_batch = max(1, self.batch_size // 2)
-        prefix_cache = self._prefix_cache if share and valid else None
         for start in range(0, len(valid), per_batch):
             chunk = valid[start : start + per_batch]
             chosen = [candidates[i] for i in chunk]
             if share:
-                logits = self._shared_forward(chosen, prefix_cache)
+                logits = self._packed_forward(chosen)
             else:
                 ids, mask, positions, ends, deltas = self._rows(chosen)
                 logits = self._forward(ids, None, mask, positions, ends, deltas)
@@ -164,49 +173,65 @@ class SteeredReadout:
     def _prefix_cache(self) -> Any:
         """The template prefix's KV cache, computed once per readout (never steered: steering starts
         at the prompt's last token). Copied before every use, since a forward extends it in place."""
+        if not self.prefix:
+            return None
         with torch.inference_mode():
             ids = torch.tensor([list(self.prefix)], device=self.model.device)
             return self.model.hf_model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
 
-    def _shared_forward(self, candidates: Sequence[Sequence[int]], prefix_cache: Any) -> torch.Tensor:
-        """Last-position logits of (unsteered, steered) row pairs, sharing the prefix and each
-        candidate's unsteered head (see :meth:`__call__`). Heads are right-padded; the padding
-        stays masked out when the rows continue, and positions count real tokens only."""
-        device, n = self.model.device, len(candidates)
-        heads = [list(c[:-1]) for c in candidates]
-        cache = copy.deepcopy(prefix_cache)
-        # The heads' common start (a search's candidates share much of their seed) runs once, too.
-        common = 0
-        while all(len(h) > common and h[common] == heads[0][common] for h in heads):
-            common += 1
-        if common:
-            ids = torch.tensor([heads[0][:common]], device=device)
-            positions = (len(self.prefix) + torch.arange(common, device=device))[None]
-            self.model.hf_model(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True,
-                                logits_to_keep=1)
-            heads = [h[common:] for h in heads]
-        p = len(self.prefix) + common
-        width = max(len(h) for h in heads)
-        cache.batch_repeat_interleave(n)
-        mask = torch.ones(n, p, dtype=torch.long, device=device)
-        if width:
-            pad = self.model.pad_token_id
-            ids = torch.tensor([h + [pad] * (width - len(h)) for h in heads], device=device)
-            head_mask = torch.tensor([[1] * len(h) + [0] * (width - len(h)) for h in heads], device=device)
-            mask = torch.cat([mask, head_mask], dim=1)
-            positions = (p + torch.arange(width, device=device)).expand(n, -1)
-            self.model.hf_model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                                use_cache=True, logits_to_keep=1)
-        cache.batch_repeat_interleave(2)
-        rows = [[c[-1], *self.tail] for c in candidates for _ in range(2)]
-        ids = torch.tensor(rows, device=device)
-        mask = torch.cat([mask.repeat_interleave(2, dim=0), torch.ones_like(ids)], dim=1)
-        starts = torch.tensor([p + len(h) for h in heads for _ in range(2)], device=device)
-        positions = starts[:, None] + torch.arange(ids.shape[1], device=device)
-        deltas = RowDeltas.from_rows([[(self.vector, c)] for _ in candidates for c in (0.0, self.coefficient)])
-        with steer(self.model, deltas, positions="all"):  # every token here is at or after the prompt's end
-            return self.model.hf_model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
+    def _packed_forward(self, candidates: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Last-position logits of (unsteered, steered) row pairs from one forward of one packed sequence.
+
+        After the cached prefix, the sequence holds the trie of the candidates' heads (one token per
+        distinct start: a search's candidates are edits of a few seeds, so most of their heads are
+        shared), then each candidate's last content token and the template's tail twice. A 4-D mask
+        lets every token see the prefix, its own ancestors in the trie and its own row's earlier
+        tokens, and positions count depth in the row, so each row computes what it would alone."""
+        p = len(self.prefix)
+        parent: list[int] = []
+        tokens: list[int] = []
+        depth: list[int] = []
+        nodes: dict[tuple[int, int], int] = {}
+        leaves = []
+        for content in candidates:
+            node = -1
+            for token in content[:-1]:
+                if (node, token) not in nodes:
+                    nodes[node, token] = len(tokens)
+                    parent.append(node)
+                    tokens.append(token)
+                    depth.append(depth[node] + 1 if node >= 0 else 0)
+                node = nodes[node, token]
+            leaves.append(node)
+        n_nodes, width = len(tokens), 1 + len(self.tail)
+        total = n_nodes + 2 * len(candidates) * width
+        sees = np.zeros((total, total), dtype=bool)
+        for j, up in enumerate(parent):  # parents come before their children
+            if up >= 0:
+                sees[j, :n_nodes] = sees[up, :n_nodes]
+            sees[j, j] = True
+        ids, positions, steered, last = tokens, [p + d for d in depth], [False] * n_nodes, []
+        causal = np.tril(np.ones((width, width), dtype=bool))
+        for content, leaf in zip(candidates, leaves, strict=True):
+            for is_steered in (False, True):
+                row = len(ids)
+                if leaf >= 0:
+                    sees[row : row + width, :n_nodes] = sees[leaf, :n_nodes]
+                sees[row : row + width, row : row + width] = causal
+                ids = [*ids, content[-1], *self.tail]
+                positions += range(p + len(content) - 1, p + len(content) - 1 + width)
+                steered += [is_steered] * width
+                last.append(row + width - 1)
+        device, dtype = self.model.device, self.model.hf_model.dtype
+        mask = torch.zeros(1, 1, total, p + total, dtype=dtype, device=device)
+        mask[0, 0, :, p:].masked_fill_(torch.from_numpy(~sees).to(device), torch.finfo(dtype).min)
+        where = torch.tensor([[False] * p + steered], device=device)  # steer the tails of steered rows only
+        cache = copy.deepcopy(self._prefix_cache)
+        with steer(self.model, self.vector, self.coefficient, positions=where):
+            out = self.model.hf_model(input_ids=torch.tensor([ids], device=device), attention_mask=mask,
+                                      position_ids=torch.tensor([positions], device=device), past_key_values=cache,
+                                      use_cache=cache is not None, logits_to_keep=torch.tensor(last, device=device))
+        return out.logits[0].float()
 
     def token_gradients(self, ids: Sequence[int], positions: Sequence[int]) -> np.ndarray:
         """``d effect / d one-hot(content[p])`` for each ``p`` in ``positions``, ``[len(positions), vocab]``:
