@@ -34,7 +34,13 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/interp-steer collide --quick --out $(OUT)
 
-test: $(STAMP)
+# The tests also cover the optional Ray backend, so they install the `distributed` extra;
+# `make demo` and the default install do not need it.
+$(VENV)/.distributed: $(STAMP)
+	$(BIN)/pip install -e ".[dev,distributed]"
+	touch $@
+
+test: $(STAMP) $(VENV)/.distributed
 	$(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=1800 -q
 
 lint: $(STAMP)

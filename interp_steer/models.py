@@ -123,6 +123,17 @@ class Model:
         return self.bridge.original_model
 
     @property
+    def spec(self) -> str | None:
+        """A spec that loads this model again (:func:`load_model`), in :func:`normalise_spec`'s form,
+        or None for one built from weights no spec names (what a Ray actor loads: :mod:`interp_steer.units`)."""
+        kind, _, target = self.source.partition(":")
+        if self.source == f"hub:{DEFAULT_HUB_ID}" or (kind == "gguf" and Path(target).name == DEFAULT_GGUF_FILE):
+            return DEFAULT_MODEL
+        if kind == "memory":
+            return target if target.startswith(TINY_RANDOM) else None
+        return target if kind in ("hub", "local", "gguf") else None
+
+    @property
     def device(self) -> torch.device:
         return next(self.hf_model.parameters()).device
 
@@ -355,6 +366,37 @@ def load_hf(
     hf_model, tokenizer = _load_hf(str(target), torch_dtype)
     name = Path(str(target)).name if kind == "local" else str(target)
     return hf_model, tokenizer, name, f"{kind}:{target}"
+
+
+def normalise_spec(spec: str | os.PathLike | None) -> str:
+    """The one spelling of a model spec that :attr:`Model.spec` gives back after loading it (the
+    default model's name, ``tiny-random:FAMILY:SEED`` or its default family's ``tiny-random:SEED``,
+    an absolute path, or a hub id), found without loading anything."""
+    kind, target = _parse_spec(spec)
+    if kind == "default":
+        return DEFAULT_MODEL
+    if kind == "tiny":
+        family, seed = target
+        return f"{TINY_RANDOM}:{seed}" if family == TINY_DEFAULT_FAMILY else f"{TINY_RANDOM}:{family}:{seed}"
+    if kind == "gguf" and Path(target).name == DEFAULT_GGUF_FILE:
+        return DEFAULT_MODEL
+    return str(Path(target).resolve()) if kind in ("gguf", "local") else str(target)
+
+
+def model_files(spec: str) -> list[list[Any]]:
+    """Name, size and modification time of the files a local spec loads (none for other specs): a
+    checkpoint replaced at the same path changes these, so a study's unit keys change with it."""
+    path = Path(spec)
+    if spec == DEFAULT_MODEL:
+        found = default_gguf_path()
+        files = [found] if found else []
+    elif path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json", ".gguf"))
+    else:
+        files = []
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
 # ----------------------------------------------------------------------------- spec resolution

@@ -43,7 +43,8 @@ def model_and_vector(args: argparse.Namespace):
     return model, vector, layers
 
 
-__all__ = ["add_model_args", "integer", "model_and_vector", "numbers"]
+__all__ = ["add_backend_args", "add_concept_args", "add_model_args", "backend_from_args", "check_concept_args",
+           "integer", "model_and_vector", "numbers"]
 
 
 def add_concept_args(parser: argparse.ArgumentParser, questions_help: str) -> None:
@@ -63,3 +64,24 @@ def check_concept_args(args: argparse.Namespace) -> None:
                                        ("--questions", args.questions)) if given]
     if len(chosen) > 1:
         raise ValueError(f"give one concept, not {' and '.join(chosen)}")
+
+
+def add_backend_args(parser: argparse.ArgumentParser) -> None:
+    """Where a study's work units run, and whether stored ones are reused (:mod:`interp_steer.units`)."""
+    group = parser.add_argument_group("work units (finished units are kept under OUT/units; a re-run skips them)")
+    group.add_argument("--fresh", action="store_true", help="discard finished units in OUT/units and start over")
+    group.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="run units in this process (default) or on Ray actors (pip install 'interp_steer[distributed]')")
+    group.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                       help="with --backend ray: join this Ray cluster (default: start a local one)")
+    group.add_argument("--actors", type=int, default=None, metavar="N", help="with --backend ray: actors (default 1)")
+    group.add_argument("--gpus-per-actor", type=float, default=0.0, metavar="G",
+                       help="with --backend ray: GPUs each actor reserves (default 0: CPU actors)")
+
+
+def backend_from_args(args: argparse.Namespace, model):
+    """The backend object the flags of :func:`add_backend_args` ask for (close it when done)."""
+    from interp_steer.units import make_backend
+
+    return make_backend(args.backend, model, address=args.address, actors=args.actors,
+                        gpus_per_actor=args.gpus_per_actor)

@@ -3,10 +3,12 @@ bundled schema, and stage timings."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -67,8 +69,15 @@ def jsonable(value: Any) -> Any:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` as strict JSON (see :func:`jsonable`)."""
-    path.write_text(json.dumps(jsonable(payload), indent=1, allow_nan=False))
+    """Write ``payload`` as strict JSON (see :func:`jsonable`), atomically: a run killed while
+    writing leaves the previous file or none, never a truncated one."""
+    text = json.dumps(jsonable(payload), indent=1, allow_nan=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -101,6 +110,97 @@ class Stopwatch:
         return self.timings
 
 
+
+
+def open_store(units: str | Path | None, key: dict[str, Any], *, fresh: bool = False,
+               log: Callable[[str], None] | None = None) -> Any:
+    """The unit store of a run: on disk under ``units`` (resumable), or in memory when None."""
+    from interp_steer.units import MemoryStore, UnitStore
+
+    if units is None:
+        if fresh:
+            raise ValueError("fresh=True discards stored units, but no units directory was given")
+        return MemoryStore()
+    return UnitStore(units, key, fresh=fresh, log=log)
+
+
+COMPLETE = "complete.json"
+
+
+def finished_run(out: Path, key: dict[str, Any]) -> bool:
+    """True when ``out`` holds a finished run with this key whose output files are unchanged (what
+    a CLI checks before loading the model, so that re-running a finished command does no work)."""
+    from interp_steer.units import fingerprint
+
+    try:
+        marker = json.loads((out / "units" / COMPLETE).read_text())
+        return marker["key_hash"] == fingerprint(key) and bool(marker["files"]) and all(
+            _file_sha256(out / name) == digest for name, digest in marker["files"].items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def mark_finished(out: Path, key: dict[str, Any], written: Mapping[str, Path]) -> None:
+    """Record that the run with ``key`` wrote ``written`` under ``out`` (see :func:`finished_run`)."""
+    from interp_steer.units import fingerprint
+
+    files = {str(Path(path).relative_to(out)): _file_sha256(Path(path)) for path in written.values()}
+    (out / "units").mkdir(parents=True, exist_ok=True)
+    write_json(out / "units" / COMPLETE, {"key_hash": fingerprint(key), "files": files})
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def resumable_command(args: Any, out: Path, config: Any, corpora: Mapping[str, Any],
+                      run: Callable[..., Any]) -> tuple[Any, dict[str, Path]] | None:
+    """What a study's CLI does around ``run(model, config, **corpora, ...)``: nothing when ``out``
+    already holds this finished run (checked before the model is loaded, so it takes seconds);
+    else load the model, run on the ``--backend`` with units under ``out/units`` (``--fresh``),
+    save, and mark the run finished. Returns ``(result, written)``, or None when there was nothing
+    to do."""
+    from interp_steer.commands.arguments import backend_from_args
+    from interp_steer.models import load_model
+    from interp_steer.studies.personas import study_inputs
+    from interp_steer.units import run_key
+
+    data, _ = study_inputs(**corpora, max_passages=config.max_passages, max_prompts=config.max_prompts,
+                           min_passages=config.folds)
+    key = run_key((args.model, "float32"), config, data)
+    if not args.fresh and finished_run(out, key):
+        print(f"{out} already holds this finished run (same model, data, config and library version); nothing "
+              "to do. --fresh recomputes it.")
+        return None
+    model = load_model(args.model, device=args.device)
+    print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
+    backend = backend_from_args(args, model)
+    try:
+        result = run(model, config, **corpora, progress=True, log=lambda line: print(line, flush=True),
+                     units=out / "units", backend=backend, fresh=args.fresh)
+    finally:
+        backend.close()
+    written = result.save(out)
+    mark_finished(out, key, written)
+    return result, written
+
+
+@contextlib.contextmanager
+def own_backend(backend: Any, model: Any) -> Iterator[Any]:
+    """A backend object for ``backend`` (a name or an object); one made here from a name is closed
+    on the way out (a Ray cluster it started is stopped), one passed in is the caller's to close."""
+    from interp_steer.units import make_backend
+
+    if backend is None or isinstance(backend, str):
+        made = make_backend(backend, model)
+        try:
+            yield made
+        finally:
+            made.close()
+    else:
+        yield backend
 
 
 def load_items(value: Any, builtin: str | None, loader: Callable[..., list], what: str, kind: type) -> tuple[list, str]:

@@ -6,7 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
-from interp_steer.commands.arguments import add_model_args, integer, numbers
+from interp_steer.commands.arguments import (
+    add_backend_args,
+    add_model_args,
+    integer,
+    numbers,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -39,14 +44,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     collide.add_argument("--max-prompts", type=int, default=None, help="use only the first N prompts")
     collide.add_argument("--max-passages", type=int, default=None, help="use only the first N passages per corpus")
     collide.add_argument("--batch-size", type=int, default=None, help="rows per generation batch (default 64)")
+    collide.add_argument("--unit-prompts", type=int, default=None,
+                         help="prompts per work unit (default: as many as fill one batch with every cell)")
     collide.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/<timestamp>)")
+    add_backend_args(collide)
     collide.set_defaults(handler=_collide)
     return collide
 
 
 def _collide(args: argparse.Namespace) -> int:
-    from interp_steer.models import load_model
-    from interp_steer.studies.collision.study import collide
+    from interp_steer.studies._common import resumable_command
+    from interp_steer.studies.collision.config import CollisionConfig
+    from interp_steer.studies.collision.study import run
 
     layer = args.layer if args.layer == "auto" else integer(args.layer, "--layer")
     overrides = {
@@ -56,16 +65,18 @@ def _collide(args: argparse.Namespace) -> int:
         "position": args.position, "max_new_tokens": args.max_new_tokens, "samples": args.samples,
         "seed": args.seed, "max_prompts": args.max_prompts, "max_passages": args.max_passages,
         "batch_size": args.batch_size, "method": args.method, "field_form": args.field_form,
+        "unit_prompts": args.unit_prompts,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    config = CollisionConfig.quick(**overrides) if args.quick else CollisionConfig(**overrides)
     out = Path(args.out) if args.out else Path("runs") / time.strftime("collide-%Y%m%d-%H%M%S")
     started = time.perf_counter()
-    model = load_model(args.model, device=args.device)
-    print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
-    result = collide(model, persona_a=args.persona_a, persona_b=args.persona_b, baseline=args.baseline,
-                     prompts=args.prompts, quick=args.quick, progress=True,
-                     log=lambda line: print(line, flush=True), **overrides)
-    written = result.save(out)
+    corpora = {"persona_a": args.persona_a, "persona_b": args.persona_b, "baseline": args.baseline,
+               "prompts": args.prompts}
+    done = resumable_command(args, out, config, corpora, run)
+    if done is None:
+        return 0
+    result, written = done
     print(f"\nsteering layer {result.layer}; best usable strength λ = {result.coherence['best_lambda']:g}")
     for finding in result.findings:
         print(f"- {finding.key}: {finding.verdict.upper()} — {finding.summary}")

@@ -40,6 +40,10 @@ class CollisionConfig(ConfigIO):
     fitted at the steering layer on the same activations, of form ``field_form``; the grid mixes the
     two fields as ``λ·(α·field_A + (1 − α)·field_B)``, each a step of ``‖h‖ₘ`` per unit coefficient, the
     vectors' common scale), so the dominance question can be asked of both.
+
+    ``unit_prompts``: prompts per work unit of the grid (each unit generates and scores every cell of
+    its prompts; ``None``: as many as fill one batch of ``batch_size`` rows). Units are what a resumed
+    run skips and what Ray actors receive (:mod:`interp_steer.units`).
     """
 
     layer: int | str = "auto"
@@ -62,6 +66,7 @@ class CollisionConfig(ConfigIO):
     decomposition_prompts: int | None = None
     method: str = "vector"
     field_form: str = "per_layer"
+    unit_prompts: int | None = None
     profile: str = "default"
 
     def __post_init__(self) -> None:
@@ -79,7 +84,8 @@ class CollisionConfig(ConfigIO):
         for name in ("max_new_tokens", "batch_size", "folds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("samples", "max_prompts", "max_passages", "decomposition_prompts", "reference_passages"):
+        for name in ("samples", "max_prompts", "max_passages", "decomposition_prompts", "reference_passages",
+                     "unit_prompts"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 (or None), got {value}")

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ from interp_steer.metrics import (
 from interp_steer.models import Model, load_model
 from interp_steer.stats import ratio_of_means, summarise, t_interval
 from interp_steer.steering import RowDeltas, RowMix, Steerer, Steering, steer
-from interp_steer.studies._common import Stopwatch
+from interp_steer.studies._common import Stopwatch, open_store, own_backend
 from interp_steer.studies.collision.config import CollisionConfig
 from interp_steer.studies.collision.findings import judge_findings
 from interp_steer.studies.collision.result import CollisionResult
@@ -72,6 +73,16 @@ from interp_steer.studies.mixing import (
     quiet_nan_warnings,
 )
 from interp_steer.studies.personas import Personas, StudyTexts, Texts, build_personas, study_inputs
+from interp_steer.units import (
+    LocalBackend,
+    RayBackend,
+    Unit,
+    fingerprint,
+    numeric,
+    run_key,
+    run_units,
+    text_hash,
+)
 
 
 def run(
@@ -84,18 +95,27 @@ def run(
     prompts: Texts = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    units: str | Path | None = None,
+    backend: str | LocalBackend | RayBackend | None = None,
+    fresh: bool = False,
 ) -> CollisionResult:
     """Run the collision study; one line per stage (see the module docstring).
 
     ``model`` is a :class:`Model` or a spec for :func:`~interp_steer.load_model` (``None``: the
     embedded SmolLM2). Corpora and prompts are lists of texts or file paths (``None``: the built-in
     personas, baseline and prompts). ``log`` receives one line per stage, with its time.
+
+    The grid (generation and scoring) runs as work units of a few prompts × every cell
+    (:mod:`interp_steer.units`): with ``units=DIR`` each finished unit is stored there and a re-run
+    with the same model, data and config skips it (``fresh=True`` discards them); ``backend``
+    (``"local"``, ``"ray"`` or a backend object) says where units run. Results do not depend on either.
     """
     clock = Stopwatch(log)
     model = model if isinstance(model, Model) else load_model(model)
     clock.lap("load_model")
     data, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
                                max_prompts=config.max_prompts, min_passages=config.folds)
+    store = open_store(units, run_key(model, config, data), fresh=fresh, log=clock.say)
     personas = build_personas(model, texts.persona_a, texts.persona_b, texts.baseline, position=config.position,
                               folds=config.folds, seed=config.seed, layer=config.layer, progress=progress,
                               hashes=(data["persona_a"]["sha256"], data["persona_b"]["sha256"]), on_stage=clock.lap)
@@ -105,9 +125,10 @@ def run(
     readout = _readout(model, config, personas, texts, progress)
     style = StyleClassifier.fit(texts.persona_a, texts.persona_b, folds=config.folds, seed=config.seed)
     clock.lap("readout_and_style")
-    grid = _generate_grid(model, config, steerers, personas.layer, texts.prompts, progress, clock.say)
+    grid, flat = _grid_in_units(model, config, steerers, personas.layer, texts.prompts, readout, store=store,
+                                backend=backend, progress=progress, say=clock.say)
     clock.lap("generation")
-    scores = _score(model, config, grid, readout, style)
+    scores = _score(config, grid, flat, style)
     unsteered, cells = _summarise(config, grid, scores, personas, measured_mix_norm=bool(fields))
     dominance_by_score = _dominance(config, scores)
     coherence = _coherence(config, scores.per_prompt, scores.unsteered, _references(model, config, texts))
@@ -139,6 +160,9 @@ def collide(
     quick: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    units: str | Path | None = None,
+    backend: str | LocalBackend | RayBackend | None = None,
+    fresh: bool = False,
     **overrides: Any,
 ) -> CollisionResult:
     """The collision study in one call: the settings come from ``config``, or from
@@ -150,7 +174,7 @@ def collide(
     elif overrides:
         config = replace(config, **overrides)
     return run(model, config, persona_a=persona_a, persona_b=persona_b, baseline=baseline, prompts=prompts,
-               progress=progress, log=log)
+               progress=progress, log=log, units=units, backend=backend, fresh=fresh)
 
 
 # ------------------------------------------------------------------------------------- stages
@@ -252,6 +276,56 @@ def _generate_grid(model: Model, config: CollisionConfig, steerers: tuple[Steere
     return _Grid(cells, len(prompts), n_samples, outputs)
 
 
+def unit_prompts(config: CollisionConfig) -> int:
+    """Prompts per work unit: ``config.unit_prompts``, or as many as fill one generation batch with
+    every cell (and sample) of each."""
+    if config.unit_prompts:
+        return config.unit_prompts
+    rows_per_prompt = (1 + len(config.lambdas) * len(config.alphas)) * (config.samples or 1)
+    return max(1, config.batch_size // rows_per_prompt)
+
+
+def _grid_in_units(model: Model, config: CollisionConfig, steerers: tuple[Steerer, Steerer], layer: int,
+                   prompts: list[str], readout: ProbeReadout, *, store: Any, backend: Any, progress: bool | None,
+                   say: Callable[[str], None]) -> tuple[_Grid, dict[str, np.ndarray]]:
+    """The grid and its model-based scores, one work unit per chunk of prompts (:func:`_grid_unit`)."""
+    size = unit_prompts(config)
+    chunks = [(start, prompts[start : start + size]) for start in range(0, len(prompts), size)]
+    shared = {"config": config, "steerers": steerers, "layer": layer, "readout": readout}
+    identity = {"layer": layer, "steerers": fingerprint(numeric(steerers)), "readout": fingerprint(numeric(readout))}
+    units = [Unit(f"grid-{i:04d}", {**identity, "first_prompt": start, "prompts": text_hash(chunk)}, item=chunk)
+             for i, (start, chunk) in enumerate(chunks)]
+    n_cells = 1 + len(config.lambdas) * len(config.alphas)
+    say(f"generating {len(prompts) * (config.samples or 1) * n_cells} completions ({len(prompts)} prompts x "
+        f"{config.samples or 1} sample(s) x {n_cells} cells) at layer {layer}, steering with {config.method}s, "
+        f"in {len(units)} units of {size} prompt(s)")
+    with own_backend(backend, model) as runner:
+        results = run_units(_grid_unit, units, model=model, shared=shared, store=store, backend=runner,
+                            progress=progress, label="grid units")
+    outputs = [Generation(prompt, g["text"], tuple(g["token_ids"]), tuple(g["prompt_ids"]), g["finished"])
+               for (_, chunk), result in zip(chunks, results, strict=True)
+               for prompt, g in zip(_row_prompts(config, chunk), result["generations"], strict=True)]
+    flat = {name: np.concatenate([r["scores"][name] for r in results]) for name in results[0]["scores"]}
+    cells = [(0.0, None)] + [(lam, alpha) for lam in config.lambdas for alpha in config.alphas]
+    return _Grid(cells, len(prompts), config.samples or 1, outputs), flat
+
+
+def _row_prompts(config: CollisionConfig, prompts: list[str]) -> list[str]:
+    """The prompt of each grid row, in :func:`_generate_grid`'s order."""
+    n_cells = 1 + len(config.lambdas) * len(config.alphas)
+    return [p for p in prompts for _ in range((config.samples or 1) * n_cells)]
+
+
+def _grid_unit(model: Model, shared: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
+    """One work unit: every cell of ``prompts`` generated, then scored by the unsteered model."""
+    config = shared["config"]
+    grid = _generate_grid(model, config, shared["steerers"], shared["layer"], prompts, False, lambda _line: None)
+    flat = score_generations(model, grid.outputs, readout=shared["readout"])
+    return {"generations": [{"text": g.text, "token_ids": list(g.token_ids), "prompt_ids": list(g.prompt_ids),
+                             "finished": bool(g.finished)} for g in grid.outputs],
+            "scores": {name: np.asarray(values, dtype=np.float64) for name, values in flat.items()}}
+
+
 @dataclass(frozen=True, eq=False)
 class _Scores:
     """Per-prompt scores (a prompt's samples averaged; perplexity as a geometric mean)."""
@@ -260,10 +334,10 @@ class _Scores:
     unsteered: dict[str, np.ndarray]  # metric -> [prompts]
 
 
-def _score(model: Model, config: CollisionConfig, grid: _Grid, readout: ProbeReadout, style: StyleClassifier) -> _Scores:
-    """Every completion scored on its own tokens by the unsteered model, then averaged per prompt."""
-    flat = score_generations(model, grid.outputs, readout=readout)
-    flat["style_a"] = style.score([g.text for g in grid.outputs])
+def _score(config: CollisionConfig, grid: _Grid, flat: dict[str, np.ndarray], style: StyleClassifier) -> _Scores:
+    """Every completion's scores (``flat``: by the unsteered model, from the units; plus the style
+    classifier's, here), averaged per prompt."""
+    flat = {**flat, "style_a": style.score([g.text for g in grid.outputs])}
     shape = (grid.n_prompts, grid.n_samples, len(grid.cells))
     per_row = {name: values.reshape(shape) for name, values in flat.items()}
     with quiet_nan_warnings():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from interp_steer.commands.arguments import add_model_args, integer
+from interp_steer.commands.arguments import add_backend_args, add_model_args, integer
 from interp_steer.studies.patching.config import PatchingConfig
 
 
@@ -45,26 +45,30 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     patch.add_argument("--continuation", default="The", help="text whose first token's log-probability is a metric")
     patch.add_argument("--seed", type=int, default=0, help="seed of the probes' folds and of the prompts' split")
     patch.add_argument("--out", required=True, metavar="DIR")
+    add_backend_args(patch)
     patch.set_defaults(handler=_patch)
     return patch
 
 
 def _patch(args: argparse.Namespace) -> int:
-    from interp_steer.models import load_model
-    from interp_steer.studies.patching.study import dominance_patching
+    from pathlib import Path
+
+    from interp_steer.studies._common import resumable_command
+    from interp_steer.studies.patching.study import run
 
     layer = args.layer if args.layer == "auto" else integer(args.layer, "--layer")
     components = tuple(c.strip() for c in args.components.split(",") if c.strip())
     started = time.perf_counter()
-    model = load_model(args.model, device=args.device)
-    result = dominance_patching(
-        model, persona_a=args.persona_a, persona_b=args.persona_b, baseline=args.baseline, prompts=args.prompts,
-        log=lambda line: print(line, flush=True), alpha=args.alpha, lam=args.lam, source=args.source, layer=layer,
-        components=components, method=args.method, max_prompts=args.max_prompts, select_top=args.select_top, top_k=args.top_k,
-        max_passages=args.max_passages,
-        positions=args.positions, continuation=args.continuation, seed=args.seed,
-    )
-    written = result.save(args.out)
+    config = PatchingConfig(alpha=args.alpha, lam=args.lam, source=args.source, layer=layer, components=components,
+                            method=args.method, max_prompts=args.max_prompts, select_top=args.select_top,
+                            top_k=args.top_k, max_passages=args.max_passages, positions=args.positions,
+                            continuation=args.continuation, seed=args.seed)
+    corpora = {"persona_a": args.persona_a, "persona_b": args.persona_b, "baseline": args.baseline,
+               "prompts": args.prompts}
+    done = resumable_command(args, Path(args.out), config, corpora, run)
+    if done is None:
+        return 0
+    result, written = done
     print(f"\nsteering layer {result.layer}; sanity checks (identities, not findings):")
     for check in result.sanity_checks:
         m = check["measured"]["logit_diff"]

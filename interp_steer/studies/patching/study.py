@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,12 +38,21 @@ from interp_steer.patching import (
     prepare,
 )
 from interp_steer.stats import mean_and_se
-from interp_steer.studies._common import Stopwatch
+from interp_steer.studies._common import Stopwatch, open_store, own_backend
 from interp_steer.studies.mixing import collision_vector
 from interp_steer.studies.patching.config import PatchingConfig
 from interp_steer.studies.patching.result import PatchingResult
 from interp_steer.studies.patching.selection import select_and_report, split_halves
 from interp_steer.studies.personas import Personas, StudyTexts, Texts, build_personas, study_inputs
+from interp_steer.units import (
+    LocalBackend,
+    RayBackend,
+    Unit,
+    fingerprint,
+    numeric,
+    run_key,
+    run_units,
+)
 
 Runs = dict[str, dict[str, list[float]]]
 """``"source"``/``"target"`` -> metric -> one value per prompt."""
@@ -58,26 +68,54 @@ def run(
     prompts: Texts = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    units: str | Path | None = None,
+    backend: str | LocalBackend | RayBackend | None = None,
+    fresh: bool = False,
 ) -> PatchingResult:
     """Patch every component from the pure-source run into the mix run (see the module docstring).
 
     ``model`` is a :class:`Model` or a spec for :func:`~interp_steer.load_model`; corpora and prompts
     are lists of texts or file paths (``None``: the built-in ones). ``log`` receives progress lines.
+
+    Each prompt is a work unit (:mod:`interp_steer.units`; with ``method="attribution"`` and heads,
+    two: its runs and attribution first, then the heads chosen from every prompt's attribution):
+    ``units=DIR`` stores finished ones so that a re-run skips them, ``backend`` says where they run.
     """
     clock = Stopwatch(log)
     model = model if isinstance(model, Model) else load_model(model)
-    _, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
-                            max_prompts=config.max_prompts, min_passages=config.folds)
+    data, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
+                               max_prompts=config.max_prompts, min_passages=config.folds)
     halves = split_halves(len(texts.prompts), config.seed)  # before the slow stages: too few prompts fail here
+    store = open_store(units, run_key(model, config, data), fresh=fresh, log=clock.say)
     personas = build_personas(model, texts.persona_a, texts.persona_b, texts.baseline, folds=config.folds,
                               seed=config.seed, layer=config.layer, progress=progress)
     metrics = _metrics(model, config, personas, texts)
     source, target = _source_and_target(config, personas)
     clock.say(f"personas and metrics: {clock.elapsed():.1f} s; steering layer {personas.layer}")
-    pairs, runs, attributions = _prepare_runs(model, config, texts.prompts, source, target, metrics)
-    heads, heads_by_half = _heads_to_patch(model, config, runs, attributions, halves)
-    per_prompt = _patch(model, config, personas, pairs, target, metrics, heads, clock)
-    positions = min([config.positions] + [pair.tokens.shape[1] for pair in pairs])
+    shared = {"config": config, "layer": personas.layer, "v_a": personas.v_a, "v_b": personas.v_b,
+              "metrics": metrics, "source": source, "target": target}
+    identity = fingerprint(numeric({"layer": personas.layer, "v_a": personas.v_a, "v_b": personas.v_b,
+                                    "metrics": metrics, "source": source, "target": target}))
+    split_heads = "heads" in config.components and config.method == "attribution"
+    with own_backend(backend, model) as runner:
+        first = run_units(_prompt_unit, [Unit(f"prompt-{i:03d}", {"shared": identity, "prompt": prompt, "heads": None},
+                                              item={"prompt": prompt, "heads": None if split_heads else "all"})
+                                         for i, prompt in enumerate(texts.prompts)],
+                          model=model, shared=shared, store=store, backend=runner, progress=progress,
+                          label="prompts")
+        runs = {which: {m: [r["runs"][which][m] for r in first] for m in METRICS} for which in ("source", "target")}
+        attributions = {c: [r["attribution"][c] for r in first] for c in first[0]["attribution"]}
+        heads, heads_by_half = _heads_to_patch(model, config, runs, attributions, halves)
+        per_prompt = {name: {m: [r["patched"][name][m] for r in first] for m in METRICS} for name in first[0]["patched"]}
+        if split_heads:
+            second = run_units(_prompt_unit, [Unit(f"heads-{i:03d}", {"shared": identity, "prompt": prompt, "heads": heads},
+                                                   item={"prompt": prompt, "heads": heads, "only_heads": True})
+                                              for i, prompt in enumerate(texts.prompts)],
+                               model=model, shared=shared, store=store, backend=runner, progress=progress,
+                               label="heads")
+            per_prompt["heads"] = {m: [r["patched"]["heads"][m] for r in second] for m in METRICS}
+    clock.say(f"{len(texts.prompts)} prompts patched: {clock.elapsed():.1f} s")
+    positions = min([config.positions] + [r["width"] for r in first])
     n_layers, n_heads = model.n_layers, model.bridge.cfg.n_heads
     effects = _effects(per_prompt, runs, n_layers, n_heads, positions)
     return PatchingResult(
@@ -133,22 +171,31 @@ def _source_and_target(config: PatchingConfig, personas: Personas) -> tuple[tupl
     return source, target
 
 
-def _prepare_runs(model: Model, config: PatchingConfig, prompts: list[str], source, target,
-                  metrics: PatchMetrics) -> tuple[list[RunPair], Runs, dict[str, list[np.ndarray]]]:
-    """Pass 1: both runs of every prompt, their metrics, and the attribution estimates."""
-    pairs = []
-    runs: Runs = {"source": {m: [] for m in METRICS}, "target": {m: [] for m in METRICS}}
-    attributions: dict[str, list[np.ndarray]] = {}
-    for prompt in prompts:
-        pair = prepare(model, prompt, source, target, metrics, config.components)
-        pairs.append(pair)
-        for which in ("source", "target"):
+def _prompt_unit(model: Model, shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """One prompt's work: both runs and their metrics, attribution estimates, and every exact patch
+    (``item["heads"]``: ``"all"`` heads, a list of flat head indices, or None for no heads yet);
+    ``only_heads`` re-runs the prompt for its head patches alone."""
+    config, metrics, target = shared["config"], shared["metrics"], shared["target"]
+    pair = prepare(model, item["prompt"], shared["source"], target, metrics, config.components)
+    out: dict[str, Any] = {"width": int(pair.tokens.shape[1])}
+    if not item.get("only_heads"):
+        out["runs"] = {which: {m: float(getattr(pair, f"{which}_metrics")[m]) for m in METRICS}
+                       for which in ("source", "target")}
+        out["attribution"] = {c: np.asarray(v, dtype=np.float64) for c, v in
+                              attribution_patch(model, pair, target, metrics, config.components, metric="logit_diff").items()}
+    n_heads = model.n_layers * model.bridge.cfg.n_heads
+    heads = list(range(n_heads)) if item["heads"] == "all" else item["heads"]
+    sweeps = _prompt_sweeps(model, config, shared["v_a"], shared["v_b"], pair, heads, only_heads=item.get("only_heads", False))
+    out["patched"] = {}
+    for name, patches in sweeps.items():
+        values = exact_patch(model, pair, target, metrics, patches, batch_size=config.batch_size)
+        if name == "heads":  # a full layer x head grid, NaN where a head was not patched
             for m in METRICS:
-                runs[which][m].append(getattr(pair, f"{which}_metrics")[m])
-        attribution = attribution_patch(model, pair, target, metrics, config.components, metric="logit_diff")
-        for component, values in attribution.items():
-            attributions.setdefault(component, []).append(values)
-    return pairs, runs, attributions
+                full = np.full(n_heads, np.nan)
+                full[heads] = values[m]
+                values[m] = full
+        out["patched"][name] = {m: np.asarray(values[m], dtype=np.float64) for m in METRICS}
+    return out
 
 
 def _heads_to_patch(model: Model, config: PatchingConfig, runs: Runs, attributions: dict[str, list[np.ndarray]],
@@ -175,17 +222,17 @@ def attribution_ranking(estimates: np.ndarray, span: np.ndarray, prompts: list[i
     return sorted(np.argsort(-np.nan_to_num(score), kind="stable")[:k].tolist())
 
 
-def _layer_sweeps(model: Model, config: PatchingConfig, personas: Personas) -> dict[str, list[Patch]]:
+def _layer_sweeps(model: Model, config: PatchingConfig, v_a, v_b) -> dict[str, list[Patch]]:
     """The sweeps that are the same for every prompt: per layer, and along the persona directions."""
     n_layers = model.n_layers
     sweeps: dict[str, list[Patch]] = {}
     if "resid" in config.components:
         sweeps["resid_layer"] = [Patch("resid", at) for at in range(n_layers)]
-        sweeps["direction_a"] = [Patch("resid", at, direction=_unit(personas.v_a[at - 1])) for at in range(1, n_layers)]
-        sweeps["direction_b"] = [Patch("resid", at, direction=_unit(personas.v_b[at - 1])) for at in range(1, n_layers)]
+        sweeps["direction_a"] = [Patch("resid", at, direction=_unit(v_a[at - 1])) for at in range(1, n_layers)]
+        sweeps["direction_b"] = [Patch("resid", at, direction=_unit(v_b[at - 1])) for at in range(1, n_layers)]
         # The two vectors share most of their direction, so what tells the runs apart is mostly
         # their difference: patch along it too.
-        sweeps["direction_contrast"] = [Patch("resid", at, direction=_unit(personas.v_a[at - 1] - personas.v_b[at - 1]))
+        sweeps["direction_contrast"] = [Patch("resid", at, direction=_unit(v_a[at - 1] - v_b[at - 1]))
                                         for at in range(1, n_layers)]
     for component in ("attn", "mlp"):
         if component in config.components:
@@ -193,33 +240,19 @@ def _layer_sweeps(model: Model, config: PatchingConfig, personas: Personas) -> d
     return sweeps
 
 
-def _patch(model: Model, config: PatchingConfig, personas: Personas, pairs: list[RunPair], target,
-           metrics: PatchMetrics, heads: list[int], clock: Stopwatch) -> dict[str, dict[str, list[np.ndarray]]]:
-    """Pass 2: every exact patch of every prompt; sweep -> metric -> one array per prompt."""
+def _prompt_sweeps(model: Model, config: PatchingConfig, v_a, v_b, pair: RunPair, heads: list[int] | None, *,
+                   only_heads: bool = False) -> dict[str, list[Patch]]:
+    """Every exact patch of one prompt, by sweep: the layer sweeps, the residual per position over
+    the last ``config.positions`` tokens, and the given heads (none when ``heads`` is None)."""
     n_layers, n_heads = model.n_layers, model.bridge.cfg.n_heads
-    sweeps = _layer_sweeps(model, config, personas)
-    all_heads = [Patch("heads", at, head=h) for at in range(n_layers) for h in range(n_heads)]
-    per_prompt: dict[str, dict[str, list[np.ndarray]]] = {}
-    for i, pair in enumerate(pairs):
-        width = pair.tokens.shape[1]
-        prompt_sweeps = dict(sweeps)
-        if "resid" in config.components:
-            prompt_sweeps["resid_position"] = [Patch("resid", at, position=p) for at in range(n_layers)
-                                               for p in range(width - config.positions, width) if p >= 0]
-        if "heads" in config.components:
-            prompt_sweeps["heads"] = [all_heads[j] for j in heads]
-        for name, patches in prompt_sweeps.items():
-            values = exact_patch(model, pair, target, metrics, patches, batch_size=config.batch_size)
-            if name == "heads":  # a full layer x head grid, NaN where a head was not patched
-                for m in METRICS:
-                    full = np.full(len(all_heads), np.nan)
-                    full[heads] = values[m]
-                    values[m] = full
-            store = per_prompt.setdefault(name, {m: [] for m in METRICS})
-            for m in METRICS:
-                store[m].append(values[m])
-        clock.say(f"prompt {i + 1}/{len(pairs)} patched ({width} tokens): {clock.elapsed():.1f} s")
-    return per_prompt
+    sweeps = {} if only_heads else _layer_sweeps(model, config, v_a, v_b)
+    width = pair.tokens.shape[1]
+    if "resid" in config.components and not only_heads:
+        sweeps["resid_position"] = [Patch("resid", at, position=p) for at in range(n_layers)
+                                    for p in range(width - config.positions, width) if p >= 0]
+    if "heads" in config.components and heads is not None:
+        sweeps["heads"] = [Patch("heads", i // n_heads, head=i % n_heads) for i in heads]
+    return sweeps
 
 
 def _unit(v):

@@ -1,0 +1,432 @@
+"""Resumable work units, run in this process or on a pool of Ray actors, with the same results.
+
+A study's heavy phase is a list of **units**: small, self-contained pieces of work (a chunk of
+prompts of the collision grid, one prompt of a patching run) whose results are JSON. Each unit has
+an id and a **key**: the hash of everything that determines its result (the model, the data, the
+config, the library version, the unit's own inputs). :class:`UnitStore` keeps finished units under
+``DIR/units/``, each written atomically (temporary file, then rename) with its key and a checksum,
+so that re-running the same command after a crash or Ctrl-C skips what is done, and a store made
+with another config, or a damaged file, is never trusted.
+
+:func:`run_units` runs the missing units on a backend and returns every unit's result in order:
+
+- :class:`LocalBackend` runs them one after another on the caller's model;
+- :class:`RayBackend` runs them on a pool of Ray actors (:mod:`ray`, the optional ``distributed``
+  extra), each loading the model once from its spec. Failed tasks are retried and dead actors
+  restarted by Ray itself (``max_task_retries``, ``retry_exceptions``, ``max_restarts``); the
+  driver stores each result as it arrives.
+
+Results take one path whatever their origin: a result is encoded to JSON before it is used, so a
+unit computed now and one read back from the store give the study the same numbers, and a resumed
+run writes the same final files as an uninterrupted one. Arrays travel as ``{"__array__": dtype,
+"shape": [...], "data": [...]}`` with NaN and infinities as strings (strict JSON).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+UnitFn = Callable[[Any, Any, Any], dict[str, Any]]
+"""``fn(model, shared, item) -> result``: a module-level function (Ray sends it by reference)."""
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def to_json(value: Any) -> Any:
+    """``value`` as strict-JSON data: numpy arrays and scalars tagged, non-finite floats as strings."""
+    if isinstance(value, np.ndarray):
+        flat = [to_json(float(x)) if value.dtype.kind == "f" else x.item() for x in value.ravel()]
+        return {"__array__": str(value.dtype), "shape": list(value.shape), "data": flat}
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else {"__float__": "NaN" if math.isnan(value) else
+                                                   ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    raise TypeError(f"a unit result holds a {type(value).__name__}, which has no JSON form; return lists, "
+                    "dicts, numbers, strings or numpy arrays")
+
+
+def from_json(value: Any) -> Any:
+    """The inverse of :func:`to_json`."""
+    if isinstance(value, dict):
+        if "__array__" in value:
+            data = [from_json(x) for x in value["data"]]
+            return np.array(data, dtype=value["__array__"]).reshape(value["shape"])
+        if "__float__" in value:
+            return _NONFINITE[value["__float__"]]
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def canonical(value: Any) -> str:
+    """One JSON text per value (sorted keys, no spaces): what keys and checksums are taken of."""
+    return json.dumps(to_json(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def fingerprint(value: Any) -> str:
+    """SHA-256 of :func:`canonical`."""
+    return hashlib.sha256(canonical(value).encode()).hexdigest()
+
+
+def text_hash(texts: Sequence[str]) -> str:
+    """SHA-256 of a list of texts (each length-prefixed, so boundaries count)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = str(text).encode()
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
+
+
+def run_key(model: Any, config: Any, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What determines a study run's units: the model (:func:`model_identity`), the config (its
+    ``to_dict()``), the data (hashes), the library version, and any ``extra`` inputs. ``model`` is a
+    loaded model or a ``(spec, dtype)`` pair, so a run's key can be known before loading it."""
+    from interp_steer import __version__
+
+    return {"model": model_identity(model), "config": config.to_dict() if hasattr(config, "to_dict") else config,
+            "data": data, "library_version": __version__, **extra}
+
+
+def model_identity(model: Any) -> dict[str, Any]:
+    """The model part of a key: its normalised spec, dtype, and for local files their names, sizes
+    and modification times. A model built in memory from weights no spec names is keyed by name and
+    source (its units are still stored, but nothing else can tell two such models apart)."""
+    from interp_steer.models import model_files, normalise_spec
+
+    if isinstance(model, tuple):
+        spec, dtype = normalise_spec(model[0]), str(model[1] or "float32")
+    else:
+        spec, dtype = model.spec, str(model.dtype)
+        if spec is None:
+            return {"name": model.name, "source": model.source, "dtype": dtype.removeprefix("torch.")}
+    return {"spec": spec, "dtype": dtype.removeprefix("torch."), "files": model_files(spec)}
+
+
+def numeric(obj: Any) -> Any:
+    """The numbers that make up ``obj`` (tensors, arrays, dataclasses such as vectors, fields and
+    probes, modules by their state), as arrays and plain values: what a unit's key hashes of its
+    computed inputs."""
+    if hasattr(obj, "detach") and hasattr(obj, "cpu"):  # a torch tensor
+        return obj.detach().cpu().double().numpy()
+    if isinstance(obj, np.ndarray) or obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): numeric(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [numeric(v) for v in obj]
+    if hasattr(obj, "state_dict"):
+        return numeric(obj.state_dict())
+    if hasattr(obj, "__dataclass_fields__"):
+        return {name: numeric(getattr(obj, name)) for name in obj.__dataclass_fields__}
+    return repr(obj)
+
+
+def _differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """Where two keys differ, as dotted paths (the first few)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            where = f"{path}.{k}" if path else str(k)
+            if k not in old or k not in new:
+                out.append(where)
+            else:
+                out += _differences(old[k], new[k], where)
+        return out
+    return [] if old == new else [path or "(whole key)"]
+
+
+# ----------------------------------------------------------------------------- store
+
+
+class UnitStore:
+    """Finished units of one run under ``directory`` (``manifest.json`` and one JSON file per unit).
+
+    ``key`` is the run's key (:func:`run_key`). A store last used with another key keeps nothing:
+    its unit files are removed and ``log`` is told which parts of the key differ. ``fresh=True``
+    removes every unit file first. A unit file that does not parse, whose checksum does not match
+    or whose key is not this unit's is recomputed (and ``log`` says so), never trusted.
+    """
+
+    MANIFEST = "manifest.json"
+
+    def __init__(self, directory: str | Path, key: dict[str, Any], *, fresh: bool = False,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.directory = Path(directory)
+        self.key = json.loads(canonical(key))
+        self.key_hash = fingerprint(self.key)
+        self.log = log or (lambda _line: None)
+        self.computed: list[str] = []
+        self.reused: list[str] = []
+        self.directory.mkdir(parents=True, exist_ok=True)
+        previous = self._read_manifest()
+        stale = previous is not None and previous.get("key_hash") != self.key_hash
+        if fresh or stale:
+            removed = self._clear()
+            if stale and removed:
+                where = ", ".join(_differences(previous.get("key"), self.key)[:6]) or "the key's format"
+                self.log(f"not reusing {removed} unit(s) in {self.directory}: they were made with a different "
+                         f"{where}")
+            elif fresh and removed:
+                self.log(f"--fresh: removed {removed} finished unit(s) from {self.directory}")
+        _write_atomically(self.directory / self.MANIFEST, {"key_hash": self.key_hash, "key": self.key})
+
+    def _read_manifest(self) -> dict[str, Any] | None:
+        path = self.directory / self.MANIFEST
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {"key_hash": None, "key": None}
+
+    def _clear(self) -> int:
+        removed = 0
+        for path in self.directory.glob("*.unit.json"):
+            path.unlink()
+            removed += 1
+        return removed
+
+    def path(self, unit_id: str) -> Path:
+        if not unit_id or any(c in unit_id for c in "/\\") or unit_id.startswith("."):
+            raise ValueError(f"unit id {unit_id!r} must be a plain file name")
+        return self.directory / f"{unit_id}.unit.json"
+
+    def unit_key(self, unit_id: str, inputs: Any) -> str:
+        return fingerprint({"run": self.key_hash, "unit": unit_id, "inputs": inputs})
+
+    def load(self, unit_id: str, inputs: Any) -> dict[str, Any] | None:
+        """The stored result of a unit, or None when it is absent or cannot be trusted."""
+        path = self.path(unit_id)
+        if not path.exists():
+            return None
+        try:
+            stored = json.loads(path.read_text())
+            body = canonical(stored["result"])
+            trusted = (stored.get("key") == self.unit_key(unit_id, inputs)
+                       and stored.get("sha256") == hashlib.sha256(body.encode()).hexdigest())
+        except (OSError, ValueError, KeyError, TypeError):
+            trusted = False
+        if not trusted:
+            self.log(f"unit {unit_id}: {path.name} is damaged or belongs to other inputs; recomputing it")
+            return None
+        self.reused.append(unit_id)
+        return from_json(stored["result"])
+
+    def save(self, unit_id: str, inputs: Any, result: dict[str, Any]) -> dict[str, Any]:
+        """Store a unit's result atomically; returns it as read back (see the module docstring)."""
+        encoded = to_json(result)
+        body = canonical(encoded)
+        _write_atomically(self.path(unit_id), {"unit": unit_id, "key": self.unit_key(unit_id, inputs),
+                                               "sha256": hashlib.sha256(body.encode()).hexdigest(),
+                                               "result": encoded})
+        self.computed.append(unit_id)
+        return from_json(json.loads(body))
+
+
+def _write_atomically(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over ``path``."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as f:
+            json.dump(data, f, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class MemoryStore:
+    """A :class:`UnitStore` that keeps nothing (a run without an output directory): every unit is
+    computed, and its result still takes the JSON path, so numbers do not depend on the store."""
+
+    def __init__(self) -> None:
+        self.computed: list[str] = []
+        self.reused: list[str] = []
+
+    def load(self, unit_id: str, inputs: Any) -> None:
+        return None
+
+    def save(self, unit_id: str, inputs: Any, result: dict[str, Any]) -> dict[str, Any]:
+        self.computed.append(unit_id)
+        return from_json(json.loads(canonical(result)))
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of work: its id (a file name), what determines it (``inputs``, hashed into its
+    key) and the argument the unit function receives (``item``; ``inputs`` when None)."""
+
+    id: str
+    inputs: Any
+    item: Any = None
+
+
+class LocalBackend:
+    """Runs units one after another in this process, on the caller's model."""
+
+    name = "local"
+
+    def map(self, fn: UnitFn, model: Any, shared: Any, items: list[Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+        for i, item in enumerate(items):
+            yield i, fn(model, shared, item)
+
+    def close(self) -> None:
+        pass
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError('the Ray backend needs Ray: pip install "interp_steer[distributed]" '
+                          "(or pip install ray); the local backend needs nothing") from None
+    return ray
+
+
+class RayBackend:
+    """Runs units on ``actors`` Ray actors, each loading the model once from ``spec``.
+
+    ``address``: ``None`` starts a local cluster (stopped again by :meth:`close`), ``"auto"`` joins
+    the running one, ``"HOST:PORT"`` a remote one. ``gpus_per_actor`` reserves GPUs per actor (the
+    model goes to CUDA when it is > 0); ``threads`` sets each actor's torch threads (default: the CPUs
+    it reserves). A task that raises is retried ``retries`` times and an actor that dies is restarted
+    (Ray's ``retry_exceptions``/``max_task_retries``/``max_restarts``), so a unit's result comes back
+    unless it fails every time.
+    """
+
+    name = "ray"
+
+    def __init__(self, spec: str, *, dtype: str = "float32", address: str | None = None, actors: int = 1,
+                 gpus_per_actor: float = 0.0, cpus_per_actor: float = 1.0, threads: int | None = None,
+                 retries: int = 2) -> None:
+        if actors < 1:
+            raise ValueError(f"--actors must be >= 1, got {actors}")
+        if gpus_per_actor < 0 or cpus_per_actor <= 0:
+            raise ValueError("--gpus-per-actor must be >= 0 and CPUs per actor > 0")
+        ray = _import_ray()
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            if address is None:
+                ray.init(num_cpus=max(int(math.ceil(actors * cpus_per_actor)), 1), include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
+                self._started = True
+            else:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+        worker = ray.remote(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, max_restarts=-1,
+                            max_task_retries=retries)(_Worker)
+        threads = threads if threads is not None else max(int(cpus_per_actor), 1)
+        device = "cuda" if gpus_per_actor > 0 else "cpu"
+        self._actors = [worker.remote(spec, dtype, device, threads) for _ in range(actors)]
+        self.actors = actors
+
+    def map(self, fn: UnitFn, model: Any, shared: Any, items: list[Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+        from ray.util import ActorPool
+
+        shared_ref = self._ray.put(shared)
+        pool = ActorPool(self._actors)
+        indexed = list(enumerate(items))
+        results = pool.map_unordered(lambda actor, pair: actor.run.options(retry_exceptions=True).remote(fn, shared_ref, *pair), indexed)
+        yield from results
+
+    def close(self) -> None:
+        for actor in self._actors:
+            with contextlib.suppress(Exception):
+                self._ray.kill(actor)
+        self._actors = []
+        if self._started:
+            self._ray.shutdown()
+
+
+class _Worker:
+    """A Ray actor: the model, loaded once; runs unit functions on it."""
+
+    def __init__(self, spec: str, dtype: str, device: str, threads: int) -> None:
+        import torch
+
+        from interp_steer.models import load_model
+
+        torch.set_num_threads(threads)
+        self.model = load_model(spec, dtype=dtype, device=device)
+
+    def run(self, fn: UnitFn, shared: Any, index: int, item: Any) -> tuple[int, dict[str, Any]]:
+        return index, fn(self.model, shared, item)
+
+
+def make_backend(name: str | None, model: Any, *, address: str | None = None, actors: int | None = None,
+                 gpus_per_actor: float = 0.0) -> LocalBackend | RayBackend:
+    """The backend called ``name`` (``"local"``/None or ``"ray"``) for ``model`` (a loaded model:
+    Ray actors load their own copy from ``model.spec``)."""
+    if name in (None, "local"):
+        if address is not None or actors is not None or gpus_per_actor:
+            raise ValueError("--address, --actors and --gpus-per-actor go with --backend ray")
+        return LocalBackend()
+    if name != "ray":
+        raise ValueError(f"backend must be 'local' or 'ray', got {name!r}")
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        raise ValueError(f"the Ray backend loads {model.name} in each actor from its spec, but this model was "
+                         "built in memory; pass a model spec (a hub id, a path or 'tiny-random:...') instead")
+    dtype = str(model.dtype).removeprefix("torch.")
+    return RayBackend(spec, dtype=dtype, address=address, actors=actors or 1, gpus_per_actor=gpus_per_actor)
+
+
+def run_units(fn: UnitFn, units: Sequence[Unit], *, model: Any, shared: Any = None,
+              store: UnitStore | MemoryStore | None = None, backend: LocalBackend | RayBackend | None = None,
+              progress: bool | None = None, label: str = "units") -> list[dict[str, Any]]:
+    """Every unit's result, in order: stored ones read back, the rest computed on ``backend`` (in
+    this process by default) and stored as each arrives (see the module docstring)."""
+    store = store if store is not None else MemoryStore()
+    backend = backend if backend is not None else LocalBackend()
+    ids = [u.id for u in units]
+    if len(set(ids)) != len(ids):
+        raise ValueError("unit ids must be distinct")
+    results: list[dict[str, Any] | None] = [store.load(u.id, u.inputs) for u in units]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(units), initial=len(units) - len(todo), desc=label, unit="unit",
+                   disable=progress is False, leave=False)
+        try:
+            items = [units[i].inputs if units[i].item is None else units[i].item for i in todo]
+            for j, result in backend.map(fn, model, shared, items):
+                unit = units[todo[j]]
+                results[todo[j]] = store.save(unit.id, unit.inputs, result)
+                bar.update(1)
+        finally:
+            bar.close()
+    return results  # type: ignore[return-value]
+
+
+__all__ = ["LocalBackend", "MemoryStore", "RayBackend", "Unit", "UnitStore", "canonical", "fingerprint",
+           "from_json", "make_backend", "numeric", "run_key", "run_units", "text_hash", "to_json"]

@@ -1,0 +1,259 @@
+"""Resumable work units and the Ray backend (:mod:`interp_steer.units`).
+
+Oracles: a run interrupted after some units and re-run gives the same JSON as an uninterrupted
+run and computes no unit twice; a store made with another config or a damaged unit file is never
+trusted; Ray actors give the local backend's numbers, and a task that fails once is retried.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import interp_steer as ist
+from interp_steer.models import normalise_spec
+from interp_steer.studies.collision import study as collision_study
+from interp_steer.studies.collision.config import CollisionConfig
+from interp_steer.studies.patching import study as patching_study
+from interp_steer.studies.patching.config import PatchingConfig
+from interp_steer.units import (
+    LocalBackend,
+    Unit,
+    UnitStore,
+    from_json,
+    make_backend,
+    run_key,
+    run_units,
+    to_json,
+)
+
+SPEC = "tiny-random"
+TINY_COLLISION = {"max_prompts": 6, "max_passages": 12, "reference_passages": 4, "max_new_tokens": 5,
+                  "unit_prompts": 2, "decomposition_prompts": 2}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return ist.load_model(SPEC, device="cpu")
+
+
+def _without_timings(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    data.pop("timings_s", None)
+    return data
+
+
+def _collide(tiny, units, **kwargs):
+    return collision_study.collide(tiny, quick=True, units=units, **TINY_COLLISION, **kwargs)
+
+
+def _counting(monkeypatch, module, name, fail_after=None):
+    """Replace ``module.name`` (a unit function) by one that counts its calls and, from call
+    ``fail_after + 1`` on, raises like a crash would."""
+    original = getattr(module, name)
+    original = getattr(original, "__wrapped__", original)  # not a counter set earlier in the test
+    calls = []
+
+    def counted(model, shared, item):
+        if fail_after is not None and len(calls) >= fail_after:
+            raise KeyboardInterrupt("simulated Ctrl-C inside a unit")
+        calls.append(item)
+        return original(model, shared, item)
+
+    counted.__wrapped__ = original
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+# ----------------------------------------------------------------------------- encoding and store
+
+
+def test_results_round_trip_through_strict_json():
+    value = {"a": np.array([[1.5, math.nan], [math.inf, -math.inf]]), "b": np.arange(3), "c": [1, "x", None, True],
+             "d": np.float32(0.1), "e": math.nan}
+    text = json.dumps(to_json(value), allow_nan=False)
+    back = from_json(json.loads(text))
+    np.testing.assert_array_equal(back["a"], value["a"])
+    assert back["b"].dtype == value["b"].dtype and back["b"].tolist() == [0, 1, 2]
+    assert back["c"] == [1, "x", None, True] and back["d"] == float(np.float32(0.1)) and math.isnan(back["e"])
+    with pytest.raises(TypeError, match="no JSON form"):
+        to_json({"x": object()})
+
+
+def test_a_store_reuses_its_own_units_and_never_trusts_others(tmp_path):
+    lines = []
+    key = {"config": {"lambdas": [0.3]}, "data": "abc"}
+    store = UnitStore(tmp_path, key, log=lines.append)
+    store.save("u-0", {"i": 0}, {"x": np.array([1.0, 2.0])})
+    store.save("u-1", {"i": 1}, {"x": np.array([3.0])})
+    again = UnitStore(tmp_path, key, log=lines.append)
+    assert again.load("u-0", {"i": 0})["x"].tolist() == [1.0, 2.0]
+    assert again.load("u-0", {"i": 5}) is None  # other inputs under the same id
+    # A damaged file is recomputed, and says so.
+    path = again.path("u-1")
+    path.write_text(path.read_text()[:-20])
+    assert again.load("u-1", {"i": 1}) is None
+    assert any("damaged" in line for line in lines)
+    # A changed number inside an intact file fails the checksum.
+    stored = json.loads(again.path("u-0").read_text())
+    stored["result"]["x"]["data"][0] = 9.0
+    again.path("u-0").write_text(json.dumps(stored))
+    assert again.load("u-0", {"i": 0}) is None
+    # Another config: nothing is reused, and the message names what differs.
+    store.save("u-0", {"i": 0}, {"x": np.array([1.0])})
+    other = UnitStore(tmp_path, {**key, "config": {"lambdas": [0.5]}}, log=lines.append)
+    assert other.load("u-0", {"i": 0}) is None
+    assert "config.lambdas" in lines[-1] and "not reusing" in lines[-1]
+    # --fresh discards units even under the same key.
+    other.save("u-0", {"i": 0}, {"x": np.array([1.0])})
+    assert UnitStore(tmp_path, other.key, fresh=True).load("u-0", {"i": 0}) is None
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary file
+
+
+def test_run_units_returns_results_in_order_and_skips_stored_ones(tmp_path):
+    calls = []
+
+    def square(model, shared, item):
+        calls.append(item)
+        return {"y": item * item + shared}
+
+    units = [Unit(f"sq-{i}", {"i": i}, item=i) for i in range(5)]
+    store = UnitStore(tmp_path, {"k": 1})
+    first = run_units(square, units[:3], model=None, shared=10, store=store, progress=False)
+    assert [r["y"] for r in first] == [10, 11, 14] and calls == [0, 1, 2]
+    second = run_units(square, units, model=None, shared=10, store=UnitStore(tmp_path, {"k": 1}), progress=False)
+    assert [r["y"] for r in second] == [10, 11, 14, 19, 26] and calls == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="distinct"):
+        run_units(square, [units[0], units[0]], model=None, progress=False)
+
+
+def test_the_model_key_is_known_before_loading(tiny):
+    assert tiny.spec == normalise_spec(SPEC) == normalise_spec("tiny-random:smollm2:0")
+    config = PatchingConfig()
+    assert run_key(tiny, config, {"d": 1}) == run_key((SPEC, "float32"), config, {"d": 1})
+    assert run_key((SPEC, "float32"), config, {"d": 1}) != run_key(("tiny-random:1", "float32"), config, {"d": 1})
+
+
+def test_backend_arguments_are_checked(tiny, monkeypatch):
+    assert isinstance(make_backend("local", tiny), LocalBackend)
+    with pytest.raises(ValueError, match="go with --backend ray"):
+        make_backend("local", tiny, actors=2)
+    with pytest.raises(ValueError, match="'local' or 'ray'"):
+        make_backend("dask", tiny)
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ImportError, match=r"interp_steer\[distributed\]"):
+        make_backend("ray", tiny)
+
+
+# ----------------------------------------------------------------------------- studies
+
+
+def test_an_interrupted_collision_resumes_to_the_same_numbers_without_redoing_units(tiny, tmp_path, monkeypatch):
+    whole = _collide(tiny, tmp_path / "whole" / "units")
+    whole.save(tmp_path / "whole", figures=False)
+    calls = _counting(monkeypatch, collision_study, "_grid_unit", fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        _collide(tiny, tmp_path / "resumed" / "units")
+    assert len(calls) == 2
+    assert len(list((tmp_path / "resumed" / "units").glob("grid-*.unit.json"))) == 2
+    calls = _counting(monkeypatch, collision_study, "_grid_unit")
+    resumed = _collide(tiny, tmp_path / "resumed" / "units")
+    resumed.save(tmp_path / "resumed", figures=False)
+    assert [c[0] for c in calls] == [resumed.prompts[4]]  # only the third unit ran
+    assert _without_timings(tmp_path / "resumed" / "collision.json") == _without_timings(tmp_path / "whole" / "collision.json")
+    # Nothing left to do: a third run computes no unit at all.
+    calls.clear()
+    _collide(tiny, tmp_path / "resumed" / "units")
+    assert calls == []
+    # Another config never reuses them.
+    lines = []
+    _collide(tiny, tmp_path / "resumed" / "units", lambdas=(0.3, 0.6), log=lines.append)
+    assert len(calls) == 3 and any("not reusing" in line and "config.lambdas" in line for line in lines)
+
+
+def test_patching_resumes_per_prompt(tiny, tmp_path, monkeypatch):
+    config = PatchingConfig(max_prompts=4, max_passages=12, method="attribution", top_k=2, components=("attn", "heads"))
+    whole = patching_study.run(tiny, config, units=tmp_path / "a")
+    calls = _counting(monkeypatch, patching_study, "_prompt_unit", fail_after=5)
+    with pytest.raises(KeyboardInterrupt):
+        patching_study.run(tiny, config, units=tmp_path / "b")
+    calls = _counting(monkeypatch, patching_study, "_prompt_unit")
+    resumed = patching_study.run(tiny, config, units=tmp_path / "b")
+    assert len(calls) == 3  # 4 prompts + 4 head passes, 5 done before the interruption
+    a, b = whole.to_dict(), resumed.to_dict()
+    a.pop("timings_s", None), b.pop("timings_s", None)
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_a_finished_command_does_no_work_when_run_again(tmp_path, monkeypatch, capsys):
+    from interp_steer import cli
+    from interp_steer import models as models_module
+
+    argv = ["collide", "--model", SPEC, "--quick", "--max-prompts", "4", "--max-passages", "12", "--max-new-tokens",
+            "4", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    report = (tmp_path / "report.md").read_text()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run loaded the model again")
+
+    monkeypatch.setattr(models_module, "load_model", refuse)
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "already holds this finished run" in capsys.readouterr().out
+    assert (tmp_path / "report.md").read_text() == report
+    # An edited output means the run is not finished any more: it is redone (here: refused model).
+    (tmp_path / "report.md").write_text("edited")
+    with pytest.raises(AssertionError, match="loaded the model again"):
+        cli.main(argv)
+
+
+# ----------------------------------------------------------------------------- Ray
+
+
+def _fails_once(model, shared, item):
+    """A unit that raises the first time it runs for an item (a marker file remembers, across actors)."""
+    marker = Path(shared) / f"tried-{item}"
+    if not marker.exists():
+        marker.write_text("x")
+        raise RuntimeError(f"transient failure on item {item}")
+    return {"item": item, "vocab": int(model.tokenizer.vocab_size)}
+
+
+@pytest.fixture(scope="module")
+def ray_backend(tiny):
+    pytest.importorskip("ray")
+    import sys
+
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # actors cannot import the tests by name
+    backend = make_backend("ray", tiny, actors=2)
+    yield backend
+    backend.close()
+
+
+def test_ray_actors_retry_a_failed_task(ray_backend, tiny, tmp_path):
+    units = [Unit(f"u-{i}", {"i": i}, item=i) for i in range(3)]
+    results = run_units(_fails_once, units, model=tiny, shared=str(tmp_path), backend=ray_backend, progress=False)
+    assert [r["item"] for r in results] == [0, 1, 2]
+    assert all(r["vocab"] == tiny.tokenizer.vocab_size for r in results)
+
+
+def test_ray_gives_the_local_numbers(ray_backend, tiny, tmp_path):
+    config = CollisionConfig.quick(**TINY_COLLISION)
+    local = collision_study.run(tiny, config).to_dict()
+    on_ray = collision_study.run(tiny, config, backend=ray_backend, units=tmp_path / "c").to_dict()
+    for result in (local, on_ray):
+        result.pop("timings_s")
+    assert json.dumps(local, sort_keys=True) == json.dumps(on_ray, sort_keys=True)
+    patching = PatchingConfig(max_prompts=4, max_passages=12, components=("attn", "heads"))
+    local = patching_study.run(tiny, patching).to_dict()
+    on_ray = patching_study.run(tiny, patching, backend=ray_backend).to_dict()
+    for result in (local, on_ray):
+        result.pop("timings_s", None)
+    assert json.dumps(local, sort_keys=True) == json.dumps(on_ray, sort_keys=True)
