@@ -53,7 +53,7 @@ import math
 import operator
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -126,6 +126,12 @@ class SearchResult:
     def diff(self) -> list[str]:
         """A short edit path from seed to best (:func:`diff_edits`), free of the search's detours."""
         return diff_edits(self.seed_ids, self.best_ids)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchResult:
+        """The inverse of :meth:`to_dict` (``diff`` is derived, so it is not read)."""
+        names = [f.name for f in fields(cls)]
+        return cls(**{name: data[name] for name in names if name in data})
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -365,7 +365,7 @@ def load_hf(
         return hf_model, tokenizer, Path(target).stem, f"gguf:{Path(target).resolve()}"
     hf_model, tokenizer = _load_hf(str(target), torch_dtype)
     name = Path(str(target)).name if kind == "local" else str(target)
-    return hf_model, tokenizer, name, f"{kind}:{target}"
+    return hf_model, tokenizer, name, f"{kind}:{Path(target).resolve() if kind == 'local' else target}"
 
 
 def normalise_spec(spec: str | os.PathLike | None) -> str:

@@ -29,8 +29,8 @@ position of its first token from ``cache_position`` or the KV cache's length, so
 :func:`interp_steer.generate`, :func:`interp_steer.ab_eval`, a plain forward inside :func:`steer`
 (``model.hf_model(ids, attention_mask=mask)`` or ``model.bridge(ids, attention_mask=mask)``) and
 under a KV cache, where a decoding step sees one token at position ``past_length``. A custom 4-D
-attention mask (several rows packed into one sequence) carries no padding signal, so there a row
-coordinate is the absolute position; steer packed rows with a boolean mask:
+attention mask (several rows packed into one sequence) carries no padding signal, so packed rows are
+steered only by a boolean mask, over absolute positions (other rules refuse a 4-D mask):
 
 - ``"all"``: every position (padding included: it is masked out of attention anyway);
 - ``"after_prompt"``: from the **prompt's last token** on (row positions ``>= prompt_end - 1``),
@@ -569,8 +569,8 @@ def _steering_hooks(model: Model, plan: _Plan) -> Iterator[_Plan]:
         plan.mask = None
         plan.starts = None
         mask = call.get("attention_mask")
-        if needs_rows and isinstance(mask, Tensor) and mask.ndim == 4:
-            return  # a custom [batch, 1, query, key] mask (packed rows) has no padding: row = absolute position
+        if needs_rows and isinstance(mask, Tensor) and mask.ndim == 4 and isinstance(plan.positions, Tensor):
+            return  # packed rows under a custom 4-D mask, steered by a boolean mask over absolute positions
         if needs_rows and mask is not None:
             if not isinstance(mask, Tensor) or mask.ndim != 2:
                 raise ValueError(

@@ -30,7 +30,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,41 +107,83 @@ def run_key(model: Any, config: Any, data: dict[str, Any], **extra: Any) -> dict
     from interp_steer import __version__
 
     return {"model": model_identity(model), "config": config.to_dict() if hasattr(config, "to_dict") else config,
-            "data": data, "library_version": __version__, **extra}
+            "data": data, "library_version": __version__, "code": code_fingerprint(), "stack": _stack(), **extra}
 
 
-def model_identity(model: Any) -> dict[str, Any]:
+def code_fingerprint() -> str:
+    """SHA-256 of the package's Python sources: a unit made by other code (an edited checkout, a
+    release with the same version number) is never reused."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stack() -> dict[str, str]:
+    """Versions of the libraries whose numerics a unit's result depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "transformers", "transformer-lens", "scikit-learn", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def model_identity(model: Any) -> dict[str, Any] | list[Any]:
     """The model part of a key: its normalised spec, dtype, and for local files their names, sizes
     and modification times. A model built in memory from weights no spec names is keyed by name and
     source (its units are still stored, but nothing else can tell two such models apart)."""
     from interp_steer.models import model_files, normalise_spec
 
-    if isinstance(model, tuple):
+    if isinstance(model, list):  # several models (a study comparing them)
+        return [model_identity(m) for m in model]
+    if isinstance(model, dict):  # an identity already
+        return model
+    if isinstance(model, tuple):  # (spec, dtype[, device type]) before loading
         spec, dtype = normalise_spec(model[0]), str(model[1] or "float32")
+        device = device_type(model[2] if len(model) > 2 else None)
     else:
-        spec, dtype = model.spec, str(model.dtype)
+        spec, dtype, device = model.spec, str(model.dtype), model.device.type
         if spec is None:
-            return {"name": model.name, "source": model.source, "dtype": dtype.removeprefix("torch.")}
-    return {"spec": spec, "dtype": dtype.removeprefix("torch."), "files": model_files(spec)}
+            return {"name": model.name, "source": model.source, "dtype": dtype.removeprefix("torch."), "device": device}
+    return {"spec": spec, "dtype": dtype.removeprefix("torch."), "device": device, "files": model_files(spec)}
+
+
+def device_type(device: Any = None) -> str:
+    """The device type a model loaded with ``device`` runs on (None: what
+    :func:`~interp_steer.load_model` picks, CUDA when available)."""
+    import torch
+
+    if device is not None:
+        return torch.device(device).type
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def numeric(obj: Any) -> Any:
-    """The numbers that make up ``obj`` (tensors, arrays, dataclasses such as vectors, fields and
-    probes, modules by their state), as arrays and plain values: what a unit's key hashes of its
-    computed inputs."""
+    """The numbers that make up ``obj`` (tensors, arrays, mappings, dataclasses such as vectors,
+    fields and probes, modules by their state, fitted scikit-learn objects by their attributes), as
+    arrays and plain values: what a unit's key hashes of its computed inputs. Anything else (a
+    function, an open file) raises, rather than being hashed by a ``repr`` that may hide numbers."""
     if hasattr(obj, "detach") and hasattr(obj, "cpu"):  # a torch tensor
         return obj.detach().cpu().double().numpy()
-    if isinstance(obj, np.ndarray) or obj is None or isinstance(obj, (str, int, float, bool)):
+    if isinstance(obj, (np.ndarray, np.generic)) or obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return {str(k): numeric(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [numeric(v) for v in obj]
-    if hasattr(obj, "state_dict"):
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = [numeric(v) for v in obj]
+        return sorted(items, key=canonical) if isinstance(obj, (set, frozenset)) else items
+    if hasattr(obj, "state_dict") and callable(obj.state_dict):
         return numeric(obj.state_dict())
     if hasattr(obj, "__dataclass_fields__"):
         return {name: numeric(getattr(obj, name)) for name in obj.__dataclass_fields__}
-    return repr(obj)
+    if hasattr(obj, "__dict__") and not callable(obj):  # e.g. a fitted scikit-learn pipeline
+        return {"__type__": type(obj).__qualname__, **{k: numeric(v) for k, v in vars(obj).items()}}
+    raise TypeError(f"cannot key a unit on a {type(obj).__name__}: give its numbers instead")
 
 
 def _differences(old: Any, new: Any, path: str = "") -> list[str]:
@@ -326,7 +368,7 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, spec: str, *, dtype: str = "float32", address: str | None = None, actors: int = 1,
-                 gpus_per_actor: float = 0.0, cpus_per_actor: float = 1.0, threads: int | None = None,
+                 gpus_per_actor: float | int = 0.0, cpus_per_actor: float | int = 1.0, threads: int | None = None,
                  retries: int = 2) -> None:
         if actors < 1:
             raise ValueError(f"--actors must be >= 1, got {actors}")
@@ -336,18 +378,26 @@ class RayBackend:
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
-            if address is None:
+            if address is None and not os.environ.get("RAY_ADDRESS"):
                 ray.init(num_cpus=max(int(math.ceil(actors * cpus_per_actor)), 1), include_dashboard=False,
                          log_to_driver=False, configure_logging=False)
                 self._started = True
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
+        have = ray.cluster_resources()
+        for resource, need in (("CPU", actors * cpus_per_actor), ("GPU", actors * gpus_per_actor)):
+            if need > have.get(resource, 0):
+                self.close()
+                raise ValueError(f"{actors} actor(s) need {need:g} {resource}(s) but the Ray cluster has "
+                                 f"{have.get(resource, 0):g}; lower --actors, --gpus-per-actor or --cpus-per-actor")
         worker = ray.remote(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, max_restarts=-1,
                             max_task_retries=retries)(_Worker)
         threads = threads if threads is not None else max(int(cpus_per_actor), 1)
         device = "cuda" if gpus_per_actor > 0 else "cpu"
+        self._actors: list[Any] = []
         self._actors = [worker.remote(spec, dtype, device, threads) for _ in range(actors)]
         self.actors = actors
+        self.spec = spec
 
     def map(self, fn: UnitFn, model: Any, shared: Any, items: list[Any]) -> Iterator[tuple[int, dict[str, Any]]]:
         from ray.util import ActorPool
@@ -359,7 +409,7 @@ class RayBackend:
         yield from results
 
     def close(self) -> None:
-        for actor in self._actors:
+        for actor in getattr(self, "_actors", []):
             with contextlib.suppress(Exception):
                 self._ray.kill(actor)
         self._actors = []
@@ -382,10 +432,27 @@ class _Worker:
         return index, fn(self.model, shared, item)
 
 
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend to make once the model is loaded (:func:`make_backend`'s arguments but the model):
+    what a command passes when the study loads its models itself."""
+
+    name: str | None = None
+    address: str | None = None
+    actors: int | None = None
+    gpus_per_actor: float | int = 0.0
+    cpus_per_actor: float | int = 1.0
+
+    def make(self, model: Any) -> LocalBackend | RayBackend:
+        return make_backend(self.name, model, address=self.address, actors=self.actors,
+                            gpus_per_actor=self.gpus_per_actor, cpus_per_actor=self.cpus_per_actor)
+
+
 def make_backend(name: str | None, model: Any, *, address: str | None = None, actors: int | None = None,
-                 gpus_per_actor: float = 0.0) -> LocalBackend | RayBackend:
+                 gpus_per_actor: float | int = 0.0, cpus_per_actor: float | int = 1.0) -> LocalBackend | RayBackend:
     """The backend called ``name`` (``"local"``/None or ``"ray"``) for ``model`` (a loaded model:
-    Ray actors load their own copy from ``model.spec``)."""
+    Ray actors load their own copy from ``model.spec``, on the same kind of device, so that their
+    numbers are this process's; each actor runs torch on ``cpus_per_actor`` threads)."""
     if name in (None, "local"):
         if address is not None or actors is not None or gpus_per_actor:
             raise ValueError("--address, --actors and --gpus-per-actor go with --backend ray")
@@ -396,8 +463,14 @@ def make_backend(name: str | None, model: Any, *, address: str | None = None, ac
     if spec is None:
         raise ValueError(f"the Ray backend loads {model.name} in each actor from its spec, but this model was "
                          "built in memory; pass a model spec (a hub id, a path or 'tiny-random:...') instead")
+    actor_device = "cuda" if gpus_per_actor > 0 else "cpu"
+    if model.device.type != actor_device:
+        raise ValueError(f"the Ray actors would run on {actor_device} while this process runs {model.name} on "
+                         f"{model.device.type}, and their numbers would differ: give --gpus-per-actor for CUDA "
+                         "actors, or --device cpu")
     dtype = str(model.dtype).removeprefix("torch.")
-    return RayBackend(spec, dtype=dtype, address=address, actors=actors or 1, gpus_per_actor=gpus_per_actor)
+    return RayBackend(spec, dtype=dtype, address=address, actors=actors or 1, gpus_per_actor=gpus_per_actor,
+                      cpus_per_actor=cpus_per_actor, threads=max(int(cpus_per_actor), 1))
 
 
 def run_units(fn: UnitFn, units: Sequence[Unit], *, model: Any, shared: Any = None,
@@ -428,5 +501,5 @@ def run_units(fn: UnitFn, units: Sequence[Unit], *, model: Any, shared: Any = No
     return results  # type: ignore[return-value]
 
 
-__all__ = ["LocalBackend", "MemoryStore", "RayBackend", "Unit", "UnitStore", "canonical", "fingerprint",
+__all__ = ["BackendSpec", "LocalBackend", "MemoryStore", "RayBackend", "Unit", "UnitStore", "canonical", "code_fingerprint", "device_type", "fingerprint",
            "from_json", "make_backend", "numeric", "run_key", "run_units", "text_hash", "to_json"]

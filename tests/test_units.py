@@ -257,3 +257,68 @@ def test_ray_gives_the_local_numbers(ray_backend, tiny, tmp_path):
     for result in (local, on_ray):
         result.pop("timings_s", None)
     assert json.dumps(local, sort_keys=True) == json.dumps(on_ray, sort_keys=True)
+
+
+def test_a_key_sees_every_number_of_its_computed_inputs():
+    from types import MappingProxyType
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from interp_steer.units import fingerprint, numeric
+
+    base = np.zeros(2000)
+    nudged = base.copy()
+    nudged[1500] = 1e-9  # a repr would elide it
+    assert fingerprint(numeric(MappingProxyType({1: base}))) != fingerprint(numeric(MappingProxyType({1: nudged})))
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    y = np.arange(20) % 2
+    fits = [make_pipeline(StandardScaler(), LogisticRegression()).fit(x + shift, y) for shift in (0.0, 1.0)]
+    assert fingerprint(numeric(fits[0])) != fingerprint(numeric(fits[1]))
+    with pytest.raises(TypeError, match="cannot key"):
+        numeric(len)
+
+
+def test_ray_actors_must_run_on_the_drivers_kind_of_device(tiny):
+    with pytest.raises(ValueError, match="would run on cuda"):
+        make_backend("ray", tiny, gpus_per_actor=1)
+
+
+def test_packed_rows_are_steered_only_by_a_boolean_position_mask(tiny):
+    import torch
+
+    from interp_steer.steering import steer
+
+    vector = ist.SteeringVector({1: torch.ones(tiny.d_model)}, ist.VectorMetadata(model=tiny.name, d_model=tiny.d_model))
+    ids = torch.tensor([[5, 6, 7]])
+    mask = torch.zeros(1, 1, 3, 3)
+    with steer(tiny, vector, positions="after_prompt", prompt_end=[2]), pytest.raises(ValueError, match="attention mask"):
+        tiny.hf_model(input_ids=ids, attention_mask=mask)
+
+
+def test_robustness_units_resume(tiny, tmp_path, monkeypatch):
+    import sys
+
+    from interp_steer.studies.robustness import study as robustness_study
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_robustness import NEGATIVE, OOD, POSITIVE, PROMPTS, TINY
+
+    kwargs = {"positive": POSITIVE, "negative": NEGATIVE, "prompts": PROMPTS, "ood_prompts": {"r": OOD},
+              "neutral": POSITIVE[:4] + NEGATIVE[:4], **TINY}
+    whole = robustness_study.robustness(tiny, **kwargs).to_dict()
+    searches = _counting(monkeypatch, robustness_study, "_search_unit", fail_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        robustness_study.robustness(tiny, units=tmp_path, **kwargs)
+    searches = _counting(monkeypatch, robustness_study, "_search_unit")
+    perplexity = _counting(monkeypatch, robustness_study, "_perplexity_unit")
+    resumed = robustness_study.robustness(tiny, units=tmp_path, **kwargs).to_dict()
+    assert len(searches) == TINY["adversarial_seeds"] * 2 - 1 and perplexity
+    for result in (whole, resumed):
+        result.pop("timings_s", None)
+    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+    searches.clear()
+    perplexity.clear()
+    robustness_study.robustness(tiny, units=tmp_path, **kwargs)
+    assert searches == [] and perplexity == []

@@ -77,11 +77,20 @@ def add_backend_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--actors", type=int, default=None, metavar="N", help="with --backend ray: actors (default 1)")
     group.add_argument("--gpus-per-actor", type=float, default=0.0, metavar="G",
                        help="with --backend ray: GPUs each actor reserves (default 0: CPU actors)")
+    group.add_argument("--cpus-per-actor", type=float, default=1.0, metavar="C",
+                       help="with --backend ray: CPUs each actor reserves, and its torch threads (default 1)")
 
 
-def backend_from_args(args: argparse.Namespace, model):
-    """The backend object the flags of :func:`add_backend_args` ask for (close it when done)."""
-    from interp_steer.units import make_backend
+def backend_from_args(args: argparse.Namespace):
+    """The backend the flags of :func:`add_backend_args` ask for, as a spec the study makes (and
+    closes) once its model is loaded; the flags are checked here, before any work."""
+    from interp_steer.units import BackendSpec
 
-    return make_backend(args.backend, model, address=args.address, actors=args.actors,
-                        gpus_per_actor=args.gpus_per_actor)
+    if args.backend == "local" and (args.address is not None or args.actors is not None or args.gpus_per_actor):
+        raise ValueError("--address, --actors and --gpus-per-actor go with --backend ray")
+    if args.actors is not None and args.actors < 1:
+        raise ValueError(f"--actors must be >= 1, got {args.actors}")
+    if args.gpus_per_actor < 0 or args.cpus_per_actor <= 0:
+        raise ValueError(f"--gpus-per-actor must be >= 0 and --cpus-per-actor > 0, got {args.gpus_per_actor} and "
+                         f"{args.cpus_per_actor}")
+    return BackendSpec(args.backend, args.address, args.actors, args.gpus_per_actor, args.cpus_per_actor)

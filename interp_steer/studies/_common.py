@@ -165,23 +165,19 @@ def resumable_command(args: Any, out: Path, config: Any, corpora: Mapping[str, A
     from interp_steer.commands.arguments import backend_from_args
     from interp_steer.models import load_model
     from interp_steer.studies.personas import study_inputs
-    from interp_steer.units import run_key
+    from interp_steer.units import device_type, run_key
 
     data, _ = study_inputs(**corpora, max_passages=config.max_passages, max_prompts=config.max_prompts,
                            min_passages=config.folds)
-    key = run_key((args.model, "float32"), config, data)
+    key = run_key((args.model, "float32", device_type(args.device)), config, data)
     if not args.fresh and finished_run(out, key):
         print(f"{out} already holds this finished run (same model, data, config and library version); nothing "
               "to do. --fresh recomputes it.")
         return None
     model = load_model(args.model, device=args.device)
     print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
-    backend = backend_from_args(args, model)
-    try:
-        result = run(model, config, **corpora, progress=True, log=lambda line: print(line, flush=True),
-                     units=out / "units", backend=backend, fresh=args.fresh)
-    finally:
-        backend.close()
+    result = run(model, config, **corpora, progress=True, log=lambda line: print(line, flush=True),
+                 units=out / "units", backend=backend_from_args(args), fresh=args.fresh)
     written = result.save(out)
     mark_finished(out, key, written)
     return result, written
@@ -191,15 +187,19 @@ def resumable_command(args: Any, out: Path, config: Any, corpora: Mapping[str, A
 def own_backend(backend: Any, model: Any) -> Iterator[Any]:
     """A backend object for ``backend`` (a name or an object); one made here from a name is closed
     on the way out (a Ray cluster it started is stopped), one passed in is the caller's to close."""
-    from interp_steer.units import make_backend
+    from interp_steer.units import BackendSpec, make_backend
 
-    if backend is None or isinstance(backend, str):
-        made = make_backend(backend, model)
+    if backend is None or isinstance(backend, (str, BackendSpec)):
+        made = backend.make(model) if isinstance(backend, BackendSpec) else make_backend(backend, model)
         try:
             yield made
         finally:
             made.close()
     else:
+        held = getattr(backend, "spec", None)
+        if held is not None and held != model.spec:
+            raise ValueError(f"the backend's actors hold {held}, not {model.spec}: pass backend='ray' (or a "
+                             "BackendSpec) to get actors for each model")
         yield backend
 
 

@@ -74,6 +74,7 @@ from interp_steer.studies.mixing import (
 )
 from interp_steer.studies.personas import Personas, StudyTexts, Texts, build_personas, study_inputs
 from interp_steer.units import (
+    BackendSpec,
     LocalBackend,
     RayBackend,
     Unit,
@@ -96,7 +97,7 @@ def run(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     units: str | Path | None = None,
-    backend: str | LocalBackend | RayBackend | None = None,
+    backend: str | BackendSpec | LocalBackend | RayBackend | None = None,
     fresh: bool = False,
 ) -> CollisionResult:
     """Run the collision study; one line per stage (see the module docstring).
@@ -161,7 +162,7 @@ def collide(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     units: str | Path | None = None,
-    backend: str | LocalBackend | RayBackend | None = None,
+    backend: str | BackendSpec | LocalBackend | RayBackend | None = None,
     fresh: bool = False,
     **overrides: Any,
 ) -> CollisionResult:

@@ -45,6 +45,7 @@ from interp_steer.studies.patching.result import PatchingResult
 from interp_steer.studies.patching.selection import select_and_report, split_halves
 from interp_steer.studies.personas import Personas, StudyTexts, Texts, build_personas, study_inputs
 from interp_steer.units import (
+    BackendSpec,
     LocalBackend,
     RayBackend,
     Unit,
@@ -69,7 +70,7 @@ def run(
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     units: str | Path | None = None,
-    backend: str | LocalBackend | RayBackend | None = None,
+    backend: str | BackendSpec | LocalBackend | RayBackend | None = None,
     fresh: bool = False,
 ) -> PatchingResult:
     """Patch every component from the pure-source run into the mix run (see the module docstring).

@@ -6,7 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
-from interp_steer.commands.arguments import add_concept_args, check_concept_args, numbers
+from interp_steer.commands.arguments import (
+    add_backend_args,
+    add_concept_args,
+    backend_from_args,
+    check_concept_args,
+    numbers,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,6 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     rob.add_argument("--seed", type=int, default=None, help="seed for splits, subsets, searches and bootstraps")
     rob.add_argument("--batch-size", type=int, default=None, help="rows per batch (default 64)")
     rob.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/robustness-<timestamp>)")
+    add_backend_args(rob)
     rob.set_defaults(handler=_robustness)
     return rob
 
@@ -95,7 +102,8 @@ def _robustness(args: argparse.Namespace) -> int:
     result = robustness(models, device=args.device, positive=args.positive, negative=args.negative, pairs=args.pairs,
                         questions=args.questions, prompts=args.prompts, ood_prompts=args.ood_prompts,
                         ood_questions=args.ood_questions, neutral=args.neutral, quick=args.quick, progress=True,
-                        log=lambda line: print(line, flush=True), **overrides)
+                        log=lambda line: print(line, flush=True), units=out / "units",
+                        backend=backend_from_args(args), fresh=args.fresh, **overrides)
     written = result.save(out)
     print()
     for claim in result.claims:

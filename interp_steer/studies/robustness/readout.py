@@ -150,24 +150,48 @@ class SteeredReadout:
         config = self.model.hf_model.config
         if getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
             return False  # flash and flex kernels take no arbitrary mask
+        if any(kind not in ("full_attention", "sliding_attention") for kind in getattr(config, "layer_types", None) or ()):
+            return False  # recurrent or linear-attention layers ignore the mask: rows would mix
         window = getattr(config, "sliding_window", None)
-        longest = len(self.prefix) + max((len(c) for c in candidates), default=0) + len(self.tail)
-        return not (window and getattr(config, "use_sliding_window", True) and longest > window)
+        if window and getattr(config, "use_sliding_window", True):
+            # Each row must fit in the window, and so must the packed sequence (in case a version
+            # of transformers applies the window on top of a custom mask, in packed positions).
+            needs = [len(c) + 2 * len(self.tail) + 1 for c in candidates] or [0]
+            return len(self.prefix) + min(sum(needs), self.MAX_PACKED_TOKENS + max(needs)) <= window
+        return True
 
     def _score(self, candidates: Sequence[Sequence[int]], *, share: bool) -> np.ndarray:
         out = np.full(len(candidates), np.nan)
         valid = [i for i, c in enumerate(candidates) if len(c) > 0]
         per_batch = max(1, self.batch_size // 2)
         for start in range(0, len(valid), per_batch):
-            chunk = valid[start : start + per_batch]
-            chosen = [candidates[i] for i in chunk]
-            if share:
-                logits = self._packed_forward(chosen)
-            else:
-                ids, mask, positions, ends, deltas = self._rows(chosen)
-                logits = self._forward(ids, None, mask, positions, ends, deltas)
-            out[chunk] = self._effect(logits).cpu().numpy()
+            for chunk in self._packs(candidates, valid[start : start + per_batch]) if share else [valid[start : start + per_batch]]:
+                chosen = [candidates[i] for i in chunk]
+                if share:
+                    logits = self._packed_forward(chosen)
+                else:
+                    ids, mask, positions, ends, deltas = self._rows(chosen)
+                    logits = self._forward(ids, None, mask, positions, ends, deltas)
+                out[chunk] = self._effect(logits).cpu().numpy()
         return out
+
+    MAX_PACKED_TOKENS = 2048
+    """Tokens in one packed sequence at most: its attention is quadratic in them, where padded rows
+    grow linearly, so a large batch is packed in several sequences."""
+
+    def _packs(self, candidates: Sequence[Sequence[int]], chunk: list[int]) -> list[list[int]]:
+        """``chunk`` split so that no packed sequence (heads counted in full, as if none were shared,
+        plus two tails each) exceeds :attr:`MAX_PACKED_TOKENS`."""
+        packs: list[list[int]] = [[]]
+        used = 0
+        for i in chunk:
+            need = len(candidates[i]) + 2 * len(self.tail) + 1
+            if packs[-1] and used + need > self.MAX_PACKED_TOKENS:
+                packs.append([])
+                used = 0
+            packs[-1].append(i)
+            used += need
+        return packs
 
     @functools.cached_property
     def _prefix_cache(self) -> Any:
@@ -231,7 +255,10 @@ class SteeredReadout:
             out = self.model.hf_model(input_ids=torch.tensor([ids], device=device), attention_mask=mask,
                                       position_ids=torch.tensor([positions], device=device), past_key_values=cache,
                                       use_cache=cache is not None, logits_to_keep=torch.tensor(last, device=device))
-        return out.logits[0].float()
+        logits = out.logits[0]
+        if logits.shape[0] != len(last):  # a transformers that ignores an index tensor keeps every position
+            logits = logits[torch.tensor(last, device=logits.device)]
+        return logits.float()
 
     def token_gradients(self, ids: Sequence[int], positions: Sequence[int]) -> np.ndarray:
         """``d effect / d one-hot(content[p])`` for each ``p`` in ``positions``, ``[len(positions), vocab]``:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from interp_steer.activations import collect_activations
-from interp_steer.adversarial import evolutionary_search, gcg_search
+from interp_steer.adversarial import SearchResult, evolutionary_search, gcg_search
 from interp_steer.data import (
     ABQuestion,
     ContrastPair,
@@ -75,7 +75,14 @@ from interp_steer.stats import (
     t_interval,
 )
 from interp_steer.steering import RowDeltas, Steering
-from interp_steer.studies._common import Stopwatch, describe_items, load_items, score_texts
+from interp_steer.studies._common import (
+    Stopwatch,
+    describe_items,
+    load_items,
+    open_store,
+    own_backend,
+    score_texts,
+)
 from interp_steer.studies.robustness.claims import judge_claims
 from interp_steer.studies.robustness.config import RobustnessConfig
 from interp_steer.studies.robustness.readout import (
@@ -86,6 +93,17 @@ from interp_steer.studies.robustness.readout import (
 )
 from interp_steer.studies.robustness.result import RobustnessResult
 from interp_steer.studies.robustness.saturation import fit_saturation
+from interp_steer.units import (
+    BackendSpec,
+    LocalBackend,
+    RayBackend,
+    Unit,
+    fingerprint,
+    model_identity,
+    numeric,
+    run_key,
+    run_units,
+)
 
 Texts = Sequence[str] | str | Path | None
 """A corpus or prompt list: texts, a file path, or ``None`` for the built-in one."""
@@ -113,6 +131,9 @@ def run(
     device: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    units: str | Path | None = None,
+    backend: str | BackendSpec | LocalBackend | RayBackend | None = None,
+    fresh: bool = False,
 ) -> RobustnessResult:
     """Run the study on one model or several (``model``: a :class:`Model`, a spec for
     :func:`~interp_steer.load_model`, or a list of them, loaded one at a time).
@@ -124,6 +145,11 @@ def run(
     position); none of either: the built-in ``prompts_ood``. ``neutral``: the neutral perplexity
     corpus (default: the built-in baseline passages). ``scorer``: completion texts to numbers
     (default: VADER compound valence). ``device``: where specs are loaded.
+
+    The adversarial searches (one per seed and method) and the perplexity sweep (one per batch of
+    texts, every coefficient) run as work units (:mod:`interp_steer.units`): ``units=DIR`` stores
+    finished ones so that a re-run skips them (``fresh=True`` discards them), ``backend`` (``"local"``,
+    ``"ray"`` or a backend object for a single model) says where they run.
     """
     clock = Stopwatch(log)
     inputs = _inputs(config, positive, negative, pairs, questions, prompts, ood_prompts, ood_questions, neutral)
@@ -133,11 +159,15 @@ def run(
     specs = list(model) if isinstance(model, (list, tuple)) else [model]
     if not specs:
         raise ValueError("model is an empty list: give a model, a spec, or a list of them")
+    identities = [model_identity(s if isinstance(s, Model) else (s, "float32")) for s in specs]
+    store = open_store(units, run_key(identities, config, inputs.data), fresh=fresh, log=clock.say)
     per_model, vectors = [], []
-    for spec in specs:
+    for k, spec in enumerate(specs):
         loaded = spec if isinstance(spec, Model) else load_model(spec, device=device)
         clock.lap(f"load_model {loaded.name}")
-        report, vector = _one_model(loaded, config, inputs, concept, score, progress, clock)
+        with own_backend(backend, loaded) as runner:
+            work = _Work(loaded, store, runner, f"m{k}", progress)
+            report, vector = _one_model(loaded, config, inputs, concept, score, work, clock)
         per_model.append(report)
         vectors.append(vector)
     claims = judge_claims(config, per_model)
@@ -158,7 +188,7 @@ def robustness(
     ``quick``, with config keywords among ``kwargs`` (e.g. ``layer=15``); the data keywords of
     :func:`run` (``positive``, ``prompts``, ``ood_prompts``, ...) go to it."""
     data_keys = {"positive", "negative", "pairs", "questions", "prompts", "ood_prompts", "ood_questions", "neutral",
-                 "scorer", "scorer_name", "device"}
+                 "scorer", "scorer_name", "device", "units", "backend", "fresh"}
     data = {k: v for k, v in kwargs.items() if k in data_keys}
     overrides = {k: v for k, v in kwargs.items() if k not in data_keys}
     if config is None:
@@ -326,8 +356,26 @@ def _concept(config: RobustnessConfig, inputs: _Inputs, score: Scorer, name: str
 # ---------------------------------------------------------------------------------- one model
 
 
+@dataclass(frozen=True, eq=False)
+class _Work:
+    """Where one model's work units go: the run's store, a backend for this model, the model's unit-id prefix."""
+
+    model: Model
+    store: Any
+    backend: Any
+    prefix: str
+    progress: bool | None
+
+    def run(self, fn: Callable, name: str, shared: Any, identity: Any, items: list[Any]) -> list[dict[str, Any]]:
+        units = [Unit(f"{self.prefix}-{name}-{i:03d}", {"shared": identity, "item": item}, item=item)
+                 for i, item in enumerate(items)]
+        return run_units(fn, units, model=self.model, shared=shared, store=self.store, backend=self.backend,
+                         progress=self.progress, label=name)
+
+
 def _one_model(model: Model, config: RobustnessConfig, inputs: _Inputs, concept: dict[str, Any], score: Scorer,
-               progress: bool | None, clock: Stopwatch) -> tuple[dict[str, Any], SteeringVector]:
+               work: _Work, clock: Stopwatch) -> tuple[dict[str, Any], SteeringVector]:
+    progress = work.progress
     fitted = _fit(model, config, inputs, progress)
     clock.say(f"{model.name}: steering layer {fitted.layer} ({fitted.rule})")
     clock.lap("vector")
@@ -335,9 +383,9 @@ def _one_model(model: Model, config: RobustnessConfig, inputs: _Inputs, concept:
     clock.lap("in_vs_out_of_distribution")
     sample_size = _sample_size(model, config, inputs, fitted, concept, score, base, progress)
     clock.lap("sample_size")
-    adversarial = _adversarial(model, config, inputs, fitted, concept, score, progress)
+    adversarial = _adversarial(model, config, inputs, fitted, concept, score, work)
     clock.lap("adversarial")
-    perplexity = _perplexity(model, config, inputs, fitted.vector)
+    perplexity = _perplexity(model, config, inputs, fitted.vector, work)
     clock.lap("perplexity")
     report = {"model": {"name": model.name, "source": str(model.source), "n_layers": model.n_layers,
                         "d_model": model.d_model, "n_parameters": sum(p.numel() for p in model.hf_model.parameters())},
@@ -564,7 +612,8 @@ def _vocabulary(model: Model, texts: list[str]) -> list[int]:
 
 
 def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted: _Fitted, concept: dict[str, Any],
-                 score: Scorer, progress: bool | None) -> dict[str, Any]:
+                 score: Scorer, work: _Work) -> dict[str, Any]:
+    progress = work.progress
     kind, items = inputs.sets[ID]
     if config.adversarial_seeds == 0:
         return {"status": "skipped", "reason": "adversarial_seeds=0 in the config"}
@@ -605,19 +654,14 @@ def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
     seed_ids = content_ids(model, seed_texts)
     typical = float(np.nanmean(id_effects))
     threshold = -config.reversal_margin * abs(typical)
-    searches = []
-    for i, (readout, ids) in enumerate(zip(readouts, seed_ids, strict=True)):
-        for method in ("evolutionary", "gcg"):
-            if method == "evolutionary":
-                found = evolutionary_search(readout, ids, vocabulary, budget=config.adversarial_budget,
-                                            population=config.population, elite=max(1, config.population // 4),
-                                            threshold=threshold, stop_when_found=False,
-                                            seed=config.seed + i)
-            else:
-                found = gcg_search(readout, ids, vocabulary, suffix_length=config.suffix_length,
-                                   budget=config.adversarial_budget, threshold=threshold, stop_when_found=False,
-                                   seed=config.seed + i)
-            searches.append((i, method, found))
+    items = [{"seed_index": i, "method": method, "readout": readout.to_dict(), "ids": list(ids)}
+             for i, (readout, ids) in enumerate(zip(readouts, seed_ids, strict=True))
+             for method in ("evolutionary", "gcg")]
+    shared = {"config": config, "vector": fitted.vector, "vocabulary": vocabulary, "threshold": threshold}
+    identity = fingerprint(numeric(shared))
+    found = work.run(_search_unit, "search", shared, identity, items)
+    searches = [(item["seed_index"], item["method"], SearchResult.from_dict(result))
+                for item, result in zip(items, found, strict=True)]
     entries = _check_found(model, config, readouts, seed_texts, searches, score, concept, kind, progress)
     by_seed = {}
     for entry in entries:
@@ -642,6 +686,21 @@ def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
             "found_over_seed_perplexity": log_ratio_interval(np.array(found_ppl), np.array(seed_ppl)).to_dict()
             if found_ppl else None,
             "searches": entries}
+
+
+def _search_unit(model: Model, shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """One work unit: one adversarial search from one seed (``item``: its readout, ids and method)."""
+    config, vocabulary, threshold = shared["config"], shared["vocabulary"], shared["threshold"]
+    readout = SteeredReadout.from_dict(model, shared["vector"], item["readout"], batch_size=config.batch_size)
+    seed = config.seed + item["seed_index"]
+    if item["method"] == "evolutionary":
+        found = evolutionary_search(readout, item["ids"], vocabulary, budget=config.adversarial_budget,
+                                    population=config.population, elite=max(1, config.population // 4),
+                                    threshold=threshold, stop_when_found=False, seed=seed)
+    else:
+        found = gcg_search(readout, item["ids"], vocabulary, suffix_length=config.suffix_length,
+                           budget=config.adversarial_budget, threshold=threshold, stop_when_found=False, seed=seed)
+    return found.to_dict()
 
 
 @torch.inference_mode()
@@ -698,15 +757,21 @@ def replay(model: Model, vector: SteeringVector, readout: dict[str, Any], conten
 # -------------------------------------------------------------------------------- perplexity
 
 
-def _perplexity(model: Model, config: RobustnessConfig, inputs: _Inputs, vector: SteeringVector) -> dict[str, Any]:
+def _perplexity(model: Model, config: RobustnessConfig, inputs: _Inputs, vector: SteeringVector,
+                work: _Work) -> dict[str, Any]:
     coefficients = list(config.perplexity_coefficients)
     zero = coefficients.index(0.0)
     out: dict[str, Any] = {"coefficients": coefficients, "corpora": {}}
     cap = config.max_perplexity_texts
-    for name, texts in (("neutral", inputs.neutral[:cap]), ("on_topic", inputs.heldout_texts[:cap])):
-        sweep = perplexity_under_steering(model, texts, vector, coefficients, batch_size=config.batch_size // 4 or 1,
-                                          seed=config.seed)
-        nll = sweep.values[0]  # [coefficients, texts]
+    corpora = (("neutral", inputs.neutral[:cap]), ("on_topic", inputs.heldout_texts[:cap]))
+    size = config.batch_size // 4 or 1  # texts per unit: one batch of every coefficient
+    items = [{"corpus": name, "texts": texts[start : start + size]}
+             for name, texts in corpora for start in range(0, len(texts), size)]
+    shared = {"config": config, "vector": vector}
+    results = work.run(_perplexity_unit, "perplexity", shared, fingerprint(numeric(shared)), items)
+    for name, texts in corpora:
+        nll = np.concatenate([r["nll"] for item, r in zip(items, results, strict=True) if item["corpus"] == name],
+                             axis=1)  # [coefficients, texts]
         log_ratio = nll - nll[zero]
         cells = [{"coefficient": c, "ratio": log_ratio_interval(np.exp(nll[j]), np.exp(nll[zero])).to_dict()}
                  for j, c in enumerate(coefficients)]
@@ -716,6 +781,14 @@ def _perplexity(model: Model, config: RobustnessConfig, inputs: _Inputs, vector:
                                                                                   config.n_boot, config.seed)
                                          for level in (0.1, 0.5)}}
     return out
+
+
+def _perplexity_unit(model: Model, shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """One work unit: the NLL per token of a batch of texts at every perplexity coefficient."""
+    config = shared["config"]
+    sweep = perplexity_under_steering(model, item["texts"], shared["vector"], list(config.perplexity_coefficients),
+                                      batch_size=len(item["texts"]), seed=config.seed)
+    return {"nll": np.asarray(sweep.values[0], dtype=np.float64)}
 
 
 def _crossing(coefficients: list[float], log_ratio: np.ndarray, level: float, n_boot: int, seed: int) -> dict[str, Any]:
