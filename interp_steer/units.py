@@ -441,7 +441,7 @@ class BackendSpec:
     address: str | None = None
     actors: int | None = None
     gpus_per_actor: float | int = 0.0
-    cpus_per_actor: float | int = 1.0
+    cpus_per_actor: float | int | None = None
 
     def make(self, model: Any) -> LocalBackend | RayBackend:
         return make_backend(self.name, model, address=self.address, actors=self.actors,
@@ -449,10 +449,12 @@ class BackendSpec:
 
 
 def make_backend(name: str | None, model: Any, *, address: str | None = None, actors: int | None = None,
-                 gpus_per_actor: float | int = 0.0, cpus_per_actor: float | int = 1.0) -> LocalBackend | RayBackend:
+                 gpus_per_actor: float | int = 0.0, cpus_per_actor: float | int | None = None) -> LocalBackend | RayBackend:
     """The backend called ``name`` (``"local"``/None or ``"ray"``) for ``model`` (a loaded model:
     Ray actors load their own copy from ``model.spec``, on the same kind of device, so that their
-    numbers are this process's; each actor runs torch on ``cpus_per_actor`` threads)."""
+    numbers are this process's). Each actor reserves ``cpus_per_actor`` CPUs and runs torch on as
+    many threads; by default it reserves one and runs this process's torch thread count, because
+    float sums (a backward pass above all) round differently on other thread counts."""
     if name in (None, "local"):
         if address is not None or actors is not None or gpus_per_actor:
             raise ValueError("--address, --actors and --gpus-per-actor go with --backend ray")
@@ -469,8 +471,11 @@ def make_backend(name: str | None, model: Any, *, address: str | None = None, ac
                          f"{model.device.type}, and their numbers would differ: give --gpus-per-actor for CUDA "
                          "actors, or --device cpu")
     dtype = str(model.dtype).removeprefix("torch.")
+    import torch
+
+    threads = torch.get_num_threads() if cpus_per_actor is None else max(int(cpus_per_actor), 1)
     return RayBackend(spec, dtype=dtype, address=address, actors=actors or 1, gpus_per_actor=gpus_per_actor,
-                      cpus_per_actor=cpus_per_actor, threads=max(int(cpus_per_actor), 1))
+                      cpus_per_actor=cpus_per_actor or 1, threads=threads)
 
 
 def run_units(fn: UnitFn, units: Sequence[Unit], *, model: Any, shared: Any = None,

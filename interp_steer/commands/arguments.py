@@ -77,8 +77,9 @@ def add_backend_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--actors", type=int, default=None, metavar="N", help="with --backend ray: actors (default 1)")
     group.add_argument("--gpus-per-actor", type=float, default=0.0, metavar="G",
                        help="with --backend ray: GPUs each actor reserves (default 0: CPU actors)")
-    group.add_argument("--cpus-per-actor", type=float, default=1.0, metavar="C",
-                       help="with --backend ray: CPUs each actor reserves, and its torch threads (default 1)")
+    group.add_argument("--cpus-per-actor", type=float, default=None, metavar="C",
+                       help="with --backend ray: CPUs each actor reserves, and its torch threads (default: it "
+                            "reserves 1 and runs this process's thread count, which keeps the numbers identical)")
 
 
 def backend_from_args(args: argparse.Namespace):
@@ -86,11 +87,12 @@ def backend_from_args(args: argparse.Namespace):
     closes) once its model is loaded; the flags are checked here, before any work."""
     from interp_steer.units import BackendSpec
 
-    if args.backend == "local" and (args.address is not None or args.actors is not None or args.gpus_per_actor):
-        raise ValueError("--address, --actors and --gpus-per-actor go with --backend ray")
+    if args.backend == "local" and (args.address is not None or args.actors is not None or args.gpus_per_actor
+                                    or args.cpus_per_actor is not None):
+        raise ValueError("--address, --actors, --gpus-per-actor and --cpus-per-actor go with --backend ray")
     if args.actors is not None and args.actors < 1:
         raise ValueError(f"--actors must be >= 1, got {args.actors}")
-    if args.gpus_per_actor < 0 or args.cpus_per_actor <= 0:
+    if args.gpus_per_actor < 0 or (args.cpus_per_actor is not None and args.cpus_per_actor <= 0):
         raise ValueError(f"--gpus-per-actor must be >= 0 and --cpus-per-actor > 0, got {args.gpus_per_actor} and "
                          f"{args.cpus_per_actor}")
     return BackendSpec(args.backend, args.address, args.actors, args.gpus_per_actor, args.cpus_per_actor)
