@@ -49,6 +49,16 @@ class Generation:
         return {"prompt": self.prompt, "text": self.text, "token_ids": list(self.token_ids),
                 "finished": self.finished}
 
+    def to_record(self) -> dict:
+        """Everything, for storing and rebuilding it exactly (:meth:`from_record`; the prompt's
+        token ids too, which :meth:`to_dict` leaves out)."""
+        return {**self.to_dict(), "prompt_ids": list(self.prompt_ids)}
+
+    @classmethod
+    def from_record(cls, record: dict) -> Generation:
+        return cls(record["prompt"], record["text"], tuple(record["token_ids"]), tuple(record["prompt_ids"]),
+                   bool(record["finished"]))
+
 
 def format_prompts(model: Model, prompts: Sequence[str], *, chat: bool | None, system: str | None) -> tuple[list[str], list[int]]:
     """The texts fed to the model and, per prompt, how many tokens the user's prompt itself spans

@@ -125,6 +125,15 @@ class LayerProfile:
         out["band_high"] = self.band_high
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LayerProfile:
+        """The inverse of :meth:`to_dict`."""
+        values = {}
+        for f in fields(cls):
+            value = data[f.name]
+            values[f.name] = tuple(value) if isinstance(value, (list, tuple)) else value
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class Localisation:
@@ -391,21 +400,43 @@ def localise(
     seed: int = 0,
     batch_size: int = 16,
     progress: bool | None = None,
+    units: Any = None,
+    backend: Any = None,
+    fresh: bool = False,
 ) -> Localisation:
     """Collect activations for each concept's ``(positive_texts, negative_texts)`` on ``model`` and
-    :func:`locate` them: per-concept layer profiles, and the shared layer for two or more."""
-    from interp_steer.activations import collect_activations
+    :func:`locate` them: per-concept layer profiles, and the shared layer for two or more.
+
+    Each concept is a work unit (:mod:`interp_steer.units`): ``units=DIR`` keeps finished ones so
+    that a re-run skips them (``fresh=True`` discards them); ``backend`` says where they run."""
+    from interp_steer.units import Unit, open_store, own_backend, run_key, run_units, text_hash
 
     if not concepts:
         raise ValueError("concepts is empty: pass {name: (positive_texts, negative_texts)}")
-    profiles = {}
-    for name, (positive, negative) in concepts.items():
-        positive, negative = list(positive), list(negative)
-        acts = collect_activations(model, positive + negative, layers=layers, position=position,
-                                   batch_size=batch_size, progress=progress)
-        pos, neg = acts.split(len(positive), len(negative))
-        profiles[name] = probe_layers(pos, neg, folds=folds, seed=seed, concept=name)
-    return locate(profiles)
+    settings = {"layers": layers if layers is None or isinstance(layers, str) else list(model.resolve_layers(layers)),
+                "position": position, "folds": folds, "seed": seed, "batch_size": batch_size}
+    items = [{"name": name, "positive": list(positive), "negative": list(negative)}
+             for name, (positive, negative) in concepts.items()]
+    data = {item["name"]: [text_hash(item["positive"]), text_hash(item["negative"])] for item in items}
+    store = open_store(units, run_key(model, settings, data), fresh=fresh)
+    with own_backend(backend, model) as runner:
+        results = run_units(_concept_unit, [Unit(f"concept-{i:03d}", {"name": item["name"], "texts": data[item["name"]]},
+                                                 item=item) for i, item in enumerate(items)],
+                            model=model, shared=settings, store=store, backend=runner, progress=progress,
+                            label="concepts")
+    return locate({item["name"]: LayerProfile.from_dict(result) for item, result in zip(items, results, strict=True)})
+
+
+def _concept_unit(model: Any, settings: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
+    """One work unit of :func:`localise`: a concept's activations and layer profile."""
+    from interp_steer.activations import collect_activations
+
+    positive, negative = item["positive"], item["negative"]
+    acts = collect_activations(model, positive + negative, layers=settings["layers"], position=settings["position"],
+                               batch_size=settings["batch_size"], progress=False)
+    pos, neg = acts.split(len(positive), len(negative))
+    profile = probe_layers(pos, neg, folds=settings["folds"], seed=settings["seed"], concept=item["name"])
+    return profile.to_dict()
 
 
 def plot_localisation(localisation: Localisation, *, title: str | None = None, ax: Any = None) -> Any:

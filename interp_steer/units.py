@@ -478,6 +478,34 @@ def make_backend(name: str | None, model: Any, *, address: str | None = None, ac
                       cpus_per_actor=cpus_per_actor or 1, threads=threads)
 
 
+def open_store(units: str | Path | None, key: dict[str, Any], *, fresh: bool = False,
+               log: Callable[[str], None] | None = None) -> Any:
+    """The unit store of a run: on disk under ``units`` (resumable), or in memory when None."""
+    if units is None:
+        if fresh:
+            raise ValueError("fresh=True discards stored units, but no units directory was given")
+        return MemoryStore()
+    return UnitStore(units, key, fresh=fresh, log=log)
+
+
+@contextlib.contextmanager
+def own_backend(backend: Any, model: Any) -> Iterator[Any]:
+    """A backend object for ``backend`` (a name or an object); one made here from a name is closed
+    on the way out (a Ray cluster it started is stopped), one passed in is the caller's to close."""
+    if backend is None or isinstance(backend, (str, BackendSpec)):
+        made = backend.make(model) if isinstance(backend, BackendSpec) else make_backend(backend, model)
+        try:
+            yield made
+        finally:
+            made.close()
+    else:
+        held = getattr(backend, "spec", None)
+        if held is not None and held != model.spec:
+            raise ValueError(f"the backend's actors hold {held}, not {model.spec}: pass backend='ray' (or a "
+                             "BackendSpec) to get actors for each model")
+        yield backend
+
+
 def run_units(fn: UnitFn, units: Sequence[Unit], *, model: Any, shared: Any = None,
               store: UnitStore | MemoryStore | None = None, backend: LocalBackend | RayBackend | None = None,
               progress: bool | None = None, label: str = "units") -> list[dict[str, Any]]:
@@ -507,4 +535,4 @@ def run_units(fn: UnitFn, units: Sequence[Unit], *, model: Any, shared: Any = No
 
 
 __all__ = ["BackendSpec", "LocalBackend", "MemoryStore", "RayBackend", "Unit", "UnitStore", "canonical", "code_fingerprint", "device_type", "fingerprint",
-           "from_json", "make_backend", "numeric", "run_key", "run_units", "text_hash", "to_json"]
+           "from_json", "make_backend", "open_store", "own_backend", "numeric", "run_key", "run_units", "text_hash", "to_json"]

@@ -322,3 +322,29 @@ def test_robustness_units_resume(tiny, tmp_path, monkeypatch):
     perplexity.clear()
     robustness_study.robustness(tiny, units=tmp_path, **kwargs)
     assert searches == [] and perplexity == []
+
+
+def test_svf_and_locate_units_are_reused(tiny, tmp_path, monkeypatch):
+    from interp_steer import probes
+    from interp_steer.studies.svf import study as svf_study
+
+    settings = {"max_passages": 16, "max_prompts": 6, "max_new_tokens": 5, "long_tokens": 7,
+                "coefficients": (-3.0, 0.0, 3.0), "folds": 3, "multi_attribute": False}
+    whole = svf_study.svf(tiny, quick=True, **settings).to_dict()
+    grid = _counting(monkeypatch, svf_study, "_grid_unit", fail_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        svf_study.svf(tiny, quick=True, units=tmp_path / "svf", **settings)
+    grid = _counting(monkeypatch, svf_study, "_grid_unit")
+    resumed = svf_study.svf(tiny, quick=True, units=tmp_path / "svf", **settings).to_dict()
+    assert len(grid) == 1  # 6 prompts in units of 4: the second unit only
+    for result in (whole, resumed):
+        result.pop("timings_s", None)
+    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+
+    concepts = {"tone": (ist.load_builtin("persona_a")[:8], ist.load_builtin("persona_b")[:8]),
+                "other": (ist.load_builtin("persona_a")[8:16], ist.load_builtin("baseline")[:8])}
+    first = probes.localise(tiny, concepts, folds=2, units=tmp_path / "locate")
+    calls = _counting(monkeypatch, probes, "_concept_unit")
+    again = probes.localise(tiny, concepts, folds=2, units=tmp_path / "locate")
+    assert calls == [] and again.to_dict() == first.to_dict()
+    assert probes.localise(tiny, concepts, folds=2).to_dict() == first.to_dict()

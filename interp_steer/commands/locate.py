@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from interp_steer.commands.arguments import add_model_args
+from interp_steer.commands.arguments import add_backend_args, add_model_args, backend_from_args
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     locate.add_argument("--seed", type=int, default=0)
     locate.add_argument("--batch-size", type=int, default=16)
     locate.add_argument("--out", required=True, metavar="DIR")
+    add_backend_args(locate)
     locate.set_defaults(handler=_locate)
     return locate
 
@@ -50,9 +51,10 @@ def _locate(args: argparse.Namespace) -> int:
     concepts = {name: (pos, neg) for name, pos, neg in parsed}
     for name, (pos, neg) in concepts.items():
         print(f"{name}: {len(pos)} positive / {len(neg)} negative texts", flush=True)
-    result = localise(model, concepts, layers=args.layers, position=args.position, folds=args.folds,
-                      seed=args.seed, batch_size=args.batch_size, progress=True)
     out = Path(args.out)
+    result = localise(model, concepts, layers=args.layers, position=args.position, folds=args.folds,
+                      seed=args.seed, batch_size=args.batch_size, progress=True, units=out / "units",
+                      backend=backend_from_args(args), fresh=args.fresh)
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": model.name, "n_layers": model.n_layers, "position": args.position,
               "folds": args.folds, "seed": args.seed, **result.to_dict()}

@@ -3,12 +3,11 @@ bundled schema, and stage timings."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -112,18 +111,6 @@ class Stopwatch:
 
 
 
-def open_store(units: str | Path | None, key: dict[str, Any], *, fresh: bool = False,
-               log: Callable[[str], None] | None = None) -> Any:
-    """The unit store of a run: on disk under ``units`` (resumable), or in memory when None."""
-    from interp_steer.units import MemoryStore, UnitStore
-
-    if units is None:
-        if fresh:
-            raise ValueError("fresh=True discards stored units, but no units directory was given")
-        return MemoryStore()
-    return UnitStore(units, key, fresh=fresh, log=log)
-
-
 COMPLETE = "complete.json"
 
 
@@ -181,26 +168,6 @@ def resumable_command(args: Any, out: Path, config: Any, corpora: Mapping[str, A
     written = result.save(out)
     mark_finished(out, key, written)
     return result, written
-
-
-@contextlib.contextmanager
-def own_backend(backend: Any, model: Any) -> Iterator[Any]:
-    """A backend object for ``backend`` (a name or an object); one made here from a name is closed
-    on the way out (a Ray cluster it started is stopped), one passed in is the caller's to close."""
-    from interp_steer.units import BackendSpec, make_backend
-
-    if backend is None or isinstance(backend, (str, BackendSpec)):
-        made = backend.make(model) if isinstance(backend, BackendSpec) else make_backend(backend, model)
-        try:
-            yield made
-        finally:
-            made.close()
-    else:
-        held = getattr(backend, "spec", None)
-        if held is not None and held != model.spec:
-            raise ValueError(f"the backend's actors hold {held}, not {model.spec}: pass backend='ray' (or a "
-                             "BackendSpec) to get actors for each model")
-        yield backend
 
 
 def load_items(value: Any, builtin: str | None, loader: Callable[..., list], what: str, kind: type) -> tuple[list, str]:

@@ -59,7 +59,7 @@ from interp_steer.metrics import (
 from interp_steer.models import Model, load_model
 from interp_steer.stats import ratio_of_means, summarise, t_interval
 from interp_steer.steering import RowDeltas, RowMix, Steerer, Steering, steer
-from interp_steer.studies._common import Stopwatch, open_store, own_backend
+from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.collision.config import CollisionConfig
 from interp_steer.studies.collision.findings import judge_findings
 from interp_steer.studies.collision.result import CollisionResult
@@ -80,6 +80,8 @@ from interp_steer.units import (
     Unit,
     fingerprint,
     numeric,
+    open_store,
+    own_backend,
     run_key,
     run_units,
     text_hash,
@@ -303,18 +305,10 @@ def _grid_in_units(model: Model, config: CollisionConfig, steerers: tuple[Steere
     with own_backend(backend, model) as runner:
         results = run_units(_grid_unit, units, model=model, shared=shared, store=store, backend=runner,
                             progress=progress, label="grid units")
-    outputs = [Generation(prompt, g["text"], tuple(g["token_ids"]), tuple(g["prompt_ids"]), g["finished"])
-               for (_, chunk), result in zip(chunks, results, strict=True)
-               for prompt, g in zip(_row_prompts(config, chunk), result["generations"], strict=True)]
+    outputs = [Generation.from_record(g) for result in results for g in result["generations"]]
     flat = {name: np.concatenate([r["scores"][name] for r in results]) for name in results[0]["scores"]}
     cells = [(0.0, None)] + [(lam, alpha) for lam in config.lambdas for alpha in config.alphas]
     return _Grid(cells, len(prompts), config.samples or 1, outputs), flat
-
-
-def _row_prompts(config: CollisionConfig, prompts: list[str]) -> list[str]:
-    """The prompt of each grid row, in :func:`_generate_grid`'s order."""
-    n_cells = 1 + len(config.lambdas) * len(config.alphas)
-    return [p for p in prompts for _ in range((config.samples or 1) * n_cells)]
 
 
 def _grid_unit(model: Model, shared: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
@@ -322,8 +316,7 @@ def _grid_unit(model: Model, shared: dict[str, Any], prompts: list[str]) -> dict
     config = shared["config"]
     grid = _generate_grid(model, config, shared["steerers"], shared["layer"], prompts, False, lambda _line: None)
     flat = score_generations(model, grid.outputs, readout=shared["readout"])
-    return {"generations": [{"text": g.text, "token_ids": list(g.token_ids), "prompt_ids": list(g.prompt_ids),
-                             "finished": bool(g.finished)} for g in grid.outputs],
+    return {"generations": [g.to_record() for g in grid.outputs],
             "scores": {name: np.asarray(values, dtype=np.float64) for name, values in flat.items()}}
 
 

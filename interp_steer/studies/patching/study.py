@@ -38,7 +38,7 @@ from interp_steer.patching import (
     prepare,
 )
 from interp_steer.stats import mean_and_se
-from interp_steer.studies._common import Stopwatch, open_store, own_backend
+from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.mixing import collision_vector
 from interp_steer.studies.patching.config import PatchingConfig
 from interp_steer.studies.patching.result import PatchingResult
@@ -51,6 +51,8 @@ from interp_steer.units import (
     Unit,
     fingerprint,
     numeric,
+    open_store,
+    own_backend,
     run_key,
     run_units,
 )

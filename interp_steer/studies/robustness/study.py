@@ -79,8 +79,6 @@ from interp_steer.studies._common import (
     Stopwatch,
     describe_items,
     load_items,
-    open_store,
-    own_backend,
     score_texts,
 )
 from interp_steer.studies.robustness.claims import judge_claims
@@ -101,6 +99,8 @@ from interp_steer.units import (
     fingerprint,
     model_identity,
     numeric,
+    open_store,
+    own_backend,
     run_key,
     run_units,
 )

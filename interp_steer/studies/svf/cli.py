@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 from interp_steer.commands.arguments import (
+    add_backend_args,
     add_concept_args,
     add_model_args,
+    backend_from_args,
     check_concept_args,
     numbers,
 )
@@ -42,6 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     svf.add_argument("--seed", type=int, default=None, help="seed for splits, fitting, sampling and bootstraps")
     svf.add_argument("--batch-size", type=int, default=None, help="rows per generation batch (default 64)")
     svf.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/svf-<timestamp>)")
+    add_backend_args(svf)
     svf.set_defaults(handler=_svf)
     return svf
 
@@ -76,7 +79,7 @@ def _svf(args: argparse.Namespace) -> int:
     print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
     result = svf(model, positive=args.positive, negative=args.negative, pairs=args.pairs, questions=args.questions,
                  prompts=args.prompts, quick=args.quick, progress=True, log=lambda line: print(line, flush=True),
-                 **overrides)
+                 units=out / "units", backend=backend_from_args(args), fresh=args.fresh, **overrides)
     written = result.save(out)
     cd = result.context_dependence
     print(f"\nlayers {result.layers['chosen']}; context dependence of the field "

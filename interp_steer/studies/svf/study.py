@@ -85,6 +85,19 @@ from interp_steer.studies._common import Stopwatch, describe_items, load_items, 
 from interp_steer.studies.svf.claims import judge_claims
 from interp_steer.studies.svf.config import SvfConfig
 from interp_steer.studies.svf.result import METHODS, SvfResult
+from interp_steer.units import (
+    BackendSpec,
+    LocalBackend,
+    RayBackend,
+    Unit,
+    fingerprint,
+    numeric,
+    open_store,
+    own_backend,
+    run_key,
+    run_units,
+    text_hash,
+)
 
 Texts = Sequence[str] | str | Path | None
 """A corpus or prompt list: texts, a file path, or ``None`` for the built-in one."""
@@ -107,6 +120,9 @@ def run(
     scorer_name: str | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    units: str | Path | None = None,
+    backend: str | BackendSpec | LocalBackend | RayBackend | None = None,
+    fresh: bool = False,
 ) -> SvfResult:
     """Run the SVF comparison; one line per stage (see the module docstring).
 
@@ -117,6 +133,10 @@ def run(
     corpora and their baseline for the multi-attribute test (default: built-in persona A, persona B,
     baseline). ``scorer``: completion texts to numbers (default: VADER compound valence).
     ``model`` is a :class:`Model` or a spec for :func:`~interp_steer.load_model`.
+
+    The open-ended grid's generation runs as work units of a few prompts × every cell
+    (:mod:`interp_steer.units`): ``units=DIR`` keeps finished ones so that a re-run skips them
+    (``fresh=True`` discards them); ``backend`` says where they run.
     """
     clock = Stopwatch(log)
     model = model if isinstance(model, Model) else load_model(model)
@@ -131,8 +151,10 @@ def run(
     if inputs.mode == "ab":
         evaluation = _evaluate_ab(model, config, fitted, inputs.heldout_questions)
     else:
-        evaluation = _evaluate_open(model, config, fitted, inputs.prompts, score, concept["direction"], progress,
-                                    clock.say)
+        store = open_store(units, run_key(model, config, inputs.data), fresh=fresh, log=clock.say)
+        with own_backend(backend, model) as runner:
+            evaluation = _evaluate_open(model, config, fitted, inputs.prompts, score, concept["direction"], progress,
+                                        clock.say, store=store, backend=runner)
     clock.lap("evaluation")
     context = _context(model, fitted, evaluation.transcripts)
     clock.lap("context_dependence")
@@ -174,6 +196,9 @@ def svf(
     quick: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    units: str | Path | None = None,
+    backend: str | BackendSpec | LocalBackend | RayBackend | None = None,
+    fresh: bool = False,
     **overrides: Any,
 ) -> SvfResult:
     """The SVF comparison in one call: the settings come from ``config``, or from
@@ -185,7 +210,7 @@ def svf(
         config = replace(config, **overrides)
     return run(model, config, positive=positive, negative=negative, pairs=pairs, questions=questions,
                prompts=prompts, attributes=attributes, scorer=scorer, scorer_name=scorer_name, progress=progress,
-               log=log)
+               log=log, units=units, backend=backend, fresh=fresh)
 
 
 LONG_FORM_AB = ("A/B mode reads the concept as P(matching answer), which has no open-ended score to follow over a "
@@ -433,7 +458,7 @@ def _grid_cells(config: SvfConfig) -> list[tuple[str, float]]:
     return [("unsteered", 0.0)] + [(method, c) for c in config.coefficients if c != 0.0 for method in METHODS]
 
 
-def _row_mix(fitted: _Fitted, cells: list[tuple[str, float]], n_items: int) -> RowMix:
+def _row_mix(fitted: _Fitted | _Steerers, cells: list[tuple[str, float]], n_items: int) -> RowMix:
     """Item-major rows (item i, cell j is row i * len(cells) + j), each steering one method."""
     terms = {"vector": fitted.vector, "field": fitted.field}
     rows = []
@@ -444,12 +469,13 @@ def _row_mix(fitted: _Fitted, cells: list[tuple[str, float]], n_items: int) -> R
 
 
 def _evaluate_open(model: Model, config: SvfConfig, fitted: _Fitted, prompts: list[str], score: Scorer,
-                   direction: int, progress: bool | None, say: Callable[[str], None]) -> _Evaluation:
+                   direction: int, progress: bool | None, say: Callable[[str], None], *, store: Any = None,
+                   backend: Any = None) -> _Evaluation:
     cells = _grid_cells(config)
     n_p, n_c = len(prompts), len(cells)
     say(f"generating {n_p * n_c} completions ({n_p} prompts x {n_c} cells; the primary cells run on to "
         f"{config.long_tokens} tokens for the long-form test) and {2 * n_p} unsteered samples")
-    outputs, long_outputs = _generate_grid(model, config, fitted, prompts, cells, progress)
+    outputs, long_outputs = _grid_in_units(model, config, fitted, prompts, cells, store, backend, progress)
     texts = [g.text for g in outputs]
     scores = score_texts(score, texts).reshape(n_p, n_c)
     perplexity = completion_perplexity(model, outputs).reshape(n_p, n_c)
@@ -479,7 +505,7 @@ def _evaluate_open(model: Model, config: SvfConfig, fitted: _Fitted, prompts: li
                        [outputs[i * n_c] for i in range(n_p)], long_outputs)
 
 
-def _generate_grid(model: Model, config: SvfConfig, fitted: _Fitted, prompts: list[str], cells: list[tuple[str, float]],
+def _generate_grid(model: Model, config: SvfConfig, fitted: _Fitted | _Steerers, prompts: list[str], cells: list[tuple[str, float]],
                    progress: bool | None) -> tuple[list[Generation], list[Generation]]:
     """Every prompt × cell (item-major), greedy. The primary cells (unsteered, vector and field at the
     primary coefficient) run on to ``long_tokens`` for the long-form test and are cut back to
@@ -509,6 +535,40 @@ def _generate_grid(model: Model, config: SvfConfig, fitted: _Fitted, prompts: li
             else:
                 outputs.append(short_out[i * len(short_cells) + short_cells.index(cell)])
     return outputs, long_out
+
+
+UNIT_PROMPTS = 4
+"""Prompts per work unit of the open-ended grid (every cell of each)."""
+
+
+def _grid_in_units(model: Model, config: SvfConfig, fitted: _Fitted, prompts: list[str], cells: list[tuple[str, float]],
+                   store: Any, backend: Any, progress: bool | None) -> tuple[list[Generation], list[Generation]]:
+    """:func:`_generate_grid` run as work units of :data:`UNIT_PROMPTS` prompts (:func:`_grid_unit`);
+    both lists are item-major, so the units' lists concatenate."""
+    chunks = [prompts[i : i + UNIT_PROMPTS] for i in range(0, len(prompts), UNIT_PROMPTS)]
+    shared = {"config": config, "field": fitted.field, "vector": fitted.vector, "cells": cells}
+    identity = fingerprint(numeric(shared))
+    units = [Unit(f"grid-{i:04d}", {"shared": identity, "prompts": text_hash(chunk)}, item=chunk)
+             for i, chunk in enumerate(chunks)]
+    results = run_units(_grid_unit, units, model=model, shared=shared, store=store, backend=backend,
+                        progress=progress, label="grid units")
+    return ([Generation.from_record(g) for r in results for g in r["outputs"]],
+            [Generation.from_record(g) for r in results for g in r["long"]])
+
+
+def _grid_unit(model: Model, shared: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
+    """One work unit: every cell of ``prompts``, short and long completions."""
+    fitted = _Steerers(shared["field"], shared["vector"])
+    outputs, long_out = _generate_grid(model, shared["config"], fitted, prompts, shared["cells"], False)
+    return {"outputs": [g.to_record() for g in outputs], "long": [g.to_record() for g in long_out]}
+
+
+@dataclass(frozen=True, eq=False)
+class _Steerers:
+    """What :func:`_generate_grid` and :func:`_row_mix` read of a :class:`_Fitted`."""
+
+    field: SteeringField
+    vector: SteeringVector
 
 
 def truncated(model: Model, generation: Generation, tokens: int) -> Generation:
