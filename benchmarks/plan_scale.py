@@ -44,7 +44,7 @@ def work(model: ist.Model, samples: int) -> dict[str, dict[str, float]]:
     cells = 1 + len(collision.lambdas) * len(collision.alphas)
     rows = len(prompts) * cells * samples
     sampled = CollisionConfig(samples=samples) if samples > 1 else collision
-    studies = {"collision (paper: %d samples per cell)" % samples: {
+    studies = {f"collision (paper: {samples} samples per cell)": {
         "generated": rows * collision.max_new_tokens, "steps": collision.max_new_tokens,
         "rows": rows, "forward": rows * (prompt_tokens + collision.max_new_tokens) * 2,  # prefill + scoring
         "backward": 0.0, "units": math.ceil(len(prompts) / unit_prompts(sampled))}}
