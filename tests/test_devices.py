@@ -24,6 +24,7 @@ from interp_steer.evaluation import ab_eval
 from interp_steer.fields import fit_scorer
 from interp_steer.patching import Patch, PatchMetrics, exact_patch, prepare
 from interp_steer.steering import RowDeltas, RowMix, Steering, steer
+from interp_steer.studies.robustness.readout import SteeredReadout, template_ids
 
 _READS = {Tensor.item, Tensor.tolist, Tensor.__bool__, Tensor.__int__, Tensor.__float__, Tensor.__index__,
           Tensor.cpu, Tensor.numpy}
@@ -89,8 +90,9 @@ def _field(model):
 
 def _everything(model) -> None:
     """steer + generate (every position rule, cached and not), a per-row ablation, ab_eval, collect,
-    exact patching, and steering with a field (alone, several steps, mixed per row with a vector):
-    everything that builds tensors to meet the model's."""
+    exact patching, steering with a field (alone, several steps, mixed per row with a vector) and
+    the adversarial readout (packed, padded, gradients): everything that builds tensors to meet the
+    model's."""
     vector = _vector(model)
     field = _field(model)
     ist.generate(model, PROMPTS, max_new_tokens=3, steering=Steering(field, 0.5, positions="after_prompt", steps=2))
@@ -114,6 +116,14 @@ def _everything(model) -> None:
     exact_patch(model, pair, target, metrics, [Patch("resid", 2), Patch("resid", 2, position=1),
                                                Patch("heads", 2, head=0),
                                                Patch("resid", 2, direction=torch.ones(model.d_model) / 8)])
+    # The robustness study's adversarial readout: packed rows under a 4-D mask, padded rows, gradients.
+    prefix, tail = template_ids(model)
+    readout = SteeredReadout(model, vector.select([1]), 2.0, "tokens", tuple(prefix), tuple(tail), positive=(5, 6),
+                             negative=(7, 8), batch_size=8)
+    candidates = [[10, 11, 12], [10, 11, 13], [14]]
+    readout(candidates)
+    readout.score_unshared(candidates)
+    readout.token_gradients(candidates[0], [1])
 
 
 def test_the_checker_catches_a_device_mix():
