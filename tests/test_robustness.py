@@ -264,16 +264,21 @@ def test_cli_writes_the_outputs(tmp_path, capsys):
     ood = tmp_path / "reviews.txt"
     ood.write_text("\n".join(OOD))
     out = tmp_path / "out"
-    code = main(["robustness", "--model", "tiny-random", "--positive", str(pos), "--negative", str(neg),
-                 "--prompts", str(prompts), "--ood-prompts", str(ood), "--layer", "2", "--coefficients", "-1,0,1",
-                 "--perplexity-coefficients", "0,1", "--sample-sizes", "2,4", "--subsets", "2",
-                 "--adversarial-seeds", "1", "--adversarial-budget", "8", "--max-new-tokens", "4", "--direction", "1",
-                 "--out", str(out)])
+    argv = ["robustness", "--model", "tiny-random", "--positive", str(pos), "--negative", str(neg),
+            "--prompts", str(prompts), "--ood-prompts", str(ood), "--layer", "2", "--coefficients", "-1,0,1",
+            "--perplexity-coefficients", "0,1", "--sample-sizes", "2,4", "--subsets", "2",
+            "--adversarial-seeds", "1", "--adversarial-budget", "8", "--max-new-tokens", "4", "--direction", "1",
+            "--out", str(out)]
+    code = main(argv)
     assert code == 0, capsys.readouterr().err
     data = json.loads((out / "robustness.json").read_text())
     jsonschema.validate(data, schema())
     assert "reviews" in data["models"][0]["effects"]["sets"]
     assert "- ood:" in capsys.readouterr().out
+    # The same command again finds its finished outputs and stops; another OOD file does not.
+    assert main(argv) == 0 and "already holds this finished run" in capsys.readouterr().out
+    ood.write_text("\n".join(OOD[:-1]))
+    assert main(argv) == 0 and "already holds" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

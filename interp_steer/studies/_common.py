@@ -127,6 +127,15 @@ def finished_run(out: Path, key: dict[str, Any]) -> bool:
         return False
 
 
+def already_finished(args: Any, out: Path, key: dict[str, Any]) -> bool:
+    """True (and says so) when ``out`` holds the finished run of ``key`` and ``--fresh`` was not given."""
+    if args.fresh or not finished_run(out, key):
+        return False
+    print(f"{out} already holds this finished run (same model, data, config, code and library versions); nothing "
+          "to do. --fresh recomputes it.")
+    return True
+
+
 def mark_finished(out: Path, key: dict[str, Any], written: Mapping[str, Path]) -> None:
     """Record that the run with ``key`` wrote ``written`` under ``out`` (see :func:`finished_run`)."""
     from interp_steer.units import fingerprint
@@ -157,9 +166,7 @@ def resumable_command(args: Any, out: Path, config: Any, corpora: Mapping[str, A
     data, _ = study_inputs(**corpora, max_passages=config.max_passages, max_prompts=config.max_prompts,
                            min_passages=config.folds)
     key = run_key((args.model, "float32", device_type(args.device)), config, data)
-    if not args.fresh and finished_run(out, key):
-        print(f"{out} already holds this finished run (same model, data, config and library version); nothing "
-              "to do. --fresh recomputes it.")
+    if already_finished(args, out, key):
         return None
     model = load_model(args.model, device=args.device)
     print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)

@@ -75,7 +75,9 @@ def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
 
 def _robustness(args: argparse.Namespace) -> int:
     from interp_steer.models import load_model
-    from interp_steer.studies.robustness.study import robustness
+    from interp_steer.studies._common import already_finished, mark_finished
+    from interp_steer.studies.robustness.config import RobustnessConfig
+    from interp_steer.studies.robustness.study import robustness, units_key
 
     check_concept_args(args)
     overrides = {
@@ -98,13 +100,20 @@ def _robustness(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     # Several models are loaded one at a time by the study (each freed before the next); one is loaded
     # here so that a bad spec fails before any work.
+    config = RobustnessConfig.quick(**overrides) if args.quick else RobustnessConfig(**overrides)
+    data = {"positive": args.positive, "negative": args.negative, "pairs": args.pairs, "questions": args.questions,
+            "prompts": args.prompts, "ood_prompts": args.ood_prompts, "ood_questions": args.ood_questions,
+            "neutral": args.neutral}
+    key = units_key(specs, config, device=args.device, **data)
+    if already_finished(args, out, key):
+        return 0
+    backend = backend_from_args(args)
     models = [load_model(specs[0], device=args.device)] if len(specs) == 1 else specs
-    result = robustness(models, device=args.device, positive=args.positive, negative=args.negative, pairs=args.pairs,
-                        questions=args.questions, prompts=args.prompts, ood_prompts=args.ood_prompts,
-                        ood_questions=args.ood_questions, neutral=args.neutral, quick=args.quick, progress=True,
-                        log=lambda line: print(line, flush=True), units=out / "units",
-                        backend=backend_from_args(args), fresh=args.fresh, **overrides)
+    result = robustness(models, config=config, device=args.device, **data, progress=True,
+                        log=lambda line: print(line, flush=True), units=out / "units", backend=backend,
+                        fresh=args.fresh)
     written = result.save(out)
+    mark_finished(out, key, written)
     print()
     for claim in result.claims:
         print(f"- {claim.key}: {claim.verdict.upper()} — {claim.summary}")

@@ -159,8 +159,7 @@ def run(
     specs = list(model) if isinstance(model, (list, tuple)) else [model]
     if not specs:
         raise ValueError("model is an empty list: give a model, a spec, or a list of them")
-    identities = [model_identity(s if isinstance(s, Model) else (s, "float32")) for s in specs]
-    store = open_store(units, run_key(identities, config, inputs.data), fresh=fresh, log=clock.say)
+    store = open_store(units, _key(specs, config, inputs, device), fresh=fresh, log=clock.say)
     per_model, vectors = [], []
     for k, spec in enumerate(specs):
         loaded = spec if isinstance(spec, Model) else load_model(spec, device=device)
@@ -173,6 +172,22 @@ def run(
     claims = judge_claims(config, per_model)
     return RobustnessResult(config=config, data=inputs.data, concept=concept, models=per_model, vectors=vectors,
                             claims=claims, timings=clock.total())
+
+
+def units_key(models: Sequence[Any], config: RobustnessConfig, *, device: str | None = None, positive: Texts = None,
+              negative: Texts = None, pairs: Sequence[ContrastPair] | str | Path | None = None,
+              questions: Sequence[ABQuestion] | str | Path | None = None, prompts: Texts = None,
+              ood_prompts: dict[str, Texts] | Sequence[Texts] | None = None,
+              ood_questions: dict[str, Any] | Sequence[Any] | None = None, neutral: Texts = None) -> dict[str, Any]:
+    """The key of a run's units (:func:`~interp_steer.units.run_key`), found without loading the
+    models: each is a :class:`Model` or a spec, loaded on ``device``."""
+    inputs = _inputs(config, positive, negative, pairs, questions, prompts, ood_prompts, ood_questions, neutral)
+    return _key(models, config, inputs, device)
+
+
+def _key(models: Sequence[Any], config: RobustnessConfig, inputs: _Inputs, device: str | None) -> dict[str, Any]:
+    identities = [model_identity(m if isinstance(m, Model) else (m, "float32", device)) for m in models]
+    return run_key(identities, config, inputs.data)
 
 
 def robustness(
@@ -827,4 +842,4 @@ def _crossing(coefficients: list[float], log_ratio: np.ndarray, level: float, n_
     return out
 
 
-__all__ = ["replay", "robustness", "run"]
+__all__ = ["replay", "robustness", "run", "units_key"]

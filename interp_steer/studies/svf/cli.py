@@ -60,7 +60,10 @@ def _layers(text: str | None):
 
 def _svf(args: argparse.Namespace) -> int:
     from interp_steer.models import load_model
-    from interp_steer.studies.svf.study import svf
+    from interp_steer.studies._common import already_finished, mark_finished
+    from interp_steer.studies.svf.config import SvfConfig
+    from interp_steer.studies.svf.study import svf, units_key
+    from interp_steer.units import device_type
 
     check_concept_args(args)
     overrides = {
@@ -75,12 +78,19 @@ def _svf(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     out = Path(args.out) if args.out else Path("runs") / time.strftime("svf-%Y%m%d-%H%M%S")
     started = time.perf_counter()
+    config = SvfConfig.quick(**overrides) if args.quick else SvfConfig(**overrides)
+    data = {"positive": args.positive, "negative": args.negative, "pairs": args.pairs, "questions": args.questions,
+            "prompts": args.prompts}
+    key = units_key((args.model, "float32", device_type(args.device)), config, **data)
+    if already_finished(args, out, key):
+        return 0
+    backend = backend_from_args(args)
     model = load_model(args.model, device=args.device)
     print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
-    result = svf(model, positive=args.positive, negative=args.negative, pairs=args.pairs, questions=args.questions,
-                 prompts=args.prompts, quick=args.quick, progress=True, log=lambda line: print(line, flush=True),
-                 units=out / "units", backend=backend_from_args(args), fresh=args.fresh, **overrides)
+    result = svf(model, config=config, **data, progress=True, log=lambda line: print(line, flush=True),
+                 units=out / "units", backend=backend, fresh=args.fresh)
     written = result.save(out)
+    mark_finished(out, key, written)
     cd = result.context_dependence
     print(f"\nlayers {result.layers['chosen']}; context dependence of the field "
           + ", ".join(f"{layer}: {value:.2f}" for layer, value in zip(cd["layers"], cd["field"], strict=True))

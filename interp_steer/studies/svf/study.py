@@ -181,6 +181,15 @@ def run(
     )
 
 
+def units_key(model: Any, config: SvfConfig, *, positive: Texts = None, negative: Texts = None,
+              pairs: Sequence[ContrastPair] | str | Path | None = None,
+              questions: Sequence[ABQuestion] | str | Path | None = None, prompts: Texts = None,
+              attributes: tuple[Texts, Texts, Texts] | None = None) -> dict[str, Any]:
+    """The key of a run's units (:func:`~interp_steer.units.run_key`), found without loading the
+    model: ``model`` is a :class:`Model` or a ``(spec, dtype, device)`` tuple."""
+    return run_key(model, config, _inputs(config, positive, negative, pairs, questions, prompts, attributes).data)
+
+
 def svf(
     model: Model | str | None = None,
     *,
@@ -871,5 +880,5 @@ def _fit_pair(config: SvfConfig, positive: Activations, baseline: Activations,
     return field, vector.normalised("resid")
 
 
-__all__ = ["candidate_layers", "choose_window", "readout_log_odds", "run", "steered_activations",
+__all__ = ["units_key", "candidate_layers", "choose_window", "readout_log_odds", "run", "steered_activations",
            "svf", "thirds"]
