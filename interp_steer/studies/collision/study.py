@@ -301,7 +301,7 @@ def _grid_in_units(model: Model, config: CollisionConfig, steerers: tuple[Steere
     n_cells = 1 + len(config.lambdas) * len(config.alphas)
     say(f"generating {len(prompts) * (config.samples or 1) * n_cells} completions ({len(prompts)} prompts x "
         f"{config.samples or 1} sample(s) x {n_cells} cells) at layer {layer}, steering with {config.method}s, "
-        f"in {len(units)} units of {size} prompt(s)")
+        f"in {len(units)} unit(s) of up to {size} prompt(s)")
     with own_backend(backend, model) as runner:
         results = run_units(_grid_unit, units, model=model, shared=shared, store=store, backend=runner,
                             progress=progress, label="grid units")
