@@ -57,6 +57,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
+from interp_steer._device import on_device_of
 from interp_steer.models import Model
 
 Position = Literal["last", "mean", "mean_with_first", "all"] | int
@@ -224,6 +225,7 @@ def _forward_collect(
 def _reduce(
     resid: Float[Tensor, "batch seq d_model"], mask: Int[Tensor, "batch seq"], position: Position
 ) -> Tensor:
+    mask = on_device_of(mask, resid)  # the block's device, which is not the input's on a model spread over GPUs
     if position in ("mean", "mean_with_first"):
         keep = mask.bool()
         if position == "mean":

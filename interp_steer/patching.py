@@ -338,7 +338,8 @@ def attribution_patch(model: Model, pair: RunPair, target: tuple[SteeringVector 
             estimates[component].append(product.sum(dim=(0, 2)))
         else:
             estimates[component].append(product.sum())
-    return {c: torch.stack(v).detach().cpu().numpy() for c, v in estimates.items()}
+    # One array per component, on the CPU: layers spread over GPUs give their estimates on their own.
+    return {c: torch.stack([t.detach().cpu() for t in v]).numpy() for c, v in estimates.items()}
 
 
 def normalised_effect(patched: np.ndarray, target: np.ndarray, source: np.ndarray, *, level: float = 0.95,

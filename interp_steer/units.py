@@ -359,7 +359,8 @@ class RayBackend:
 
     ``address``: ``None`` starts a local cluster (stopped again by :meth:`close`), ``"auto"`` joins
     the running one, ``"HOST:PORT"`` a remote one. ``gpus_per_actor`` reserves GPUs per actor (the
-    model goes to CUDA when it is > 0); ``threads`` sets each actor's torch threads (default: the CPUs
+    model goes to CUDA when it is > 0, and is spread over the actor's GPUs when it is 2 or more, as
+    ``load_model(..., n_devices=k)`` does); ``threads`` sets each actor's torch threads (default: the CPUs
     it reserves). A task that raises is retried ``retries`` times and an actor that dies is restarted
     (Ray's ``retry_exceptions``/``max_task_retries``/``max_restarts``), so a unit's result comes back
     unless it fails every time.
@@ -394,8 +395,10 @@ class RayBackend:
                             max_task_retries=retries)(_Worker)
         threads = threads if threads is not None else max(int(cpus_per_actor), 1)
         device = "cuda" if gpus_per_actor > 0 else "cpu"
+        # An actor with several whole GPUs spreads its model over them (a model larger than one GPU).
+        n_devices = int(gpus_per_actor) if gpus_per_actor >= 2 else None
         self._actors: list[Any] = []
-        self._actors = [worker.remote(spec, dtype, device, threads) for _ in range(actors)]
+        self._actors = [worker.remote(spec, dtype, device, threads, n_devices) for _ in range(actors)]
         self.actors = actors
         self.spec = spec
 
@@ -420,13 +423,14 @@ class RayBackend:
 class _Worker:
     """A Ray actor: the model, loaded once; runs unit functions on it."""
 
-    def __init__(self, spec: str, dtype: str, device: str, threads: int) -> None:
+    def __init__(self, spec: str, dtype: str, device: str, threads: int, n_devices: int | None = None) -> None:
         import torch
 
         from interp_steer.models import load_model
 
         torch.set_num_threads(threads)
-        self.model = load_model(spec, dtype=dtype, device=device)
+        self.model = (load_model(spec, dtype=dtype, n_devices=n_devices) if n_devices
+                      else load_model(spec, dtype=dtype, device=device))
 
     def run(self, fn: UnitFn, shared: Any, index: int, item: Any) -> tuple[int, dict[str, Any]]:
         return index, fn(self.model, shared, item)

@@ -49,7 +49,7 @@ def texts() -> list[str]:
 
 def bridge_cache(model: ist.Model, text: str, names: list[str]) -> dict[str, torch.Tensor]:
     """The bridge's own run_with_cache on one unpadded text, tokenised without TL's extra BOS."""
-    ids = torch.tensor([model.encode([text])[0]])
+    ids = torch.tensor([model.encode([text])[0]], device=model.device)
     with torch.inference_mode():
         _, cache = model.bridge.run_with_cache(ids, names_filter=names)
-    return {name: cache[name][0] for name in names}
+    return {name: cache[name][0].cpu() for name in names}

@@ -123,12 +123,12 @@ def test_the_prompt_ends_where_the_template_tail_begins(model):
 def test_residuals_equal_hugging_face_hidden_states(model):
     """Raw weights: resid_post L is HF's hidden_states[L + 1]; HF's last entry has the final norm."""
     text = "The ferry leaves the harbour at seven and the gulls follow it."
-    ids = torch.tensor(model.encode([text]))
+    ids = torch.tensor(model.encode([text]), device=model.device)
     with torch.inference_mode():
-        hidden = model.hf_model(ids, output_hidden_states=True).hidden_states
+        hidden = [h.cpu() for h in model.hf_model(ids, output_hidden_states=True).hidden_states]
         post = ist.collect_activations(model, [text], position="all")
         pre = ist.collect_activations(model, [text], position="all", hook_point="resid_pre")
-        last = model.bridge.ln_final(post.values[:, -1])
+        last = model.bridge.ln_final(post.values[:, -1].to(model.device)).cpu()
     assert len(hidden) == model.n_layers + 1
     for layer in range(model.n_layers - 1):
         torch.testing.assert_close(post.values[:, layer], hidden[layer + 1][0], rtol=1e-5, atol=1e-5)
@@ -169,12 +169,12 @@ def test_build_vector_from_two_corpora(model, personas, persona_vector):
 def _resid(model, ids, names):
     with torch.inference_mode():
         _, cache = model.bridge.run_with_cache(ids, names_filter=names)
-    return {n: cache[n][0] for n in names}
+    return {n: cache[n][0].cpu() for n in names}
 
 
 @pytest.mark.parametrize("positions", ["all", slice(2, 5)])
 def test_steered_layer_moves_by_exactly_c_v_and_earlier_layers_do_not(model, vector, positions):
-    ids = torch.tensor(model.encode([model.format_chat(PROMPTS[0]) if model.has_chat_template else PROMPTS[0]]))
+    ids = torch.tensor(model.encode([model.format_chat(PROMPTS[0]) if model.has_chat_template else PROMPTS[0]]), device=model.device)
     names = [f"blocks.{i}.hook_resid_post" for i in range(model.n_layers)]
     clean = _resid(model, ids, names)
     with steer(model, vector, 2.5, layers=[LAYER], positions=positions):
@@ -213,7 +213,7 @@ def _unsteered_p_matching(model, question):
     ids = model.encode([text + "("])[0]
     letter = {c: model.encode([text + "(" + c])[0][-1] for c in "AB"}
     with torch.inference_mode():
-        logits = model.hf_model(torch.tensor([ids])).logits[0, -1]
+        logits = model.hf_model(torch.tensor([ids], device=model.device)).logits[0, -1]
     pair = logits[[letter[question.matching_letter], letter[question.not_matching_letter]]]
     return float(torch.softmax(pair, -1)[0])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from interp_steer import __version__
 from interp_steer.cli import main
@@ -40,6 +41,18 @@ def test_bad_model_is_a_clean_error(capsys):
     assert main(["info", "--model", "not-a-model"]) == 2
     err = capsys.readouterr().err
     assert "accepted model specs" in err
+
+
+@pytest.mark.skipif(torch.cuda.device_count() >= 3, reason="checks the refusal on a machine with fewer than 3 GPUs")
+@pytest.mark.parametrize("command", [["info"], ["collide", "--quick"], ["patch"], ["robustness", "--quick"], ["svf", "--quick"]])
+def test_more_devices_than_gpus_is_a_clean_error(command, tmp_path, capsys):
+    """--n-devices on every model-loading command: more GPUs than there are is a one-line usage
+    error before any work (no output directory written)."""
+    out = [] if command == ["info"] else ["--out", str(tmp_path / "run")]
+    assert main([*command, "--model", "tiny-random", "--n-devices", "3", *out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "n_devices=3" in err[0] and "--n-devices" in err[0]
+    assert not (tmp_path / "run").exists()
 
 
 def test_extract_pairs_writes_a_loadable_vector_and_gguf(tmp_path, capsys):

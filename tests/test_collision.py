@@ -359,10 +359,10 @@ def test_decomposition_shift_is_the_grids_intervention(tiny):
         torch.testing.assert_close(shift[end - 1 :, 0], vector[1].double().expand(len(ids) - end + 1, -1), atol=1e-5, rtol=0)
         assert shift[end - 1 :, 1:].norm() > 1e-3
         with torch.inference_mode():
-            _, clean = tiny.bridge.run_with_cache(torch.tensor([ids]), names_filter=names)
+            _, clean = tiny.bridge.run_with_cache(torch.tensor([ids], device=tiny.device), names_filter=names)
             with ist.steer(tiny, vector, positions="after_prompt", prompt_end=[end]):
-                _, steered = tiny.bridge.run_with_cache(torch.tensor([ids]), names_filter=names)
-        alone = torch.stack([(steered[n][0] - clean[n][0]).double() for n in names], dim=1)
+                _, steered = tiny.bridge.run_with_cache(torch.tensor([ids], device=tiny.device), names_filter=names)
+        alone = torch.stack([(steered[n][0] - clean[n][0]).double().cpu() for n in names], dim=1)
         torch.testing.assert_close(shift, alone, atol=1e-4, rtol=1e-4)
 
 

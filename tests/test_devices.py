@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from accelerate import dispatch_model
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
@@ -22,7 +23,8 @@ from interp_steer.data import ABQuestion
 from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.evaluation import ab_eval
 from interp_steer.fields import fit_scorer
-from interp_steer.patching import Patch, PatchMetrics, exact_patch, prepare
+from interp_steer.models import _wrap, device_plan, gpu_budgets, load_hf, spread
+from interp_steer.patching import Patch, PatchMetrics, attribution_patch, exact_patch, prepare
 from interp_steer.steering import RowDeltas, RowMix, Steering, steer
 from interp_steer.studies.robustness.readout import SteeredReadout, template_ids
 
@@ -88,11 +90,13 @@ def _field(model):
                       metadata={"model": model.name, "hook_point": "resid_post"})
 
 
-def _everything(model) -> None:
+def _everything(model, *, gradients: bool = True) -> None:
     """steer + generate (every position rule, cached and not), a per-row ablation, ab_eval, collect,
-    exact patching, steering with a field (alone, several steps, mixed per row with a vector) and
-    the adversarial readout (packed, padded, gradients): everything that builds tensors to meet the
-    model's."""
+    exact and attribution patching, steering with a field (alone, several steps, mixed per row with a
+    vector) and the adversarial readout (packed, padded, gradients): everything that builds tensors
+    to meet the model's. ``gradients=False`` leaves out the two backward passes (meta tensors cannot
+    be copied back to the CPU in a backward pass, so a model spread over the CPU and meta runs
+    them nowhere)."""
     vector = _vector(model)
     field = _field(model)
     ist.generate(model, PROMPTS, max_new_tokens=3, steering=Steering(field, 0.5, positions="after_prompt", steps=2))
@@ -109,13 +113,17 @@ def _everything(model) -> None:
     with torch.inference_mode(), steer(model, vector, 1.0, positions=slice(1, 3)):
         model.bridge(ids, attention_mask=mask)
     ab_eval(model, QUESTIONS, vector, coefficients=[-1.0, 1.0], layers=[1])
-    ist.collect_activations(model, PROMPTS, layers=[1, 2], position="last")
+    on_meta = any(device.type == "meta" for device in model.devices)  # "all" needs values: how many tokens
+    for position in ("last", "mean") if on_meta else ("last", "mean", "all"):
+        ist.collect_activations(model, PROMPTS, layers=[0, 1, 2, 3], position=position)
     metrics = PatchMetrics((1, 2), (3, 4), 5, model.n_layers - 1, torch.ones(model.d_model), 0.0)
     target = (vector.select([1]), 1.0)
     pair = prepare(model, PROMPTS[1], (vector.select([1]), 2.0), target, metrics, components=("resid", "heads"))
     exact_patch(model, pair, target, metrics, [Patch("resid", 2), Patch("resid", 2, position=1),
                                                Patch("heads", 2, head=0),
                                                Patch("resid", 2, direction=torch.ones(model.d_model) / 8)])
+    if gradients:
+        attribution_patch(model, pair, target, metrics, components=("resid", "heads"))
     # The robustness study's adversarial readout: packed rows under a 4-D mask, padded rows, gradients.
     prefix, tail = template_ids(model)
     readout = SteeredReadout(model, vector.select([1]), 2.0, "tokens", tuple(prefix), tuple(tail), positive=(5, 6),
@@ -123,7 +131,8 @@ def _everything(model) -> None:
     candidates = [[10, 11, 12], [10, 11, 13], [14]]
     readout(candidates)
     readout.score_unshared(candidates)
-    readout.token_gradients(candidates[0], [1])
+    if gradients:
+        readout.token_gradients(candidates[0], [1])
 
 
 def test_the_checker_catches_a_device_mix():
@@ -155,3 +164,81 @@ def test_everything_runs_on_cuda():
     a = ab_eval(model, QUESTIONS, vector, coefficients=[-2.0, 2.0], layers=[1])
     b = ab_eval(cpu, QUESTIONS, vector, coefficients=[-2.0, 2.0], layers=[1])
     np.testing.assert_allclose(a.values, b.values, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- layers on several devices
+
+
+def _spread_by_hand(spec: str, first: str, second: str):
+    """``spec`` with its embedding, unembedding and first half of the blocks on ``first`` and the rest
+    on ``second``, placed by Accelerate's hooks as ``load_model(..., n_devices=k)`` places a model
+    over GPUs, so activations cross devices between blocks. ``first`` is Accelerate's main device, so
+    that a ``"cpu"`` there runs on the CPU rather than being offloaded. The bridge refuses a
+    device map naming ``meta``, so the map is dropped before wrapping: the bridge reads the devices
+    from the parameters instead."""
+    hf_model, tokenizer, name, source = load_hf(spec)
+    half = hf_model.config.num_hidden_layers // 2
+    placement = {"model.embed_tokens": first, "lm_head": first, "model.rotary_emb": first, "model.norm": second}
+    placement |= {f"model.layers.{i}": first if i < half else second for i in range(hf_model.config.num_hidden_layers)}
+    hf_model = dispatch_model(hf_model, placement, main_device=first)
+    del hf_model.hf_device_map
+    return _wrap(hf_model, tokenizer, name, source, None, torch.float32, False)
+
+
+def test_no_device_mixing_with_layers_on_two_devices():
+    """Every path meets activations on the device of the block they come from: deltas, masks,
+    fields, probes and per-layer results made on the embedding's device would mix devices at the
+    second half of the blocks."""
+    model = _spread_by_hand("tiny-random", "cpu", "meta")
+    assert model.devices == (torch.device("cpu"), torch.device("meta"))
+    with MetaValues():
+        _everything(model, gradients=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_layers_on_the_cpu_and_a_gpu_give_the_one_device_numbers():
+    """A real split (the CPU and a GPU, or two GPUs where there are two): everything runs, gradients
+    included, and generation and patching agree with the model on one device."""
+    second = "cuda:1" if torch.cuda.device_count() > 1 else "cuda:0"
+    first = "cuda:0" if second == "cuda:1" else "cpu"
+    split = _spread_by_hand("tiny-random", first, second)
+    assert len(split.devices) == 2
+    _everything(split)
+    whole = ist.load_model("tiny-random", device=second)
+    vector = _vector(whole)
+    spec = Steering(vector, 3.0, layers=[1, 3], positions="after_prompt")
+    assert ([g.token_ids for g in ist.generate(split, PROMPTS, max_new_tokens=4, steering=spec)]
+            == [g.token_ids for g in ist.generate(whole, PROMPTS, max_new_tokens=4, steering=spec)])
+    metrics = PatchMetrics((1, 2), (3, 4), 5, whole.n_layers - 1, torch.ones(whole.d_model), 0.0)
+    target = (vector.select([1]), 1.0)
+    estimates = [attribution_patch(m, prepare(m, PROMPTS[1], (vector.select([1]), 2.0), target, metrics), target,
+                                   metrics) for m in (split, whole)]
+    for component in estimates[0]:
+        np.testing.assert_allclose(estimates[0][component], estimates[1][component], rtol=1e-3, atol=1e-4)
+
+
+def test_device_plan_spreads_whole_blocks_in_order():
+    """The placement n_devices asks Accelerate for, computed from sizes without GPUs: every block
+    whole on one GPU, blocks in layer order over the GPUs, every GPU used, nothing offloaded."""
+    hf_model = load_hf("tiny-random")[0]
+    plan = device_plan(hf_model, {0: 10**9, 1: 10**9})
+    layers = [plan[f"model.layers.{i}"] for i in range(hf_model.config.num_hidden_layers)]
+    assert layers == sorted(layers) and set(layers) == {0, 1}
+    assert set(plan.values()) == {0, 1}
+    assert not any(name.startswith("model.layers.") and name.count(".") > 2 for name in plan)  # no block split
+
+
+def test_too_small_gpus_are_refused_not_offloaded():
+    hf_model = load_hf("tiny-random")[0]
+    with pytest.raises(ist.ModelLoadError, match="does not fit on 2 GPU.*whole model.*--n-devices"):
+        spread(hf_model, {0: 10_000, 1: 10_000}, "tiny")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() >= 2, reason="checks the refusal on a machine with fewer than 2 GPUs")
+def test_n_devices_beyond_the_gpus_present_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"n_devices=2 .* this machine has (none|1); (drop|use) --n-devices"):
+        ist.load_model("tiny-random", n_devices=2)
+    with pytest.raises(ValueError, match="cannot go with device='cpu'"):
+        gpu_budgets(2, "cpu")
+    with pytest.raises(ValueError, match="whole number"):
+        gpu_budgets(0)

@@ -29,7 +29,7 @@ def vector(tiny):
 
 def unsteered_p_matching(model, question):
     text = model.format_chat(question.question) + "("
-    ids = torch.tensor([model.encode([text])[0]])
+    ids = torch.tensor([model.encode([text])[0]], device=model.device)
     letter = {c: model.encode([text + c])[0][-1] for c in "AB"}
     with torch.inference_mode():
         logits = model.hf_model(ids).logits[0, -1]
@@ -63,7 +63,7 @@ def test_ab_eval_letter_is_read_after_the_prompt_only(tiny, vector):
 
     q = QUESTIONS[0]
     texts, lengths = format_prompts(tiny, [q.question], chat=None, system=None)
-    ids = torch.tensor([tiny.encode([texts[0] + "("])[0]])
+    ids = torch.tensor([tiny.encode([texts[0] + "("])[0]], device=tiny.device)
     letter = {c: tiny.encode([texts[0] + "(" + c])[0][-1] for c in "AB"}
     with torch.inference_mode(), steer(tiny, vector.select([1]), 5.0, positions="after_prompt", prompt_end=[lengths[0]]):
         logits = tiny.hf_model(ids).logits[0, -1]

@@ -305,7 +305,7 @@ def test_a_zero_gradient_gives_a_zero_direction():
 def test_a_hooked_forward_of_the_tiny_model(tiny, fitted_on_tiny):
     field = fitted_on_tiny
     layer = field.layers[0]
-    ids = torch.tensor([tiny.encode(["The market opens early."])[0]])
+    ids = torch.tensor([tiny.encode(["The market opens early."])[0]], device=tiny.device)
     params = list(tiny.hf_model.parameters())
 
     def run(coefficient: float) -> torch.Tensor:

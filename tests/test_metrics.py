@@ -124,7 +124,7 @@ def test_token_nll_scores_only_the_completion(tiny):
     (nll,) = token_nll(tiny, [p_ids + c_ids], [len(p_ids)])
     assert nll.shape == (len(c_ids),)
     with torch.inference_mode():
-        logits = tiny.hf_model(torch.tensor([p_ids + c_ids])).logits[0].float()
+        logits = tiny.hf_model(torch.tensor([p_ids + c_ids], device=tiny.device)).logits[0].float().cpu()
     expected = -torch.log_softmax(logits, -1)[len(p_ids) - 1 : -1].gather(-1, torch.tensor(c_ids)[:, None])[:, 0]
     torch.testing.assert_close(nll, expected, rtol=1e-5, atol=1e-5)
     # Padding a batch with a longer sequence does not change a row's scores.

@@ -158,9 +158,9 @@ def test_describe_is_json_ready(tiny):
 def test_residuals_match_hugging_face_hidden_states(tiny):
     """Raw weights: the bridge's resid_post at layer L is HF's hidden_states[L + 1]."""
     text = "The ferry leaves at seven."
-    ids = torch.tensor(tiny.encode([text]))
+    ids = torch.tensor(tiny.encode([text]), device=tiny.device)
     with torch.inference_mode():
-        hidden = tiny.hf_model(ids, output_hidden_states=True).hidden_states
+        hidden = [h.cpu() for h in tiny.hf_model(ids, output_hidden_states=True).hidden_states]
     acts = ist.collect_activations(tiny, [text], layers=[0, 1, 2], position="all")
     for j in range(3):
         torch.testing.assert_close(acts.values[:, j], hidden[j + 1][0], rtol=1e-5, atol=1e-5)

@@ -27,11 +27,11 @@ def vector(tiny):
 def resid(tiny, ids, names):
     with torch.inference_mode():
         _, cache = tiny.bridge.run_with_cache(ids, names_filter=names)
-    return {n: cache[n][0] for n in names}
+    return {n: cache[n][0].cpu() for n in names}
 
 
 def ids_of(tiny, text=TEXT):
-    return torch.tensor([tiny.encode([text])[0]])
+    return torch.tensor([tiny.encode([text])[0]], device=tiny.device)
 
 
 def test_coefficient_zero_is_the_baseline(tiny, vector):
@@ -78,14 +78,16 @@ def test_after_prompt_steers_the_first_cached_step(tiny, vector):
     seen = {}
 
     def capture(t, hook):
-        seen.setdefault("values", []).append(t[0].clone())
+        seen.setdefault("values", []).append(t[0].cpu().clone())
 
     def run():
         seen.clear()
         cache = DynamicCache()
         with torch.inference_mode(), tiny.bridge.hooks(fwd_hooks=[(name, capture)]):
-            tiny.hf_model(input_ids=prompt, past_key_values=cache, use_cache=True, cache_position=torch.arange(n))
-            tiny.hf_model(input_ids=nxt, past_key_values=cache, use_cache=True, cache_position=torch.tensor([n]))
+            tiny.hf_model(input_ids=prompt, past_key_values=cache, use_cache=True,
+                          cache_position=torch.arange(n, device=tiny.device))
+            tiny.hf_model(input_ids=nxt, past_key_values=cache, use_cache=True,
+                          cache_position=torch.tensor([n], device=tiny.device))
         return seen["values"]
 
     clean = run()
@@ -163,9 +165,9 @@ def test_ablate_with_row_deltas_uses_each_rows_coefficient(tiny, vector):
     for i, c in enumerate(coefficients):
         with steer(tiny, vector, c, layers=[LAYER], operator="ablate"):
             single = resid(tiny, ids, [name])[name]
-        torch.testing.assert_close(cache[name][i], single, rtol=0, atol=1e-5)
+        torch.testing.assert_close(cache[name][i].cpu(), single, rtol=0, atol=1e-5)
         # and the oracle itself: c times the component along v is gone
-        torch.testing.assert_close(cache[name][i], clean - c * (clean @ unit)[:, None] * unit, rtol=0, atol=1e-4)
+        torch.testing.assert_close(cache[name][i].cpu(), clean - c * (clean @ unit)[:, None] * unit, rtol=0, atol=1e-4)
 
 
 def test_row_deltas_must_match_the_batch(tiny, vector):
@@ -360,7 +362,7 @@ def test_positions_in_a_forward_do_not_depend_on_padding_or_the_batch(tiny, vect
         scope = steer(tiny, vector, 4.0, layers=[LAYER], positions=_row_rule(positions, i),
                       prompt_end=prompt_end[i : i + 1]) if steered else contextlib.nullcontext()
         with torch.inference_mode(), scope:
-            return tiny.hf_model(torch.tensor([tokens[i]])).logits[0]
+            return tiny.hf_model(torch.tensor([tokens[i]], device=tiny.device)).logits[0].cpu()
 
     alone = [run_alone(i) for i in range(len(tokens))]
     assert any(not torch.allclose(run_alone(i, False), alone[i]) for i in range(len(tokens)))  # it steers
@@ -376,7 +378,7 @@ def test_positions_in_a_forward_do_not_depend_on_padding_or_the_batch(tiny, vect
                                                prompt_end=prompt_end):
                 logits = run()
             for i in range(len(tokens)):
-                torch.testing.assert_close(logits[i][mask[i].bool()], alone[i], rtol=0, atol=1e-4,
+                torch.testing.assert_close(logits[i][mask[i].bool()].cpu(), alone[i], rtol=0, atol=1e-4,
                                            msg=lambda m: f"{side}-padded {how}, row {i}: {m}")  # noqa: B023
 
 

@@ -43,7 +43,7 @@ def _resid(model, ids, layer, **steering):
     seen = {}
 
     def keep(resid, hook):
-        seen["x"] = resid.detach().clone()
+        seen["x"] = resid.detach().cpu().clone()
 
     with torch.inference_mode():
         if steering:
@@ -57,7 +57,7 @@ def _resid(model, ids, layer, **steering):
 
 def test_the_steered_layer_moves_by_exactly_the_fields_update(tiny, fields):
     field_a, _, _ = fields
-    ids = torch.tensor([tiny.encode(["The lighthouse keeper counts the ships."])[0]])
+    ids = torch.tensor([tiny.encode(["The lighthouse keeper counts the ships."])[0]], device=tiny.device)
     before = _resid(tiny, ids, 1)
     after = _resid(tiny, ids, 1, vector=field_a.select([1]), coefficient=0.7)
     expected = before + field_a.update(before, 1, 0.7)
@@ -85,7 +85,7 @@ def test_zero_coefficient_and_zero_weight_terms_change_nothing(tiny, fields):
 
 def test_fields_and_vectors_add_up(tiny, fields):
     field_a, _, vector = fields
-    ids = torch.tensor([tiny.encode(["Two trains pass in the night without a sound"])[0]])
+    ids = torch.tensor([tiny.encode(["Two trains pass in the night without a sound"])[0]], device=tiny.device)
     before = _resid(tiny, ids, 2)
     both = _resid(tiny, ids, 2, vector=[(field_a.select([2]), 0.5), (vector.select([2]), -1.5)])
     expected = before + field_a.update(before, 2, 0.5) - 1.5 * vector[2]
@@ -94,7 +94,7 @@ def test_fields_and_vectors_add_up(tiny, fields):
 
 def test_several_steps_reach_the_hook(tiny, fields):
     field_a, _, _ = fields
-    ids = torch.tensor([tiny.encode(["She laughs at the old photograph."])[0]])
+    ids = torch.tensor([tiny.encode(["She laughs at the old photograph."])[0]], device=tiny.device)
     before = _resid(tiny, ids, 1)
     after = _resid(tiny, ids, 1, vector=field_a.select([1]), coefficient=1.0, steps=3)
     torch.testing.assert_close(after, before + field_a.update(before, 1, 1.0, steps=3), rtol=0, atol=1e-6)
@@ -156,7 +156,7 @@ def test_bad_combinations_are_refused(tiny, fields):
 
 def test_hooks_grad_mode_and_parameters_are_left_clean(tiny, fields):
     field_a, _, _ = fields
-    ids = torch.tensor([tiny.encode(["A long corridor with many doors."])[0]])
+    ids = torch.tensor([tiny.encode(["A long corridor with many doors."])[0]], device=tiny.device)
     hooks = attached_hooks(tiny)
     grad_mode, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
     with pytest.raises(RuntimeError, match="boom"):

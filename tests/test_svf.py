@@ -257,9 +257,9 @@ def test_steered_activations_are_the_models_own_residuals_after_the_prompt(tiny)
     expected = {1: [], 3: []}
     for ids, end in zip(transcripts, ends, strict=True):
         with torch.inference_mode():
-            _, cache = tiny.bridge.run_with_cache(torch.tensor([ids]), names_filter=names)
+            _, cache = tiny.bridge.run_with_cache(torch.tensor([ids], device=tiny.device), names_filter=names)
         for layer, name in zip((1, 3), names, strict=True):
-            expected[layer].append(cache[name][0, end - 1 :].float())
+            expected[layer].append(cache[name][0, end - 1 :].float().cpu())
     for layer in (1, 3):
         torch.testing.assert_close(rows[layer], torch.cat(expected[layer]), atol=1e-4, rtol=1e-4)
         assert rows[layer].shape[0] == sum(len(t) - e + 1 for t, e in zip(transcripts, ends, strict=True))

@@ -134,7 +134,7 @@ def test_run_units_returns_results_in_order_and_skips_stored_ones(tmp_path):
 def test_the_model_key_is_known_before_loading(tiny):
     assert tiny.spec == normalise_spec(SPEC) == normalise_spec("tiny-random:smollm2:0")
     config = PatchingConfig()
-    assert run_key(tiny, config, {"d": 1}) == run_key((SPEC, "float32"), config, {"d": 1})
+    assert run_key(tiny, config, {"d": 1}) == run_key((SPEC, "float32", tiny.device), config, {"d": 1})
     assert run_key((SPEC, "float32"), config, {"d": 1}) != run_key(("tiny-random:1", "float32"), config, {"d": 1})
 
 

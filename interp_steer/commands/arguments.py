@@ -11,7 +11,22 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="model spec: default SmolLM2-135M-Instruct (embedded), a hub id, an HF directory, "
         "a .gguf file, or tiny-random[:FAMILY][:SEED] (FAMILY: llama3, qwen2, gemma2, gpt2, ...)",
     )
+    add_device_args(parser)
+
+
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    """Where the model runs: one device, or its layers spread over several GPUs."""
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--n-devices", type=int, default=None, metavar="K",
+                        help="spread the model's layers over the first K GPUs, for a model larger than one "
+                             "(default: one device)")
+
+
+def model_from_args(args: argparse.Namespace):
+    """The model of ``--model``, ``--device`` and ``--n-devices``."""
+    from interp_steer.models import load_model
+
+    return load_model(args.model, device=args.device, n_devices=args.n_devices)
 
 
 def numbers(text: str, flag: str) -> list[float]:
@@ -35,16 +50,15 @@ def model_and_vector(args: argparse.Namespace):
     """The model of ``--model``/``--device``, the vector of ``--vector`` (checked against it) and the
     layers of ``--layers`` (``None``: all the vector's layers)."""
     from interp_steer.directions import SteeringVector
-    from interp_steer.models import load_model
 
-    model = load_model(args.model, device=args.device)
+    model = model_from_args(args)
     vector = SteeringVector.load(args.vector, model=model)
     layers = None if args.layers in (None, "all") else list(model.resolve_layers(args.layers))
     return model, vector, layers
 
 
-__all__ = ["add_backend_args", "add_concept_args", "add_model_args", "backend_from_args", "check_concept_args",
-           "integer", "model_and_vector", "numbers"]
+__all__ = ["add_backend_args", "add_concept_args", "add_device_args", "add_model_args", "backend_from_args", "check_concept_args",
+           "integer", "model_and_vector", "model_from_args", "numbers"]
 
 
 def add_concept_args(parser: argparse.ArgumentParser, questions_help: str) -> None:
@@ -76,7 +90,8 @@ def add_backend_args(parser: argparse.ArgumentParser) -> None:
                        help="with --backend ray: join this Ray cluster (default: start a local one)")
     group.add_argument("--actors", type=int, default=None, metavar="N", help="with --backend ray: actors (default 1)")
     group.add_argument("--gpus-per-actor", type=float, default=0.0, metavar="G",
-                       help="with --backend ray: GPUs each actor reserves (default 0: CPU actors)")
+                       help="with --backend ray: GPUs each actor reserves (default 0: CPU actors; 2 or more: "
+                            "each actor spreads its model over its GPUs, like --n-devices)")
     group.add_argument("--cpus-per-actor", type=float, default=None, metavar="C",
                        help="with --backend ray: CPUs each actor reserves, and its torch threads (default: it "
                             "reserves 1 and runs this process's thread count, which keeps the numbers identical)")

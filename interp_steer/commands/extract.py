@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from interp_steer.commands.arguments import add_model_args
+from interp_steer.commands.arguments import add_model_args, model_from_args
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -32,7 +32,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _extract(args: argparse.Namespace) -> int:
     from interp_steer.data import DatasetError, load_ab_questions, load_corpus, load_pairs
     from interp_steer.directions import ab_contrast_pairs, build_vector
-    from interp_steer.models import load_model
 
     if args.positive and not args.negative:
         raise ValueError("--positive needs --negative (or use --pairs)")
@@ -40,7 +39,7 @@ def _extract(args: argparse.Namespace) -> int:
         raise ValueError("--negative needs --positive (or use --pairs)")
     if not args.out.endswith(".safetensors"):
         raise ValueError(f"--out {args.out}: the vector is written as a .safetensors file")
-    model = load_model(args.model, device=args.device)
+    model = model_from_args(args)
     chat, position = args.chat, args.position
     if args.pairs:
         first = json.loads(Path(args.pairs).read_text(encoding="utf-8").lstrip().splitlines()[0] or "{}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from interp_steer.commands.arguments import add_model_args
+from interp_steer.commands.arguments import add_model_args, model_from_args
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -17,9 +17,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from interp_steer.models import load_model
 
-    model = load_model(args.model, device=args.device)
+    model = model_from_args(args)
     facts = model.describe()
     if args.json:
         print(json.dumps(facts, indent=2))

@@ -6,7 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from interp_steer.commands.arguments import add_backend_args, add_model_args, backend_from_args
+from interp_steer.commands.arguments import (
+    add_backend_args,
+    add_model_args,
+    backend_from_args,
+    model_from_args,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -39,7 +44,6 @@ def _parse_concept(spec: str) -> tuple[str, list[str], list[str]]:
 
 
 def _locate(args: argparse.Namespace) -> int:
-    from interp_steer.models import load_model
     from interp_steer.plotting import save_figure
     from interp_steer.probes import localise, plot_localisation
 
@@ -47,7 +51,7 @@ def _locate(args: argparse.Namespace) -> int:
     names = [name for name, _, _ in parsed]
     if len(set(names)) != len(names):
         raise ValueError(f"--concept names must be distinct, got {names}")
-    model = load_model(args.model, device=args.device)
+    model = model_from_args(args)
     concepts = {name: (pos, neg) for name, pos, neg in parsed}
     for name, (pos, neg) in concepts.items():
         print(f"{name}: {len(pos)} positive / {len(neg)} negative texts", flush=True)

@@ -158,8 +158,7 @@ def resumable_command(args: Any, out: Path, config: Any, corpora: Mapping[str, A
     else load the model, run on the ``--backend`` with units under ``out/units`` (``--fresh``),
     save, and mark the run finished. Returns ``(result, written)``, or None when there was nothing
     to do."""
-    from interp_steer.commands.arguments import backend_from_args
-    from interp_steer.models import load_model
+    from interp_steer.commands.arguments import backend_from_args, model_from_args
     from interp_steer.studies.personas import study_inputs
     from interp_steer.units import device_type, run_key
 
@@ -168,7 +167,7 @@ def resumable_command(args: Any, out: Path, config: Any, corpora: Mapping[str, A
     key = run_key((args.model, "float32", device_type(args.device)), config, data)
     if already_finished(args, out, key):
         return None
-    model = load_model(args.model, device=args.device)
+    model = model_from_args(args)
     print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
     result = run(model, config, **corpora, progress=True, log=lambda line: print(line, flush=True),
                  units=out / "units", backend=backend_from_args(args), fresh=args.fresh)

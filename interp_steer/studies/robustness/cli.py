@@ -9,6 +9,7 @@ from pathlib import Path
 from interp_steer.commands.arguments import (
     add_backend_args,
     add_concept_args,
+    add_device_args,
     backend_from_args,
     check_concept_args,
     numbers,
@@ -22,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     rob.add_argument("--models", "--model", dest="models", default=None, metavar="SPEC[,SPEC...]",
                      help="one model spec or several, comma-separated (default: the embedded SmolLM2-135M-Instruct); "
                           "several are compared on finding 5")
-    rob.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    add_device_args(rob)
     add_concept_args(rob, "A/B questions in CAA's format; the held-out ones are the in-distribution items")
     rob.add_argument("--prompts", metavar="FILE", help="in-distribution prompts (default: built-in)")
     rob.add_argument("--ood-prompts", metavar="FILE", nargs="+", default=None,
@@ -108,8 +109,8 @@ def _robustness(args: argparse.Namespace) -> int:
     if already_finished(args, out, key):
         return 0
     backend = backend_from_args(args)
-    models = [load_model(specs[0], device=args.device)] if len(specs) == 1 else specs
-    result = robustness(models, config=config, device=args.device, **data, progress=True,
+    models = [load_model(specs[0], device=args.device, n_devices=args.n_devices)] if len(specs) == 1 else specs
+    result = robustness(models, config=config, device=args.device, n_devices=args.n_devices, **data, progress=True,
                         log=lambda line: print(line, flush=True), units=out / "units", backend=backend,
                         fresh=args.fresh)
     written = result.save(out)

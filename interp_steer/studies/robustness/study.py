@@ -129,6 +129,7 @@ def run(
     scorer: Scorer | None = None,
     scorer_name: str | None = None,
     device: str | None = None,
+    n_devices: int | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     units: str | Path | None = None,
@@ -144,7 +145,8 @@ def run(
     ``ood_questions``: out-of-distribution sets, named (a dict) or as a list (named by file or
     position); none of either: the built-in ``prompts_ood``. ``neutral``: the neutral perplexity
     corpus (default: the built-in baseline passages). ``scorer``: completion texts to numbers
-    (default: VADER compound valence). ``device``: where specs are loaded.
+    (default: VADER compound valence). ``device`` and ``n_devices``: where specs are loaded
+    (:func:`~interp_steer.load_model`).
 
     The adversarial searches (one per seed and method) and the perplexity sweep (one per batch of
     texts, every coefficient) run as work units (:mod:`interp_steer.units`): ``units=DIR`` stores
@@ -162,7 +164,7 @@ def run(
     store = open_store(units, _key(specs, config, inputs, device), fresh=fresh, log=clock.say)
     per_model, vectors = [], []
     for k, spec in enumerate(specs):
-        loaded = spec if isinstance(spec, Model) else load_model(spec, device=device)
+        loaded = spec if isinstance(spec, Model) else load_model(spec, device=device, n_devices=n_devices)
         clock.lap(f"load_model {loaded.name}")
         with own_backend(backend, loaded) as runner:
             work = _Work(loaded, store, runner, f"m{k}", progress)
@@ -203,7 +205,7 @@ def robustness(
     ``quick``, with config keywords among ``kwargs`` (e.g. ``layer=15``); the data keywords of
     :func:`run` (``positive``, ``prompts``, ``ood_prompts``, ...) go to it."""
     data_keys = {"positive", "negative", "pairs", "questions", "prompts", "ood_prompts", "ood_questions", "neutral",
-                 "scorer", "scorer_name", "device", "units", "backend", "fresh"}
+                 "scorer", "scorer_name", "device", "n_devices", "units", "backend", "fresh"}
     data = {k: v for k, v in kwargs.items() if k in data_keys}
     overrides = {k: v for k, v in kwargs.items() if k not in data_keys}
     if config is None:

@@ -12,6 +12,7 @@ from interp_steer.commands.arguments import (
     add_model_args,
     backend_from_args,
     check_concept_args,
+    model_from_args,
     numbers,
 )
 
@@ -59,7 +60,6 @@ def _layers(text: str | None):
 
 
 def _svf(args: argparse.Namespace) -> int:
-    from interp_steer.models import load_model
     from interp_steer.studies._common import already_finished, mark_finished
     from interp_steer.studies.svf.config import SvfConfig
     from interp_steer.studies.svf.study import svf, units_key
@@ -85,7 +85,7 @@ def _svf(args: argparse.Namespace) -> int:
     if already_finished(args, out, key):
         return 0
     backend = backend_from_args(args)
-    model = load_model(args.model, device=args.device)
+    model = model_from_args(args)
     print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
     result = svf(model, config=config, **data, progress=True, log=lambda line: print(line, flush=True),
                  units=out / "units", backend=backend, fresh=args.fresh)
