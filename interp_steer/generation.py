@@ -126,8 +126,7 @@ def generate(
     texts, prompt_lengths = format_prompts(model, prompts, chat=chat, system=system)
     streams = _row_generators(seed, prompts, model.device, sample_ids) if temperature > 0 else []
     token_ids = model.encode(texts)
-    order = sorted(range(len(prompts)), key=lambda i: -len(token_ids[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = _batches(token_ids, batch_size)
     results: list[Generation | None] = [None] * len(prompts)
     show = len(batches) > 2 if progress is None else progress
     for batch in tqdm(batches, desc="generate", unit="batch", disable=not show, leave=False):
@@ -153,6 +152,20 @@ def generate(
                 finished=finished[row],
             )
     return results
+
+
+def batch_rows(model: Model, prompts: Sequence[str], *, batch_size: int = 16, chat: bool | None = None,
+               system: str | None = None) -> list[list[int]]:
+    """The prompt indices of each batch :func:`generate` forms (the longest prompts first,
+    ``batch_size`` at a time). A batch's completions depend only on its rows, so work split along
+    these batches (one :func:`generate` call per batch, in this order) equals one call's."""
+    texts, _ = format_prompts(model, list(prompts), chat=chat, system=system)
+    return _batches(model.encode(texts), batch_size)
+
+
+def _batches(token_ids: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
+    order = sorted(range(len(token_ids)), key=lambda i: -len(token_ids[i]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def _stop_ids(model: Model) -> set[int]:
@@ -245,4 +258,4 @@ def _choose(logits: Tensor, temperature: float, top_p: float, generators: list[t
     return torch.stack([torch.multinomial(probs[row], 1, generator=g)[0] for row, g in enumerate(generators)])
 
 
-__all__ = ["Generation", "format_prompts", "generate"]
+__all__ = ["Generation", "batch_rows", "format_prompts", "generate"]

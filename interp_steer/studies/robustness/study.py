@@ -63,7 +63,7 @@ from interp_steer.directions import (
     position_label,
 )
 from interp_steer.evaluation import _letter_ids, ab_probabilities, perplexity_under_steering
-from interp_steer.generation import generate
+from interp_steer.generation import batch_rows, generate
 from interp_steer.metrics import token_nll, vader_valence
 from interp_steer.models import Model, load_model
 from interp_steer.probes import probe_layers
@@ -148,8 +148,10 @@ def run(
     (default: VADER compound valence). ``device`` and ``n_devices``: where specs are loaded
     (:func:`~interp_steer.load_model`).
 
-    The adversarial searches (one per seed and method) and the perplexity sweep (one per batch of
-    texts, every coefficient) run as work units (:mod:`interp_steer.units`): ``units=DIR`` stores
+    The generations (in- and out-of-distribution sets, sample-size subsets, the check of found inputs;
+    one unit per generation batch), the adversarial searches (one per seed and method) and the
+    perplexity sweep (one per batch of texts, every coefficient) run as work units
+    (:mod:`interp_steer.units`): ``units=DIR`` stores
     finished ones so that a re-run skips them (``fresh=True`` discards them), ``backend`` (``"local"``,
     ``"ray"`` or a backend object for a single model) says where they run.
     """
@@ -167,7 +169,7 @@ def run(
         loaded = spec if isinstance(spec, Model) else load_model(spec, device=device, n_devices=n_devices)
         clock.lap(f"load_model {loaded.name}")
         with own_backend(backend, loaded) as runner:
-            work = _Work(loaded, store, runner, f"m{k}", progress)
+            work = _Work(loaded, store, runner, f"m{k}", progress, name)
             report, vector = _one_model(loaded, config, inputs, concept, score, work, clock)
         per_model.append(report)
         vectors.append(vector)
@@ -382,6 +384,7 @@ class _Work:
     backend: Any
     prefix: str
     progress: bool | None
+    scorer: str = ""  # the open-ended scorer's name: part of the key of every unit that scores texts
 
     def run(self, fn: Callable, name: str, shared: Any, identity: Any, items: list[Any]) -> list[dict[str, Any]]:
         units = [Unit(f"{self.prefix}-{name}-{i:03d}", {"shared": identity, "item": item}, item=item)
@@ -396,9 +399,9 @@ def _one_model(model: Model, config: RobustnessConfig, inputs: _Inputs, concept:
     fitted = _fit(model, config, inputs, progress)
     clock.say(f"{model.name}: steering layer {fitted.layer} ({fitted.rule})")
     clock.lap("vector")
-    effects, base = _effects(model, config, inputs, fitted.vector, concept, score, progress, clock.say)
+    effects, base = _effects(work, config, inputs, fitted.vector, concept, score, clock.say)
     clock.lap("in_vs_out_of_distribution")
-    sample_size = _sample_size(model, config, inputs, fitted, concept, score, base, progress)
+    sample_size = _sample_size(work, config, inputs, fitted, concept, score, base)
     clock.lap("sample_size")
     adversarial = _adversarial(model, config, inputs, fitted, concept, score, work)
     clock.lap("adversarial")
@@ -465,23 +468,44 @@ def _fit(model: Model, config: RobustnessConfig, inputs: _Inputs, progress: bool
 # ----------------------------------------------------------------------------------- effects
 
 
-def _generatescore_texts(model: Model, config: RobustnessConfig, prompts: list[str], rows: list[list[tuple]],
-                     score: Scorer, progress: bool | None) -> tuple[np.ndarray, list[str]]:
-    """Greedy completions of ``prompts`` (one per row of ``rows``, item-major) scored; one batched
-    generation with a steering delta per row."""
-    steering = Steering(RowDeltas.from_rows(rows), positions="after_prompt")
-    outputs = generate(model, prompts, steering=steering, max_new_tokens=config.max_new_tokens,
-                       batch_size=config.batch_size, progress=progress)
+def _generatescore_texts(work: _Work, name: str, config: RobustnessConfig, prompts: list[str],
+                         rows: list[list[tuple]], score: Scorer) -> tuple[np.ndarray, list[str]]:
+    """Greedy completions of ``prompts`` (prompt ``i`` steered by ``rows[i]``, a list of ``(vector,
+    coefficient)``), scored. One work unit per generation batch, cut where one :func:`generate` call
+    would cut it (:func:`batch_rows`), so the numbers equal a single batched call's."""
+    vectors = list({id(v): v for row in rows for v, _ in row}.values())
+    index = {id(v): k for k, v in enumerate(vectors)}
+    batches = batch_rows(work.model, prompts, batch_size=config.batch_size)
+    items = [{"prompts": [prompts[i] for i in batch], "rows": [[[index[id(v)], float(c)] for v, c in rows[i]]
+                                                               for i in batch]} for batch in batches]
+    shared = {"config": config, "vectors": vectors, "score": score}
+    identity = {"inputs": fingerprint(numeric({"config": config, "vectors": vectors})), "scorer": work.scorer}
+    results = work.run(_generation_unit, name, shared, identity, items)
+    values, texts = np.full(len(prompts), np.nan), [""] * len(prompts)
+    for batch, result in zip(batches, results, strict=True):
+        values[batch] = np.asarray(result["scores"], dtype=np.float64)
+        for i, text in zip(batch, result["texts"], strict=True):
+            texts[i] = text
+    return values, texts
+
+
+def _generation_unit(model: Model, shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """One work unit: one generation batch, steered row by row, and its scores."""
+    config, vectors = shared["config"], shared["vectors"]
+    rows = RowDeltas.from_rows([[(vectors[k], c) for k, c in row] for row in item["rows"]])
+    outputs = generate(model, item["prompts"], steering=Steering(rows, positions="after_prompt"),
+                       max_new_tokens=config.max_new_tokens, batch_size=len(item["prompts"]), progress=False)
     texts = [g.text for g in outputs]
-    return score_texts(score, texts), texts
+    return {"scores": np.asarray(score_texts(shared["score"], texts), dtype=np.float64), "texts": texts}
 
 
-def _effects(model: Model, config: RobustnessConfig, inputs: _Inputs, vector: SteeringVector,
-             concept: dict[str, Any], score: Scorer, progress: bool | None,
+def _effects(work: _Work, config: RobustnessConfig, inputs: _Inputs, vector: SteeringVector,
+             concept: dict[str, Any], score: Scorer,
              say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Per prompt set and coefficient: score summaries and effects; the OOD/ID ratios at the primary
     coefficient. Open-ended sets run as one batched generation. Returns the report and each set's
     per-item scores ``[items, coefficients]``."""
+    model = work.model
     coefficients = list(config.coefficients)
     scores: dict[str, np.ndarray] = {}
     samples: dict[str, list[str]] = {}
@@ -491,7 +515,7 @@ def _effects(model: Model, config: RobustnessConfig, inputs: _Inputs, vector: St
         say(f"generating {len(prompts)} completions ({sum(len(i) for _, i in open_sets)} prompts x "
             f"{len(coefficients)} coefficients)")
         rows = [[(vector, c)] for _, items in open_sets for _ in items for c in coefficients]
-        values, texts = _generatescore_texts(model, config, prompts, rows, score, progress)
+        values, texts = _generatescore_texts(work, "generation", config, prompts, rows, score)
         start = 0
         for name, items in open_sets:
             block = len(items) * len(coefficients)
@@ -554,8 +578,9 @@ def _effects(model: Model, config: RobustnessConfig, inputs: _Inputs, vector: St
 # ------------------------------------------------------------------------------- sample size
 
 
-def _sample_size(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted: _Fitted, concept: dict[str, Any],
-                 score: Scorer, base: dict[str, np.ndarray], progress: bool | None) -> dict[str, Any]:
+def _sample_size(work: _Work, config: RobustnessConfig, inputs: _Inputs, fitted: _Fitted, concept: dict[str, Any],
+                 score: Scorer, base: dict[str, np.ndarray]) -> dict[str, Any]:
+    model = work.model
     kind, items = inputs.sets[ID]
     items = items[: config.sample_size_prompts or None]
     n_items = len(items)
@@ -592,7 +617,7 @@ def _sample_size(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
     direction = 1 if kind == "questions" else concept["direction"]
     if kind == "prompts":
         rows = [[(distinct[k], c)] for _ in items for k in order]
-        values, _ = _generatescore_texts(model, config, [p for p in items for _ in order], rows, score, progress)
+        values, _ = _generatescore_texts(work, "sample-size", config, [p for p in items for _ in order], rows, score)
         steered = values.reshape(n_items, len(order))
     else:
         rows = RowDeltas.from_rows([[(distinct[k], c)] for _ in items for k in order])
@@ -630,7 +655,6 @@ def _vocabulary(model: Model, texts: list[str]) -> list[int]:
 
 def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted: _Fitted, concept: dict[str, Any],
                  score: Scorer, work: _Work) -> dict[str, Any]:
-    progress = work.progress
     kind, items = inputs.sets[ID]
     if config.adversarial_seeds == 0:
         return {"status": "skipped", "reason": "adversarial_seeds=0 in the config"}
@@ -679,7 +703,7 @@ def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
     found = work.run(_search_unit, "search", shared, identity, items)
     searches = [(item["seed_index"], item["method"], SearchResult.from_dict(result))
                 for item, result in zip(items, found, strict=True)]
-    entries = _check_found(model, config, readouts, seed_texts, searches, score, concept, kind, progress)
+    entries = _check_found(work, config, readouts, seed_texts, searches, score, concept, kind)
     by_seed = {}
     for entry in entries:
         by_seed.setdefault(entry["seed_index"], []).append(entry["reversal"])
@@ -728,11 +752,11 @@ def _content_perplexity(model: Model, prefix: Sequence[int], contents: list[list
     return np.array([math.exp(float(x.mean())) if x.numel() else float("nan") for x in nll])
 
 
-def _check_found(model: Model, config: RobustnessConfig, readouts: list[SteeredReadout], seed_texts: list[str],
-                 searches: list, score: Scorer, concept: dict[str, Any], kind: str,
-                 progress: bool | None) -> list[dict[str, Any]]:
+def _check_found(work: _Work, config: RobustnessConfig, readouts: list[SteeredReadout], seed_texts: list[str],
+                 searches: list, score: Scorer, concept: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     """Every search's best input with its replayable ids, perplexities and (open-ended) a check by
     greedy generation, steered against unsteered, scored by the study's scorer."""
+    model = work.model
     prefix = list(readouts[0].prefix)
     best = [list(found.best_ids) for _, _, found in searches]
     seeds = [list(found.seed_ids) for _, _, found in searches]
@@ -743,7 +767,8 @@ def _check_found(model: Model, config: RobustnessConfig, readouts: list[SteeredR
     if kind == "prompts":
         c = config.primary_coefficient
         rows = [[(readouts[0].vector, x)] for _ in texts for x in (0.0, c)]
-        values, _ = _generatescore_texts(model, config, [t for t in texts for _ in range(2)], rows, score, progress)
+        values, _ = _generatescore_texts(work, "found-check", config, [t for t in texts for _ in range(2)], rows,
+                                         score)
         generated = concept["direction"] * np.sign(c) * (values[1::2] - values[0::2])
     entries = []
     for k, (i, method, found) in enumerate(searches):
