@@ -16,6 +16,7 @@ import pytest
 
 import interp_steer as ist
 from interp_steer.models import normalise_spec
+from interp_steer.studies import _units as study_units
 from interp_steer.studies.collision import study as collision_study
 from interp_steer.studies.collision.config import CollisionConfig
 from interp_steer.studies.patching import study as patching_study
@@ -320,8 +321,55 @@ def test_robustness_units_resume(tiny, tmp_path, monkeypatch):
     assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
     searches.clear()
     perplexity.clear()
+    generations = _counting(monkeypatch, study_units, "_generation_unit")
     robustness_study.robustness(tiny, units=tmp_path, **kwargs)
-    assert searches == [] and perplexity == []
+    assert searches == [] and perplexity == [] and generations == []
+
+
+def test_robustness_generations_resume_mid_stage(tiny, tmp_path, monkeypatch):
+    """Killed inside the in/out-of-distribution generation (a unit per generation batch), the re-run
+    starts from the next batch and ends with the uninterrupted run's numbers; A/B sets likewise."""
+    import sys
+
+    from interp_steer.studies.robustness import study as robustness_study
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_robustness import NEGATIVE, OOD, POSITIVE, PROMPTS, TINY
+
+    kwargs = {"positive": POSITIVE, "negative": NEGATIVE, "prompts": PROMPTS, "ood_prompts": {"r": OOD},
+              "neutral": POSITIVE[:4] + NEGATIVE[:4], **{**TINY, "batch_size": 6, "adversarial_seeds": 0}}
+    every = _counting(monkeypatch, study_units, "_generation_unit")
+    whole = robustness_study.robustness(tiny, **kwargs).to_dict()
+    assert len(every) > 3  # several batches: ID and OOD sets, then the sample-size subsets
+    done = _counting(monkeypatch, study_units, "_generation_unit", fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        robustness_study.robustness(tiny, units=tmp_path / "open", **kwargs)
+    first = [tuple(item["prompts"]) for item in done]
+    again = _counting(monkeypatch, study_units, "_generation_unit")
+    resumed = robustness_study.robustness(tiny, units=tmp_path / "open", **kwargs).to_dict()
+    assert len(first) == 2 and len(again) == len(every) - 2
+    for result in (whole, resumed):
+        result.pop("timings_s", None)
+    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+
+    from interp_steer.data import ABQuestion
+
+    questions = [ABQuestion(f"Question {i}: do you help with the {w}?\n\n(A) Yes\n(B) No", "(A)" if i % 2 else "(B)",
+                            "(B)" if i % 2 else "(A)") for i, w in enumerate("bread lamp rope bell owl cart door".split())]
+    ab = {"questions": questions, "ood_questions": {"other": questions[:4]},
+          **{**TINY, "direction": "auto", "batch_size": 6, "adversarial_seeds": 0}}
+    every = _counting(monkeypatch, study_units, "_ab_unit")
+    whole = robustness_study.robustness(tiny, **ab).to_dict()
+    assert len(every) > 2
+    _counting(monkeypatch, study_units, "_ab_unit", fail_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        robustness_study.robustness(tiny, units=tmp_path / "ab", **ab)
+    again = _counting(monkeypatch, study_units, "_ab_unit")
+    resumed = robustness_study.robustness(tiny, units=tmp_path / "ab", **ab).to_dict()
+    assert len(again) == len(every) - 1
+    for result in (whole, resumed):
+        result.pop("timings_s", None)
+    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
 
 
 def test_svf_and_locate_units_are_reused(tiny, tmp_path, monkeypatch):
@@ -337,6 +385,28 @@ def test_svf_and_locate_units_are_reused(tiny, tmp_path, monkeypatch):
     grid = _counting(monkeypatch, svf_study, "_grid_unit")
     resumed = svf_study.svf(tiny, quick=True, units=tmp_path / "svf", **settings).to_dict()
     assert len(grid) == 1  # 6 prompts in units of 4: the second unit only
+    for result in (whole, resumed):
+        result.pop("timings_s", None)
+    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+
+    # A/B mode with the multi-attribute stage: its A/B grid and its generations are units too.
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_svf import QUESTIONS
+
+    ab = {"questions": QUESTIONS, "layers": (1,), "coefficients": (-2.0, 0.0, 2.0), "max_passages": 16,
+          "max_new_tokens": 5, "folds": 3, "batch_size": 8}
+    every = _counting(monkeypatch, study_units, "_generation_unit")
+    whole = svf_study.svf(tiny, **ab).to_dict()
+    assert len(every) > 1
+    _counting(monkeypatch, study_units, "_generation_unit", fail_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        svf_study.svf(tiny, units=tmp_path / "svf-ab", **ab)
+    grids = _counting(monkeypatch, study_units, "_ab_unit")
+    generations = _counting(monkeypatch, study_units, "_generation_unit")
+    resumed = svf_study.svf(tiny, units=tmp_path / "svf-ab", **ab).to_dict()
+    assert grids == [] and len(generations) == len(every) - 1  # the A/B grid was done; the generations went on
     for result in (whole, resumed):
         result.pop("timings_s", None)
     assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)

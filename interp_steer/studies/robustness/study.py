@@ -62,8 +62,7 @@ from interp_steer.directions import (
     from_activations,
     position_label,
 )
-from interp_steer.evaluation import _letter_ids, ab_probabilities, perplexity_under_steering
-from interp_steer.generation import batch_rows, generate
+from interp_steer.evaluation import _letter_ids, perplexity_under_steering
 from interp_steer.metrics import token_nll, vader_valence
 from interp_steer.models import Model, load_model
 from interp_steer.probes import probe_layers
@@ -74,13 +73,13 @@ from interp_steer.stats import (
     summarise,
     t_interval,
 )
-from interp_steer.steering import RowDeltas, Steering
 from interp_steer.studies._common import (
     Stopwatch,
     describe_items,
     load_items,
     score_texts,
 )
+from interp_steer.studies._units import UnitRunner, steered_ab, steered_generations
 from interp_steer.studies.robustness.claims import judge_claims
 from interp_steer.studies.robustness.config import RobustnessConfig
 from interp_steer.studies.robustness.readout import (
@@ -95,14 +94,12 @@ from interp_steer.units import (
     BackendSpec,
     LocalBackend,
     RayBackend,
-    Unit,
     fingerprint,
     model_identity,
     numeric,
     open_store,
     own_backend,
     run_key,
-    run_units,
 )
 
 Texts = Sequence[str] | str | Path | None
@@ -169,7 +166,7 @@ def run(
         loaded = spec if isinstance(spec, Model) else load_model(spec, device=device, n_devices=n_devices)
         clock.lap(f"load_model {loaded.name}")
         with own_backend(backend, loaded) as runner:
-            work = _Work(loaded, store, runner, f"m{k}", progress, name)
+            work = UnitRunner(loaded, store, runner, f"m{k}-", progress)
             report, vector = _one_model(loaded, config, inputs, concept, score, work, clock)
         per_model.append(report)
         vectors.append(vector)
@@ -375,26 +372,8 @@ def _concept(config: RobustnessConfig, inputs: _Inputs, score: Scorer, name: str
 # ---------------------------------------------------------------------------------- one model
 
 
-@dataclass(frozen=True, eq=False)
-class _Work:
-    """Where one model's work units go: the run's store, a backend for this model, the model's unit-id prefix."""
-
-    model: Model
-    store: Any
-    backend: Any
-    prefix: str
-    progress: bool | None
-    scorer: str = ""  # the open-ended scorer's name: part of the key of every unit that scores texts
-
-    def run(self, fn: Callable, name: str, shared: Any, identity: Any, items: list[Any]) -> list[dict[str, Any]]:
-        units = [Unit(f"{self.prefix}-{name}-{i:03d}", {"shared": identity, "item": item}, item=item)
-                 for i, item in enumerate(items)]
-        return run_units(fn, units, model=self.model, shared=shared, store=self.store, backend=self.backend,
-                         progress=self.progress, label=name)
-
-
 def _one_model(model: Model, config: RobustnessConfig, inputs: _Inputs, concept: dict[str, Any], score: Scorer,
-               work: _Work, clock: Stopwatch) -> tuple[dict[str, Any], SteeringVector]:
+               work: UnitRunner, clock: Stopwatch) -> tuple[dict[str, Any], SteeringVector]:
     progress = work.progress
     fitted = _fit(model, config, inputs, progress)
     clock.say(f"{model.name}: steering layer {fitted.layer} ({fitted.rule})")
@@ -468,44 +447,22 @@ def _fit(model: Model, config: RobustnessConfig, inputs: _Inputs, progress: bool
 # ----------------------------------------------------------------------------------- effects
 
 
-def _generatescore_texts(work: _Work, name: str, config: RobustnessConfig, prompts: list[str],
+def _generatescore_texts(work: UnitRunner, name: str, config: RobustnessConfig, prompts: list[str],
                          rows: list[list[tuple]], score: Scorer) -> tuple[np.ndarray, list[str]]:
     """Greedy completions of ``prompts`` (prompt ``i`` steered by ``rows[i]``, a list of ``(vector,
-    coefficient)``), scored. One work unit per generation batch, cut where one :func:`generate` call
-    would cut it (:func:`batch_rows`), so the numbers equal a single batched call's."""
-    vectors = list({id(v): v for row in rows for v, _ in row}.values())
-    index = {id(v): k for k, v in enumerate(vectors)}
-    batches = batch_rows(work.model, prompts, batch_size=config.batch_size)
-    items = [{"prompts": [prompts[i] for i in batch], "rows": [[[index[id(v)], float(c)] for v, c in rows[i]]
-                                                               for i in batch]} for batch in batches]
-    shared = {"config": config, "vectors": vectors, "score": score}
-    identity = {"inputs": fingerprint(numeric({"config": config, "vectors": vectors})), "scorer": work.scorer}
-    results = work.run(_generation_unit, name, shared, identity, items)
-    values, texts = np.full(len(prompts), np.nan), [""] * len(prompts)
-    for batch, result in zip(batches, results, strict=True):
-        values[batch] = np.asarray(result["scores"], dtype=np.float64)
-        for i, text in zip(batch, result["texts"], strict=True):
-            texts[i] = text
-    return values, texts
-
-
-def _generation_unit(model: Model, shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-    """One work unit: one generation batch, steered row by row, and its scores."""
-    config, vectors = shared["config"], shared["vectors"]
-    rows = RowDeltas.from_rows([[(vectors[k], c) for k, c in row] for row in item["rows"]])
-    outputs = generate(model, item["prompts"], steering=Steering(rows, positions="after_prompt"),
-                       max_new_tokens=config.max_new_tokens, batch_size=len(item["prompts"]), progress=False)
+    coefficient)``), scored; generated as work units of one batch each."""
+    outputs = steered_generations(work, name, prompts, rows, max_new_tokens=config.max_new_tokens,
+                                  batch_size=config.batch_size)
     texts = [g.text for g in outputs]
-    return {"scores": np.asarray(score_texts(shared["score"], texts), dtype=np.float64), "texts": texts}
+    return score_texts(score, texts), texts
 
 
-def _effects(work: _Work, config: RobustnessConfig, inputs: _Inputs, vector: SteeringVector,
+def _effects(work: UnitRunner, config: RobustnessConfig, inputs: _Inputs, vector: SteeringVector,
              concept: dict[str, Any], score: Scorer,
              say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Per prompt set and coefficient: score summaries and effects; the OOD/ID ratios at the primary
-    coefficient. Open-ended sets run as one batched generation. Returns the report and each set's
+    coefficient. Open-ended sets run as one batched generation (in units of a batch). Returns the report and each set's
     per-item scores ``[items, coefficients]``."""
-    model = work.model
     coefficients = list(config.coefficients)
     scores: dict[str, np.ndarray] = {}
     samples: dict[str, list[str]] = {}
@@ -522,10 +479,11 @@ def _effects(work: _Work, config: RobustnessConfig, inputs: _Inputs, vector: Ste
             scores[name] = values[start : start + block].reshape(len(items), len(coefficients))
             samples[name] = texts[start : start + block]
             start += block
-    for name, (kind, items) in inputs.sets.items():
-        if kind == "questions":
-            rows = RowDeltas.from_rows([[(vector, c)] for _ in items for c in coefficients])
-            scores[name], _, _ = ab_probabilities(model, items, rows, len(coefficients), config.batch_size)
+    for k, (name, (kind, items)) in enumerate(inputs.sets.items()):
+        if kind == "questions":  # units named by the set's position: a set's name comes from a file name
+            rows = [[(vector, c)] for _ in items for c in coefficients]
+            scores[name], _, _ = steered_ab(work, f"ab-set{k}", items, rows, len(coefficients),
+                                            batch_size=config.batch_size)
     zero, primary = coefficients.index(0.0), coefficients.index(config.primary_coefficient)
     report: dict[str, Any] = {"coefficients": coefficients, "primary": config.primary_coefficient, "sets": {}}
     per_item: dict[str, np.ndarray] = {}
@@ -578,9 +536,8 @@ def _effects(work: _Work, config: RobustnessConfig, inputs: _Inputs, vector: Ste
 # ------------------------------------------------------------------------------- sample size
 
 
-def _sample_size(work: _Work, config: RobustnessConfig, inputs: _Inputs, fitted: _Fitted, concept: dict[str, Any],
+def _sample_size(work: UnitRunner, config: RobustnessConfig, inputs: _Inputs, fitted: _Fitted, concept: dict[str, Any],
                  score: Scorer, base: dict[str, np.ndarray]) -> dict[str, Any]:
-    model = work.model
     kind, items = inputs.sets[ID]
     items = items[: config.sample_size_prompts or None]
     n_items = len(items)
@@ -620,8 +577,8 @@ def _sample_size(work: _Work, config: RobustnessConfig, inputs: _Inputs, fitted:
         values, _ = _generatescore_texts(work, "sample-size", config, [p for p in items for _ in order], rows, score)
         steered = values.reshape(n_items, len(order))
     else:
-        rows = RowDeltas.from_rows([[(distinct[k], c)] for _ in items for k in order])
-        steered, _, _ = ab_probabilities(model, items, rows, len(order), config.batch_size)
+        rows = [[(distinct[k], c)] for _ in items for k in order]
+        steered, _, _ = steered_ab(work, "sample-size-ab", items, rows, len(order), batch_size=config.batch_size)
     zero = list(config.coefficients).index(0.0)
     unsteered = base[ID][:n_items, zero]
     column = {k: j for j, k in enumerate(order)}
@@ -654,7 +611,7 @@ def _vocabulary(model: Model, texts: list[str]) -> list[int]:
 
 
 def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted: _Fitted, concept: dict[str, Any],
-                 score: Scorer, work: _Work) -> dict[str, Any]:
+                 score: Scorer, work: UnitRunner) -> dict[str, Any]:
     kind, items = inputs.sets[ID]
     if config.adversarial_seeds == 0:
         return {"status": "skipped", "reason": "adversarial_seeds=0 in the config"}
@@ -752,7 +709,7 @@ def _content_perplexity(model: Model, prefix: Sequence[int], contents: list[list
     return np.array([math.exp(float(x.mean())) if x.numel() else float("nan") for x in nll])
 
 
-def _check_found(work: _Work, config: RobustnessConfig, readouts: list[SteeredReadout], seed_texts: list[str],
+def _check_found(work: UnitRunner, config: RobustnessConfig, readouts: list[SteeredReadout], seed_texts: list[str],
                  searches: list, score: Scorer, concept: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     """Every search's best input with its replayable ids, perplexities and (open-ended) a check by
     greedy generation, steered against unsteered, scored by the study's scorer."""
@@ -800,7 +757,7 @@ def replay(model: Model, vector: SteeringVector, readout: dict[str, Any], conten
 
 
 def _perplexity(model: Model, config: RobustnessConfig, inputs: _Inputs, vector: SteeringVector,
-                work: _Work) -> dict[str, Any]:
+                work: UnitRunner) -> dict[str, Any]:
     coefficients = list(config.perplexity_coefficients)
     zero = coefficients.index(0.0)
     out: dict[str, Any] = {"coefficients": coefficients, "corpora": {}}

@@ -66,7 +66,7 @@ from interp_steer.directions import (
     from_activations,
     position_label,
 )
-from interp_steer.evaluation import FLOOR_LEVEL, ab_probabilities
+from interp_steer.evaluation import FLOOR_LEVEL
 from interp_steer.fields import SteeringField, WeakLayerWarning, context_dependence, fit_scorer
 from interp_steer.generation import Generation, format_prompts, generate
 from interp_steer.metrics import ProbeReadout, completion_perplexity, vader_valence
@@ -82,6 +82,7 @@ from interp_steer.stats import (
 )
 from interp_steer.steering import RowMix, Steering
 from interp_steer.studies._common import Stopwatch, describe_items, load_items, score_texts
+from interp_steer.studies._units import UnitRunner, steered_ab, steered_generations
 from interp_steer.studies.svf.claims import judge_claims
 from interp_steer.studies.svf.config import SvfConfig
 from interp_steer.studies.svf.result import METHODS, SvfResult
@@ -134,9 +135,11 @@ def run(
     baseline). ``scorer``: completion texts to numbers (default: VADER compound valence).
     ``model`` is a :class:`Model` or a spec for :func:`~interp_steer.load_model`.
 
-    The open-ended grid's generation runs as work units of a few prompts × every cell
-    (:mod:`interp_steer.units`): ``units=DIR`` keeps finished ones so that a re-run skips them
-    (``fresh=True`` discards them); ``backend`` says where they run.
+    The open-ended grid's generation runs as work units of a few prompts × every cell, the A/B grid
+    and the multi-attribute generations as units of one batch each (:mod:`interp_steer.units`):
+    ``units=DIR`` keeps finished ones so that a re-run skips them (``fresh=True`` discards them);
+    ``backend`` says where they run. The context-dependence forward passes and the long-form scoring
+    are light and re-run.
     """
     clock = Stopwatch(log)
     model = model if isinstance(model, Model) else load_model(model)
@@ -148,27 +151,29 @@ def run(
     fitted = _fit(model, config, inputs, progress)
     clock.say(f"steering layers {list(fitted.field.layers)} ({fitted.rule})")
     clock.lap("fit")
-    if inputs.mode == "ab":
-        evaluation = _evaluate_ab(model, config, fitted, inputs.heldout_questions)
-    else:
-        store = open_store(units, run_key(model, config, inputs.data), fresh=fresh, log=clock.say)
-        with own_backend(backend, model) as runner:
+    store = open_store(units, run_key(model, config, inputs.data), fresh=fresh, log=clock.say)
+    with own_backend(backend, model) as runner:
+        work = UnitRunner(model, store, runner, "", progress)
+        if inputs.mode == "ab":
+            evaluation = _evaluate_ab(work, config, fitted, inputs.heldout_questions)
+        else:
             evaluation = _evaluate_open(model, config, fitted, inputs.prompts, score, concept["direction"], progress,
                                         clock.say, store=store, backend=runner)
-    clock.lap("evaluation")
-    context = _context(model, fitted, evaluation.transcripts)
-    clock.lap("context_dependence")
-    if inputs.mode == "ab":
-        long_form = {"status": "skipped", "reason": LONG_FORM_AB}
-    else:
-        long_form = _long_form(model, config, evaluation.long_generations, inputs.prompts, score, concept["direction"])
-    clock.lap("long_form")
-    if config.multi_attribute:
-        unsteered = evaluation.unsteered_generations if inputs.mode != "ab" else None
-        multi = _multi_attribute(model, config, fitted, inputs, unsteered, progress)
-    else:
-        multi = {"status": "skipped", "reason": "multi_attribute=False in the config"}
-    clock.lap("multi_attribute")
+        clock.lap("evaluation")
+        context = _context(model, fitted, evaluation.transcripts)
+        clock.lap("context_dependence")
+        if inputs.mode == "ab":
+            long_form = {"status": "skipped", "reason": LONG_FORM_AB}
+        else:
+            long_form = _long_form(model, config, evaluation.long_generations, inputs.prompts, score,
+                                   concept["direction"])
+        clock.lap("long_form")
+        if config.multi_attribute:
+            unsteered = evaluation.unsteered_generations if inputs.mode != "ab" else None
+            multi = _multi_attribute(work, config, fitted, inputs, unsteered)
+        else:
+            multi = {"status": "skipped", "reason": "multi_attribute=False in the config"}
+        clock.lap("multi_attribute")
     claims = judge_claims(config, evaluation.per_prompt, direction=concept["direction"],
                           floor=evaluation.floor["value"], long_form=long_form, multi=multi, mode=inputs.mode)
     return SvfResult(
@@ -469,12 +474,17 @@ def _grid_cells(config: SvfConfig) -> list[tuple[str, float]]:
 
 def _row_mix(fitted: _Fitted | _Steerers, cells: list[tuple[str, float]], n_items: int) -> RowMix:
     """Item-major rows (item i, cell j is row i * len(cells) + j), each steering one method."""
+    return RowMix.from_rows(_mix_rows(fitted, cells, n_items))
+
+
+def _mix_rows(fitted: _Fitted | _Steerers, cells: list[tuple[str, float]], n_items: int) -> list[list[tuple]]:
+    """:func:`_row_mix`'s rows as ``(term, coefficient)`` lists."""
     terms = {"vector": fitted.vector, "field": fitted.field}
     rows = []
     for _ in range(n_items):
         for method, c in cells:
             rows.append([(fitted.vector, 0.0), (fitted.field, 0.0)] if method == "unsteered" else [(terms[method], c)])
-    return RowMix.from_rows(rows)
+    return rows
 
 
 def _evaluate_open(model: Model, config: SvfConfig, fitted: _Fitted, prompts: list[str], score: Scorer,
@@ -614,10 +624,11 @@ def _cell(config: SvfConfig, method: str, c: float, steered: np.ndarray, base: n
     return out
 
 
-def _evaluate_ab(model: Model, config: SvfConfig, fitted: _Fitted, questions: list[ABQuestion]) -> _Evaluation:
+def _evaluate_ab(work: UnitRunner, config: SvfConfig, fitted: _Fitted, questions: list[ABQuestion]) -> _Evaluation:
+    """The A/B grid: P(matching answer) per question and cell, as work units of one batch of questions."""
     cells = _grid_cells(config)
-    values, token_ids, prompt_ends = ab_probabilities(model, questions, _row_mix(fitted, cells, len(questions)),
-                                                       len(cells), config.batch_size)
+    values, token_ids, prompt_ends = steered_ab(work, "ab", questions, _mix_rows(fitted, cells, len(questions)),
+                                                len(cells), batch_size=config.batch_size, mix=True)
     base = values[:, 0]
     source = "none: the A/B readout is deterministic, so any move against the coefficient counts (Tan et al.'s anti-steerable)"
     summaries, per_prompt = [], {"unsteered_score": base}
@@ -751,12 +762,14 @@ def _long_form(model: Model, config: SvfConfig, outputs: list[Generation], promp
 # ---------------------------------------------------------------------------- multi-attribute
 
 
-def _multi_attribute(model: Model, config: SvfConfig, fitted: _Fitted, inputs: _Inputs,
-                     unsteered: list[Generation] | None, progress: bool | None) -> dict[str, Any]:
+def _multi_attribute(work: UnitRunner, config: SvfConfig, fitted: _Fitted, inputs: _Inputs,
+                     unsteered: list[Generation] | None) -> dict[str, Any]:
     """Two attributes (A vs baseline, B vs baseline), a field and a vector each at the study's layers,
     read by their own probe readouts (log-odds, mean-pooled completion at the middle steering layer,
     unsteered model): each attribute's effect steered alone and with the other at once. The unsteered
-    completions are the evaluation's own (``unsteered``) when there are some."""
+    completions are the evaluation's own (``unsteered``) when there are some. The generations run as
+    work units of one batch each."""
+    model, progress = work.model, work.progress
     texts = dict(zip(("A", "B", "baseline"), inputs.attributes, strict=True))
     layers = list(fitted.field.layers)
     readout_layer = layers[len(layers) // 2]
@@ -783,9 +796,8 @@ def _multi_attribute(model: Model, config: SvfConfig, fitted: _Fitted, inputs: _
     every_term = [(attributes[k][m], 0.0) for m in METHODS for k in ("A", "B")]  # each term appears in the mix
     rows = [every_term + [(attributes[k][m], c) for m, k in terms] for _ in inputs.prompts for _, terms in cells]
     prompts = inputs.prompts
-    outputs = generate(model, [p for p in prompts for _ in cells],
-                       steering=Steering(RowMix.from_rows(rows), positions="after_prompt"),
-                       max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, progress=progress)
+    outputs = steered_generations(work, "multi-attribute", [p for p in prompts for _ in cells], rows,
+                                  max_new_tokens=config.max_new_tokens, batch_size=config.batch_size, mix=True)
     if unsteered:  # the evaluation's unsteered completions, as cell 0 of every prompt
         outputs = [g for i, base in enumerate(unsteered) for g in [base, *outputs[i * len(cells) : (i + 1) * len(cells)]]]
         cells = [("unsteered", ()), *cells]
