@@ -13,46 +13,24 @@ import os
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from interp_steer.activations import Activations, collect_activations
-from interp_steer.data import (
-    ABQuestion,
-    ContrastPair,
-    DatasetError,
-    builtin_names,
-    builtin_path,
-    dataset_hash,
-    load_ab_questions,
-    load_builtin,
-    load_corpus,
-    load_pairs,
-    load_prompts,
-)
-from interp_steer.directions import (
-    SteeringVector,
-    VectorFileError,
-    VectorMetadata,
-    build_vector,
-    from_activations,
-    mix,
-)
-from interp_steer.fields import (
-    FieldFileError,
-    FieldMetadata,
-    SteeringField,
-    context_dependence,
-    fit_field,
-    fit_scorer,
-)
-from interp_steer.generation import Generation, generate
-from interp_steer.models import (
-    DEFAULT_MODEL,
-    ChatText,
-    Model,
-    ModelLoadError,
-    ModelSpecError,
-    load_model,
-)
-from interp_steer.steering import RowDeltas, RowMix, Steering, steer
+from interp_steer._lazy import export_lazily, names_from
+
+# Each public name and the module it lives in, imported on first use (interp_steer._lazy): importing
+# the package, or running ``interp-steer --help``, does not import torch or TransformerLens.
+_EXPORTS = {
+    **names_from("interp_steer.activations", "Activations", "collect_activations"),
+    **names_from("interp_steer.data", "ABQuestion", "ContrastPair", "DatasetError", "builtin_names", "builtin_path",
+                 "dataset_hash", "load_ab_questions", "load_builtin", "load_corpus", "load_pairs", "load_prompts"),
+    **names_from("interp_steer.directions", "SteeringVector", "VectorFileError", "VectorMetadata", "build_vector",
+                 "from_activations", "mix"),
+    **names_from("interp_steer.fields", "FieldFileError", "FieldMetadata", "SteeringField", "context_dependence",
+                 "fit_field", "fit_scorer"),
+    **names_from("interp_steer.generation", "Generation", "generate"),
+    **names_from("interp_steer.models", "DEFAULT_MODEL", "ChatText", "Model", "ModelLoadError", "ModelSpecError",
+                 "load_model"),
+    **names_from("interp_steer.steering", "RowDeltas", "RowMix", "Steering", "steer"),
+}
+export_lazily(globals(), _EXPORTS)
 
 __version__ = "0.1.0"
 

@@ -87,6 +87,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from interp_steer._constants import FIELD_FORMS
 from interp_steer._device import on_device_of
 from interp_steer.activations import Activations, collect_activations
 from interp_steer.data import ContrastPair
@@ -100,7 +101,7 @@ from interp_steer.models import RESID_POINTS, Model
 
 FORMAT = "interp_steer.steering_field"
 FORMAT_VERSION = 1
-FORMS = ("per_layer", "shared", "linear")
+FORMS = FIELD_FORMS
 DEFAULT_HIDDEN: Mapping[str, tuple[int, ...]] = MappingProxyType(
     {"per_layer": (256, 64), "shared": (64,), "linear": ()}
 )

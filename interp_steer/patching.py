@@ -46,13 +46,14 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp_steer._constants import PATCH_COMPONENTS
 from interp_steer._device import on_device_of
 from interp_steer.directions import SteeringVector
 from interp_steer.models import Model
 from interp_steer.stats import fieller
 from interp_steer.steering import steer
 
-COMPONENTS = ("resid", "attn", "mlp", "heads")
+COMPONENTS = PATCH_COMPONENTS
 METRICS = ("logit_diff", "logprob", "probe")
 _HOOKS = {"resid": "hook_resid_pre", "attn": "hook_attn_out", "mlp": "hook_mlp_out", "heads": "attn.hook_z"}
 

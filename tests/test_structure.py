@@ -43,7 +43,9 @@ def _resolve(node: ast.ImportFrom, module: str) -> str:
 
 def _imports(module: str, *, top_level_only: bool) -> set[str]:
     """Modules of this package that ``module`` imports (a name imported from a package counts as
-    that submodule when it is one). ``top_level_only`` skips function bodies and TYPE_CHECKING blocks."""
+    that submodule when it is one). ``top_level_only`` skips function bodies, TYPE_CHECKING blocks
+    and a package's lazy exports (``names_from("module", ...)``: imported on first use, never while
+    the package itself is being imported); otherwise those count too."""
     tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
 
     def walk(nodes):
@@ -54,6 +56,9 @@ def _imports(module: str, *, top_level_only: bool) -> set[str]:
                     and node.test.id == "TYPE_CHECKING"):
                 yield from walk(node.orelse)
                 continue
+            if (not top_level_only and isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "names_from" and isinstance(node.args[0], ast.Constant)):
+                yield node.args[0].value
             if isinstance(node, ast.Import):
                 yield from (alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
@@ -68,7 +73,8 @@ def _imports(module: str, *, top_level_only: bool) -> set[str]:
 def test_the_scan_sees_the_package():
     assert {"interp_steer.models", "interp_steer.patching", "interp_steer.cli"} <= set(MODULES)
     assert {"collision", "patching"} <= set(STUDIES)
-    assert "interp_steer.studies.collision.study" in _imports("interp_steer.studies.collision", top_level_only=True)
+    assert "interp_steer.studies.collision.study" in _imports("interp_steer.studies.collision", top_level_only=False)
+    assert "interp_steer.models" in _imports("interp_steer", top_level_only=False)
 
 
 def test_the_core_never_imports_the_studies():
@@ -133,12 +139,38 @@ def test_only_the_result_reaches_the_report_and_only_lazily(study):
 
 
 def test_importing_the_studies_loads_no_report_and_no_cli():
-    code = "import json, sys, interp_steer.studies; print(json.dumps(sorted(sys.modules)))"
+    # Every public name read (the package imports them on first use), and still no report or CLI.
+    code = ("import json, sys, interp_steer.studies as s; [getattr(s, n) for n in s.__all__]; "
+            "print(json.dumps(sorted(sys.modules)))")
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                        cwd=ROOT).stdout)
     studies = [m for m in loaded if m.startswith("interp_steer.studies.")]
     assert {f"interp_steer.studies.{s}.study" for s in STUDIES} <= set(studies)
     assert [m for m in studies if m.endswith((".report", ".cli"))] == []
+
+
+def test_the_command_line_parser_and_the_package_import_no_torch():
+    """``interp-steer --help`` and ``import interp_steer`` stay light: the heavy modules come with
+    the first name that needs them."""
+    code = ("import json, sys, interp_steer, interp_steer.cli; interp_steer.cli.build_parser(); "
+            "print(json.dumps(sorted(sys.modules)))")
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                           cwd=ROOT).stdout))
+    assert not loaded & {"torch", "transformers", "transformer_lens", "sklearn", "matplotlib"}
+    code = "import sys, interp_steer as ist; ist.SteeringVector; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=ROOT).stdout.strip() == "True"
+
+
+def test_every_public_name_resolves():
+    """Each lazily exported name exists where its table says (a typo would only fail on first use)."""
+    import interp_steer.studies
+
+    for package in (interp_steer, interp_steer.studies, *(importlib.import_module(f"interp_steer.studies.{s}")
+                                                          for s in STUDIES)):
+        missing = [name for name in package.__all__ if not hasattr(package, name)]
+        assert missing == [], f"{package.__name__}: {missing}"
+        assert set(package.__all__) <= set(dir(package))
 
 
 def test_every_study_subcommand_is_assembled():

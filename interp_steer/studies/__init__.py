@@ -27,14 +27,17 @@ schema, timings, report formatting).
 The core never imports this package.
 """
 
-from interp_steer.studies.collision import CollisionConfig, CollisionResult, collide
-from interp_steer.studies.collision import schema as collision_schema
-from interp_steer.studies.patching import PatchingConfig, PatchingResult, dominance_patching
-from interp_steer.studies.patching import schema as patching_schema
-from interp_steer.studies.robustness import RobustnessConfig, RobustnessResult, robustness
-from interp_steer.studies.robustness import schema as robustness_schema
-from interp_steer.studies.svf import SvfConfig, SvfResult, svf
-from interp_steer.studies.svf import schema as svf_schema
+from interp_steer._lazy import export_lazily, names_from
+
+_EXPORTS = {
+    **{f"{study}_schema": f"interp_steer.studies.{study}.result:schema"
+       for study in ("collision", "patching", "robustness", "svf")},
+    **names_from("interp_steer.studies.collision", "CollisionConfig", "CollisionResult", "collide"),
+    **names_from("interp_steer.studies.patching", "PatchingConfig", "PatchingResult", "dominance_patching"),
+    **names_from("interp_steer.studies.robustness", "RobustnessConfig", "RobustnessResult", "robustness"),
+    **names_from("interp_steer.studies.svf", "SvfConfig", "SvfResult", "svf"),
+}
+export_lazily(globals(), _EXPORTS)  # imported on first use: the command line's parser needs none of it
 
 __all__ = [
     "CollisionConfig",

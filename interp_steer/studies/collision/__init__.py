@@ -16,19 +16,15 @@ surface-style classifier). The mixing arithmetic (:func:`collision_vector`, :fun
 :mod:`interp_steer.studies.mixing`, shared with dominance patching.
 """
 
-from interp_steer.studies.collision.config import CollisionConfig
-from interp_steer.studies.collision.result import AXES, CollisionResult, Finding, schema
-from interp_steer.studies.collision.study import collide, run
-from interp_steer.studies.mixing import (
-    Decomposition,
-    Dominance,
-    collision_vector,
-    common_scale,
-    decompose,
-    dominance,
-    dominance_verdict,
-    to_dominance_scale,
-)
+from interp_steer._lazy import export_lazily, names_from
+
+_EXPORTS = {
+    **names_from("interp_steer.studies.collision.config", "CollisionConfig"),
+    **names_from("interp_steer.studies.collision.result", "AXES", "CollisionResult", "Finding", "schema"),
+    **names_from("interp_steer.studies.collision.study", "collide", "run"),
+    **names_from("interp_steer.studies.mixing", "Decomposition", "Dominance", "collision_vector", "common_scale", "decompose", "dominance", "dominance_verdict", "to_dominance_scale"),
+}
+export_lazily(globals(), _EXPORTS)  # imported on first use: the command line's parser needs none of it
 
 __all__ = [
     "AXES",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from interp_steer.fields import FORMS as FIELD_FORMS
+from interp_steer._constants import FIELD_FORMS
 from interp_steer.studies._common import ConfigIO
 
 DEFAULT_ALPHAS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)

@@ -7,8 +7,13 @@ convenience :func:`dominance_patching`), :mod:`.result` (:class:`PatchingResult`
 mechanics themselves are the core's :mod:`interp_steer.patching`.
 """
 
-from interp_steer.studies.patching.config import PatchingConfig
-from interp_steer.studies.patching.result import PatchingResult, schema
-from interp_steer.studies.patching.study import dominance_patching, run
+from interp_steer._lazy import export_lazily, names_from
+
+_EXPORTS = {
+    **names_from("interp_steer.studies.patching.config", "PatchingConfig"),
+    **names_from("interp_steer.studies.patching.result", "PatchingResult", "schema"),
+    **names_from("interp_steer.studies.patching.study", "dominance_patching", "run"),
+}
+export_lazily(globals(), _EXPORTS)  # imported on first use: the command line's parser needs none of it
 
 __all__ = ["PatchingConfig", "PatchingResult", "dominance_patching", "run", "schema"]

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from interp_steer.patching import COMPONENTS
+from interp_steer._constants import PATCH_COMPONENTS as COMPONENTS
 from interp_steer.studies._common import ConfigIO
 
 

@@ -16,11 +16,16 @@ The study's own parts: :mod:`.rule` (the one tested verdict rule, :func:`paired_
 :mod:`interp_steer.fields`.
 """
 
-from interp_steer.studies.svf.claims import CLAIMS
-from interp_steer.studies.svf.config import SvfConfig
-from interp_steer.studies.svf.result import METHODS, Claim, SvfResult, schema
-from interp_steer.studies.svf.rule import RULE, PairedVerdict, paired_verdict
-from interp_steer.studies.svf.study import run, svf
+from interp_steer._lazy import export_lazily, names_from
+
+_EXPORTS = {
+    **names_from("interp_steer.studies.svf.claims", "CLAIMS"),
+    **names_from("interp_steer.studies.svf.config", "SvfConfig"),
+    **names_from("interp_steer.studies.svf.result", "METHODS", "Claim", "SvfResult", "schema"),
+    **names_from("interp_steer.studies.svf.rule", "RULE", "PairedVerdict", "paired_verdict"),
+    **names_from("interp_steer.studies.svf.study", "run", "svf"),
+}
+export_lazily(globals(), _EXPORTS)  # imported on first use: the command line's parser needs none of it
 
 __all__ = ["CLAIMS", "METHODS", "RULE", "Claim", "PairedVerdict", "SvfConfig", "SvfResult", "paired_verdict", "run",
            "schema", "svf"]
