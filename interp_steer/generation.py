@@ -44,6 +44,10 @@ class Generation:
     prompt_ids: tuple[int, ...]
     finished: bool
     """True when generation stopped at an end-of-sequence token, False at ``max_new_tokens``."""
+    shared_prefix: int = 0
+    """How many of the prompt's tokens came from its batch's shared prefill, where rows with the same
+    prompt prefill them once (0: the row prefilled its whole prompt itself). Not part of
+    :meth:`to_dict`: it says how the completion was computed, not what it is."""
 
     def to_dict(self) -> dict:
         return {"prompt": self.prompt, "text": self.text, "token_ids": list(self.token_ids),
@@ -52,12 +56,12 @@ class Generation:
     def to_record(self) -> dict:
         """Everything, for storing and rebuilding it exactly (:meth:`from_record`; the prompt's
         token ids too, which :meth:`to_dict` leaves out)."""
-        return {**self.to_dict(), "prompt_ids": list(self.prompt_ids)}
+        return {**self.to_dict(), "prompt_ids": list(self.prompt_ids), "shared_prefix": self.shared_prefix}
 
     @classmethod
     def from_record(cls, record: dict) -> Generation:
         return cls(record["prompt"], record["text"], tuple(record["token_ids"]), tuple(record["prompt_ids"]),
-                   bool(record["finished"]))
+                   bool(record["finished"]), int(record.get("shared_prefix", 0)))
 
 
 def format_prompts(model: Model, prompts: Sequence[str], *, chat: bool | None, system: str | None) -> tuple[list[str], list[int]]:
@@ -93,6 +97,7 @@ def generate(
     use_cache: bool = True,
     progress: bool | None = None,
     sample_ids: Sequence[int] | None = None,
+    share_prefixes: bool = True,
 ) -> list[Generation]:
     """Complete every prompt; see the module docstring. ``steering`` is a :class:`Steering`
     (a :class:`RowDeltas` or a ``[batch, length]`` position mask inside it needs one row per prompt);
@@ -103,7 +108,13 @@ def generate(
 
     ``sample_ids`` (sampling only) names the random stream of each row instead of the prompt's
     occurrence count: rows with the same prompt and sample id draw the same random numbers, so a
-    steering grid compares its cells on common random numbers."""
+    steering grid compares its cells on common random numbers.
+
+    ``share_prefixes``: rows of a batch with the same prompt (a steering grid's cells) prefill the
+    unsteered part of that prompt once and copy its key/value cache to each other (see
+    :func:`sharing_plan`); each row's :attr:`Generation.shared_prefix` says how many of its tokens
+    came from a shared prefill. Steering that touches prompt positions before the prompt's last
+    token (``positions="all"``, an index, a slice or a mask) turns it off for the call."""
     prompts = list(prompts)
     if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) and p for p in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty strings")
@@ -127,6 +138,15 @@ def generate(
     streams = _row_generators(seed, prompts, model.device, sample_ids) if temperature > 0 else []
     token_ids = model.encode(texts)
     batches = _batches(token_ids, batch_size)
+    # Where each row's steering starts, in its own token coordinates: the shared prefill stops before it.
+    positions_rule = None if steering is None else steering.positions
+    if not (share_prefixes and use_cache) or not (positions_rule is None or (
+            isinstance(positions_rule, str) and positions_rule == "after_prompt")):
+        steered_from = None
+    elif positions_rule is None:
+        steered_from = [len(ids) - 1 for ids in token_ids]  # the last token gives each row its logits
+    else:
+        steered_from = [length - 1 for length in prompt_lengths]
     results: list[Generation | None] = [None] * len(prompts)
     show = len(batches) > 2 if progress is None else progress
     for batch in tqdm(batches, desc="generate", unit="batch", disable=not show, leave=False):
@@ -138,10 +158,11 @@ def generate(
             part = steering.rows(batch)
             scope = steer(model, part.vector, part.coefficient, layers=part.layers, positions=part.positions,
                           operator=part.operator, prompt_end=[prompt_lengths[i] for i in batch], steps=part.steps)
-        with scope:
-            new, finished = _decode(model, ids, mask, generators, max_new_tokens=max_new_tokens,
-                                    min_new_tokens=min_new_tokens, temperature=temperature,
-                                    top_p=top_p, use_cache=use_cache)
+        plan = None if steered_from is None else sharing_plan([token_ids[i] for i in batch],
+                                                              [steered_from[i] for i in batch])
+        new, finished = _decode(model, ids, mask, generators, max_new_tokens=max_new_tokens,
+                                min_new_tokens=min_new_tokens, temperature=temperature,
+                                top_p=top_p, use_cache=use_cache, scope=scope, plan=plan)
         for row, i in enumerate(batch):
             completion = new[row]
             results[i] = Generation(
@@ -150,6 +171,7 @@ def generate(
                 token_ids=tuple(completion),
                 prompt_ids=tuple(token_ids[i]),
                 finished=finished[row],
+                shared_prefix=0 if plan is None else max(0, plan.length - (ids.shape[1] - len(token_ids[i]))),
             )
     return results
 
@@ -166,6 +188,33 @@ def batch_rows(model: Model, prompts: Sequence[str], *, batch_size: int = 16, ch
 def _batches(token_ids: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
     order = sorted(range(len(token_ids)), key=lambda i: -len(token_ids[i]))
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@dataclass(frozen=True)
+class SharingPlan:
+    """A batch's shared prefill: ``rows`` are the distinct prompts' first rows (prefilled once, on
+    their first ``length`` padded positions), ``copy`` which of those each row's cache comes from."""
+
+    rows: tuple[int, ...]
+    copy: tuple[int, ...]
+    length: int
+
+
+def sharing_plan(token_ids: Sequence[Sequence[int]], steered_from: Sequence[int]) -> SharingPlan | None:
+    """How a left-padded batch of ``token_ids`` shares prefills: rows with identical ids need their
+    positions before ``steered_from`` (each row's first steered position, in its own coordinates)
+    computed once. The cut is one padded position for the whole batch, the smallest unsteered span;
+    None when no two rows share a prompt or nothing can be cut."""
+    first: dict[tuple[int, ...], int] = {}
+    owner = [first.setdefault(tuple(ids), row) for row, ids in enumerate(token_ids)]
+    if len(first) == len(token_ids):
+        return None
+    width = max(len(ids) for ids in token_ids)
+    length = min(width - len(ids) + start for ids, start in zip(token_ids, steered_from, strict=True))
+    if length < 1:
+        return None
+    rows = tuple(sorted(first.values()))
+    return SharingPlan(rows, tuple(rows.index(o) for o in owner), length)
 
 
 def _stop_ids(model: Model) -> set[int]:
@@ -205,7 +254,11 @@ def _decode(
     temperature: float,
     top_p: float,
     use_cache: bool,
+    scope: contextlib.AbstractContextManager,
+    plan: SharingPlan | None = None,
 ) -> tuple[list[list[int]], list[bool]]:
+    """Greedy or sampled completions of a left-padded batch, steered by ``scope`` (entered here, after
+    the shared prefill, which ``plan`` keeps to unsteered positions)."""
     from transformers import DynamicCache
 
     hf = model.hf_model
@@ -213,9 +266,29 @@ def _decode(
     batch, width = ids.shape
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
     cache = DynamicCache() if use_cache else None
-    logits = hf(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                use_cache=use_cache, cache_position=torch.arange(width, device=ids.device),
-                logits_to_keep=1).logits[:, -1]
+    start = 0
+    if plan is not None:
+        rows = torch.tensor(plan.rows, device=ids.device)
+        hf(input_ids=ids[rows, : plan.length], attention_mask=mask[rows, : plan.length],
+           position_ids=positions[rows, : plan.length], past_key_values=cache, use_cache=True,
+           cache_position=torch.arange(plan.length, device=ids.device), logits_to_keep=1)
+        cache.batch_select_indices(torch.tensor(plan.copy, device=ids.device))
+        start = plan.length
+    with scope:
+        return _continue(model, hf, ids, mask, positions, cache, start, generators, stop,
+                         max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, temperature=temperature,
+                         top_p=top_p, use_cache=use_cache)
+
+
+def _continue(model: Model, hf, ids: Tensor, mask: Tensor, positions: Tensor, cache, start: int,
+              generators: list[torch.Generator] | None, stop: Tensor, *, max_new_tokens: int, min_new_tokens: int,
+              temperature: float, top_p: float, use_cache: bool) -> tuple[list[list[int]], list[bool]]:
+    """The prefill from padded position ``start`` on (the cache holds the positions before it) and
+    the decoding loop."""
+    batch, width = ids.shape
+    logits = hf(input_ids=ids[:, start:], attention_mask=mask, position_ids=positions[:, start:],
+                past_key_values=cache, use_cache=use_cache,
+                cache_position=torch.arange(start, width, device=ids.device), logits_to_keep=1).logits[:, -1]
     done = torch.zeros(batch, dtype=torch.bool, device=ids.device)
     out: list[list[int]] = [[] for _ in range(batch)]
     for step in range(max_new_tokens):

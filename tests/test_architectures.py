@@ -19,7 +19,7 @@ from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.evaluation import ab_eval
 from interp_steer.generation import format_prompts, generate
 from interp_steer.patching import METRICS, Patch, PatchMetrics, exact_patch, prepare
-from interp_steer.steering import Steering, steer
+from interp_steer.steering import RowDeltas, Steering, steer
 from interp_steer.studies.robustness.readout import SteeredReadout, content_ids, template_ids
 from interp_steer.tiny_models import FAMILIES
 
@@ -203,6 +203,23 @@ def test_cached_uncached_and_one_at_a_time_generation_agree(model, vector):
     assert [g.token_ids for g in uncached] == [g.token_ids for g in cached]
     alone = [generate(model, [p], max_new_tokens=8, steering=spec)[0] for p in PROMPTS]
     assert [g.token_ids for g in alone] == [g.token_ids for g in cached]
+
+
+def test_shared_prompt_prefixes_give_the_unshared_tokens(model, vector):
+    """A steering grid (each prompt in several rows at several coefficients) prefills each prompt's
+    unsteered part once: the same greedy tokens, and the same samples, as prefilling every row; the
+    rows say how much was shared, and steering that touches the prompt turns sharing off."""
+    prompts = [p for p in PROMPTS for _ in range(4)]
+    rows = RowDeltas.from_rows([[(vector, c)] for _ in PROMPTS for c in (-6.0, 0.0, 3.0, 6.0)])
+    for spec, sampling in ((Steering(rows, layers=[LAYER], positions="after_prompt"), {}), (None, {}),
+                           (Steering(rows, layers=[LAYER], positions="after_prompt"), {"temperature": 1.0, "seed": 3})):
+        shared, alone = (generate(model, prompts, max_new_tokens=6, batch_size=8, steering=spec,
+                                  share_prefixes=share, **sampling) for share in (True, False))
+        assert [g.token_ids for g in shared] == [g.token_ids for g in alone]
+        assert all(g.shared_prefix > 0 for g in shared) and all(g.shared_prefix == 0 for g in alone)
+        assert all(g.shared_prefix < len(g.prompt_ids) for g in shared)
+    touching = generate(model, prompts, max_new_tokens=2, batch_size=8, steering=Steering(rows, layers=[LAYER]))
+    assert all(g.shared_prefix == 0 for g in touching)
 
 
 # ----------------------------------------------------------------------------- A/B evaluation
