@@ -5,7 +5,8 @@ Targets (issue 2), as ratios measured in this one run (the machine is shared, so
   on the same padded batches (eager attention, same weights);
 - a single middle layer: < 0.6x (the forward stops after that layer).
 
-Also reported: the default pad-free batching against the same baseline.
+Also reported: the default pad-free batching against the same baseline, and, on texts of varied
+length (prompts of 15 tokens beside passages of 85), padded batches against pad-free ones.
 
     python benchmarks/bench_activations.py [--model SPEC] [--repeats 3] [--batch-size 16]
 """
@@ -27,6 +28,11 @@ def short_texts(n: int) -> list[str]:
     pairs = ist.load_builtin("moral_pairs")
     pool = [p.positive for p in pairs] + [p.negative for p in pairs] + ist.load_builtin("prompts")
     return pool[:n]
+
+
+def varied_texts(n: int) -> list[str]:
+    """Half persona passages, half short prompts: token lengths from about 15 to 85."""
+    return ist.load_builtin("persona_a")[: n // 2] + ist.load_builtin("prompts")[: n - n // 2]
 
 
 def hf_forward_all(hf, model: ist.Model, token_ids, batches) -> None:
@@ -57,6 +63,7 @@ def main() -> None:
     hf, _, _, _ = load_hf(args.model)  # an independent, unwrapped copy of the same weights
     hf.eval()
     texts = short_texts(args.n_texts)
+    varied = varied_texts(96)
     token_ids = model.encode(texts)
     padded = _plan_batches([len(t) for t in token_ids], args.batch_size, pad_free=False)
     middle = model.n_layers // 2
@@ -71,6 +78,10 @@ def main() -> None:
             model, texts, batch_size=args.batch_size, progress=False),
         f"ours_layer_{middle}_same_batches": lambda: ist.collect_activations(
             model, texts, layers=[middle], batch_size=args.batch_size, pad_free=False, progress=False),
+        "varied_lengths_padded": lambda: ist.collect_activations(
+            model, varied, batch_size=args.batch_size, pad_free=False, progress=False),
+        "varied_lengths_pad_free": lambda: ist.collect_activations(
+            model, varied, batch_size=args.batch_size, progress=False),
     }
     for fn in cases.values():  # warm-up
         fn()
@@ -86,6 +97,8 @@ def main() -> None:
         target = targets.get(name)
         verdict = "" if target is None else (f"<= {target}  " + ("PASS" if seconds / base <= target else "FAIL"))
         print(f"{name:<34} {seconds:>9.2f} {seconds / base:>12.3f}  {verdict}")
+    print(f"\nvaried lengths: padded / pad-free = "
+          f"{median['varied_lengths_padded'] / median['varied_lengths_pad_free']:.2f}")
 
 
 if __name__ == "__main__":
