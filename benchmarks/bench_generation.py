@@ -22,17 +22,27 @@ import interp_steer as ist
 from interp_steer.models import load_hf
 
 
+def varied_prompts(n: int) -> list[str]:
+    """Short built-in prompts alternating with story openings of up to 60 words: templated lengths
+    from about 20 to 110 tokens, as in a real batch of mixed requests."""
+    short = ist.load_builtin("prompts")
+    stories = [" ".join(p.split()[:60]) for p in ist.load_builtin("persona_a")]
+    return [short[i // 2] if i % 2 == 0 else f"Continue this story: {stories[i // 2]}" for i in range(n)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--same-length", action="store_true",
+                        help="the first built-in prompts only (similar lengths) instead of prompts of varied length")
     args = parser.parse_args()
 
     model = ist.load_model(args.model, device="cpu")
     hf, tokenizer, _, _ = load_hf(args.model)
-    prompts = ist.load_builtin("prompts")[: args.batch]
+    prompts = ist.load_builtin("prompts")[: args.batch] if args.same_length else varied_prompts(args.batch)
     n = args.new_tokens
     persona = ist.load_builtin("persona_a")[:24]
     baseline = ist.load_builtin("baseline")[:24]
