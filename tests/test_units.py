@@ -52,6 +52,13 @@ def _collide(tiny, units, **kwargs):
     return collision_study.collide(tiny, quick=True, units=units, **TINY_COLLISION, **kwargs)
 
 
+def _assert_same_results(first: dict, second: dict) -> None:
+    """Two results' dicts are equal, stage timings aside."""
+    for result in (first, second):
+        result.pop("timings_s", None)
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
 def _counting(monkeypatch, module, name, fail_after=None):
     """Replace ``module.name`` (a unit function) by one that counts its calls and, from call
     ``fail_after + 1`` on, raises like a crash would."""
@@ -255,9 +262,7 @@ def test_ray_gives_the_local_numbers(ray_backend, tiny, tmp_path):
     patching = PatchingConfig(max_prompts=4, max_passages=12, components=("attn", "heads"))
     local = patching_study.run(tiny, patching).to_dict()
     on_ray = patching_study.run(tiny, patching, backend=ray_backend).to_dict()
-    for result in (local, on_ray):
-        result.pop("timings_s", None)
-    assert json.dumps(local, sort_keys=True) == json.dumps(on_ray, sort_keys=True)
+    _assert_same_results(local, on_ray)
 
 
 def test_a_key_sees_every_number_of_its_computed_inputs():
@@ -316,9 +321,7 @@ def test_robustness_units_resume(tiny, tmp_path, monkeypatch):
     perplexity = _counting(monkeypatch, robustness_study, "_perplexity_unit")
     resumed = robustness_study.robustness(tiny, units=tmp_path, **kwargs).to_dict()
     assert len(searches) == TINY["adversarial_seeds"] * 2 - 1 and perplexity
-    for result in (whole, resumed):
-        result.pop("timings_s", None)
-    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+    _assert_same_results(whole, resumed)
     searches.clear()
     perplexity.clear()
     generations = _counting(monkeypatch, study_units, "_generation_unit")
@@ -348,9 +351,7 @@ def test_robustness_generations_resume_mid_stage(tiny, tmp_path, monkeypatch):
     again = _counting(monkeypatch, study_units, "_generation_unit")
     resumed = robustness_study.robustness(tiny, units=tmp_path / "open", **kwargs).to_dict()
     assert len(first) == 2 and len(again) == len(every) - 2
-    for result in (whole, resumed):
-        result.pop("timings_s", None)
-    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+    _assert_same_results(whole, resumed)
 
     from interp_steer.data import ABQuestion
 
@@ -367,9 +368,7 @@ def test_robustness_generations_resume_mid_stage(tiny, tmp_path, monkeypatch):
     again = _counting(monkeypatch, study_units, "_ab_unit")
     resumed = robustness_study.robustness(tiny, units=tmp_path / "ab", **ab).to_dict()
     assert len(again) == len(every) - 1
-    for result in (whole, resumed):
-        result.pop("timings_s", None)
-    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+    _assert_same_results(whole, resumed)
 
 
 def test_svf_and_locate_units_are_reused(tiny, tmp_path, monkeypatch):
@@ -385,9 +384,7 @@ def test_svf_and_locate_units_are_reused(tiny, tmp_path, monkeypatch):
     grid = _counting(monkeypatch, svf_study, "_grid_unit")
     resumed = svf_study.svf(tiny, quick=True, units=tmp_path / "svf", **settings).to_dict()
     assert len(grid) == 1  # 6 prompts in units of 4: the second unit only
-    for result in (whole, resumed):
-        result.pop("timings_s", None)
-    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+    _assert_same_results(whole, resumed)
 
     # A/B mode with the multi-attribute stage: its A/B grid and its generations are units too.
     import sys
@@ -407,9 +404,7 @@ def test_svf_and_locate_units_are_reused(tiny, tmp_path, monkeypatch):
     generations = _counting(monkeypatch, study_units, "_generation_unit")
     resumed = svf_study.svf(tiny, units=tmp_path / "svf-ab", **ab).to_dict()
     assert grids == [] and len(generations) == len(every) - 1  # the A/B grid was done; the generations went on
-    for result in (whole, resumed):
-        result.pop("timings_s", None)
-    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+    _assert_same_results(whole, resumed)
 
     concepts = {"tone": (ist.load_builtin("persona_a")[:8], ist.load_builtin("persona_b")[:8]),
                 "other": (ist.load_builtin("persona_a")[8:16], ist.load_builtin("baseline")[:8])}
