@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp_steer._plain import forward_module, plain_view
 from interp_steer.models import Model
 from interp_steer.steering import RowDeltas, RowMix, Steering, steer
 
@@ -261,7 +262,7 @@ def _decode(
     the shared prefill, which ``plan`` keeps to unsteered positions)."""
     from transformers import DynamicCache
 
-    hf = model.hf_model
+    plain_view(model)  # built (once) before this call's own hooks are in place
     stop = torch.tensor(sorted(_stop_ids(model)), device=ids.device)
     batch, width = ids.shape
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
@@ -269,12 +270,15 @@ def _decode(
     start = 0
     if plan is not None:
         rows = torch.tensor(plan.rows, device=ids.device)
-        hf(input_ids=ids[rows, : plan.length], attention_mask=mask[rows, : plan.length],
-           position_ids=positions[rows, : plan.length], past_key_values=cache, use_cache=True,
-           cache_position=torch.arange(plan.length, device=ids.device), logits_to_keep=1)
+        with forward_module(model) as hf:
+            hf(input_ids=ids[rows, : plan.length], attention_mask=mask[rows, : plan.length],
+               position_ids=positions[rows, : plan.length], past_key_values=cache, use_cache=True,
+               cache_position=torch.arange(plan.length, device=ids.device), logits_to_keep=1)
         cache.batch_select_indices(torch.tensor(plan.copy, device=ids.device))
         start = plan.length
-    with scope:
+    # The bridge's wrappers cost about a fifth of a decoding step; its plain view (same weights, the
+    # same hooks routed to it) gives the same tokens without them. See interp_steer._plain.
+    with scope, forward_module(model) as hf:
         return _continue(model, hf, ids, mask, positions, cache, start, generators, stop,
                          max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, temperature=temperature,
                          top_p=top_p, use_cache=use_cache)

@@ -1,0 +1,212 @@
+"""The plain view (``interp_steer._plain``): generation without the bridge's wrappers must give the
+bridged model's tokens exactly, route every hook it claims to, and fall back where it cannot.
+
+The oracle is the bridged path itself: ``generate`` with ``forward_module`` replaced by one that
+always returns the bridged Hugging Face model (the code path before the plain view existed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+from conftest import attached_hooks
+
+import interp_steer as ist
+import interp_steer.generation as generation
+from interp_steer import _plain
+from interp_steer.directions import SteeringVector, VectorMetadata
+from interp_steer.steering import RowDeltas, Steering
+from interp_steer.tiny_models import FAMILIES
+
+PROMPTS = ["Tell me about the harbour.", "Hi", "Describe a rainy market at dawn, with vendors arriving."]
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def model(request) -> ist.Model:
+    return ist.load_model(f"tiny-random:{request.param}")
+
+
+@contextlib.contextmanager
+def bridged_only(monkeypatch_module=generation):
+    """Generation on the bridged model, as before the plain view."""
+    @contextlib.contextmanager
+    def bridged(model):
+        yield model.hf_model
+
+    original = monkeypatch_module.forward_module
+    monkeypatch_module.forward_module = bridged
+    try:
+        yield
+    finally:
+        monkeypatch_module.forward_module = original
+
+
+@contextlib.contextmanager
+def record_modules(calls: list[bool]):
+    """Record, for every forward_module call of generation, whether it chose the plain view."""
+    original = generation.forward_module
+
+    @contextlib.contextmanager
+    def spy(model):
+        with original(model) as module:
+            calls.append(module is not model.hf_model)
+            yield module
+
+    generation.forward_module = spy
+    try:
+        yield
+    finally:
+        generation.forward_module = original
+
+
+def random_vector(model: ist.Model, hook_point: str, seed: int = 0) -> SteeringVector:
+    gen = torch.Generator().manual_seed(seed)
+    directions = {layer: 4 * torch.randn(model.d_model, generator=gen) for layer in (1, 2)}
+    return SteeringVector(directions, VectorMetadata(model=model.name, d_model=model.d_model, hook_point=hook_point))
+
+
+def tokens(model: ist.Model, steering: Steering | None = None, **kwargs) -> list[tuple[int, ...]]:
+    out = ist.generate(model, PROMPTS, steering=steering, max_new_tokens=8, min_new_tokens=8, progress=False, **kwargs)
+    return [g.token_ids for g in out]
+
+
+def test_plain_forward_equals_bridged_bit_for_bit(model):
+    """Where there is a plain view its logits are the bridge's to the bit; GPT-2's bridge computes
+    attention its own way (rounding differently), and there the model has none."""
+    view = _plain.plain_view(model)
+    assert (view is None) == model.name.startswith("tiny-random:gpt2")
+    view = view or _plain.PlainView(model.hf_model)
+    ids, mask = model.pad(model.encode(generation.format_prompts(model, PROMPTS, chat=None, system=None)[0]),
+                          padding_side="left")
+    with torch.inference_mode():
+        bridged = model.hf_model(input_ids=ids, attention_mask=mask).logits
+        plain = view.root(input_ids=ids, attention_mask=mask).logits
+    assert torch.equal(plain, bridged) == (_plain.plain_view(model) is not None)
+    torch.testing.assert_close(plain, bridged)
+    # The view shares the weights: no parameter was copied.
+    assert {p.data_ptr() for p in view.root.parameters()} <= {p.data_ptr() for p in model.hf_model.parameters()}
+
+
+@pytest.mark.parametrize("hook_point", ["resid_pre", "resid_post"])
+@pytest.mark.parametrize("positions", ["all", "after_prompt"])
+def test_steered_generation_identical_and_plain(model, hook_point, positions):
+    steering = Steering(random_vector(model, hook_point), 1.0, positions=positions)
+    calls: list[bool] = []
+    with record_modules(calls):
+        plain = tokens(model, steering)
+    with bridged_only():
+        bridged = tokens(model, steering)
+        unsteered = tokens(model)
+    assert plain == bridged
+    assert plain != unsteered  # the steering acted, so the routed hooks ran
+    # Every forward pass of this generation runs on the plain view, where the model has one.
+    assert calls and all(calls) == (_plain.plain_view(model) is not None) and len(set(calls)) == 1
+    assert attached_hooks(model) == 0
+    view = _plain.plain_view(model)
+    assert view is None or not any(_plain._has_hooks(m) for m in view.root.modules() if m is not view.root)
+
+
+def test_per_row_steering_and_sampling_identical(model):
+    v1, v2 = random_vector(model, "resid_post", 1), random_vector(model, "resid_post", 2)
+    rows = RowDeltas.from_rows([[(v1, 1.0)], [(v2, 0.5)], [(v1, -1.0), (v2, 1.0)]])
+    steering = Steering(rows, positions="after_prompt")
+    plain = tokens(model, steering, temperature=0.8, seed=3)
+    with bridged_only():
+        assert plain == tokens(model, steering, temperature=0.8, seed=3)
+
+
+def test_resid_mid_steering_falls_back_identically(model):
+    steering = Steering(random_vector(model, "resid_mid"), 1.0)
+    calls: list[bool] = []
+    with record_modules(calls):
+        plain = tokens(model, steering)
+    with bridged_only():
+        assert plain == tokens(model, steering)
+    assert calls and not any(calls)  # resid_mid lies inside a block: no plain module boundary
+
+
+@pytest.mark.parametrize("name", ["hook_resid_post", "hook_resid_pre", "hook_attn_out", "hook_mlp_out"])
+def test_user_hooks_see_the_same_calls(model, name):
+    """A hook of the user's own runs on the plain view exactly as in the bridge (or the generation
+    falls back to the bridge): same calls, same shapes, same tokens."""
+    def run() -> tuple[list[tuple[int, ...]], list[tuple[int, ...]], list[bool]]:
+        seen: list[tuple[int, ...]] = []
+        calls: list[bool] = []
+
+        def hook(value, hook):
+            seen.append(tuple(value.shape))
+            return value * 1.5
+
+        with record_modules(calls), model.bridge.hooks(fwd_hooks=[(f"blocks.1.{name}", hook)]):
+            out = tokens(model)
+        return seen, out, calls
+
+    plain_seen, plain_out, calls = run()
+    with bridged_only():
+        bridged_seen, bridged_out, _ = run()
+    assert plain_seen == bridged_seen and plain_out == bridged_out
+    assert len(plain_seen) == 8  # one prefill and seven cached steps
+    if _plain.plain_view(model) is not None and (name in ("hook_resid_post", "hook_resid_pre")
+                                                  or model.name == "tiny-random:0"):
+        assert all(calls), "block boundaries (and, on the Llama family, attention and MLP outputs) route"
+
+
+def test_unroutable_hook_falls_back_to_the_bridge(model):
+    """A hook inside a block (resid_mid, attention pattern) is not at a component boundary: the
+    generation runs on the bridge, so the hook still fires."""
+    fired: list[str] = []
+    names = ["blocks.1.hook_resid_mid", "blocks.1.attn.hook_pattern"]
+
+    def hook(value, hook):
+        fired.append(hook.name)
+
+    calls: list[bool] = []
+    with record_modules(calls), model.bridge.hooks(fwd_hooks=[(n, hook) for n in names if n in model.bridge.hook_dict]):
+        tokens(model)
+    assert calls and not any(calls)
+    assert fired
+
+
+def test_torch_hook_on_a_bridged_module_falls_back(model):
+    """A PyTorch hook someone put on one of the bridged model's modules would not run on the plain
+    view's copy of it, so generation stays on the bridge."""
+    seen: list[int] = []
+    handle = model.hf_model.lm_head.register_forward_hook(lambda m, a, out: seen.append(1))
+    calls: list[bool] = []
+    try:
+        with record_modules(calls):
+            tokens(model)
+    finally:
+        handle.remove()
+    assert calls and not any(calls) and len(seen) == 8
+
+
+def test_no_view_for_a_model_with_replaced_forwards():
+    """Accelerate's dispatch replaces ``forward`` on modules (device moves, offloading): the plain
+    view would skip that, so there is none."""
+    from accelerate.hooks import ModelHook, add_hook_to_module
+
+    model = ist.load_model("tiny-random")
+    add_hook_to_module(model.hf_model.model.layers[0], ModelHook())
+    assert _plain.plain_view(model) is None
+    with _plain.forward_module(model) as module:
+        assert module is model.hf_model
+
+
+def test_first_generation_under_hooks_still_gets_the_view():
+    """The bit-identity check needs both models bare: a first generation under the user's hooks
+    (or steering) must neither run it with hooks on (which would fire them on its input) nor give up
+    the view for good."""
+    model = ist.load_model("tiny-random")
+    fired: list[int] = []
+
+    def hook(value, hook):
+        fired.append(value.shape[0])
+
+    with model.bridge.hooks(fwd_hooks=[("blocks.1.hook_resid_post", hook)]):
+        assert _plain.plain_view(model) is None  # undecided while hooked, not cached
+        tokens(model)
+    assert set(fired) == {len(PROMPTS)}  # only the generation's own rows reached the hook
+    assert _plain.plain_view(model) is not None
