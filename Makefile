@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 STAMP  := $(VENV)/.installed
 OUT    ?= runs/demo
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench bench-peers clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_activations.py
+
+# interp_steer beside steering-vectors and repeng. Both pin versions our core cannot use
+# (transformers < 5, numpy < 2), so they are installed without their dependencies
+# (benchmarks/peers.txt says why) instead of through an extra, whose pins pip would resolve.
+bench-peers: $(STAMP)
+	$(BIN)/pip install --no-deps -r benchmarks/peers.txt
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_peers.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -36,6 +36,9 @@ _CALL_HOOKS = _HOOK_DICTS[:7]
 
 _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
+# False sends every forward pass through the bridge, as before the plain view (benchmarks compare the two).
+enabled = True
+
 
 class PlainView:
     """The Hugging Face modules under a bridge, unwrapped. ``root`` is a copy of the top model whose
@@ -152,7 +155,7 @@ def forward_module(model) -> Iterator[torch.nn.Module]:
     point routed to it, or the bridged Hugging Face model where that cannot be done. Call
     :func:`plain_view` once before any hook of the call is in place, then this after they are
     (inside a steering scope), and make every forward inside the block."""
-    view = _VIEWS.get(model)
+    view = _VIEWS.get(model) if enabled else None
     hooked = None if view is None else _hooked(model, view)
     if hooked is None:
         yield model.hf_model

@@ -2,7 +2,10 @@
 
 :func:`generate` formats each prompt with the model's chat template (``chat=None`` uses it when the
 model has one), left-pads a batch, runs one prefill and then one cached step per new token, and
-returns the completion text and ids (never the prompt) for every prompt.
+returns the completion text and ids (never the prompt) for every prompt. The forward passes run on
+the model's plain view (:mod:`interp_steer._plain`: the same Hugging Face modules without the
+bridge's per-component wrappers, with the active hooks routed to it) wherever that gives the bridged
+model's outputs bit for bit, and on the bridge otherwise.
 
 Steering (``steering=``) is applied for the whole generation. Its positions are in each prompt's own
 token coordinates (0 = the prompt's first token), so padding and the other prompts of a batch do not

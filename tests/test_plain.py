@@ -29,18 +29,13 @@ def model(request) -> ist.Model:
 
 
 @contextlib.contextmanager
-def bridged_only(monkeypatch_module=generation):
-    """Generation on the bridged model, as before the plain view."""
-    @contextlib.contextmanager
-    def bridged(model):
-        yield model.hf_model
-
-    original = monkeypatch_module.forward_module
-    monkeypatch_module.forward_module = bridged
+def bridged_only():
+    """Generation on the bridged model, as before the plain view (``_plain.enabled = False``)."""
+    _plain.enabled = False
     try:
         yield
     finally:
-        monkeypatch_module.forward_module = original
+        _plain.enabled = True
 
 
 @contextlib.contextmanager

@@ -1,0 +1,85 @@
+"""Benchmark: the whole Creative Collision study as before issue 14 and now, alternating, in one run.
+
+"Before" sends every forward pass through the bridge's wrappers (``interp_steer._plain.enabled =
+False``) and prefills every row of a grid on its own (the benchmark replaces
+``generation.sharing_plan`` by one that never shares); "now" is the library as it is (shared prompt
+prefixes on the plain view). Both must write the same ``collision.json`` (timings aside), which is
+checked. Prints each stage's time and the whole run's ratio (issue 14's target for the default
+collision: >= 1.3x). ``--override FIELD=VALUE`` changes a config field (``max_prompts=10``).
+
+    python benchmarks/bench_collision.py [--model SPEC] [--profile default|quick] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import time
+
+import interp_steer as ist
+import interp_steer.generation as generation
+from interp_steer import _plain
+from interp_steer.studies.collision import CollisionConfig, run
+
+
+@contextlib.contextmanager
+def as_before():
+    """Every forward through the bridge, no shared prefills."""
+    plan = generation.sharing_plan
+    _plain.enabled, generation.sharing_plan = False, lambda *args: None
+    try:
+        yield
+    finally:
+        _plain.enabled, generation.sharing_plan = True, plan
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--profile", choices=["quick", "default"], default="default")
+    parser.add_argument("--override", action="append", default=[], metavar="FIELD=JSON",
+                        help="a CollisionConfig field, e.g. max_prompts=10 (repeatable)")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+
+    overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.override)}
+    config = CollisionConfig.quick(**overrides) if args.profile == "quick" else CollisionConfig(**overrides)
+    model = ist.load_model(args.model, device="cpu")
+
+    def once(before: bool) -> tuple[float, dict]:
+        started = time.perf_counter()
+        label = "before" if before else "now"
+        with as_before() if before else contextlib.nullcontext():
+            result = run(model, config, progress=False, log=lambda line: print(f"[{label}] {line}", flush=True))
+        total = time.perf_counter() - started
+        stages = dict(result.to_dict().get("timings_s", {}))
+        return total, {"stages": stages, "result": result}
+
+    times: dict[str, list[float]] = {"before": [], "now": []}
+    last: dict[str, dict] = {}
+    for _ in range(args.repeats):
+        for name in times:
+            seconds, info = once(name == "before")
+            times[name].append(seconds)
+            last[name] = info
+    med = {name: statistics.median(t) for name, t in times.items()}
+
+    def comparable(result) -> str:
+        data = result.to_dict()
+        data.pop("timings_s", None)
+        return json.dumps(data, sort_keys=True, default=str)
+
+    print(f"{model.name}: collision, {args.profile} profile {overrides or ''}, medians of {args.repeats}")
+    for stage in last["now"]["stages"]:
+        print(f"  {stage:<28} before {last['before']['stages'].get(stage, float('nan')):7.1f} s   "
+              f"now {last['now']['stages'][stage]:7.1f} s")
+    print(f"whole run: before {med['before']:.1f} s, now {med['now']:.1f} s: "
+          f"{med['before'] / med['now']:.2f}x (target >= 1.3x)")
+    print(f"collision.json identical (timings aside): "
+          f"{comparable(last['before']['result']) == comparable(last['now']['result'])}")
+
+
+if __name__ == "__main__":
+    main()
