@@ -77,7 +77,9 @@ class PlainView:
 def plain_view(model) -> PlainView | None:
     """The model's plain view (built once, then cached), or None where one cannot stand in for the
     bridge: a model spread over several devices, or one whose modules have their ``forward``
-    replaced (Accelerate's dispatch and offload hooks do that)."""
+    replaced (Accelerate's dispatch and offload hooks do that), or whose bridge computes something
+    its own way. While hooks are in place it answers None without deciding, since the bit-identity
+    check must run both models bare."""
     if model in _VIEWS:
         return _VIEWS[model]
     hf = model.hf_model
