@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -83,14 +83,14 @@ def plain_view(model) -> PlainView | None:
     if model in _VIEWS:
         return _VIEWS[model]
     hf = model.hf_model
+    internal = _bridge_hooks(hf.modules())
+    if any(_has_hooks(m, internal) for m in hf.modules()):
+        return None  # the check below must see both models bare; decide at a later call
     ok = (len(model.devices) == 1 and model.device.type != "meta"
           and not any("forward" in m.__dict__ for m in hf.modules()))
     view = PlainView(hf) if ok else None
-    if view is not None:
-        if _hooked(model, view) != {} or _has_hooks(hf):
-            return None  # the check below must see both models bare; decide at a later call
-        if not _same_logits(hf, view.root, model.device):
-            view = None
+    if view is not None and not _same_logits(hf, view.root, model.device):
+        view = None
     _VIEWS[model] = view
     return view
 
@@ -111,11 +111,11 @@ def _has_hooks(module: torch.nn.Module, internal: frozenset[int] = frozenset()) 
     return any(key not in internal for name in _CALL_HOOKS for key in (getattr(module, name, None) or ()))
 
 
-def _bridge_hooks(view: PlainView) -> frozenset[int]:
+def _bridge_hooks(modules: Iterable[torch.nn.Module]) -> frozenset[int]:
     """The bridge's own hooks: blocks wire PyTorch hooks on their norms and MLP, once, to capture what
     some hook points (``hook_mlp_in``, a split query/key/value fork) expose. They serve hook points
     the plain view does not route, so they do not stop it."""
-    return frozenset(h.id for m in view.wrapped for h in getattr(m, "_capture_hook_handles", ()))
+    return frozenset(h.id for m in modules for h in getattr(m, "_capture_hook_handles", ()))
 
 
 def _route(hook_point, plain: torch.nn.Module, kind: str):
@@ -145,7 +145,7 @@ def _hooked(model, view: PlainView) -> dict[int, Any] | None:
     """The hook points with hooks on them, by id; None when something is hooked that the view
     cannot route (a hook point inside a component, a PyTorch hook on a bridged module)."""
     hooked = {id(h): h for h in model.bridge.hook_dict.values() if _has_hooks(h)}
-    internal = _bridge_hooks(view)
+    internal = _bridge_hooks(view.wrapped)
     if any(key not in view.routes for key in hooked) or any(_has_hooks(m, internal) for m in view.wrapped):
         return None
     return hooked
