@@ -14,10 +14,9 @@ Targets (issue 6), as ratios measured in this one run on a 12-token prompt:
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import median_seconds
 
 import interp_steer as ist
 from interp_steer.patching import Patch, PatchMetrics, attribution_patch, exact_patch, prepare
@@ -67,19 +66,10 @@ def main() -> None:
     def attribution():
         attribution_patch(model, pair, target, metrics, ["resid", "attn", "mlp", "heads"])
 
-    def timed(fn, repeats):
-        fn()  # warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    t_ours = timed(ours, args.repeats)
-    t_loop = timed(one_per_patch, 1)
-    t_forward = timed(forward, 5 * args.repeats)
-    t_attr = timed(attribution, args.repeats)
+    t_ours = median_seconds(ours, args.repeats)
+    t_loop = median_seconds(one_per_patch, 1)
+    t_forward = median_seconds(forward, 5 * args.repeats)
+    t_attr = median_seconds(attribution, args.repeats)
     print(f"exact resid patching, batched:        {t_ours:7.2f} s")
     print(f"exact resid patching, one per forward: {t_loop:7.2f} s (transformer_lens.patching)")
     print(f"speed-up: {t_loop / t_ours:.1f}x (target >= 5)")

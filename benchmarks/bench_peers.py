@@ -100,7 +100,7 @@ def main() -> None:
     # ---- extraction ---------------------------------------------------------------------------
     positive, negative = ist.load_builtin("persona_a"), ist.load_builtin("baseline")
     pairs = list(zip(positive, negative, strict=True))
-    layers = [round(x) for x in np.linspace(model.n_layers / 7, model.n_layers * 6 / 7, 6)]
+    layers = sorted({round(x) for x in np.linspace(model.n_layers / 7, model.n_layers * 6 / 7, 6)})  # fewer on small models
     bs = args.batch_size
 
     def theirs_mean():
@@ -137,21 +137,16 @@ def main() -> None:
     prompts = ist.load_builtin("prompts")[:8]
     n = args.new_tokens
 
-    def hf_generate(texts: list[str]) -> list[list[int]]:
+    def hf_generate(texts: list[str], model=hf) -> list[list[int]]:
         enc = tokenizer(texts, padding=True, padding_side="left", add_special_tokens=False, return_tensors="pt")
         with torch.inference_mode():
-            out = hf.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=stop)
+            out = model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=stop)
         new = out[:, enc["input_ids"].shape[1]:]
         tokenizer.batch_decode(new, skip_special_tokens=True)
         return new.tolist()
 
     def repeng_generate(texts: list[str]) -> list[list[int]]:
-        enc = tokenizer(texts, padding=True, padding_side="left", add_special_tokens=False, return_tensors="pt")
-        with torch.inference_mode():
-            out = control.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=stop)
-        new = out[:, enc["input_ids"].shape[1]:]
-        tokenizer.batch_decode(new, skip_special_tokens=True)
-        return new.tolist()
+        return hf_generate(texts, control)
 
     def sv_vector(vector: ist.SteeringVector):
         return sv.SteeringVector(layer_activations={k: d.clone() for k, d in vector.directions.items()})

@@ -25,11 +25,11 @@ the decoding loop, hooks, tokenising, the bridge's wrappers).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from _timing import median_seconds
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -60,16 +60,6 @@ def flops(fn: Callable[[], object]) -> int:
     with counter:
         fn()
     return counter.get_total_flops()
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def where_time_goes(fn: Callable[[], object]) -> dict[str, float]:
