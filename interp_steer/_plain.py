@@ -14,6 +14,16 @@ run by plain PyTorch hooks on the matching plain module, which call the very sam
 its hooks see and change the same tensor as in the bridge. Anything else (a hook inside attention,
 ``resid_mid``, a PyTorch hook on one of the bridged modules, a model spread over several devices)
 makes it return the bridged model, as before.
+
+One thing differs by design: in a decoding step (one new token per row) the plain view's attention
+reads each key/value head once for the query heads that share it (grouped-query attention as a
+grouped matrix product) instead of copying the key/value cache to every query head, as the eager
+attention the bridge uses does at every step and layer. That copy was a third of a steered grid's
+time on the default model. The arithmetic is the same, but a product with three query rows is
+rounded by another kernel than three products with one row each, so a step's attention output can
+differ from the bridge's in the last bit (about 3e-7); greedy tokens change only where two logits
+tie to that precision. Prefill (several positions) still runs the model's own eager attention, so
+everything computed from a prompt is the bridge's bit for bit. ``grouped = False`` turns it off.
 """
 
 from __future__ import annotations
@@ -38,6 +48,14 @@ _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # False sends every forward pass through the bridge, as before the plain view (benchmarks compare the two).
 enabled = True
+# False keeps the model's own eager attention in decoding steps too (bit-identical to the bridge).
+grouped = True
+
+# Attention name registered with transformers for the plain view's decoding steps.
+_GROUPED = "interp_steer_grouped"
+# Model families whose eager attention is exactly softmax(q k^T * scaling [soft-capped] + mask) v,
+# checked against the grouped form in tests/test_plain.py. Other models keep their own attention.
+_GROUPED_FAMILIES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "olmo2"})
 
 
 class PlainView:
@@ -54,6 +72,7 @@ class PlainView:
         self.routes: dict[int, tuple[Any, torch.nn.Module, str]] = {}
         self.wrapped: list[torch.nn.Module] = []  # the bridged tree's modules, to check for hooks
         self.root = self._clone(hf_model, top=True)
+        self.grouped_config = _use_grouped_attention(hf_model, self.root)
 
     def _clone(self, module: torch.nn.Module, top: bool = False) -> torch.nn.Module:
         bridged = isinstance(module, self._component)
@@ -72,6 +91,77 @@ class PlainView:
             if isinstance(module, self._block):
                 self.routes[id(module.hook_in)] = (module.hook_in, clone, "in")
         return clone
+
+
+def _family(module: torch.nn.Module) -> str | None:
+    """``llama`` for a module of ``transformers.models.llama.modeling_llama``; None for other code."""
+    parts = type(module).__module__.split(".")
+    if len(parts) == 4 and parts[:2] == ["transformers", "models"] and parts[3] == f"modeling_{parts[2]}":
+        return parts[2]
+    return None
+
+
+def _use_grouped_attention(hf_model: torch.nn.Module, root: torch.nn.Module) -> Any:
+    """Point the plain tree at a copy of the model's config that selects grouped decoding attention,
+    where the model uses eager attention with fewer key/value heads than query heads and every
+    attention module is of a family whose eager attention the grouped form reproduces. The bridged
+    model keeps the original config. Returns the copy, or None where nothing changed."""
+    config = getattr(hf_model, "config", None)
+    attention = [m for m in root.modules() if hasattr(m, "num_key_value_groups")]
+    if (config is None or getattr(config, "_attn_implementation", None) != "eager" or not attention
+            or not any(m.num_key_value_groups > 1 for m in attention)
+            or any(_family(m) not in _GROUPED_FAMILIES for m in attention)):
+        return None
+    _register_grouped()
+    plain_config = copy.copy(config)
+    plain_config._attn_implementation = _GROUPED
+    for module in root.modules():
+        if getattr(module, "config", None) is config:
+            module.config = plain_config
+    return plain_config
+
+
+def _register_grouped() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(_GROUPED, _grouped_attention)
+    AttentionMaskInterface.register(_GROUPED, eager_mask)  # the same additive mask eager attention gets
+
+
+_EAGER: dict[type, Any] = {}
+
+
+def _eager_attention(module: torch.nn.Module):
+    """The eager attention function of the module's own modeling file."""
+    kind = type(module)
+    if kind not in _EAGER:
+        import sys
+
+        _EAGER[kind] = sys.modules[kind.__module__].eager_attention_forward
+    return _EAGER[kind]
+
+
+def _grouped_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """Eager attention for one query position per row without copying the key/value heads: the
+    query heads that share a key/value head are multiplied with it as one (heads/groups x d) block.
+    Anything else (prefill, dropout, ``grouped = False``) runs the model's own eager attention."""
+    batch, heads, length, dim = query.shape
+    groups = key.shape[1]
+    if not grouped or length != 1 or dropout or heads == groups or heads % groups:
+        return _eager_attention(module)(module, query, key, value, attention_mask, scaling=scaling,
+                                        dropout=dropout, **kwargs)
+    scaling = module.head_dim ** -0.5 if scaling is None else scaling  # as Gemma's eager attention
+    shared = query.reshape(batch, groups, heads // groups, dim)
+    weights = torch.matmul(shared, key.transpose(2, 3)).view(batch, heads, 1, -1) * scaling
+    softcap = kwargs.get("softcap")
+    if softcap is not None:  # Gemma 2's soft-capping, in its order
+        weights = torch.tanh(weights / softcap) * softcap
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    out = torch.matmul(weights.view(batch, groups, heads // groups, -1), value)
+    return out.view(batch, heads, 1, dim).transpose(1, 2).contiguous(), weights
 
 
 def plain_view(model) -> PlainView | None:

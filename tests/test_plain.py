@@ -1,5 +1,7 @@
 """The plain view (``interp_steer._plain``): generation without the bridge's wrappers must give the
-bridged model's tokens exactly, route every hook it claims to, and fall back where it cannot.
+bridged model's tokens exactly, route every hook it claims to, and fall back where it cannot. Its
+decoding steps use grouped-query attention, equal to eager attention to float rounding (tested
+directly below); on these models that changes no token.
 
 The oracle is the bridged path itself: ``generate`` with ``forward_module`` replaced by one that
 always returns the bridged Hugging Face model (the code path before the plain view existed).
@@ -82,6 +84,49 @@ def test_plain_forward_equals_bridged_bit_for_bit(model):
     torch.testing.assert_close(plain, bridged)
     # The view shares the weights: no parameter was copied.
     assert {p.data_ptr() for p in view.root.parameters()} <= {p.data_ptr() for p in model.hf_model.parameters()}
+
+
+def test_grouped_decoding_attention_matches_eager_and_is_used(model, monkeypatch):
+    """A decoding step on the plain view runs grouped-query attention (no eager fallback in any
+    layer), within float rounding of the family's own eager attention; the prefill runs eager
+    attention and stays the bridge's bit for bit; the bridged model keeps its own config."""
+    view = _plain.plain_view(model)
+    if view is None:
+        assert model.name.startswith("tiny-random:gpt2")
+        return
+    assert model.hf_model.config._attn_implementation == "eager"
+    assert view.grouped_config._attn_implementation == _plain._GROUPED
+    fallbacks = []
+    eager = _plain._eager_attention
+    monkeypatch.setattr(_plain, "_eager_attention", lambda module: fallbacks.append(module) or eager(module))
+    texts = generation.format_prompts(model, PROMPTS, chat=None, system=None)[0]
+    ids, mask = model.pad(model.encode(texts), padding_side="left")
+
+    @torch.inference_mode()
+    def run(root, grouped):
+        monkeypatch.setattr(_plain, "grouped", grouped)
+        fallbacks.clear()
+        first = root(input_ids=ids, attention_mask=mask, use_cache=True)
+        prefill_fallbacks = len(fallbacks)
+        nxt = first.logits[:, -1].argmax(-1, keepdim=True)
+        longer = torch.cat([mask, torch.ones_like(nxt)], dim=1)
+        # Decode well past Gemma's and Mistral's sliding windows.
+        logits, cache = [], first.past_key_values
+        for _ in range(20):
+            out = root(input_ids=nxt, attention_mask=longer, past_key_values=cache, use_cache=True)
+            cache, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            longer = torch.cat([longer, torch.ones_like(nxt)], dim=1)
+            logits.append(out.logits)
+        return first.logits, torch.cat(logits, 1), prefill_fallbacks, len(fallbacks) - prefill_fallbacks
+
+    prefill, decoded, prefill_eager, decode_eager = run(view.root, True)
+    assert prefill_eager == model.n_layers and decode_eager == 0
+    exact_prefill, exact_decoded, _, decode_eager = run(view.root, False)
+    assert decode_eager == 20 * model.n_layers
+    bridged_prefill, bridged_decoded, _, _ = run(model.hf_model, True)
+    assert torch.equal(prefill, bridged_prefill) and torch.equal(exact_decoded, bridged_decoded)
+    torch.testing.assert_close(decoded, exact_decoded, rtol=1e-5, atol=1e-5)
+    assert torch.equal(decoded.argmax(-1), exact_decoded.argmax(-1))
 
 
 @pytest.mark.parametrize("hook_point", ["resid_pre", "resid_post"])
