@@ -47,10 +47,14 @@ differences between concepts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -58,6 +62,7 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from interp_steer._device import on_device_of
+from interp_steer._io import atomic_path
 from interp_steer.models import Model
 
 Position = Literal["last", "mean", "mean_with_first", "all"] | int
@@ -111,6 +116,55 @@ class Activations:
         counts = torch.bincount(self.text_index, minlength=self.n_texts).tolist()
         return list(torch.split(self.values, counts))
 
+    def save(self, path: str | Path) -> Path:
+        """Write a ``.safetensors`` file (``values``, ``text_index`` and the rest as JSON in the
+        header), atomically; :meth:`load` reads it back memory-mapped."""
+        counts = torch.bincount(self.text_index, minlength=self.n_texts).tolist()
+        with _RowFile(path, counts, len(self.layers), self.values.shape[-1], self._header()) as rows_file:
+            for text_i, rows in enumerate(self.per_text()):
+                rows_file.write(text_i, rows)
+        return Path(path)
+
+    def _header(self) -> dict[str, Any]:
+        return {"layers": list(self.layers), "hook_point": self.hook_point, "position": self.position,
+                "n_texts": self.n_texts, "model_name": self.model_name}
+
+    @classmethod
+    def load(cls, path: str | Path) -> Activations:
+        """Activations from a file written by :meth:`save` or ``collect_activations(out=...)``. The
+        values are memory-mapped (copy-on-write: changing them never changes the file), so opening
+        a file larger than memory is instant and rows are read from disk as they are used."""
+        path = Path(path)
+        header, data_start = _read_header(path)
+        meta = header["__metadata__"]
+        try:
+            info = json.loads(meta["activations"])
+            layers = tuple(int(x) for x in info["layers"])
+            rows, n_layers, d_model = (int(x) for x in header["values"]["shape"])
+            begin, end = (int(x) for x in header["values"]["data_offsets"])
+            index_begin, index_end = (int(x) for x in header["text_index"]["data_offsets"])
+            position = info["position"]
+            if (header["values"]["dtype"], header["text_index"]["dtype"]) != ("F32", "I64") or n_layers != len(layers) \
+                    or end - begin != rows * n_layers * d_model * 4 or index_end - index_begin != rows * 8:
+                raise ValueError("tensor dtypes or sizes do not match their shapes")
+            if data_start + max(end, index_end) > path.stat().st_size:
+                raise ValueError("the file is shorter than its header says (truncated?)")
+        except (KeyError, TypeError, ValueError) as problem:
+            raise ActivationsFileError(f"{path}: not an activations file ({problem}); write one with "
+                                       "Activations.save or collect_activations(..., out=PATH)") from problem
+        values = np.memmap(path, dtype=np.float32, mode="c", offset=data_start + begin, shape=(rows, n_layers, d_model))
+        text_index = np.fromfile(path, dtype="<i8", count=rows, offset=data_start + index_begin)
+        return cls(values=torch.from_numpy(values), layers=layers, hook_point=str(info["hook_point"]),
+                   position=position, text_index=torch.from_numpy(text_index.astype(np.int64)),
+                   n_texts=int(info["n_texts"]), model_name=str(info["model_name"]))
+
+    def to_frame(self):
+        """A pandas DataFrame indexed by (text, layer), or (text, token, layer) for ``position="all"``,
+        with one column per residual dimension (see :func:`interp_steer.frames.activations_frame`)."""
+        from interp_steer.frames import activations_frame
+
+        return activations_frame(self)
+
 
 def collect_activations(
     model: Model,
@@ -123,12 +177,19 @@ def collect_activations(
     pad_free: bool = True,
     padding_side: str = "right",
     progress: bool | None = None,
+    out: str | Path | None = None,
 ) -> Activations:
     """Residual activations of ``texts`` at ``layers`` (default: all), as float32 on the CPU.
 
     ``batch_size`` is the most texts per forward; ``pad_free`` and ``padding_side`` choose how
     batches are formed (see the module docstring; the result does not depend on them beyond float32
     rounding). ``progress=None`` shows a progress bar for more than 64 texts.
+
+    ``out=PATH`` (a ``.safetensors`` file) streams each batch's rows to disk instead of keeping them,
+    so memory does not grow with the number of texts (``position="all"`` on a long corpus
+    included). The file appears, complete, only when collection succeeds (it is written under a
+    temporary name, then renamed); the returned :class:`Activations` reads it memory-mapped (see
+    :meth:`Activations.load`), and probes and directions take it like any other.
     """
     texts = _check_texts(texts)
     layer_list = model.resolve_layers(layers)
@@ -141,31 +202,23 @@ def collect_activations(
     _check_lengths(texts, token_ids, position)
     deepest = hook_names[max(range(len(layer_list)), key=lambda i: layer_list[i])]
     batches = _plan_batches([len(ids) for ids in token_ids], batch_size, pad_free)
+    if out is not None:
+        counts = [len(ids) if position == "all" else 1 for ids in token_ids]
+        with _RowFile(out, counts, len(layer_list), model.d_model, {
+                "layers": list(layer_list), "hook_point": hook_point, "position": position,
+                "n_texts": len(texts), "model_name": model.name}) as rows_file:
+            _run_batches(model, token_ids, batches, hook_names, deepest, position, padding_side, progress,
+                         rows_file.write)
+        return Activations.load(out)
 
     gathered: list[Tensor | None] = [None] * len(texts)
-    show = len(texts) > 64 if progress is None else progress
-    bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not show, leave=False,
-               mininterval=1.0)
-    try:
-        for batch in batches:
-            ids, mask = model.pad([token_ids[i] for i in batch], padding_side=padding_side)
-            per_layer = _forward_collect(model, ids, mask, hook_names, deepest, position)
-            stacked = torch.stack([per_layer[name] for name in hook_names], dim=1)
-            lengths = mask.sum(dim=1).tolist() if position == "all" else [1] * len(batch)
-            for text_i, rows in zip(batch, torch.split(stacked, lengths), strict=True):
-                gathered[text_i] = rows
-            bar.update(len(batch))
-    finally:
-        bar.close()
 
+    def keep(text_i: int, rows: Tensor) -> None:
+        gathered[text_i] = rows
+
+    _run_batches(model, token_ids, batches, hook_names, deepest, position, padding_side, progress, keep)
     values = torch.cat(gathered, dim=0)
     counts = [rows.shape[0] for rows in gathered]
-    if not torch.isfinite(values).all():
-        bad = sorted({i for i, rows in enumerate(gathered) if not torch.isfinite(rows).all()})
-        raise FloatingPointError(
-            f"non-finite activations (NaN/inf) for texts {bad[:10]}; the model or its dtype is "
-            "numerically unstable here: try dtype='float32'"
-        )
     text_index = torch.repeat_interleave(torch.arange(len(texts)), torch.tensor(counts))
     return Activations(
         values=values,
@@ -176,6 +229,35 @@ def collect_activations(
         n_texts=len(texts),
         model_name=model.name,
     )
+
+
+def _run_batches(model: Model, token_ids: list[list[int]], batches: list[list[int]], hook_names: list[str],
+                 deepest: str, position: Position, padding_side: str, progress: bool | None,
+                 take: Callable[[int, Tensor], None]) -> None:
+    """Run every batch and hand each text's rows ``[rows, layers, d_model]`` to ``take(text, rows)``;
+    non-finite activations raise, naming the texts, after the last batch."""
+    show = len(token_ids) > 64 if progress is None else progress
+    bar = tqdm(total=len(token_ids), desc="activations", unit="text", disable=not show, leave=False,
+               mininterval=1.0)
+    bad: list[int] = []
+    try:
+        for batch in batches:
+            ids, mask = model.pad([token_ids[i] for i in batch], padding_side=padding_side)
+            per_layer = _forward_collect(model, ids, mask, hook_names, deepest, position)
+            stacked = torch.stack([per_layer[name] for name in hook_names], dim=1)
+            lengths = mask.sum(dim=1).tolist() if position == "all" else [1] * len(batch)
+            for text_i, rows in zip(batch, torch.split(stacked, lengths), strict=True):
+                if not torch.isfinite(rows).all():
+                    bad.append(text_i)
+                take(text_i, rows)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    if bad:
+        raise FloatingPointError(
+            f"non-finite activations (NaN/inf) for texts {sorted(bad)[:10]}; the model or its dtype is "
+            "numerically unstable here: try dtype='float32'"
+        )
 
 
 def _plan_batches(lengths: list[int], batch_size: int, pad_free: bool) -> list[list[int]]:
@@ -282,4 +364,79 @@ def _check_lengths(texts: list[str], token_ids: list[list[int]], position: Posit
             )
 
 
-__all__ = ["Activations", "Position", "collect_activations"]
+class ActivationsFileError(ValueError):
+    """An activations file that cannot be read: the message names it and says how to write one."""
+
+
+FORMAT = "interp_steer.activations"
+
+
+class _RowFile:
+    """A safetensors file of ``values [rows, layers, d_model]`` (float32) and ``text_index [rows]``
+    written one text at a time, in any order, straight to disk: the header is known up front (every
+    text's row count is), so each text's rows go to their place with a seek. Written atomically
+    (:func:`interp_steer._io.atomic_path`): renamed into place on success, removed on any error."""
+
+    def __init__(self, path: str | Path, counts: Sequence[int], n_layers: int, d_model: int,
+                 info: Mapping[str, Any]):
+        self.path = Path(path)
+        if self.path.suffix != ".safetensors":
+            raise ValueError(f"out={str(path)!r}: activations are written as a .safetensors file; "
+                             "give a path ending in .safetensors")
+        self.counts = list(counts)
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+        rows = int(self.starts[-1])
+        self.row_bytes = n_layers * d_model * 4
+        self.shape = (n_layers, d_model)
+        values_end = rows * self.row_bytes
+        header = {"values": {"dtype": "F32", "shape": [rows, n_layers, d_model], "data_offsets": [0, values_end]},
+                  "text_index": {"dtype": "I64", "shape": [rows], "data_offsets": [values_end, values_end + 8 * rows]},
+                  "__metadata__": {"format": FORMAT, "format_version": "1", "activations": json.dumps(dict(info))}}
+        encoded = json.dumps(header).encode()
+        encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
+        self.data_start = 8 + len(encoded)
+        self.total = self.data_start + values_end + 8 * rows
+        self.index = np.repeat(np.arange(len(self.counts), dtype="<i8"), self.counts)
+        self.prefix = struct.pack("<Q", len(encoded)) + encoded
+        self.values_end = values_end
+
+    def __enter__(self) -> _RowFile:
+        self.atomic = atomic_path(self.path)
+        self.file = open(self.atomic.__enter__(), "r+b")  # noqa: SIM115 - closed in __exit__
+        self.file.write(self.prefix)
+        self.file.truncate(self.total)
+        self.file.seek(self.data_start + self.values_end)
+        self.file.write(self.index.tobytes())
+        return self
+
+    def write(self, text_i: int, rows: Tensor) -> None:
+        if tuple(rows.shape) != (self.counts[text_i], *self.shape):
+            raise ValueError(f"text {text_i}: rows of shape {tuple(rows.shape)}, expected "
+                             f"{(self.counts[text_i], *self.shape)}")
+        self.file.seek(self.data_start + int(self.starts[text_i]) * self.row_bytes)
+        self.file.write(rows.detach().to(torch.float32).cpu().contiguous().numpy().tobytes())
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self.file.close()
+        self.atomic.__exit__(kind, error, traceback)  # renamed into place, or removed after an error
+
+
+def _read_header(path: Path) -> tuple[dict[str, Any], int]:
+    """A safetensors file's JSON header and where its data starts."""
+    if not path.is_file():
+        raise ActivationsFileError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as handle:
+            (size,) = struct.unpack("<Q", handle.read(8))
+            if size > 100_000_000:
+                raise ValueError(f"a header of {size} bytes")
+            header = json.loads(handle.read(size))
+        if not isinstance(header, dict) or header.get("__metadata__", {}).get("format") != FORMAT:
+            raise ValueError(f"its header does not say format {FORMAT!r}")
+    except (OSError, ValueError, struct.error, UnicodeDecodeError, AttributeError) as problem:
+        raise ActivationsFileError(f"{path}: not an activations file ({problem}); write one with "
+                                   "Activations.save or collect_activations(..., out=PATH)") from problem
+    return header, 8 + size
+
+
+__all__ = ["Activations", "ActivationsFileError", "Position", "collect_activations"]

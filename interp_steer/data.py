@@ -104,6 +104,9 @@ def _read_jsonl(path: PathLike) -> list[tuple[int, dict[str, Any]]]:
                 path, number, f"invalid JSON ({error.msg} at column {error.colno})",
                 "write one JSON object per line (JSONL)",
             ) from None
+        except RecursionError:
+            raise DatasetError(path, number, "JSON nested too deeply to read",
+                               "write one flat JSON object per line (JSONL)") from None
         if not isinstance(value, dict):
             raise DatasetError(
                 path, number, f"expected a JSON object, got {type(value).__name__}",

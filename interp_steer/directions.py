@@ -42,6 +42,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp_steer._io import atomic_path
 from interp_steer.activations import Activations, collect_activations
 from interp_steer.data import ABQuestion, ContrastPair, dataset_hash
 from interp_steer.models import RESID_POINTS, Model
@@ -81,12 +82,34 @@ class VectorMetadata:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VectorMetadata:
+        """The inverse of :meth:`to_dict`; a field of the wrong type raises :class:`VectorFileError`
+        naming it."""
+        if not isinstance(data, Mapping):
+            raise VectorFileError(f"metadata must be a JSON object, got {type(data).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(data) - known)
         if unknown:
             raise VectorFileError(f"unknown metadata fields {unknown}; expected a subset of {sorted(known)}")
+        if "model" not in data or "d_model" not in data:
+            raise VectorFileError("metadata needs 'model' and 'd_model'")
         values = dict(data)
-        values["resid_norm"] = {int(k): float(v) for k, v in values.get("resid_norm", {}).items()}
+        for name, kind in (("model", str), ("hook_point", str), ("method", str), ("position", str),
+                           ("dataset_hash", str), ("normalisation", str), ("library_version", str),
+                           ("description", str), ("d_model", int), ("n_positive", int), ("n_negative", int)):
+            value = values.get(name)
+            if name in values and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise VectorFileError(f"metadata field {name!r} must be {'a string' if kind is str else 'an integer'}, "
+                                      f"got {type(value).__name__}")
+        if values["d_model"] < 1:
+            raise VectorFileError(f"metadata field 'd_model' must be positive, got {values['d_model']}")
+        norms = values.get("resid_norm", {})
+        try:
+            values["resid_norm"] = {int(k): float(v) for k, v in norms.items()}
+            if any(isinstance(v, bool) for v in norms.values()) or not all(map(math.isfinite, values["resid_norm"].values())):
+                raise ValueError("not finite")
+        except (AttributeError, TypeError, ValueError) as error:
+            raise VectorFileError("metadata field 'resid_norm' must map layer numbers to finite norms "
+                                  f"({type(error).__name__})") from None
         return cls(**values)
 
 
@@ -148,6 +171,11 @@ class SteeringVector:
         shown = layers if len(layers) <= 6 else [*layers[:3], "...", *layers[-2:]]
         return (f"SteeringVector(model={self.metadata.model!r}, hook={self.hook_point}, "
                 f"method={self.metadata.method}, layers={shown})")
+
+    def _repr_html_(self) -> str:
+        from interp_steer.display import vector_html
+
+        return vector_html(self)
 
     def hook_name(self, layer: int) -> str:
         return f"blocks.{layer}.hook_{self.hook_point}"
@@ -281,8 +309,10 @@ class SteeringVector:
                                   f"library reads version {FORMAT_VERSION}; upgrade interp_steer")
         try:
             metadata = VectorMetadata.from_dict(json.loads(header["metadata"]))
-        except (KeyError, json.JSONDecodeError, TypeError) as error:
+        except (KeyError, json.JSONDecodeError, TypeError, RecursionError) as error:
             raise VectorFileError(f"{path}: metadata is missing or not valid JSON ({error})") from error
+        except VectorFileError as error:
+            raise VectorFileError(f"{path}: {error}") from None
         directions = {}
         for key, tensor in tensors.items():
             match = _HOOK_KEY.match(key)
@@ -379,9 +409,9 @@ def write_safetensors(path: str | Path, tensors: Mapping[str, Tensor], format_na
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: {what} are saved as .safetensors files")
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": format_name, "format_version": str(version), "metadata": json.dumps(dict(metadata))}
-    save_file(dict(tensors), str(path), metadata=header)
+    with atomic_path(path) as temp:
+        save_file(dict(tensors), str(temp), metadata=header)
     return path
 
 

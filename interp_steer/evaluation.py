@@ -51,6 +51,13 @@ class SweepResult:
             out["values"] = self.values.tolist()
         return out
 
+    def to_frame(self):
+        """Tidy rows (layer, coefficient, metric) with ``value``, ``low``, ``high``, ``n``
+        (:mod:`interp_steer.frames`)."""
+        from interp_steer.frames import sweep_frame
+
+        return sweep_frame(self)
+
 
 def _summarise(measure: str, layers: list[int], coefficients: list[float], values: np.ndarray, seed: int) -> SweepResult:
     """Per-cell summaries over items by :func:`interp_steer.stats.summarise`: perplexity as a geometric
@@ -234,6 +241,13 @@ class GenerationSweep:
         return {"layers": self.layers, "coefficients": self.coefficients, "prompts": self.prompts,
                 "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
                 "samples": self.samples, "backfire": {**self.backfire_settings, "cells": self.backfire}}
+
+    def to_frame(self):
+        """Tidy rows (layer, coefficient, metric) for every metric and the backfire rate
+        (:mod:`interp_steer.frames`)."""
+        from interp_steer.frames import generation_sweep_frame
+
+        return generation_sweep_frame(self)
 
 
 FLOOR_LEVEL = 0.95

@@ -55,11 +55,15 @@ def plot_layer_profile(
 def save_figure(ax_or_fig, path: str | Path, *, dpi: int = 150) -> Path:
     """Save the figure an ``Axes`` (or ``Figure``) belongs to as PNG, close it, return the path."""
     figure = ax_or_fig.figure if isinstance(ax_or_fig, Axes) else ax_or_fig
+    from interp_steer._io import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
+    try:
+        figure.tight_layout()
+        with atomic_path(path) as temp:
+            figure.savefig(temp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(figure)
     return path
 
 

@@ -118,12 +118,32 @@ class LayerProfile:
         """The last layer of the band (layers as good as the best)."""
         return max(self.band)
 
+    def __repr__(self) -> str:
+        from interp_steer.display import layers_text, one_line
+
+        at = self.layers.index(self.best_layer)
+        return one_line("LayerProfile", concept=self.concept, layers=layers_text(self.layers), best_layer=self.best_layer,
+                        band=f"{self.band_low}-{self.band_high}", accuracy_at_best=round(self.accuracy[at], 3),
+                        heldout_accuracy=round(self.heldout_accuracy, 3))
+
+    def _repr_html_(self) -> str:
+        from interp_steer.display import profile_html
+
+        return profile_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """Every field plus ``band_low``/``band_high``, as JSON-ready plain Python types."""
         out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         out["band_low"] = self.band_low
         out["band_high"] = self.band_high
         return out
+
+    def to_frame(self):
+        """Tidy rows (concept, layer, metric) with ``value``, ``std`` over folds, band and best layer
+        marked (:mod:`interp_steer.frames`)."""
+        from interp_steer.frames import profile_frame
+
+        return profile_frame(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LayerProfile:
@@ -154,6 +174,18 @@ class Localisation:
     def layers(self) -> tuple[int, ...]:
         return next(iter(self.profiles.values())).layers
 
+    def __repr__(self) -> str:
+        from interp_steer.display import one_line
+
+        return one_line("Localisation", concepts={n: p.best_layer for n, p in self.profiles.items()},
+                        shared_layer=self.shared_layer,
+                        best_layers_indistinguishable=self.best_layers_indistinguishable)
+
+    def _repr_html_(self) -> str:
+        from interp_steer.display import localisation_html
+
+        return localisation_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """``{"concepts": {name: profile.to_dict()}, "shared_layer", "best_layers_indistinguishable"}``."""
         return {
@@ -161,6 +193,12 @@ class Localisation:
             "shared_layer": self.shared_layer,
             "best_layers_indistinguishable": self.best_layers_indistinguishable,
         }
+
+    def to_frame(self):
+        """Every concept's profile rows (concept, layer, metric) stacked (:mod:`interp_steer.frames`)."""
+        from interp_steer.frames import localisation_frame
+
+        return localisation_frame(self)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,17 +289,10 @@ class UnitStore:
 
 def _write_atomically(path: Path, data: Any) -> None:
     """Write JSON to a temporary file beside ``path`` and rename it over ``path``."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            json.dump(data, f, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    from interp_steer._io import atomic_path
+
+    with atomic_path(path, sync=True) as temp:
+        temp.write_text(json.dumps(data, allow_nan=False))
 
 
 class MemoryStore:

@@ -53,3 +53,38 @@ def bridge_cache(model: ist.Model, text: str, names: list[str]) -> dict[str, tor
     with torch.inference_mode():
         _, cache = model.bridge.run_with_cache(ids, names_filter=names)
     return {name: cache[name][0].cpu() for name in names}
+
+
+def rendered(result) -> tuple[str, str]:
+    """``result``'s HTML display and its repr, made while any model forward would raise (a display
+    reads what the result holds and never runs a model). Checks what every display must have."""
+    original = torch.nn.Module.__call__
+
+    def forbidden(self, *args, **kwargs):
+        raise AssertionError(f"a display ran {type(self).__name__}.forward")
+
+    torch.nn.Module.__call__ = forbidden
+    try:
+        page, line = result._repr_html_(), repr(result)
+    finally:
+        torch.nn.Module.__call__ = original
+    assert page.startswith("<div>") and page.endswith("</div>") and "figure not drawn" not in page
+    assert "\n" not in line and len(line) < 300 and line.startswith(type(result).__name__ + "(")
+    return page, line
+
+
+def _none_if_nan(value):
+    return None if value is None or value != value else value
+
+
+def interval_rows(frame, **where):
+    """The (value, low, high, n) of the frame's rows matching ``where``, NaN as None."""
+    rows = frame
+    for column, value in where.items():
+        rows = rows[rows[column] == value]
+    return [tuple(map(_none_if_nan, row)) for row in rows[["value", "low", "high", "n"]].itertuples(index=False)]
+
+
+def as_row(*values):
+    """Expected numbers in :func:`interval_rows`' form (NaN as None)."""
+    return tuple(map(_none_if_nan, values))

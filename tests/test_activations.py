@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from conftest import attached_hooks, bridge_cache
@@ -215,3 +218,139 @@ def test_split_groups_texts(tiny, texts):
     torch.testing.assert_close(rest.values, alone.values)
     with pytest.raises(ValueError, match="add up"):
         every.split(1, 1)
+
+
+def test_to_frame_indexes_texts_and_layers(tiny, texts):
+    acts = ist.collect_activations(tiny, texts[:3], layers=[0, 2])
+    frame = acts.to_frame()
+    assert frame.index.names == ["text", "layer"] and frame.shape == (6, tiny.d_model)
+    assert np.array_equal(frame.loc[(1, 2)].to_numpy(), acts.at(2)[1].numpy())
+    every = ist.collect_activations(tiny, texts[:2], layers=[1], position="all")
+    frame = every.to_frame()
+    assert frame.index.names == ["text", "token", "layer"] and len(frame) == len(every)
+    last_token = frame.loc[1].index.get_level_values("token").max()
+    assert np.array_equal(frame.loc[(1, last_token, 1)].to_numpy(), every.per_text()[1][-1, 0].numpy())
+
+
+@pytest.mark.parametrize("position", ["last", "all"])
+def test_streamed_collection_equals_in_memory_and_is_a_real_safetensors_file(tiny, texts, tmp_path, position):
+    from safetensors.torch import load_file
+
+    path = tmp_path / "acts.safetensors"
+    memory = ist.collect_activations(tiny, texts, layers=[0, 2], position=position, batch_size=3)
+    streamed = ist.collect_activations(tiny, texts, layers=[0, 2], position=position, batch_size=3, out=path)
+    assert torch.equal(streamed.values, memory.values) and torch.equal(streamed.text_index, memory.text_index)
+    assert (streamed.layers, streamed.position, streamed.n_texts, streamed.model_name) == \
+        (memory.layers, memory.position, memory.n_texts, memory.model_name)
+    plain = load_file(str(path))  # any safetensors reader sees the same tensors
+    assert torch.equal(plain["values"], memory.values) and torch.equal(plain["text_index"], memory.text_index)
+    assert [p.name for p in tmp_path.iterdir()] == ["acts.safetensors"]  # no temporary file left
+    streamed.values[0, 0, 0] += 1.0  # copy-on-write: the file is never changed through the result
+    assert torch.equal(ist.Activations.load(path).values, memory.values)
+    # Directions and probes take the on-disk result like any other.
+    if position == "last":
+        half = len(texts) // 2
+        pos, neg = streamed.split(half, len(texts) - half)
+        mpos, mneg = memory.split(half, len(texts) - half)
+        assert torch.equal(ist.from_activations(pos, neg).directions[2], ist.from_activations(mpos, mneg).directions[2])
+
+
+def test_a_failed_streamed_collection_leaves_no_file(tiny, texts, tmp_path, monkeypatch):
+    calls = []
+    original = act_module._forward_collect
+
+    def fail_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("interrupted")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(act_module, "_forward_collect", fail_second)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        ist.collect_activations(tiny, texts, batch_size=2, out=tmp_path / "acts.safetensors")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match=r"\.safetensors"):
+        ist.collect_activations(tiny, texts, out=tmp_path / "acts.npy")
+
+
+def test_activation_files_that_are_not_ones_raise_naming_the_file(tiny, texts, tmp_path):
+    path = ist.collect_activations(tiny, texts[:3], layers=[1], out=tmp_path / "a.safetensors") and tmp_path / "a.safetensors"
+    whole = path.read_bytes()
+    cases = {"truncated.safetensors": whole[:-40], "empty.safetensors": b"", "junk.safetensors": b"\x00\xff" * 50,
+             "text.safetensors": b"hello world, not a tensor file"}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(act_module.ActivationsFileError, match=name):
+            ist.Activations.load(tmp_path / name)
+    vector_file = make_vector_file(tmp_path)
+    with pytest.raises(act_module.ActivationsFileError, match="not an activations file"):
+        ist.Activations.load(vector_file)
+    with pytest.raises(act_module.ActivationsFileError, match="no such file"):
+        ist.Activations.load(tmp_path / "missing.safetensors")
+
+
+def make_vector_file(folder):
+    from interp_steer.directions import SteeringVector, VectorMetadata
+
+    vector = SteeringVector({0: torch.ones(4)}, VectorMetadata(model="m", d_model=4))
+    return vector.save(folder / "vector.safetensors")
+
+
+PEAK_SCRIPT = """
+import resource, sys, threading, time
+import interp_steer as ist
+
+def resident():  # KiB resident now (not the lifetime peak: model loading must not count)
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024
+
+model = ist.load_model("tiny-random")
+texts = [chr(65 + i % 26) + " lorem ipsum dolor" * 40 for i in range(int(sys.argv[1]))]
+assert len({len(ids) for ids in model.encode(texts)}) == 1  # every batch has the same shape
+out = sys.argv[2] if sys.argv[2] != "-" else None
+ist.collect_activations(model, texts[:1], position="all", progress=False)  # warm up
+peak, done = [0], threading.Event()
+
+def watch():
+    while not done.is_set():
+        peak[0] = max(peak[0], resident())
+        time.sleep(0.001)
+
+before = resident()
+watcher = threading.Thread(target=watch)
+watcher.start()
+acts = ist.collect_activations(model, texts, position="all", batch_size=16, progress=False, out=out)
+peak[0] = max(peak[0], resident())
+done.set()
+watcher.join()
+print(peak[0] - before, acts.values.numel() * 4 // 1024)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads resident memory from /proc (Linux)")
+def test_streaming_keeps_peak_memory_flat(tmp_path):
+    """Every-token activations of one batch of texts and of 20 batches: streamed, the process's peak
+    memory grows by the same amount (one batch's forward pass) for both; kept in memory, it grows
+    by about the data as well. Each runs in a fresh process, whose resident memory is sampled
+    every millisecond during the collection (KiB above what it was just before).
+
+    glibc's malloc is pinned to its default static mmap threshold (128 KiB): otherwise it raises the
+    threshold after the first large free and serves later forward-pass tensors from its heap, where
+    freed memory stays resident (reusable by the process, but counted in RSS) and the measurement
+    would see fragmentation instead of what is alive."""
+    import os
+    import subprocess
+    import sys
+
+    def growth(n: int, out: str) -> tuple[int, int]:
+        run = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(n), out], capture_output=True, text=True,
+                             check=True, env={**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "131072"})
+        grown, data = map(int, run.stdout.split()[-2:])
+        return grown, data
+
+    one_batch, _ = growth(16, str(tmp_path / "small.safetensors"))
+    streamed, data = growth(320, str(tmp_path / "big.safetensors"))
+    kept, _ = growth(320, "-")
+    assert data > 50_000  # KiB: the corpus's activations are large against the noise
+    print(f"peak growth (KiB): one batch {one_batch}, 20 batches streamed {streamed}, kept {kept}; data {data}")
+    assert kept > one_batch + 0.8 * data  # the measurement sees memory that grows with the corpus ...
+    assert streamed < one_batch + 0.2 * data, (one_batch, streamed, kept, data)  # ... and streaming does not

@@ -543,3 +543,34 @@ def test_collision_config_refuses_an_unknown_method():
         CollisionConfig(method="fields")
     with pytest.raises(ValueError, match="field_form must be one of"):
         CollisionConfig(method="field", field_form="deep")
+
+
+def test_tidy_frames_hold_the_results_own_numbers_and_the_display_shows_the_verdicts(tiny_run):
+    from conftest import as_row, interval_rows, rendered
+
+    result, _ = tiny_run
+    cells = result.to_frame()
+    metrics = list(result.unsteered["metrics"])
+    assert len(cells) == (len(result.cells) + 1) * len(metrics)
+    for cell in [*result.cells[:3], result.cells[-1]]:
+        for metric in metrics:
+            expected = cell["metrics"][metric]
+            got = interval_rows(cells, **{"lambda": cell["lambda"], "alpha": cell["alpha"], "metric": metric})
+            assert got == [as_row(*(expected.get(k) for k in ("mean", "low", "high", "n")))]
+    unsteered = cells[cells["alpha"].isna()]
+    assert set(unsteered["lambda"]) == {0.0} and list(unsteered["metric"]) == metrics
+    # One pivot gives the α × λ grid the report's heatmap shows.
+    grid = cells[cells["metric"] == "vader"].dropna(subset=["alpha"]).pivot(index="lambda", columns="alpha", values="value")
+    assert grid.shape == (len(result.config.lambdas), len(result.config.alphas))
+    dominance = result.to_frame("dominance")
+    first = result.dominance["vader"][0].to_dict()
+    rows = dominance[(dominance["metric"] == "dominance_vader") & (dominance["lambda"] == result.config.lambdas[0])]
+    assert [None if v != v else v for v in rows["value"]] == first["d"]
+    findings = result.to_frame("findings")
+    assert list(findings["verdict"]) == [f.verdict for f in result.findings]
+    with pytest.raises(ValueError, match="'cells', 'dominance', 'findings'"):
+        result.to_frame("cell")
+    page, line = rendered(result)
+    for finding in result.findings:
+        assert finding.verdict in page and finding.claim.replace("'", "&#x27;") in page
+    assert "<img" in page and "verdicts=" in line

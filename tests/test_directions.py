@@ -253,3 +253,13 @@ def test_build_vector_on_the_tiny_model(tiny):
     chat = ist.build_vector(tiny, pairs, layers=[1], chat=True)
     assert not torch.allclose(chat[1], vector[1])
     assert "chat" in chat.metadata.position
+
+
+def test_html_display_lists_norms_per_layer_and_the_samples():
+    from conftest import rendered
+
+    vector = make_vector({2: [3.0, 4.0], 5: [0.0, 1.0]}, n_positive=7, n_negative=9, resid_norm={2: 10.0})
+    page, line = rendered(vector)
+    assert "7 positive / 9 negative" in page and "<td style='text-align:left'>5</td>" in page
+    assert "<td style='text-align:left'>0.5</td>" in page  # norm 5 over a mean residual norm of 10
+    assert line == repr(vector)

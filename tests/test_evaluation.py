@@ -51,6 +51,16 @@ def test_ab_eval_coefficient_zero_is_the_unsteered_probability(tiny, vector):
             assert result.low[layer_row][c] <= result.mean[layer_row][c] <= result.high[layer_row][c]
 
 
+def test_ab_eval_frame_is_tidy_with_the_results_numbers(tiny, vector):
+    result = ab_eval(tiny, QUESTIONS, vector, coefficients=[-4, 0, 4], layers=[1, 2])
+    frame = result.to_frame()
+    assert list(frame.columns[:4]) == ["layer", "coefficient", "metric", "value"] and len(frame) == 6
+    cell = frame[(frame["layer"] == 2) & (frame["coefficient"] == 4.0)].iloc[0]
+    assert (cell["value"], cell["low"], cell["high"], cell["n"]) == (result.mean[1][2], result.low[1][2],
+                                                                    result.high[1][2], len(QUESTIONS))
+    assert cell["metric"] == result.measure
+
+
 def test_ab_eval_batching_matches_one_question_at_a_time(tiny, vector):
     together = ab_eval(tiny, QUESTIONS, vector, coefficients=[-3, 3], layers=[2], batch_size=8)
     alone = ab_eval(tiny, QUESTIONS, vector, coefficients=[-3, 3], layers=[2], batch_size=1)
@@ -165,6 +175,13 @@ def test_generation_sweep_backfire_follows_the_scorer_direction(tiny, vector):
     payload = up.to_dict()["backfire"]
     assert payload["metric"] == "length" and payload["direction"] == 1 and payload["floor"] == 0.0
     assert payload["floor_source"].startswith("none")
+    frame = up.to_frame()  # tidy: (layer, coefficient, metric), the sweep's own numbers
+    for metric, sweep in up.metrics.items():
+        rows = frame[frame["metric"] == metric]
+        assert list(rows["value"]) == [v for row in sweep.mean for v in row]
+        assert list(rows["high"]) == [v for row in sweep.high for v in row]
+    backfire = frame[frame["metric"] == "backfire"].set_index("coefficient")
+    assert backfire.loc[6.0, "value"] == up.backfire["1,6"]["mean"] and backfire.loc[6.0, "n"] == up.backfire["1,6"]["n"]
     with pytest.raises(ValueError, match="backfire_metric"):
         generation_sweep(tiny, prompts, vector, [0.0, 1.0], layers=[1], max_new_tokens=2, backfire_metric="toxicity")
 

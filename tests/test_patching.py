@@ -358,3 +358,27 @@ def test_the_default_config_has_enough_prompts_to_split():
 
     with pytest.raises(ValueError, match="at least 4 prompts"):
         split_halves(3, 0)
+
+
+def test_tidy_effects_frame_and_display(study):
+    from conftest import as_row, interval_rows, rendered
+
+    frame = study.to_frame()
+    n = len(study.prompts)
+    for sweep, by_metric in study.effects.items():
+        arrays = by_metric["logit_diff"]
+        effect = np.asarray(arrays["effect"], dtype=float)
+        assert (frame[(frame["sweep"] == sweep) & (frame["metric"] == "logit_diff")].shape[0]) == effect.size
+    heads = study.effects["heads"]["logit_diff"]
+    got = interval_rows(frame, sweep="heads", metric="logit_diff", layer=1, head=0)
+    assert got == [as_row(heads["effect"][1][0], heads["low"][1][0], heads["high"][1][0], n)]
+    position = study.effects["resid_position"]["logit_diff"]
+    last = interval_rows(frame, sweep="resid_position", metric="logit_diff", layer=2, position_from_end=-1)
+    assert last[0][0] == position["effect"][2][-1]
+    direction = frame[frame["sweep"] == "direction_contrast"]
+    assert direction["layer"].min() == 1  # its axis counts layers from 1
+    findings = study.to_frame("findings")
+    components = [c for fold in study.findings["folds"] for c in fold["components"]]
+    assert len(findings) == len(components) and list(findings["holds_up"]) == [c["holds_up"] for c in components]
+    page, line = rendered(study)
+    assert "held-out effect" in page and "<img" in page and f"layer={study.layer}" in line

@@ -323,3 +323,23 @@ def test_bad_settings(kwargs, match):
     pos, neg = planted({})
     with pytest.raises(ValueError, match=match):
         probe_layers(pos, neg, **kwargs)
+
+
+def test_profile_frames_and_displays(layer3):
+    from conftest import rendered
+
+    frame = layer3.to_frame()
+    assert len(frame) == 4 * len(layer3.layers)
+    accuracy = frame[frame["metric"] == "accuracy"]
+    assert list(accuracy["value"]) == list(layer3.accuracy) and list(accuracy["std"]) == list(layer3.accuracy_std)
+    assert list(accuracy[accuracy["best"]]["layer"]) == [3] and list(accuracy[accuracy["in_band"]]["layer"]) == list(layer3.band)
+    assert frame.attrs["best_layer"] == 3 and frame.attrs["heldout_accuracy"] == layer3.heldout_accuracy
+    other = probe_layers(*planted({1: 6.0}), concept="calm")
+    together = probes.Localisation({"joy": layer3, "calm": other}, shared_layer=1, best_layers_indistinguishable=False)
+    both = together.to_frame()
+    assert len(both) == 2 * len(frame) and set(both["concept"]) == {"joy", "calm"}
+    assert both.attrs["shared_layer"] == 1 and both.attrs["best_layer"] == {"joy": 3, "calm": 1}
+    page, line = rendered(layer3)
+    assert "joy" in page and "<img" in page and "best_layer=3" in line
+    page, line = rendered(together)
+    assert "calm" in page and "shared layer" in page and "'joy': 3" in line

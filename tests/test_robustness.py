@@ -388,3 +388,29 @@ def test_packed_rows_equal_padded_rows_on_sliding_window_families(family):
                              negative=(8, 9, 10), batch_size=8)
     assert readout._can_pack(candidates)
     np.testing.assert_allclose(readout(candidates), readout.score_unshared(candidates), atol=1e-5)
+
+
+def test_every_interval_is_a_row_of_the_tidy_frame_and_the_display_names_the_verdicts(tiny_result):
+    from conftest import rendered
+
+    frame = tiny_result.to_frame()
+    found = []
+
+    def walk(node):  # an independent count of the intervals in robustness.json
+        if isinstance(node, dict) and {"mean", "low", "high"} <= set(node):
+            found.append(node["mean"])
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tiny_result.to_dict())
+    assert len(frame) == len(found) > 20
+    assert sorted(frame["value"].fillna(-99)) == sorted(-99 if v is None else v for v in found)
+    assert set(frame["model"].dropna()) == {tiny_result.models[0]["model"]["name"]}
+    per_n = frame[(frame["group"].str.endswith("sample_size/per_n")) & (frame["metric"] == "effect")]
+    assert list(per_n["at_n"]) == tiny_result.models[0]["sample_size"]["sizes"]
+    page, line = rendered(tiny_result)
+    assert all(c.verdict in page for c in tiny_result.claims) and "RobustnessResult(" in line

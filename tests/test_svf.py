@@ -296,8 +296,11 @@ def test_svf_writes_valid_json_figures_and_report(tiny_run):
     field = ist.SteeringField.load(written["field"], model=None)
     assert field.layers == result.field.layers
     assert ist.SteeringVector.load(written["vector"]).norms() == pytest.approx(result.vector.norms())
-    frame = result.to_frame()
-    assert len(frame) == len(result.cells) and {"effect", "backfire_low", "perplexity_ratio"} <= set(frame.columns)
+    frame = result.to_frame().set_index(["method", "coefficient", "metric"])
+    for cell in result.cells:
+        for metric in ("effect", "backfire", "perplexity_ratio"):
+            row = frame.loc[(cell["method"], cell["coefficient"], metric)]
+            assert (row["value"], row["low"], row["high"], row["n"]) == tuple(cell[metric][k] for k in ("mean", "low", "high", "n"))
 
 
 def test_context_dependence_is_one_for_the_vector_and_measured_for_the_field(tiny, tiny_run):
@@ -518,3 +521,20 @@ def test_plot_curves_draws_an_interval_a_rounding_error_beyond_its_mean():
 
     ax = plot_curves([0.0, 0.1], {"field": ([0.0, 0.2], [1e-17, 0.1], [0.0, 0.3])})
     assert len(ax.lines) + len(ax.collections) > 0
+
+
+def test_svf_interval_and_claim_frames_and_display(tiny_run):
+    from conftest import rendered
+
+    result, _ = tiny_run
+    intervals = result.to_frame("intervals")
+    data = result.to_dict()
+    assert set(intervals["section"]) >= {"unsteered", "cells", "long_form", "claims"}
+    thirds = intervals[(intervals["section"] == "long_form") & (intervals["group"] == "vector") & (intervals["metric"] == "effect")]
+    assert list(thirds["item"]) == [0, 1, 2]
+    assert list(thirds["value"]) == [iv["mean"] for iv in data["long_form"]["vector"]["effect"]]
+    assert "per_prompt" not in set(intervals["section"])
+    claims = result.to_frame("claims")
+    assert list(claims["verdict"]) == [c.verdict for c in result.claims]
+    page, line = rendered(result)
+    assert all(c.verdict in page for c in result.claims) and "SvfResult(" in line

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from interp_steer._io import write_text_atomically
 from interp_steer.commands.arguments import add_model_args, model_and_vector, numbers
 
 
@@ -37,7 +38,7 @@ def _ab_eval(args: argparse.Namespace) -> int:
     anti = anti_steerable_fraction(result, floor=args.floor)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ab_eval.json").write_text(json.dumps({"model": model.name, "questions": args.questions,
+    write_text_atomically(out / "ab_eval.json", json.dumps({"model": model.name, "questions": args.questions,
                                                   "vector": args.vector, **result.to_dict(per_item=True),
                                                   "anti_steerable": anti}, indent=2))
     ax = None

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from interp_steer._io import write_text_atomically
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     geometry = subparsers.add_parser("geometry", help="cosines and norms of saved steering vectors")
@@ -40,7 +42,7 @@ def _geometry(args: argparse.Namespace) -> int:
         for b in names[i + 1:]:
             cos = vectors[a].cosine(vectors[b])
             report["cosine"][f"{a} vs {b}"] = {"layers": list(cos), "cosine": list(cos.values())}
-    (out / "geometry.json").write_text(json.dumps(report, indent=2))
+    write_text_atomically(out / "geometry.json", json.dumps(report, indent=2))
 
     import matplotlib.pyplot as plt
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from interp_steer._io import write_text_atomically
 from interp_steer.commands.arguments import (
     add_backend_args,
     add_model_args,
@@ -62,7 +63,7 @@ def _locate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": model.name, "n_layers": model.n_layers, "position": args.position,
               "folds": args.folds, "seed": args.seed, **result.to_dict()}
-    (out / "locate.json").write_text(json.dumps(report, indent=2))
+    write_text_atomically(out / "locate.json", json.dumps(report, indent=2))
     save_figure(plot_localisation(result, title=f"{model.name}: where each concept is readable"),
                 out / "locate.png")
     for name, profile in result.profiles.items():

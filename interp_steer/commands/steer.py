@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from interp_steer._io import write_text_atomically
 from interp_steer.commands.arguments import add_model_args, model_and_vector
 
 
@@ -45,7 +45,6 @@ def _steer(args: argparse.Namespace) -> int:
                   "layers": layers or list(vector.layers), "positions": args.positions,
                   "seed": args.seed, "temperature": args.temperature,
                   "completions": [o.to_dict() for o in outputs]}
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=2))
+        write_text_atomically(args.out, json.dumps(record, indent=2))
         print(f"wrote {args.out}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from interp_steer._io import write_text_atomically
 from interp_steer.commands.arguments import add_model_args, model_and_vector, numbers
 
 
@@ -65,7 +66,7 @@ def _sweep(args: argparse.Namespace) -> int:
                               backfire_floor=floor)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps({"model": model.name, "vector": args.vector,
+    write_text_atomically(out / "sweep.json", json.dumps({"model": model.name, "vector": args.vector,
                                                 **result.to_dict()}, indent=2))
     for name in ("vader", "perplexity", "repetition", "distinct_2", "probe_valence"):
         if name not in result.metrics:

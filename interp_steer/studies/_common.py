@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -70,14 +69,9 @@ def jsonable(value: Any) -> Any:
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` as strict JSON (see :func:`jsonable`), atomically: a run killed while
     writing leaves the previous file or none, never a truncated one."""
-    text = json.dumps(jsonable(payload), indent=1, allow_nan=False)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    from interp_steer._io import write_text_atomically
+
+    return write_text_atomically(path, json.dumps(jsonable(payload), indent=1, allow_nan=False))
 
 
 def load_schema(package: str) -> dict:

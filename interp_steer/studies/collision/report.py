@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from interp_steer._io import write_text_atomically
 from interp_steer.plotting import save_figure
 from interp_steer.studies._common import write_json
 
@@ -183,7 +184,7 @@ def write_outputs(result: CollisionResult, out: Path, *, figures: bool = True) -
         for name, make in makers.items():
             written[name] = save_figure(make(result), out / f"{name}.png")
     written["report"] = out / "report.md"
-    written["report"].write_text(render_report(result, figures=figures))
+    write_text_atomically(written["report"], render_report(result, figures=figures))
     return written
 
 
@@ -396,5 +397,26 @@ def _quote(text: str, limit: int = 160) -> str:
     return f"“{text[:limit]}{'…' if len(text) > limit else ''}”"
 
 
+def render_html(result: CollisionResult) -> str:
+    """The notebook display of a result (``_repr_html_``): its findings and the VADER α × λ heatmap."""
+    from interp_steer.display import block, fields_line, figure, judged_table, verdict_counts
+
+    def draw(fig) -> None:
+        ax = fig.subplots()
+        matrix = cell_means(result, "vader")
+        image = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", origin="lower")
+        fig.colorbar(image, ax=ax, label="VADER valence")
+        ax.set_xticks(range(len(result.config.alphas)), [f"{a:g}" for a in result.config.alphas], fontsize=7)
+        ax.set_yticks(range(len(result.config.lambdas)), [f"{x:g}" for x in result.config.lambdas], fontsize=7)
+        ax.set_xlabel("α (0 = pure B, 1 = pure A)")
+        ax.set_ylabel("λ")
+
+    return block(f"CollisionResult: {result.model.get('name', '?')}, layer {result.layer}",
+                 fields_line([("grid", f"{len(result.config.lambdas)} λ × {len(result.config.alphas)} α"),
+                              ("prompts", len(result.prompts)), ("method", result.config.method),
+                              ("verdicts", verdict_counts(result.findings))]),
+                 judged_table(result.findings), figure(draw, size=(4.8, 3.0)))
+
+
 __all__ = ["plot_decomposition", "plot_dominance", "plot_geometry", "plot_heatmaps", "plot_layer_profiles",
-           "render_report", "write_outputs"]
+           "render_html", "render_report", "write_outputs"]

@@ -69,6 +69,18 @@ class CollisionResult:
         raise KeyError(f"no cell (lambda={lam}, alpha={alpha}); the grid has lambdas {list(self.config.lambdas)} "
                        f"and alphas {list(self.config.alphas)}")
 
+    def __repr__(self) -> str:
+        from interp_steer.display import one_line, verdict_counts
+
+        return one_line("CollisionResult", model=self.model.get("name", "?"), layer=self.layer,
+                        grid=f"{len(self.config.lambdas)} lambdas x {len(self.config.alphas)} alphas",
+                        prompts=len(self.prompts), verdicts=verdict_counts(self.findings))
+
+    def _repr_html_(self) -> str:
+        from interp_steer.studies.collision.report import render_html
+
+        return render_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         from interp_steer import __version__
 
@@ -102,6 +114,16 @@ class CollisionResult:
             "findings": [f.to_dict() for f in self.findings],
             "timings_s": self.timings,
         }
+
+    def to_frame(self, table: str = "cells"):
+        """A tidy table (:mod:`interp_steer.frames`): ``"cells"``, rows (λ, α, metric) with ``value``,
+        ``low``, ``high``, ``n`` (the unsteered run is λ = 0, α = NaN); ``"dominance"``, d(α) per
+        valence score and λ; ``"findings"``, the verdicts."""
+        from interp_steer import frames
+
+        return frames.choose(table, {"cells": lambda: frames.collision_cells_frame(self.to_dict()),
+                                     "dominance": lambda: frames.collision_dominance_frame(self.to_dict()),
+                                     "findings": lambda: frames.judged_frame(self.findings)})
 
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
         """Write ``collision.json``, the vectors (and fields), the PNG figures and ``report.md`` under ``out``."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 
+from interp_steer._io import write_text_atomically
 from interp_steer.patching import METRICS
 from interp_steer.plotting import plot_heatmap, save_figure
 from interp_steer.studies._common import write_json
@@ -30,7 +31,7 @@ def write_outputs(result: PatchingResult, out: Path, *, figures: bool = True) ->
             if figure is not None:  # a sweep that was not run has no figure
                 written[name] = save_figure(figure, out / f"{name}.png")
     written["report"] = out / "report.md"
-    written["report"].write_text(render_report(result, figures=figures))
+    write_text_atomically(written["report"], render_report(result, figures=figures))
     return written
 
 
@@ -202,5 +203,32 @@ def _effect(e: dict, at: int) -> str:
     return f"{e['effect'][at]:+.2f} {_interval(e['low'][at], e['high'][at])}"
 
 
-__all__ = ["plot_attribution", "plot_layer_component", "plot_layer_head", "plot_layer_position", "render_report",
+def render_html(result: PatchingResult) -> str:
+    """The notebook display of a result (``_repr_html_``): held-out components and layer × component effects."""
+    from interp_steer.display import block, esc, fields_line, figure, interval, table
+
+    findings = result.findings
+    rows = []
+    for fold, entry in enumerate(findings.get("folds", [])):
+        for c in entry["components"]:
+            name = c["component"] + "".join(f"[{i}]" for i in c["index"])
+            rows.append((str(fold), str(c["rank"]), esc(name), interval(c["effect"], c["low"], c["high"]),
+                         "yes" if c["holds_up"] else "no"))
+
+    def draw(fig) -> None:
+        ax = fig.subplots()
+        names = [n for n in ("resid_layer", "attn_layer", "mlp_layer") if n in result.effects]
+        matrix = np.array([result.effects[n]["logit_diff"]["effect"] for n in names], dtype=float)
+        image = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+        fig.colorbar(image, ax=ax, label="normalised effect")
+        ax.set_yticks(range(len(names)), [n.removesuffix("_layer") for n in names])
+        ax.set_xlabel("layer")
+
+    return block(f"PatchingResult: {result.model.get('name', '?')}, steering layer {result.layer}",
+                 fields_line([("prompts", len(result.prompts)), ("metric", findings.get("metric", "?"))]),
+                 table(["fold", "rank", "component", "held-out effect [95 %]", "holds up"], rows),
+                 figure(draw, size=(4.8, 2.2)))
+
+
+__all__ = ["plot_attribution", "plot_layer_component", "plot_layer_head", "plot_layer_position", "render_html", "render_report",
            "write_outputs"]

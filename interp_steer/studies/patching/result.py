@@ -33,6 +33,18 @@ class PatchingResult:
     findings: dict[str, Any]  # the held-out selection: halves, rule, and per fold the reported components
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        from interp_steer.display import one_line
+
+        held = sum(c["holds_up"] for fold in self.findings.get("folds", []) for c in fold["components"])
+        return one_line("PatchingResult", model=self.model.get("name", "?"), layer=self.layer,
+                        prompts=len(self.prompts), sweeps=len(self.effects), headline_components_holding_up=held)
+
+    def _repr_html_(self) -> str:
+        from interp_steer.studies.patching.report import render_html
+
+        return render_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         from interp_steer import __version__
 
@@ -44,6 +56,15 @@ class PatchingResult:
                 "effect_definition": "(m_patched - m_target) / (m_source - m_target), ratio of means over "
                                      "prompts, 95% Fieller interval over prompts (null where the source and target runs do not "
                                      "differ significantly)"}
+
+    def to_frame(self, table: str = "effects"):
+        """A tidy table (:mod:`interp_steer.frames`): ``"effects"``, rows (sweep, metric, layer
+        [, position_from_end | head]) with the normalised effect and its interval; ``"findings"``,
+        the held-out headline components per fold."""
+        from interp_steer import frames
+
+        return frames.choose(table, {"effects": lambda: frames.patching_frame(self.to_dict()),
+                                     "findings": lambda: frames.patching_findings_frame(self.to_dict())})
 
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
         """``patching.json``, heatmaps (layer × position, layer × head, layer × component) and ``report.md``."""

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
+from interp_steer._io import write_text_atomically
 from interp_steer.plotting import save_figure
 from interp_steer.studies._common import fmt_interval, fmt_num, fmt_rate, quote, write_json
 from interp_steer.studies.robustness.saturation import saturation_curve
@@ -130,7 +131,7 @@ def write_outputs(result: RobustnessResult, out: Path, *, figures: bool = True) 
                 written[name + suffix] = save_figure(make(report), out / f"{name}{suffix}.png")
                 names.append(name + suffix)
     written["report"] = out / "report.md"
-    written["report"].write_text(render_report(result, figures=names))
+    write_text_atomically(written["report"], render_report(result, figures=names))
     return written
 
 

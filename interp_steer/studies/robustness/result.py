@@ -44,6 +44,18 @@ class RobustnessResult:
         """The file name of model ``index``'s vector in the output directory."""
         return "vector.safetensors" if index == 0 else f"vector_{index}.safetensors"
 
+    def __repr__(self) -> str:
+        from interp_steer.display import one_line, verdict_counts
+
+        return one_line("RobustnessResult", models=[m["model"]["name"] for m in self.models],
+                        measure=self.concept.get("measure", "?"), verdicts=verdict_counts(self.claims))
+
+    def _repr_html_(self) -> str:
+        from interp_steer.display import claims_html
+
+        return claims_html("RobustnessResult", self.claims, [("models", ", ".join(m["model"]["name"] for m in self.models)),
+                                                             ("measure", self.concept.get("measure", "?"))])
+
     def to_dict(self) -> dict[str, Any]:
         from interp_steer import __version__
 
@@ -63,6 +75,16 @@ class RobustnessResult:
             "intervals": INTERVALS,
             "timings_s": self.timings,
         })
+
+    def to_frame(self, table: str = "intervals"):
+        """A tidy table (:mod:`interp_steer.frames`): ``"intervals"``, every estimate with an interval
+        in the robustness study's JSON, one row each (``section``, ``group``, ``metric`` and identifying
+        columns such as ``method`` and ``coefficient``; per-prompt values left out); ``"claims"``, the
+        verdicts."""
+        from interp_steer import frames
+
+        return frames.choose(table, {"intervals": lambda: frames.intervals_frame(self.to_dict(), skip=("per_prompt",)),
+                                     "claims": lambda: frames.judged_frame(self.claims)})
 
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
         """Write ``robustness.json``, the vectors, the PNG figures and ``report.md`` under ``out``."""

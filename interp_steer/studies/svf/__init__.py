@@ -6,7 +6,7 @@ The shape every study follows (see :mod:`interp_steer.studies.collision`):
   ``quick`` profile;
 - :mod:`.study` — :func:`run` (``run(model, config) -> SvfResult``, one call per stage) and the
   keyword convenience :func:`svf`;
-- :mod:`.result` — :class:`SvfResult` (``to_dict()`` is ``svf.json``, ``save(dir)``, ``to_frame()``)
+- :mod:`.result` — :class:`SvfResult` (``to_dict()`` is ``svf.json``, ``save(dir)``, ``to_frame(table)``)
   and :func:`schema`, the JSON Schema in ``schema.json``;
 - :mod:`.report` — figures and ``report.md`` from a result (the study never imports it);
 - :mod:`.cli` — the ``interp-steer svf`` subcommand.

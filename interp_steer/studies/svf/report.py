@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
+from interp_steer._io import write_text_atomically
 from interp_steer.plotting import Numbers, save_figure
 from interp_steer.studies._common import fmt_interval as _iv
 from interp_steer.studies._common import fmt_num as _num
@@ -219,7 +220,7 @@ def write_outputs(result: SvfResult, out: Path, *, figures: bool = True) -> dict
         for name, make in makers.items():
             written[name] = save_figure(make(result), out / f"{name}.png")
     written["report"] = out / "report.md"
-    written["report"].write_text(render_report(result, figures=[k for k in FIGURES if k in written]))
+    write_text_atomically(written["report"], render_report(result, figures=[k for k in FIGURES if k in written]))
     return written
 
 

@@ -29,7 +29,7 @@ class Claim(Judged):
 class SvfResult:
     """Everything an SVF comparison measured. ``to_dict()`` is the content of ``svf.json`` (schema:
     ``schema.json`` here, :func:`schema`); :meth:`save` writes it with the field, the vector, the
-    figures and ``report.md``; :meth:`to_frame` is one row per (method, coefficient) cell."""
+    figures and ``report.md``; :meth:`to_frame` gives tidy tables of its numbers."""
 
     model: dict[str, Any]
     config: SvfConfig
@@ -65,6 +65,19 @@ class SvfResult:
                 return c
         raise KeyError(f"no claim {key!r}; claims: {[c.key for c in self.claims]}")
 
+    def __repr__(self) -> str:
+        from interp_steer.display import one_line, verdict_counts
+
+        return one_line("SvfResult", model=self.model.get("name", "?"), mode=self.mode, measure=self.concept.get("measure", "?"),
+                        cells=len(self.cells), verdicts=verdict_counts(self.claims))
+
+    def _repr_html_(self) -> str:
+        from interp_steer.display import claims_html
+
+        return claims_html(f"SvfResult: {self.model.get('name', '?')}", self.claims,
+                           [("mode", self.mode), ("measure", self.concept.get("measure", "?")),
+                            ("layers", self.field.layers), ("prompts", len(self.inputs))])
+
     def to_dict(self) -> dict[str, Any]:
         from interp_steer import __version__
 
@@ -98,23 +111,19 @@ class SvfResult:
             "timings_s": self.timings,
         }
 
-    def to_frame(self):
-        """One row per (method, coefficient) cell: score, shift, effect, backfire rate, the fraction moved
-        against at all and (open-ended) the perplexity ratio, with their intervals (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError as error:  # pragma: no cover - pandas is optional
-            raise ImportError("to_frame needs pandas: pip install pandas") from error
-        rows = []
-        for c in self.cells:
-            row: dict[str, Any] = {"method": c["method"], "coefficient": c["coefficient"]}
-            for key in ("score", "shift", "effect", "backfire", "against_any", "perplexity_ratio"):
-                if key in c:
-                    row.update({f"{key}{suffix}": c[key].get(part) for part, suffix in
-                                (("mean", ""), ("low", "_low"), ("high", "_high"))})
-            row["n"] = c["effect"]["n"]
-            rows.append(row)
-        return pd.DataFrame(rows)
+    def to_frame(self, table: str = "cells"):
+        """A tidy table (:mod:`interp_steer.frames`): ``"cells"``, rows (method, coefficient, metric) of
+        the grid's score, shift, effect, backfire rate and perplexity ratio with their intervals;
+        ``"intervals"``, every estimate with an interval
+        in the SVF study's JSON, one row each (``section``, ``group``, ``metric`` and identifying
+        columns such as ``method`` and ``coefficient``; per-prompt values left out); ``"claims"``, the
+        verdicts."""
+        from interp_steer import frames
+
+        return frames.choose(table, {
+            "cells": lambda: frames.intervals_frame({"cells": self.cells}).drop(columns=["section", "group"]),
+            "intervals": lambda: frames.intervals_frame(self.to_dict(), skip=("per_prompt",)),
+            "claims": lambda: frames.judged_frame(self.claims)})
 
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
         """Write ``svf.json``, ``field.safetensors``, ``vector.safetensors``, the PNG figures and

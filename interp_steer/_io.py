@@ -1,0 +1,43 @@
+"""Atomic file output: every file the package writes appears whole or not at all.
+
+A file is written under a temporary name in its own folder and renamed over the target only when
+writing succeeded (``os.replace`` is atomic on one file system), so a run that is killed or fails
+midway leaves the previous file or none, never a truncated one that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, sync: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block ends
+    without an error, removed otherwise. ``sync`` flushes it to disk before the rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(handle)
+    temp = Path(name)
+    try:
+        yield temp
+        if sync:
+            with open(temp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    with atomic_path(path) as temp:
+        temp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+__all__ = ["atomic_path", "write_text_atomically"]
