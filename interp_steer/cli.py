@@ -12,8 +12,11 @@ every text metric), ``ab-eval`` (CAA's A/B test under steering) — and each stu
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from interp_steer import __version__
 from interp_steer.commands import ab_eval, extract, geometry, info, locate, steer, sweep
@@ -26,8 +29,33 @@ SUBCOMMANDS = (info, extract, locate, geometry, steer, sweep, collision_cli, pat
 """The modules whose ``add_parser`` builds each subcommand, in the order ``--help`` lists them."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (which command, what is wrong, where to look),
+    exit status 2. Subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extra = super().parse_known_args(args, namespace)
+        # argparse drops a value of exactly "--" (``--seed=--``) and stores [] unconverted.
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            if action.option_strings and action.nargs is None and isinstance(value, list) and not value:
+                self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
+            if action.type is float and isinstance(value, float) and not math.isfinite(value):
+                self.error(f"argument {'/'.join(action.option_strings)}: expected a finite number, got {value}")
+        return parsed, extra
+
+
+def one_line(message: object, limit: int = 600) -> str:
+    """An error message as one line: whitespace runs (newlines included) become one space."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="interp-steer",
         description="Activation steering and interpretability on TransformerLens.",
     )
@@ -61,8 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ValueError, KeyError, OSError, RuntimeError) as error:
-        print(f"interp-steer {args.command}: error: {error}", file=sys.stderr)
+        # Bad input (a file, a value, a model spec): one line naming it, and exit status 2.
+        print(f"interp-steer {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
+    except Exception as error:  # noqa: BLE001 - a bug: still one line, with the way to the traceback
+        if os.environ.get("INTERP_STEER_TRACEBACK"):
+            raise
+        print(f"interp-steer {args.command}: internal error: {type(error).__name__}: {one_line(error)} "
+              "(run again with INTERP_STEER_TRACEBACK=1 to see where, and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ Budget: the whole module runs in well under a minute (few examples each, no mode
 from __future__ import annotations
 
 import json
+import math
 import string
 from pathlib import Path
 
@@ -137,3 +138,161 @@ def test_damaged_activation_files_raise_one_line_naming_the_file(tmp_path, cut, 
         _one_line_naming(error, path)
         return
     assert loaded.values.shape == (2, 2, 3) and len(loaded.text_index) == 2
+
+
+# --- the command line -----------------------------------------------------------------------------------
+
+
+def _subcommands():
+    import argparse
+
+    from interp_steer.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def _required_argv(parser) -> list[str]:
+    """Placeholder values for a subcommand's required options, so that parsing reaches the others."""
+    argv = []
+    for action in parser._actions:
+        if action.required and action.option_strings:
+            argv += [action.option_strings[0], "1" if action.type in (int, float) else "x"]
+    for group in parser._mutually_exclusive_groups:
+        if group.required:
+            argv += [group._group_actions[0].option_strings[0], "x"]
+    return argv
+
+
+def _typed_options() -> list[tuple[str, str, str]]:
+    return [(name, action.option_strings[0], action.type.__name__) for name, parser in _subcommands().items()
+            for action in parser._actions if action.option_strings and action.type in (int, float)]
+
+
+def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    from interp_steer.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def _one_line_error(code: int, err: str, *names: str) -> None:
+    assert code == 2, (code, err)
+    assert "Traceback" not in err and err.count("\n") == 1 and "error:" in err, err
+    for name in names:
+        assert name in err, (name, err)
+
+
+not_a_number = st.one_of(st.text(st.characters(blacklist_categories=["Nd", "Cs"]), min_size=1, max_size=12),
+                         st.sampled_from(["", " ", "1e", "--", "0x1f", "1,2", "nan?", "½", "nan", "inf", "-inf", "1e999"]))
+
+
+@pytest.mark.parametrize("command,option,kind", _typed_options())
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=not_a_number)
+def test_malformed_numbers_are_one_line_usage_errors(capsys, command, option, kind, value):
+    try:
+        if math.isfinite({"int": int, "float": float}[kind](value)):
+            return  # e.g. " 1" is a valid number: not this test's case
+    except ValueError:
+        pass
+    code, err = _run_cli([command, *_required_argv(_subcommands()[command]), f"{option}={value}"], capsys)
+    _one_line_error(code, err, option)
+
+
+def _junk_file(folder: Path, kind: str) -> Path:
+    path = folder / {"missing": "missing.jsonl", "dir": "a_folder", "binary": "junk.jsonl", "empty": "empty.jsonl",
+                     "wrong": "wrong.jsonl"}[kind]
+    if kind == "dir":
+        path.mkdir(exist_ok=True)
+    elif kind == "binary":
+        path.write_bytes(b"\x00\xff\xfe" * 20)
+    elif kind == "empty":
+        path.write_text("\n\n")
+    elif kind == "wrong":
+        path.write_text('{"nope": 1}\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_vector(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli_vector")
+    model = ist.load_model("tiny-random")
+    gen = torch.Generator().manual_seed(0)
+    directions = {layer: torch.randn(model.d_model, generator=gen) for layer in (1, 2)}
+    return SteeringVector(directions, VectorMetadata(model=model.name, d_model=model.d_model)).save(folder / "v.safetensors")
+
+
+BAD_LISTS = ["", ",", "1,,x", "a,b", "1;2", "--", "nan,1", "1e999", "[1,2]"]
+BAD_LAYERS = ["99", "-7", "x", "1-", "3..1", "1,99"]
+
+
+@pytest.mark.parametrize("command", ["steer", "sweep", "ab-eval"])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=st.one_of(st.tuples(st.just("layers"), st.sampled_from(BAD_LAYERS)),
+                      st.tuples(st.just("coefficients"), st.sampled_from(BAD_LISTS)),
+                      st.tuples(st.just("file"), st.sampled_from(["missing", "dir", "binary", "empty", "wrong"])),
+                      st.tuples(st.just("vector"), st.sampled_from(["missing", "dir", "binary", "empty"]))))
+def test_bad_values_and_files_give_one_line_errors_and_no_output(tmp_path, capsys, cli_vector, command, case):
+    import uuid
+
+    kind, value = case
+    tmp_path = tmp_path / uuid.uuid4().hex  # hypothesis runs every example in the same folder
+    tmp_path.mkdir()
+    out = tmp_path / "out"
+    vector = str(_junk_file(tmp_path, value)) if kind == "vector" else str(cli_vector)
+    data = str(_junk_file(tmp_path, value)) if kind == "file" else None
+    argv = {"steer": ["steer", "--model", "tiny-random", "--vector", vector, "--coefficient", "1", "--max-new-tokens", "2",
+                      "--out", str(out / "steer.json")] + (["--prompts", data] if data else ["--prompt", "Hi"]),
+            "sweep": ["sweep", "--model", "tiny-random", "--vector", vector, "--prompts", data or str(_prompts(tmp_path)),
+                      "--max-new-tokens", "2", "--out", str(out)],
+            "ab-eval": ["ab-eval", "--model", "tiny-random", "--vector", vector, "--out", str(out),
+                        "--questions", data or str(_questions(tmp_path))]}[command]
+    if kind == "layers":
+        argv += [f"--layers={value}"]
+    if kind == "coefficients":
+        if command == "steer":
+            return
+        argv += [f"--coefficients={value}"]
+    code, err = _run_cli(argv, capsys)
+    _one_line_error(code, err)
+    if kind in ("vector", "file"):
+        assert Path(vector if kind == "vector" else data).name in err
+    assert not out.exists() or not any(p.suffix == ".json" for p in out.rglob("*"))
+
+
+def _prompts(folder: Path) -> Path:
+    path = folder / "prompts.txt"
+    path.write_text("Tell me about the sea.\nDescribe a city.\n")
+    return path
+
+
+def _questions(folder: Path) -> Path:
+    path = folder / "questions.jsonl"
+    path.write_text("\n".join(json.dumps({"question": f"Is {w} good? (A) yes (B) no", "answer_matching_behavior": "(A)",
+                                          "answer_not_matching_behavior": "(B)"}) for w in ("rain", "sun")) + "\n")
+    return path
+
+
+STUDY_LISTS = [("collide", "--alphas"), ("collide", "--lambdas"), ("svf", "--coefficients"), ("svf", "--layers"),
+               ("robustness", "--coefficients"), ("robustness", "--sample-sizes"), ("collide", "--layer"),
+               ("patch", "--layer")]
+
+
+@pytest.mark.parametrize("command,flag", STUDY_LISTS)
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.sampled_from(BAD_LISTS + ["x", "1.5.2"]))
+def test_study_commands_refuse_malformed_lists_before_any_work(tmp_path, capsys, command, flag, value):
+    import uuid
+
+    out = tmp_path / uuid.uuid4().hex
+    argv = [command, "--out", str(out), f"{flag}={value}"]
+    argv += ["--models", "tiny-random"] if command == "robustness" else ["--model", "tiny-random"]
+    code, err = _run_cli(argv, capsys)
+    _one_line_error(code, err, flag)
+    assert not out.exists() or not any(out.iterdir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +36,9 @@ def numbers(text: str, flag: str) -> list[float]:
     except ValueError:
         raise ValueError(f"{flag} {text!r}: expected comma-separated numbers such as -2,0,2") from None
     if not values:
-        raise ValueError(f"{flag} is empty")
+        raise ValueError(f"{flag} is empty: give comma-separated numbers such as -2,0,2")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{flag} {text!r}: every number must be finite (no nan or inf)")
     return values
 
 

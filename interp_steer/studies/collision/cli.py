@@ -60,8 +60,8 @@ def _collide(args: argparse.Namespace) -> int:
     layer = args.layer if args.layer == "auto" else integer(args.layer, "--layer")
     overrides = {
         "layer": layer,
-        "alphas": tuple(numbers(args.alphas, "--alphas")) if args.alphas else None,
-        "lambdas": tuple(numbers(args.lambdas, "--lambdas")) if args.lambdas else None,
+        "alphas": tuple(numbers(args.alphas, "--alphas")) if args.alphas is not None else None,
+        "lambdas": tuple(numbers(args.lambdas, "--lambdas")) if args.lambdas is not None else None,
         "position": args.position, "max_new_tokens": args.max_new_tokens, "samples": args.samples,
         "seed": args.seed, "max_prompts": args.max_prompts, "max_passages": args.max_passages,
         "batch_size": args.batch_size, "method": args.method, "field_form": args.field_form,

@@ -83,9 +83,9 @@ def _robustness(args: argparse.Namespace) -> int:
     check_concept_args(args)
     overrides = {
         "layer": _layer(args.layer),
-        "coefficients": tuple(numbers(args.coefficients, "--coefficients")) if args.coefficients else None,
+        "coefficients": tuple(numbers(args.coefficients, "--coefficients")) if args.coefficients is not None else None,
         "perplexity_coefficients": (tuple(numbers(args.perplexity_coefficients, "--perplexity-coefficients"))
-                                    if args.perplexity_coefficients else None),
+                                    if args.perplexity_coefficients is not None else None),
         "primary": args.primary,
         "direction": None if args.direction is None else (args.direction if args.direction == "auto" else int(args.direction)),
         "sample_sizes": _ints(args.sample_sizes, "--sample-sizes"), "subsets": args.subsets,

@@ -54,9 +54,12 @@ def _layers(text: str | None):
     if text is None or text == "auto":
         return text
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        layers = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ValueError(f"--layers {text!r}: expected comma-separated layer numbers such as 12,13,14, or 'auto'") from None
+        layers = ()
+    if not layers:
+        raise ValueError(f"--layers {text!r}: expected comma-separated layer numbers such as 12,13,14, or 'auto'")
+    return layers
 
 
 def _svf(args: argparse.Namespace) -> int:
@@ -68,7 +71,7 @@ def _svf(args: argparse.Namespace) -> int:
     check_concept_args(args)
     overrides = {
         "layers": _layers(args.layers),
-        "coefficients": tuple(numbers(args.coefficients, "--coefficients")) if args.coefficients else None,
+        "coefficients": tuple(numbers(args.coefficients, "--coefficients")) if args.coefficients is not None else None,
         "primary": args.primary, "form": args.form,
         "direction": None if args.direction is None else (args.direction if args.direction == "auto" else int(args.direction)),
         "max_new_tokens": args.max_new_tokens, "long_tokens": args.long_tokens, "max_prompts": args.max_prompts,
