@@ -178,8 +178,8 @@ def test_generation_sweep_backfire_follows_the_scorer_direction(tiny, vector):
     frame = up.to_frame()  # tidy: (layer, coefficient, metric), the sweep's own numbers
     for metric, sweep in up.metrics.items():
         rows = frame[frame["metric"] == metric]
-        assert list(rows["value"]) == [v for row in sweep.mean for v in row]
-        assert list(rows["high"]) == [v for row in sweep.high for v in row]
+        np.testing.assert_array_equal(rows["value"], [v for row in sweep.mean for v in row])  # NaN == NaN here
+        np.testing.assert_array_equal(rows["high"], [v for row in sweep.high for v in row])
     backfire = frame[frame["metric"] == "backfire"].set_index("coefficient")
     assert backfire.loc[6.0, "value"] == up.backfire["1,6"]["mean"] and backfire.loc[6.0, "n"] == up.backfire["1,6"]["n"]
     with pytest.raises(ValueError, match="backfire_metric"):

@@ -296,3 +296,23 @@ def test_study_commands_refuse_malformed_lists_before_any_work(tmp_path, capsys,
     code, err = _run_cli(argv, capsys)
     _one_line_error(code, err, flag)
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["collide", "--layer", "99"], "layer 99"), (["patch", "--layer", "-99"], "layer -99"),
+    (["svf", "--layers", "1,99"], "layer 99"), (["extract", "--pairs", "{dir}", "--out", "{tmp}/v.safetensors"], "directory"),
+    (["locate", "--concept", "x={tmp}/none.jsonl:{tmp}/none.jsonl"], "none.jsonl"),
+    (["geometry", "{junk}"], "junk.jsonl"), (["extract", "--positive", "{junk}", "--negative", "{junk}", "--out", "{tmp}/v.safetensors"],
+                                            "junk.jsonl"),
+])
+def test_out_of_range_layers_and_unreadable_inputs_fail_fast_with_one_line(tmp_path, capsys, argv, named):
+    junk = _junk_file(tmp_path, "binary")
+    argv = [a.format(dir=tmp_path, tmp=tmp_path, junk=junk) for a in argv]
+    if argv[0] != "geometry":
+        argv += ["--model", "tiny-random"]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    before = set(tmp_path.rglob("*"))
+    code, err = _run_cli(argv, capsys)
+    _one_line_error(code, err, named)
+    assert set(tmp_path.rglob("*")) == before  # refused before any work: not even a unit store

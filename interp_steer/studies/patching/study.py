@@ -86,6 +86,8 @@ def run(
     """
     clock = Stopwatch(log)
     model = model if isinstance(model, Model) else load_model(model)
+    if config.layer != "auto":
+        model.resolve_layers([config.layer])  # an out-of-range layer fails here, before any work
     data, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
                                max_prompts=config.max_prompts, min_passages=config.folds)
     halves = split_halves(len(texts.prompts), config.seed)  # before the slow stages: too few prompts fail here
