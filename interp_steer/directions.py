@@ -172,6 +172,21 @@ class SteeringVector:
         return (f"SteeringVector(model={self.metadata.model!r}, hook={self.hook_point}, "
                 f"method={self.metadata.method}, layers={shown})")
 
+    def top_tokens(self, model: Model, k: int = 20, layer: int | Sequence[int] | None = None, *,
+                   through_norm: bool = True):
+        """The ``k`` tokens this vector promotes and suppresses most at each layer (or the given
+        ones), read through the model's final norm (``through_norm``) and unembedding: a tidy
+        DataFrame with ``layer``, ``side``, ``rank``, ``token_id``, ``token``, ``value`` (see
+        :mod:`interp_steer.vocab`). For a contrast, read ``(v_a - v_b).top_tokens(model)``."""
+        from interp_steer.vocab import token_table
+
+        self.check_model(model)
+        layers = self.layers if layer is None else ([layer] if isinstance(layer, int) else list(layer))
+        missing = [x for x in layers if x not in self.directions]
+        if missing:
+            raise KeyError(f"this vector has no layer {missing}; its layers are {list(self.layers)}")
+        return token_table(model, {x: self.directions[x] for x in layers}, k=k, through_norm=through_norm)
+
     def _repr_html_(self) -> str:
         from interp_steer.display import vector_html
 

@@ -507,6 +507,18 @@ class SteeringField:
     def hook_name(self, layer: int) -> str:
         return f"blocks.{layer}.hook_{self.hook_point}"
 
+    def top_tokens(self, model: Model, contexts: str | Sequence[str], k: int = 20, layer: int | None = None, *,
+                   through_norm: bool = True):
+        """The tokens the field's unit gradient promotes and suppresses, at the last-token activation
+        of each context (a field's direction depends on where it is applied): a tidy DataFrame with
+        ``layer``, ``context``, ``side``, ``rank``, ``token_id``, ``token``, ``value``."""
+        from interp_steer.vocab import field_gradient_directions, token_table
+
+        self.check_model(model)
+        directions, extra = field_gradient_directions(self, model, contexts, layer=layer)
+        table = token_table(model, directions, k=k, through_norm=through_norm, key="direction", extra=extra)
+        return table.drop(columns=["direction"])
+
     def check_model(self, model: Model, *, source: str = "field") -> None:
         """Raise if this field cannot be applied to ``model``."""
         if self.d_model != model.d_model:
