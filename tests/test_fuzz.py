@@ -159,6 +159,8 @@ def _required_argv(parser) -> list[str]:
     for action in parser._actions:
         if action.required and action.option_strings:
             argv += [action.option_strings[0], "1" if action.type in (int, float) else "x"]
+        elif action.required and not action.option_strings:  # a positional argument
+            argv += ["x"] * (1 if action.nargs in (None, "+") else 0)
     for group in parser._mutually_exclusive_groups:
         if group.required:
             argv += [group._group_actions[0].option_strings[0], "x"]
