@@ -26,6 +26,7 @@ _EXPORTS = {
     **names_from("interp_steer.fields", "FieldFileError", "FieldMetadata", "SteeringField", "context_dependence",
                  "fit_field", "fit_scorer"),
     **names_from("interp_steer.generation", "Generation", "generate"),
+    **names_from("interp_steer.lens", "LensResult", "steered_lens"),
     **names_from("interp_steer.models", "DEFAULT_MODEL", "ChatText", "Model", "ModelLoadError", "ModelSpecError",
                  "load_model"),
     **names_from("interp_steer.steering", "RowDeltas", "RowMix", "Steering", "steer"),
@@ -45,6 +46,7 @@ __all__ = [
     "FieldFileError",
     "FieldMetadata",
     "Generation",
+    "LensResult",
     "Model",
     "SteeringField",
     "SteeringVector",
@@ -74,4 +76,5 @@ __all__ = [
     "load_prompts",
     "mix",
     "steer",
+    "steered_lens",
 ]

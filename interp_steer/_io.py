@@ -8,10 +8,15 @@ midway leaves the previous file or none, never a truncated one that looks comple
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -40,4 +45,27 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_path", "write_text_atomically"]
+def jsonable(value: Any) -> Any:
+    """Plain JSON: NaN/inf become null (strict JSON has no NaN), numpy scalars become numbers."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` as strict JSON (see :func:`jsonable`), atomically: a run killed while
+    writing leaves the previous file or none, never a truncated one."""
+    return write_text_atomically(path, json.dumps(jsonable(payload), indent=1, allow_nan=False))
+
+
+__all__ = ["atomic_path", "jsonable", "write_json", "write_text_atomically"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from interp_steer._io import write_json
 from interp_steer.data import dataset_hash, load_builtin
 
 
@@ -47,31 +48,6 @@ class ConfigIO:
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown settings {unknown}; known ones are {sorted(known)}")
         return cls(**data)
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON: NaN/inf become null (strict JSON has no NaN), numpy scalars become numbers."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` as strict JSON (see :func:`jsonable`), atomically: a run killed while
-    writing leaves the previous file or none, never a truncated one."""
-    from interp_steer._io import write_text_atomically
-
-    return write_text_atomically(path, json.dumps(jsonable(payload), indent=1, allow_nan=False))
 
 
 def load_schema(package: str) -> dict:
@@ -228,4 +204,4 @@ def score_texts(score: Callable[[list[str]], Any], texts: list[str]) -> np.ndarr
     return values
 
 
-__all__ = ["ConfigIO", "Stopwatch", "describe_items", "fmt_interval", "fmt_num", "fmt_rate", "quote", "jsonable", "score_texts", "load_items", "load_schema", "write_json"]
+__all__ = ["ConfigIO", "Stopwatch", "describe_items", "fmt_interval", "fmt_num", "fmt_rate", "quote", "score_texts", "load_items", "load_schema"]

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from interp_steer._io import write_text_atomically
+from interp_steer._io import write_json, write_text_atomically
 from interp_steer.plotting import save_figure
-from interp_steer.studies._common import write_json
 
 if TYPE_CHECKING:
     from interp_steer.studies.collision.result import CollisionResult

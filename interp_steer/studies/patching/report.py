@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 
-from interp_steer._io import write_text_atomically
+from interp_steer._io import write_json, write_text_atomically
 from interp_steer.patching import METRICS
 from interp_steer.plotting import plot_heatmap, save_figure
-from interp_steer.studies._common import write_json
 
 if TYPE_CHECKING:
     from interp_steer.studies.patching.result import PatchingResult

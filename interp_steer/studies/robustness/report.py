@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-from interp_steer._io import write_text_atomically
+from interp_steer._io import write_json, write_text_atomically
 from interp_steer.plotting import save_figure
-from interp_steer.studies._common import fmt_interval, fmt_num, fmt_rate, quote, write_json
+from interp_steer.studies._common import fmt_interval, fmt_num, fmt_rate, quote
 from interp_steer.studies.robustness.saturation import saturation_curve
 
 if TYPE_CHECKING:

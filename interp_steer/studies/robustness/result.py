@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp_steer._io import jsonable
 from interp_steer.directions import SteeringVector
-from interp_steer.studies._common import Judged, jsonable, load_schema
+from interp_steer.studies._common import Judged, load_schema
 from interp_steer.studies.robustness.config import RobustnessConfig
 
 SCHEMA_VERSION = 1

@@ -87,7 +87,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from interp_steer.studies._common import jsonable
+from interp_steer._io import jsonable
 
 FORMS = ("hyperbolic", "exponential", "sqrt_hyperbolic")
 """The saturating curves :func:`fit_saturation` knows (see the module docstring)."""

@@ -15,13 +15,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
-from interp_steer._io import write_text_atomically
+from interp_steer._io import write_json, write_text_atomically
 from interp_steer.plotting import Numbers, save_figure
 from interp_steer.studies._common import fmt_interval as _iv
 from interp_steer.studies._common import fmt_num as _num
 from interp_steer.studies._common import fmt_rate as _rate
 from interp_steer.studies._common import quote as _quote
-from interp_steer.studies._common import write_json
 
 if TYPE_CHECKING:
     from interp_steer.studies.svf.result import SvfResult
