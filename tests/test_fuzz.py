@@ -97,6 +97,16 @@ def test_damaged_vector_files_raise_one_line_naming_the_file(tmp_path, cut, flip
     assert set(vector.layers) == {0, 3} and all(torch.isfinite(v).all() and v.shape == (3,) for v in vector.directions.values())
 
 
+def test_another_models_vector_is_refused_in_one_line(tmp_path):
+    model = ist.load_model("tiny-random")
+    path = SteeringVector({0: torch.ones(model.d_model)}, VectorMetadata(model="some-other-model", d_model=model.d_model)) \
+        .save(tmp_path / "other.safetensors")
+    with pytest.raises(ist.VectorFileError) as error:
+        SteeringVector.load(path, model=model)
+    _one_line_naming(error.value, path)
+    assert "some-other-model" in str(error.value)
+
+
 @FAST
 @given(meta=st.dictionaries(st.sampled_from(["model", "d_model", "hook_point", "method", "n_positive", "resid_norm",
                                               "bogus", "position"]), json_values, max_size=5),
