@@ -255,7 +255,7 @@ def test_streamed_collection_equals_in_memory_and_is_a_real_safetensors_file(tin
         assert torch.equal(ist.from_activations(pos, neg).directions[2], ist.from_activations(mpos, mneg).directions[2])
         from interp_steer.probes import probe_layers
 
-        on_disk, in_memory = probe_layers(pos, neg, folds=2), probe_layers(mpos, mneg, folds=2)
+        on_disk, in_memory = probe_layers(pos, neg, folds=3), probe_layers(mpos, mneg, folds=3)
         assert on_disk.accuracy == in_memory.accuracy and on_disk.best_layer == in_memory.best_layer
 
 
