@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, sync: bool = False) -> Iterator[Path]:
@@ -47,6 +45,8 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
 
 def jsonable(value: Any) -> Any:
     """Plain JSON: NaN/inf become null (strict JSON has no NaN), numpy scalars become numbers."""
+    import numpy as np  # here, not at the top: the command line's parser imports this module
+
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

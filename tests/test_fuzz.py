@@ -78,16 +78,20 @@ def _vector_file(folder: Path) -> Path:
     return SteeringVector(directions, meta).save(folder / "v.safetensors")
 
 
-@FAST
-@given(cut=st.integers(0, 10_000), flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4))
-def test_damaged_vector_files_raise_one_line_naming_the_file(tmp_path, cut, flips):
-    original = _vector_file(tmp_path).read_bytes()
+def _damaged(original: bytes, cut: int, flips: list[tuple[int, int]], path: Path) -> Path:
+    """``original`` truncated at ``cut`` (modulo its length) with bytes overwritten at ``flips``."""
     data = bytearray(original[: cut % (len(original) + 1)])
     for at, value in flips:
         if data:
             data[at % len(data)] = value
-    path = tmp_path / "damaged.safetensors"
     path.write_bytes(bytes(data))
+    return path
+
+
+@FAST
+@given(cut=st.integers(0, 10_000), flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4))
+def test_damaged_vector_files_raise_one_line_naming_the_file(tmp_path, cut, flips):
+    path = _damaged(_vector_file(tmp_path).read_bytes(), cut, flips, tmp_path / "damaged.safetensors")
     try:
         vector = SteeringVector.load(path)
     except ist.VectorFileError as error:
@@ -135,13 +139,7 @@ def test_damaged_activation_files_raise_one_line_naming_the_file(tmp_path, cut, 
     acts = ist.Activations(values=torch.arange(2 * 2 * 3, dtype=torch.float32).reshape(2, 2, 3), layers=(1, 2),
                            hook_point="resid_post", position="last", text_index=torch.arange(2), n_texts=2,
                            model_name="m")
-    original = acts.save(tmp_path / "a.safetensors").read_bytes()
-    data = bytearray(original[: cut % (len(original) + 1)])
-    for at, value in flips:
-        if data:
-            data[at % len(data)] = value
-    path = tmp_path / "damaged.safetensors"
-    path.write_bytes(bytes(data))
+    path = _damaged(acts.save(tmp_path / "a.safetensors").read_bytes(), cut, flips, tmp_path / "damaged.safetensors")
     try:
         loaded = ist.Activations.load(path)
     except ActivationsFileError as error:
