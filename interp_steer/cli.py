@@ -4,7 +4,7 @@ This module only assembles subcommands. Each one is a module with ``add_parser(s
 core's in :mod:`interp_steer.commands` — ``info`` (what a model looks like), ``extract`` (build a
 steering vector), ``locate`` (per-layer probes: where a concept lives), ``geometry`` (cosines and
 norms of saved vectors), ``tokens`` (what a vector promotes and suppresses in vocabulary space), ``lens`` (logit lens of
-steered and unsteered runs), ``steer`` (steered completions), ``sweep`` (layers × coefficients scored on
+steered and unsteered runs), ``dla`` (direct logit attribution of a steered run), ``steer`` (steered completions), ``sweep`` (layers × coefficients scored on
 every text metric), ``ab-eval`` (CAA's A/B test under steering) — and each study's beside the study
 (``interp_steer/studies/<study>/cli.py``): ``collide`` (the Creative Collision study), ``patch``
 (activation patching of a collision), ``svf`` (Steering Vector Fields against a vector), ``robustness`` (arXiv 2505.03189's findings). A new study adds its own ``cli.py`` and one line below.
@@ -22,6 +22,7 @@ from typing import NoReturn
 from interp_steer import __version__
 from interp_steer.commands import (
     ab_eval,
+    dla,
     extract,
     geometry,
     info,
@@ -36,7 +37,7 @@ from interp_steer.studies.patching import cli as patching_cli
 from interp_steer.studies.robustness import cli as robustness_cli
 from interp_steer.studies.svf import cli as svf_cli
 
-SUBCOMMANDS = (info, extract, locate, geometry, tokens, lens, steer, sweep, collision_cli, patching_cli, svf_cli, robustness_cli, ab_eval)
+SUBCOMMANDS = (info, extract, locate, geometry, tokens, lens, dla, steer, sweep, collision_cli, patching_cli, svf_cli, robustness_cli, ab_eval)
 """The modules whose ``add_parser`` builds each subcommand, in the order ``--help`` lists them."""
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from interp_steer import vocab
 from interp_steer.models import Model
 from interp_steer.steering import Steering, steer
 
@@ -117,17 +118,6 @@ class LensResult:
         return save_figure(fig, path)
 
 
-def _single_token_ids(model: Model, words: Sequence[str]) -> list[int]:
-    ids = []
-    for word in words:
-        encoded = list(model.tokenizer.encode(word, add_special_tokens=False))  # no BOS: the word alone
-        if len(encoded) != 1:
-            raise ValueError(f"token {word!r} is {len(encoded)} tokens for {model.name} ({encoded}); give words that "
-                             "are one token each (often with a leading space, e.g. ' hope')")
-        ids.append(encoded[0])
-    return ids
-
-
 def _lens(model: Model, ids: torch.Tensor, window: int) -> tuple[torch.Tensor, list[str]]:
     """``[entries, window, vocab]`` float32 logits of the accumulated residual stream."""
     from transformer_lens.tools.analysis.logit_lens import logit_lens
@@ -154,7 +144,7 @@ def steered_lens(model: Model, prompts: Sequence[str], steering: Steering, *, to
         raise TypeError(f"steering must be an interp_steer.Steering, got {type(steering).__name__}")
     if steering.n_rows not in (None, 1):
         raise ValueError("a per-row steering (RowDeltas, RowMix) must be for one row: the lens runs one prompt at a time")
-    token_ids = _single_token_ids(model, tokens)
+    token_ids = vocab.token_ids(model, tokens)
     texts, prompt_lengths = format_prompts(model, prompts, chat=chat, system=None)
     entries, labels = [], None
     model.bridge.eval()
@@ -166,7 +156,7 @@ def steered_lens(model: Model, prompts: Sequence[str], steering: Steering, *, to
                    operator=steering.operator, prompt_end=[length], steps=steering.steps):
             steered, _ = _lens(model, ids, width)
         entries.append(_describe(model, prompt, ids[0].tolist(), width, unsteered, steered, token_ids, top))
-    return LensResult(model=model.name, steering=_describe_steering(steering), labels=labels, tokens=list(tokens),
+    return LensResult(model=model.name, steering=describe_steering(steering), labels=labels, tokens=list(tokens),
                       token_ids=token_ids, prompts=entries)
 
 
@@ -195,7 +185,7 @@ def _describe(model: Model, prompt: str, ids: list[int], width: int, unsteered: 
     return entry
 
 
-def _describe_steering(steering: Steering) -> dict[str, Any]:
+def describe_steering(steering: Steering) -> dict[str, Any]:
     vector = steering.vector
     layers = steering.layers
     return {"kind": type(vector).__name__, "coefficient": steering.coefficient,

@@ -21,9 +21,10 @@ column names of :mod:`interp_steer.frames`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,6 +46,26 @@ def direction_logits(model, vectors: Tensor, *, through_norm: bool = True) -> Te
         logits = logit_readout(model.bridge, stacked.to(param.device, param.dtype), apply_ln=through_norm).values
     logits = logits.float().cpu()
     return logits[:-1] - logits[-1]
+
+
+def token_ids(model, tokens: Sequence[int | str]) -> list[int]:
+    """Token ids from ids or from words of one token each (``" hope"``, with its leading space:
+    encoded without special tokens, so the word alone)."""
+    ids = []
+    for token in tokens:
+        if isinstance(token, str):
+            encoded = list(model.tokenizer.encode(token, add_special_tokens=False))
+            if len(encoded) != 1:
+                raise ValueError(f"token {token!r} is {len(encoded)} tokens for {model.name} ({encoded}); give words "
+                                 "that are one token each (often with a leading space, e.g. ' hope')")
+            ids.append(int(encoded[0]))
+        elif isinstance(token, (int, np.integer)) and not isinstance(token, bool):
+            if not 0 <= int(token) < len(model.tokenizer):
+                raise ValueError(f"token id {token} is outside {model.name}'s vocabulary of {len(model.tokenizer)}")
+            ids.append(int(token))
+        else:
+            raise TypeError(f"tokens must be ids or one-token strings, got {token!r}")
+    return ids
 
 
 def _token_text(model, token_id: int) -> str:
@@ -101,4 +122,4 @@ def field_gradient_directions(field, model, contexts, *, layer: int | None = Non
     return directions, extra
 
 
-__all__ = ["SIDES", "direction_logits", "field_gradient_directions", "token_table"]
+__all__ = ["SIDES", "direction_logits", "field_gradient_directions", "token_ids", "token_table"]

@@ -60,8 +60,41 @@ def model_and_vector(args: argparse.Namespace):
     return model, vector, layers
 
 
-__all__ = ["add_backend_args", "add_concept_args", "add_device_args", "add_model_args", "backend_from_args", "check_concept_args",
-           "integer", "model_and_vector", "model_from_args", "numbers"]
+def add_steered_prompt_args(parser: argparse.ArgumentParser) -> None:
+    """The flags of a steering vector read on prompts (``lens``, ``dla``): the vector, its
+    coefficient, layers and positions, the prompts, the chat template and the output folder."""
+    parser.add_argument("--vector", required=True, metavar="VEC.safetensors")
+    parser.add_argument("--coefficient", type=float, required=True)
+    parser.add_argument("--layers", default=None, help="layers of the vector to use (default: all)")
+    parser.add_argument("--positions", default="after_prompt", choices=["after_prompt", "all"],
+                        help="after_prompt (default) steers the last prompt token, which predicts the first answer token")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="one prompt")
+    source.add_argument("--prompts", metavar="FILE", help="prompt list (JSONL {text} or one per line)")
+    parser.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
+    parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--out", required=True, metavar="DIR")
+
+
+def steered_prompts(args: argparse.Namespace):
+    """``(model, steering, prompts, chat)`` from the flags of :func:`add_steered_prompt_args`."""
+    from interp_steer.data import load_prompts
+    from interp_steer.steering import Steering
+
+    model, vector, layers = model_and_vector(args)
+    prompts = [args.prompt] if args.prompt else load_prompts(args.prompts)
+    steering = Steering(vector, args.coefficient, layers=layers, positions=args.positions)
+    return model, steering, prompts, False if args.no_chat else None
+
+
+def words(text: str) -> list[str]:
+    """Comma-separated words, kept as typed (a leading space is part of a token)."""
+    return [w for w in text.split(",") if w]
+
+
+__all__ = ["add_backend_args", "add_concept_args", "add_device_args", "add_model_args", "add_steered_prompt_args",
+           "backend_from_args", "check_concept_args", "integer", "model_and_vector", "model_from_args", "numbers",
+           "steered_prompts", "words"]
 
 
 def add_concept_args(parser: argparse.ArgumentParser, questions_help: str) -> None:
