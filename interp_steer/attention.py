@@ -125,9 +125,10 @@ class AttentionDifferences:
         labels = [repr(t)[1:-1][:10] for t in entry["tokens"][-source.shape[1]:]]
         fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
         bound = float(np.abs(source - target).max()) or 1.0
+        top = float(max(source.max(), target.max())) or 1.0  # one scale for both runs
         for ax, (title, matrix, kwargs) in zip(axes, (
-                (f"source ({self.runs['source']['label']})", source, {"vmin": 0, "vmax": 1, "cmap": "viridis"}),
-                (f"target ({self.runs['target']['label']})", target, {"vmin": 0, "vmax": 1, "cmap": "viridis"}),
+                (f"source ({self.runs['source']['label']})", source, {"vmin": 0, "vmax": top, "cmap": "viridis"}),
+                (f"target ({self.runs['target']['label']})", target, {"vmin": 0, "vmax": top, "cmap": "viridis"}),
                 ("source − target", source - target, {"vmin": -bound, "vmax": bound, "cmap": "RdBu_r"})), strict=True):
             plot_heatmap(matrix, row_labels=labels, col_labels=labels, title=title, cbar_label="attention", ax=ax,
                          **kwargs)
@@ -145,20 +146,22 @@ class AttentionDifferences:
         return one_line("AttentionDifferences", model=self.model, heads=len(self.heads), prompts=len(self.prompts))
 
 
-def _label(steering: Steering | None) -> dict[str, Any]:
+def _label(steering: Steering | None, label: str | None) -> dict[str, Any]:
     from interp_steer.lens import describe_steering
 
     if steering is None:
-        return {"label": "unsteered"}
-    return {"label": f"{type(steering.vector).__name__} × {steering.coefficient:g}", **describe_steering(steering)}
+        return {"label": label or "unsteered"}
+    return {"label": label or f"{type(steering.vector).__name__} × {steering.coefficient:g}",
+            **describe_steering(steering)}
 
 
 def attention_differences(model: Model, prompts: Sequence[str], heads: Sequence[tuple[int, int]], *,
                           source: Steering | None, target: Steering | None, window: int = 12, top: int = 5,
-                          chat: bool | None = None) -> AttentionDifferences:
+                          chat: bool | None = None, labels: tuple[str, str] | None = None) -> AttentionDifferences:
     """The attention of each ``(layer, head)`` in ``heads`` under the ``source`` and the ``target``
     steering (None: unsteered) on each prompt (chat-formatted as :func:`interp_steer.generate` formats
-    it; see the module docstring). ``top``: how many most-changed key positions to list per head."""
+    it; see the module docstring). ``top``: how many most-changed key positions to list per head;
+    ``labels``: names of the two runs for figures (e.g. ``("pure A", "mix α = 0.5")``)."""
     from interp_steer.generation import format_prompts
 
     prompts = list(prompts)
@@ -202,7 +205,8 @@ def attention_differences(model: Model, prompts: Sequence[str], heads: Sequence[
                 "window_target": runs["target"][layer][head, -width:, -width:].tolist(),
             }
         entries.append({"prompt": prompt, "tokens": tokens, "heads": record})
-    return AttentionDifferences(model=model.name, heads=heads, runs={"source": _label(source), "target": _label(target)},
+    return AttentionDifferences(model=model.name, heads=heads, runs={"source": _label(source, labels and labels[0]),
+                                                                    "target": _label(target, labels and labels[1])},
                                 prompts=entries, window=window)
 
 

@@ -266,25 +266,28 @@ class DlaResult:
         for j, key in enumerate(("total", "sum", "remainder")):
             out[f"difference_{key}"] = {k: float(v) for k, v in _interval(totals[:, j], self.level).items()}
         if self.has_heads:
-            heads = _interval(self._stack("difference", "heads"), self.level)
-            out["heads"] = {k: v.tolist() for k, v in heads.items()}
+            for key in ("heads", "heads_direct"):
+                heads = _interval(self._stack("difference", key), self.level)
+                out[key] = {k: v.tolist() for k, v in heads.items()}
         return out
 
     def top(self, k: int = 10, *, part: str = "value") -> list[dict[str, Any]]:
         """The ``k`` components (heads included, when available) with the largest mean share of the
-        difference by size, with their intervals. Chosen and measured on the same prompts: a
-        description of these prompts, not a held-out estimate."""
-        if part not in PARTS:
-            raise ValueError(f"part must be one of {list(PARTS)}, got {part!r}")
+        difference by size (``part``: the whole share, or its ``direct`` part), with their
+        intervals and, under ``direct``, the mean direct part. Chosen and measured on the same
+        prompts: a description of these prompts, not a held-out estimate."""
+        if part not in ("value", "direct"):
+            raise ValueError(f"part must be 'value' or 'direct', got {part!r}")
         summary = self.summary()
-        rows = [{"component": _component_name(c["kind"], c["layer"], c["point"]), **c[part]}
-                for c in summary["components"]]
-        if self.has_heads and part == "value":
-            heads = summary["heads"]
+        rows = [{"component": _component_name(c["kind"], c["layer"], c["point"]), **c[part],
+                 "direct": c["direct"]["mean"]} for c in summary["components"]]
+        if self.has_heads:
+            heads, direct = summary["heads" if part == "value" else "heads_direct"], summary["heads_direct"]
             for layer, row in enumerate(heads["mean"]):
                 for head in range(len(row)):
                     rows.append({"component": f"head {layer}.{head}", "mean": row[head],
-                                 "low": heads["low"][layer][head], "high": heads["high"][layer][head]})
+                                 "low": heads["low"][layer][head], "high": heads["high"][layer][head],
+                                 "direct": direct["mean"][layer][head]})
         rows = [r for r in rows if np.isfinite(r["mean"]) and r["mean"] != 0]
         return sorted(rows, key=lambda r: -abs(r["mean"]))[:k]
 
@@ -370,7 +373,7 @@ class DlaResult:
         unique = dict(zip(names, handles, strict=True))
         ax.legend(unique.values(), unique.keys(), fontsize=7)
         diff = summary["difference_total"]
-        ax.set_title(f"{self.model}: direct shares of Δm = {diff['mean']:+.3f} (steered − reference), "
+        ax.set_title(f"{self.model}: shares of Δm = {diff['mean']:+.3f} (steered − reference), "
                      f"{len(self.prompts)} prompt(s)", fontsize=9)
         return save_figure(fig, path)
 
@@ -407,10 +410,10 @@ def _difference(reference: dict[str, Any], steered: dict[str, Any]) -> dict[str,
         value = s - r
         # direct: (L(c_s) − L(c_r)) / σ_r, with L(c) = contribution · σ of its own run
         direct = s * ratio - r
-        name = "value" if key == "values" else key
-        out[name] = value
         if key == "values":
-            out["direct"], out["rescale"] = direct, value - direct
+            out["value"], out["direct"], out["rescale"] = value, direct, value - direct
+        else:
+            out["heads"], out["heads_direct"] = value, direct
     out["total"] = steered["actual"] - reference["actual"]
     out["sum"] = float(out["value"].sum())
     out["remainder"] = steered["remainder"] - reference["remainder"]

@@ -164,9 +164,26 @@ def test_normalised_effect_is_a_ratio_of_means():
 def test_patch_cli_writes_json_figures_and_report(tmp_path, capsys):
     out = tmp_path / "patch"
     code = main(["patch", "--model", "tiny-random", "--max-prompts", "4", "--max-passages", "20", "--layer", "1",
-                 "--out", str(out)])
+                 "--dla", "--attention-heads", "2", "--out", str(out)])
     assert code == 0
     payload = json.loads((out / "patching.json").read_text())
+    # The follow-ups ran on the study's own runs: DLA's change of the logit difference is the
+    # source minus target metric patching measured, prompt by prompt.
+    dla = json.loads((out / "dla" / "dla.json").read_text())
+    source, target = payload["runs"]["source"]["logit_diff"], payload["runs"]["target"]["logit_diff"]
+    for entry, s, t in zip(dla["prompts"], source, target, strict=True):
+        assert entry["difference"]["total"] == pytest.approx(s - t, rel=1e-4, abs=1e-5)
+        assert entry["difference"]["sum"] == pytest.approx(s - t, rel=1e-4, abs=1e-5)
+    assert payload["followups"]["dla"]["metric"]["tokens_a"] == payload["metrics"]["tokens_a"]
+    heads = np.abs(np.array(payload["effects"]["heads"]["logit_diff"]["effect"], dtype=float))
+    ranked = [list(divmod(int(i), heads.shape[1])) for i in np.argsort(-np.nan_to_num(heads, nan=-1).ravel(),
+                                                                      kind="stable")[:2]]
+    assert payload["followups"]["attention"]["heads"] == ranked
+    for layer, head in ranked:
+        assert (out / "attention" / f"attention_L{layer}H{head}.png").stat().st_size > 3000
+    assert (out / "dla" / "dla_components.png").exists()
+    report = (out / "report.md").read_text()
+    assert "## Direct logit attribution" in report and "## Attention of the heads" in report
     jsonschema.validate(payload, schema())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**payload, "config": {**payload["config"], "source": "C"}}, schema())

@@ -54,9 +54,9 @@ def _dla(args: argparse.Namespace) -> int:
           f"sum of the direct shares {parts['mean']:+.4f}, remainder {summary['difference_remainder']['mean']:+.2g}")
     if not result.has_heads:
         print(f"heads: {result.heads_note}")
-    print("largest shares (chosen on these prompts):")
+    print("largest shares (chosen on these prompts), with the direct part (the component's own write changing):")
     for row in result.top(args.top):
         bounds = "" if not math.isfinite(row["low"]) else f" [{row['low']:+.3f}, {row['high']:+.3f}]"
-        print(f"  {row['component']:>22}: {row['mean']:+.4f}{bounds}")
+        print(f"  {row['component']:>22}: {row['mean']:+.4f}{bounds}  direct {row['direct']:+.4f}")
     print(f"wrote {written['json']}" + (f" and {len(written) - 1} figures" if len(written) > 1 else ""))
     return 0

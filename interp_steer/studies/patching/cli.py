@@ -43,6 +43,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     patch.add_argument("--max-passages", type=int, default=48, help="passages per corpus for the vectors")
     patch.add_argument("--positions", type=int, default=12, help="last N prompt positions in the position sweep")
     patch.add_argument("--continuation", default="The", help="text whose first token's log-probability is a metric")
+    patch.add_argument("--dla", action="store_true",
+                       help="also decompose m_source - m_target (logit difference) into the direct contributions of every "
+                       "component, head and the steering delta (dla/ in --out)")
+    patch.add_argument("--attention-heads", type=int, default=0, metavar="K",
+                       help="also compare source and target attention of the K heads with the largest patching effect "
+                       "(attention/ in --out; default 0: off)")
     patch.add_argument("--seed", type=int, default=0, help="seed of the probes' folds and of the prompts' split")
     patch.add_argument("--out", required=True, metavar="DIR")
     add_backend_args(patch)
@@ -62,7 +68,8 @@ def _patch(args: argparse.Namespace) -> int:
     config = PatchingConfig(alpha=args.alpha, lam=args.lam, source=args.source, layer=layer, components=components,
                             method=args.method, max_prompts=args.max_prompts, select_top=args.select_top,
                             top_k=args.top_k, max_passages=args.max_passages, positions=args.positions,
-                            continuation=args.continuation, seed=args.seed)
+                            continuation=args.continuation, seed=args.seed, dla=args.dla,
+                            attention_heads=args.attention_heads)
     corpora = {"persona_a": args.persona_a, "persona_b": args.persona_b, "baseline": args.baseline,
                "prompts": args.prompts}
     done = resumable_command(args, Path(args.out), config, corpora, run)
@@ -81,6 +88,16 @@ def _patch(args: argparse.Namespace) -> int:
                   f"{'  holds up' if row['holds_up'] else ''}")
     for component, value in result.attribution["correlation_with_exact"].items():
         print(f"  attribution vs exact, {component}: r = {value['pearson_r']:.2f}")
+    if "dla" in result.followups:
+        dla = result.followups["dla"]
+        total = dla.summary()["difference_total"]
+        print(f"direct logit attribution of m_source - m_target = {total['mean']:+.3f}; largest shares:")
+        for row in dla.top(5):
+            print(f"  {row['component']:>22}: {row['mean']:+.3f}")
+    if "attention" in result.followups:
+        for row in result.followups["attention"].summary():
+            print(f"attention of head {row['layer']}.{row['head']}: source vs target total variation "
+                  f"{row['tvd']['mean']:.3f} at the final position")
     print(f"wrote {written['json']} and {written['report']} in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -36,6 +36,8 @@ class PatchingConfig(ConfigIO):
     folds: int = 3
     seed: int = 0
     batch_size: int = 64
+    dla: bool = False
+    attention_heads: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.alpha <= 1:
@@ -52,6 +54,12 @@ class PatchingConfig(ConfigIO):
         for name in ("max_passages", "positions", "top_k", "select_top", "folds", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not isinstance(self.dla, bool):
+            raise ValueError(f"dla must be True or False, got {self.dla!r}")
+        if isinstance(self.attention_heads, bool) or not isinstance(self.attention_heads, int) or self.attention_heads < 0:
+            raise ValueError(f"attention_heads must be an integer >= 0, got {self.attention_heads!r}")
+        if self.attention_heads and "heads" not in self.components:
+            raise ValueError("attention_heads needs the heads patched to rank them: add 'heads' to components")
         if self.max_prompts < 4:
             raise ValueError(f"max_prompts must be >= 4 (two halves of at least 2 prompts: one chooses the headline "
                              f"components, the other reports them), got {self.max_prompts}")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,6 +29,9 @@ def write_outputs(result: PatchingResult, out: Path, *, figures: bool = True) ->
             figure = make(result)
             if figure is not None:  # a sweep that was not run has no figure
                 written[name] = save_figure(figure, out / f"{name}.png")
+    for name, followup in result.followups.items():  # dla/, attention/
+        for key, path in followup.save(out / name, figures=figures).items():
+            written[f"{name}_{key}"] = path
     written["report"] = out / "report.md"
     write_text_atomically(written["report"], render_report(result, figures=figures))
     return written
@@ -104,6 +107,50 @@ def plot_attribution(result: PatchingResult):
     return fig
 
 
+def _followups_section(result: PatchingResult, *, figures: bool) -> list[str]:
+    """Direct logit attribution and attention differences, when the run made them."""
+    lines: list[str] = []
+    if "dla" in result.followups:
+        dla = result.followups["dla"]
+        summary = dla.summary()
+        total, parts, rest = (summary[f"difference_{k}"] for k in ("total", "sum", "remainder"))
+        lines += ["", "## Direct logit attribution (source − target)", "",
+                  f"The logit difference changes by {total['mean']:+.3f} [{total['low']:+.3f}, {total['high']:+.3f}] from "
+                  f"the target run to the source run (mean over {summary['n_prompts']} prompts, 95 % t interval). With the "
+                  f"final norm's scale frozen at each run's value, the direct shares of the components, heads and "
+                  f"steering delta sum to {parts['mean']:+.3f}; the remainder (what the linear readout misses) is "
+                  f"{rest['mean']:+.2g}. A share's *direct* part is the change of the component's own write; the rest "
+                  "comes from the final norm rescaling everything. Largest shares (picked on these prompts: a "
+                  "description, not a held-out finding):", "",
+                  "| component | share | 95 % interval | direct part |", "| --- | --- | --- | --- |"]
+        lines += [f"| {row['component']} | {row['mean']:+.3f} | [{_num(row['low'], '+.3f')}, {_num(row['high'], '+.3f')}] "
+                  f"| {row['direct']:+.3f} |" for row in dla.top(10)]
+        if dla.heads_note:
+            lines += ["", f"Heads: {dla.heads_note}."]
+        if figures:
+            lines += ["", "![DLA per layer](dla/dla_components.png)"]
+    if "attention" in result.followups:
+        attention = result.followups["attention"]
+        lines += ["", "## Attention of the heads with the largest patching effect", "",
+                  "Source vs target attention of the final query (the position that predicts the first answer token): "
+                  "total variation distance (0: same positions read, 1: disjoint), mean over prompts with 95 % t "
+                  "interval, and the key positions whose attention moved most on average.", "",
+                  "| head | total variation | moved most (position from end: source − target) |", "| --- | --- | --- |"]
+        for row in attention.summary():
+            tvd = row["tvd"]
+            moved = ", ".join(f"{m['position_from_end']}: {m['mean_delta']:+.3f}" for m in row["moved_most"][:3])
+            lines.append(f"| {row['layer']}.{row['head']} | {tvd['mean']:.3f} [{_num(tvd['low'])}, {_num(tvd['high'])}] "
+                         f"| {moved} |")
+        if figures:
+            lines += [""] + [f"![head {layer}.{head}](attention/attention_L{layer}H{head}.png)"
+                             for layer, head in attention.heads]
+    return lines
+
+
+def _num(value: Any, spec: str = ".3f") -> str:
+    return "—" if value is None or not np.isfinite(value) else format(value, spec)
+
+
 def render_report(result: PatchingResult, *, figures: bool = True) -> str:
     """The run as Markdown: the two runs' metrics, the findings (components chosen on one half of the
     prompts, reported on the other), the sanity checks (identities and geometric predictions, kept
@@ -133,6 +180,7 @@ def render_report(result: PatchingResult, *, figures: bool = True) -> str:
         lines += ["", "## Maps (all prompts; descriptive: a cell picked from them by size is not a finding)", "",
                   "![layer × component](layer_component.png)", "", "![layer × position](layer_position.png)", "",
                   "![layer × head](layer_head.png)", "", "![attribution vs exact](attribution.png)"]
+    lines += _followups_section(result, figures=figures)
     lines += ["", f"Run time: {result.timings.get('total', float('nan')):.0f} s. Full numbers: `patching.json`."]
     return "\n".join(lines) + "\n"
 

@@ -32,6 +32,9 @@ class PatchingResult:
     sanity_checks: list[dict[str, Any]]
     findings: dict[str, Any]  # the held-out selection: halves, rule, and per fold the reported components
     timings: dict[str, float] = field(default_factory=dict)
+    followups: dict[str, Any] = field(default_factory=dict)
+    """``"dla"``: a :class:`~interp_steer.dla.DlaResult`; ``"attention"``: an
+    :class:`~interp_steer.attention.AttentionDifferences` (when the config asked for them)."""
 
     def __repr__(self) -> str:
         from interp_steer.display import one_line
@@ -48,7 +51,7 @@ class PatchingResult:
     def to_dict(self) -> dict[str, Any]:
         from interp_steer import __version__
 
-        return {"schema_version": SCHEMA_VERSION, "library_version": __version__, "model": self.model,
+        out = {"schema_version": SCHEMA_VERSION, "library_version": __version__, "model": self.model,
                 "config": self.config.to_dict(), "layer": self.layer, "prompts": self.prompts,
                 "metrics": self.metrics, "runs": self.runs, "effects": self.effects,
                 "attribution": self.attribution, "sanity_checks": self.sanity_checks, "findings": self.findings,
@@ -56,6 +59,19 @@ class PatchingResult:
                 "effect_definition": "(m_patched - m_target) / (m_source - m_target), ratio of means over "
                                      "prompts, 95% Fieller interval over prompts (null where the source and target runs do not "
                                      "differ significantly)"}
+        if self.followups:
+            out["followups"] = {}
+        if "dla" in self.followups:
+            dla = self.followups["dla"]
+            out["followups"]["dla"] = {"file": "dla/dla.json", "runs": "steered = source, reference = target",
+                                       "metric": dla.metric, "heads_note": dla.heads_note, "summary": dla.summary(),
+                                       "top": dla.top(10)}
+        if "attention" in self.followups:
+            attention = self.followups["attention"]
+            out["followups"]["attention"] = {"file": "attention/attention.json", "heads": [list(h) for h in attention.heads],
+                                             "chosen_by": "largest |patching effect| of a head over all prompts",
+                                             "summary": attention.summary()}
+        return out
 
     def to_frame(self, table: str = "effects"):
         """A tidy table (:mod:`interp_steer.frames`): ``"effects"``, rows (sweep, metric, layer

@@ -123,13 +123,16 @@ def run(
     positions = min([config.positions] + [r["width"] for r in first])
     n_layers, n_heads = model.n_layers, model.bridge.cfg.n_heads
     effects = _effects(per_prompt, runs, n_layers, n_heads, positions)
+    followups = _followups(model, config, texts.prompts, source, target, metrics, effects)
+    if followups:
+        clock.say(f"follow-ups ({', '.join(followups)}): {clock.elapsed():.1f} s")
     return PatchingResult(
         model={"name": model.name, "n_layers": n_layers, "n_heads": n_heads, "d_model": model.d_model},
         config=config, layer=personas.layer, prompts=texts.prompts, metrics=metrics.to_dict(model), runs=runs,
         effects=effects, attribution=_attribution_summary(attributions, effects, runs, positions),
         sanity_checks=_sanity_checks(effects, personas, n_layers),
         findings=_findings(per_prompt, runs, halves, heads_by_half, config, n_layers, n_heads),
-        timings={"total": round(clock.elapsed(), 2)},
+        timings={"total": round(clock.elapsed(), 2)}, followups=followups,
     )
 
 
@@ -174,6 +177,33 @@ def _source_and_target(config: PatchingConfig, personas: Personas) -> tuple[tupl
     source = (pure.select([layer]) * config.lam, 1.0)
     target = (collision_vector(personas.v_a, personas.v_b, config.alpha, config.lam).select([layer]), 1.0)
     return source, target
+
+
+def _followups(model: Model, config: PatchingConfig, prompts: list[str], source, target, metrics: PatchMetrics,
+               effects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The mechanistic follow-ups the config asks for, on the same runs: direct logit attribution of
+    ``m_source − m_target`` (the logit difference) and the attention of the heads whose patching
+    effect over all prompts is largest."""
+    from interp_steer.steering import Steering
+
+    runs = {name: Steering(vector, coefficient, positions="after_prompt")
+            for name, (vector, coefficient) in (("source", source), ("target", target))}
+    out: dict[str, Any] = {}
+    if config.dla:
+        from interp_steer.dla import direct_logit_attribution
+
+        out["dla"] = direct_logit_attribution(model, prompts, runs["source"], reference=runs["target"],
+                                              tokens_a=list(metrics.tokens_a), tokens_b=list(metrics.tokens_b))
+    if config.attention_heads:
+        from interp_steer.attention import attention_differences
+
+        grid = np.abs(np.array(effects["heads"]["logit_diff"]["effect"], dtype=float))
+        order = np.argsort(-np.nan_to_num(grid, nan=-1.0).ravel(), kind="stable")[: config.attention_heads]
+        heads = [divmod(int(i), grid.shape[1]) for i in order]
+        out["attention"] = attention_differences(model, prompts, heads, source=runs["source"], target=runs["target"],
+                                                 window=config.positions,
+                                                 labels=(f"pure {config.source}", f"mix α = {config.alpha:g}"))
+    return out
 
 
 def _prompt_unit(model: Model, shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
