@@ -104,8 +104,12 @@ def frame(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], attrs: Mapp
     order = [c for c in columns if c in df.columns] + [c for c in df.columns if c not in columns]
     df = df[order]
     for name in ("layer", "head", "position_from_end", "n"):
-        if name in df.columns and df[name].dtype == object:
-            df[name] = df[name].astype("Int64")
+        if name not in df.columns:
+            continue
+        column = df[name]
+        # None among ints arrives as object, or as float with NaN: either way an integer column with gaps
+        if column.dtype == object or (column.dtype.kind == "f" and bool((column.dropna() % 1 == 0).all())):
+            df[name] = column.astype("Int64")
     df.attrs.update(attrs or {})
     return df
 

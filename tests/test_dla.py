@@ -124,6 +124,7 @@ def test_zero_coefficient_changes_nothing_and_tables_hold_the_numbers(tmp_path):
     frame = result.to_frame()
     first = frame[(frame.prompt == 0) & (frame.run == "steered") & (frame.part == "value") & (frame.component != "head")]
     np.testing.assert_allclose(first.value.to_numpy(), result.prompts[0]["steered"]["values"])
+    assert str(frame.layer.dtype) == "Int64" and str(frame.head.dtype) == "Int64"  # gaps, not floats
     heads = frame[(frame.prompt == 1) & (frame.run == "difference") & (frame.component == "head")]
     assert len(heads) == model.n_layers * model.bridge.cfg.n_heads
     summary = result.summary()

@@ -6,6 +6,7 @@ of their readouts."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,3 +115,24 @@ def test_tokens_command_prints_and_writes_the_table(tmp_path, capsys):
     table = (SteeringVector.load(path) - SteeringVector.load(other)).top_tokens(model, k=3)
     assert [r["token_id"] for r in record["rows"]] == list(table["token_id"])
     assert main(["tokens", str(path), "--model", "tiny-random", "--k", "0"]) == 2
+
+
+MORALITY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pairs" / "morality.jsonl"
+
+
+@pytest.mark.skipif(not MORALITY.exists(), reason=f"third-party data not on this machine ({MORALITY})")
+def test_a_vector_from_outside_data_promotes_tokens_of_its_own_tone(smol):
+    """Moral minus immoral actions (third-party pairs, not in the repository): read at the last
+    layers, the tokens the direction suppresses are more negative in valence (VADER) than the tokens it
+    promotes. A sign error anywhere in the readout would swap the two sides."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    vader = SentimentIntensityAnalyzer()
+    vector = ist.build_vector(smol, ist.load_pairs(MORALITY), layers=[25, 29], progress=False)
+    table = vector.top_tokens(smol, k=30)
+    for layer in (25, 29):
+        valence = {side: [vader.polarity_scores(t.strip())["compound"]
+                          for t in table[(table.layer == layer) & (table.side == side)].token]
+                   for side in ("promoted", "suppressed")}
+        assert sum(valence["suppressed"]) / 30 < sum(valence["promoted"]) / 30 - 0.05, (layer, valence)
+        assert sum(v < -0.3 for v in valence["suppressed"]) >= 5  # words like ' revenge', ' kill', ' worse'
