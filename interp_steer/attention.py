@@ -140,6 +140,11 @@ class AttentionDifferences:
         fig.suptitle(f"{self.model}, head {layer}.{head}: {entry['prompt'][:70]!r}", fontsize=9)
         return save_figure(fig, path)
 
+    def _repr_html_(self) -> str:
+        from interp_steer.display import attention_html
+
+        return attention_html(self)
+
     def __repr__(self) -> str:
         from interp_steer.display import one_line
 

@@ -157,3 +157,54 @@ def claims_html(title: str, claims, pairs: Sequence[tuple[str, Any]]) -> str:
 def one_line(kind: str, **parts: Any) -> str:
     """``Kind(a=1, b='x')``: a compact repr."""
     return f"{kind}(" + ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in parts.items()) + ")"
+
+
+def dla_html(result) -> str:
+    summary = result.summary()
+    total, shares, rest = (summary[f"difference_{k}"] for k in ("total", "sum", "remainder"))
+    rows = [(esc(r["component"]), interval(r["mean"], r["low"], r["high"]), number(r["direct"])) for r in result.top(10)]
+
+    def draw(fig) -> None:
+        ax = fig.add_subplot()
+        parts = {c["kind"]: [] for c in summary["components"] if c["kind"] in ("attn", "mlp")}
+        for c in summary["components"]:
+            if c["kind"] in parts:
+                parts[c["kind"]].append((c["layer"], c["value"]["mean"]))
+        for kind, points in parts.items():
+            ax.plot(*zip(*points, strict=True), marker=".", label=kind)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("share of Δm")
+        ax.legend(fontsize=7)
+
+    return block("Direct logit attribution",
+                 fields_line([("model", result.model), ("prompts", summary["n_prompts"]),
+                              ("Δm (steered − reference)", f"{total['mean']:+.4f}"),
+                              ("sum of shares", f"{shares['mean']:+.4f}"), ("remainder", f"{rest['mean']:+.2g}"),
+                              ("heads", "yes" if result.has_heads else result.heads_note)]),
+                 table(["largest shares (these prompts)", "mean [95 % interval]", "direct part"], rows), figure(draw))
+
+
+def lens_html(result) -> str:
+    rows = []
+    for entry in result.prompts:
+        kl = {run: entry[run]["kl"] for run in ("unsteered", "steered")}
+        middle = len(result.labels) // 2
+        diffs = ", ".join(f"{esc(repr(t))} {d[-1]:+.2f}" for t, d in zip(result.tokens, entry["logit_diff"], strict=True))
+        rows.append((esc(entry["prompt"][:60]), number(kl["unsteered"][middle][-1]), number(kl["steered"][middle][-1]),
+                     esc(" ".join(entry["steered"]["top_final"][:3])), diffs or "–"))
+    return block("Logit lens of a steered run",
+                 fields_line([("model", result.model), ("steering", result.steering.get("kind")),
+                              ("coefficient", result.steering.get("coefficient")), ("entries", len(result.labels))]),
+                 table(["prompt", f"KL to final at {result.labels[len(result.labels) // 2]}, unsteered", "steered",
+                        "steered top tokens", "Δ logit at the output"], rows))
+
+
+def attention_html(result) -> str:
+    rows = [(f"{r['layer']}.{r['head']}", interval(r["tvd"]["mean"], r["tvd"]["low"], r["tvd"]["high"]),
+             esc(", ".join(f"{m['position_from_end']}: {m['mean_delta']:+.3f}" for m in r["moved_most"][:3])))
+            for r in result.summary()]
+    return block("Attention differences",
+                 fields_line([("model", result.model), ("source", result.runs["source"]["label"]),
+                              ("target", result.runs["target"]["label"]), ("prompts", len(result.prompts))]),
+                 table(["head", "total variation at the final query", "moved most (from the end)"], rows))

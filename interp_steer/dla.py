@@ -389,6 +389,11 @@ class DlaResult:
         ax.set_ylabel("layer")
         return save_figure(ax, path)
 
+    def _repr_html_(self) -> str:
+        from interp_steer.display import dla_html
+
+        return dla_html(self)
+
     def __repr__(self) -> str:
         from interp_steer.display import one_line
 

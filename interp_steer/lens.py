@@ -94,6 +94,17 @@ class LensResult:
                 written[f"prompt_{p}"] = self._figure(p, out / f"lens_prompt{p}.png")
         return written
 
+    def _repr_html_(self) -> str:
+        from interp_steer.display import lens_html
+
+        return lens_html(self)
+
+    def __repr__(self) -> str:
+        from interp_steer.display import one_line
+
+        return one_line("LensResult", model=self.model, prompts=len(self.prompts), entries=len(self.labels),
+                        tokens=len(self.tokens))
+
     def _figure(self, p: int, path: Path) -> Path:
         import matplotlib.pyplot as plt
 

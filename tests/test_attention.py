@@ -87,6 +87,10 @@ def test_identical_runs_differ_by_nothing_and_outputs_are_written(model, tmp_pat
     saved = json.loads(written["json"].read_text())
     assert saved["heads"] == [[3, 0]] and saved["runs"]["target"]["coefficient"] == 1.0
     assert written["3.0"].stat().st_size > 0
+    from conftest import rendered
+
+    page, _ = rendered(result)
+    assert "3.0" in page and "total variation" in page
     frame = result.to_frame()
     assert set(frame.run) == {"source", "target"} and len(frame) == 2 * sum(len(e["tokens"]) for e in result.prompts)
 

@@ -124,7 +124,7 @@ def test_zero_coefficient_changes_nothing_and_tables_hold_the_numbers(tmp_path):
     frame = result.to_frame()
     first = frame[(frame.prompt == 0) & (frame.run == "steered") & (frame.part == "value") & (frame.component != "head")]
     np.testing.assert_allclose(first.value.to_numpy(), result.prompts[0]["steered"]["values"])
-    assert str(frame.layer.dtype) == "Int64" and str(frame.head.dtype) == "Int64"  # gaps, not floats
+    assert str(frame["layer"].dtype) == "Int64" and str(frame["head"].dtype) == "Int64"  # gaps, not floats
     heads = frame[(frame.prompt == 1) & (frame.run == "difference") & (frame.component == "head")]
     assert len(heads) == model.n_layers * model.bridge.cfg.n_heads
     summary = result.summary()
@@ -136,7 +136,10 @@ def test_zero_coefficient_changes_nothing_and_tables_hold_the_numbers(tmp_path):
     saved = json.loads(written["json"].read_text())
     assert saved["summary"]["n_prompts"] == len(PROMPTS) and saved["metric"]["token_ids_a"] == [70, 71]
     assert written["components"].stat().st_size > 0 and written["heads"].stat().st_size > 0
-    assert repr(result).startswith("DlaResult(")
+    from conftest import rendered
+
+    page, line = rendered(result)
+    assert "Direct logit attribution" in page and top[0]["component"] in page and "DlaResult(" in line
 
 
 def test_bad_settings_are_refused():

@@ -77,6 +77,10 @@ def test_zero_coefficient_changes_nothing_and_the_frame_holds_the_numbers(model)
     kl = frame[(frame["metric"] == "kl") & (frame["run"] == "unsteered") & (frame["prompt"] == 1)]
     assert len(kl) == len(result.labels) * 3
     assert kl[kl["entry"] == "0_pre"]["value"].tolist() == result.prompts[1]["unsteered"]["kl"][0]
+    from conftest import rendered
+
+    page, _ = rendered(result)
+    assert PROMPTS[1][:20] in page and "+0.00" in page
 
 
 def test_words_of_several_tokens_and_bad_settings_are_refused(model):
