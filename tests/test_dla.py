@@ -184,3 +184,19 @@ def test_default_model_contributions_sum_within_a_thousandth(smol):
     for entry in result.prompts:
         diff = entry["difference"]
         assert abs(diff["sum"] - diff["total"]) <= 1e-3 * abs(diff["total"])
+
+
+def test_a_field_and_a_mix_are_attributed_like_a_vector(tiny):
+    """A field's update depends on the activation it meets; its delta is still read at its hook, and
+    the shares still add up. A mix of two vectors is one steering delta at each of their layers."""
+    texts = ist.load_builtin("persona_a")[:12], ist.load_builtin("persona_b")[:12]
+    field = ist.fit_field(tiny, *texts, layers=[2], form="linear", seed=0, progress=False)
+    for steering in (ist.Steering(field, 4.0, positions="after_prompt"),
+                     ist.Steering(ist.mix(vector(tiny), vector(tiny, layer=1, scale=-2.0), 0.3), 1.0, positions="all")):
+        result = direct_logit_attribution(tiny, PROMPTS[:2], steering, tokens_a=[70], tokens_b=[90])
+        steered = [c for c in result.components if c["kind"] == "steering"]
+        assert len(steered) == 1
+        for entry in result.prompts:
+            diff = entry["difference"]
+            assert diff["sum"] == pytest.approx(diff["total"], rel=1e-5, abs=1e-7)
+            assert entry["steered"]["values"][result.components.index(steered[0])] != 0
