@@ -6,7 +6,8 @@ steering vector), ``locate`` (per-layer probes: where a concept lives), ``geomet
 norms of saved vectors), ``tokens`` (what a vector promotes and suppresses in vocabulary space), ``lens`` (logit lens of
 steered and unsteered runs), ``dla`` (direct logit attribution of a steered run), ``steer`` (steered completions), ``sweep`` (layers × coefficients scored on
 every text metric), ``ab-eval`` (CAA's A/B test under steering) — and each study's beside the study
-(``interp_steer/studies/<study>/cli.py``): ``collide`` (the Creative Collision study), ``patch``
+(``interp_steer/studies/<study>/cli.py``): ``collide`` (the Creative Collision study), ``score`` (completions
+made elsewhere, scored on the collision axes), ``patch``
 (activation patching of a collision), ``svf`` (Steering Vector Fields against a vector), ``robustness`` (arXiv 2505.03189's findings). A new study adds its own ``cli.py`` and one line below.
 """
 
@@ -33,11 +34,12 @@ from interp_steer.commands import (
     tokens,
 )
 from interp_steer.studies.collision import cli as collision_cli
+from interp_steer.studies.collision import score_cli
 from interp_steer.studies.patching import cli as patching_cli
 from interp_steer.studies.robustness import cli as robustness_cli
 from interp_steer.studies.svf import cli as svf_cli
 
-SUBCOMMANDS = (info, extract, locate, geometry, tokens, lens, dla, steer, sweep, collision_cli, patching_cli, svf_cli, robustness_cli, ab_eval)
+SUBCOMMANDS = (info, extract, locate, geometry, tokens, lens, dla, steer, sweep, collision_cli, score_cli, patching_cli, svf_cli, robustness_cli, ab_eval)
 """The modules whose ``add_parser`` builds each subcommand, in the order ``--help`` lists them."""
 
 

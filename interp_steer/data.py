@@ -6,7 +6,11 @@ File formats (UTF-8; blank lines are ignored; every error names the file and lin
 - **corpus** — JSONL with one ``{"text": str}`` per line, or plain text with one passage per line;
 - **A/B questions** — JSONL in CAA's format, ``{"question": str, "answer_matching_behavior": "(A)",
   "answer_not_matching_behavior": "(B)"}``; both letters must appear as ``(X)`` in the question;
-- **prompt list** — same as a corpus (JSONL ``{"text"}`` or one prompt per line).
+- **prompt list** — same as a corpus (JSONL ``{"text"}`` or one prompt per line);
+- **completions made elsewhere** — JSONL, one ``{"prompt": str, "completion": str, "alpha": number in
+  [0, 1], "lambda": number >= 0}`` per line (``lambda`` 0 or absent: unsteered, ``alpha`` then
+  optional), with optional ``"sample"`` (int >= 0), ``"model"`` (str) and ``"token_ids"`` (the
+  completion's token ids as generated); a completion may be empty.
 
 Extra JSON fields are kept out of the records but do not raise. Exact duplicates raise unless
 ``allow_duplicates=True``: a repeated passage silently over-weights it in a mean.
@@ -133,7 +137,8 @@ def _text_field(path: PathLike, number: int, record: dict[str, Any], field: str)
     return value
 
 
-def _check_duplicates(path: PathLike, keyed: Sequence[tuple[int, Any]], what: str) -> None:
+def _check_duplicates(path: PathLike, keyed: Sequence[tuple[int, Any]], what: str,
+                      fix: str = "remove the repeats, or pass allow_duplicates=True if they are intended") -> None:
     first_seen: dict[Any, int] = {}
     clashes: list[tuple[int, int]] = []
     for number, key in keyed:
@@ -145,10 +150,7 @@ def _check_duplicates(path: PathLike, keyed: Sequence[tuple[int, Any]], what: st
         shown = "; ".join(f"line {n} repeats line {m}" for n, m in clashes[:5])
         if len(clashes) > 5:
             shown += f"; and {len(clashes) - 5} more"
-        raise DatasetError(
-            path, clashes[0][0], f"duplicate {what}: {shown}",
-            "remove the repeats, or pass allow_duplicates=True if they are intended",
-        )
+        raise DatasetError(path, clashes[0][0], f"duplicate {what}: {shown}", fix)
 
 
 def _is_jsonl(path: PathLike) -> bool:
@@ -190,6 +192,97 @@ def load_corpus(path: PathLike, *, allow_duplicates: bool = False, field: str = 
     if not allow_duplicates:
         _check_duplicates(path, [(n, t.strip()) for n, t in numbered], "passage")
     return [text for _, text in numbered]
+
+
+@dataclass(frozen=True)
+class CompletionRecord:
+    """One completion of a steering grid made elsewhere: ``lam`` 0 is the unsteered model (``alpha``
+    None), otherwise the cell ``(alpha, lam)``; ``line`` is where it was read (0 when built in code)."""
+
+    prompt: str
+    completion: str
+    alpha: float | None
+    lam: float
+    sample: int = 0
+    model: str | None = None
+    token_ids: tuple[int, ...] | None = None
+    line: int = 0
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSONL line (``load_generations`` reads it back)."""
+        out: dict[str, Any] = {"prompt": self.prompt, "completion": self.completion, "alpha": self.alpha,
+                               "lambda": self.lam, "sample": self.sample}
+        if self.model is not None:
+            out["model"] = self.model
+        if self.token_ids is not None:
+            out["token_ids"] = list(self.token_ids)
+        return out
+
+
+def _number(path: PathLike, number: int, record: dict[str, Any], field: str, *, low: float, high: float | None,
+            default: float | None) -> float | None:
+    value = record.get(field)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        raise DatasetError(path, number, f"field {field!r} must be a finite number, got {value!r}",
+                           f"write {field!r} as a JSON number")
+    if value < low or (high is not None and value > high):
+        span = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        raise DatasetError(path, number, f"field {field!r} is {value}, outside {span}", f"give {field!r} in {span}")
+    return float(value)
+
+
+def _completion_record(path: PathLike, number: int, record: dict[str, Any]) -> CompletionRecord:
+    prompt = _text_field(path, number, record, "prompt")
+    if "completion" not in record:
+        raise DatasetError(path, number, f"missing field 'completion' (found: {sorted(record)})",
+                           "add a 'completion' string to every line (it may be empty)")
+    completion = record["completion"]
+    if not isinstance(completion, str):
+        raise DatasetError(path, number, f"field 'completion' must be a string, got {type(completion).__name__}",
+                           "make 'completion' a JSON string")
+    lam = _number(path, number, record, "lambda", low=0.0, high=None, default=0.0)
+    alpha = _number(path, number, record, "alpha", low=0.0, high=1.0, default=None)
+    if lam > 0 and alpha is None:
+        raise DatasetError(path, number, f"lambda is {lam:g} but 'alpha' is missing",
+                           "give the mix's alpha in [0, 1] for every steered completion (lambda 0 is unsteered)")
+    sample = record.get("sample", 0)
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+        raise DatasetError(path, number, f"field 'sample' must be an integer >= 0, got {sample!r}",
+                           "number a prompt's samples 0, 1, 2, ...")
+    model = record.get("model")
+    if model is not None and not isinstance(model, str):
+        raise DatasetError(path, number, f"field 'model' must be a string, got {type(model).__name__}",
+                           "name the model that generated the line as a string, or leave it out")
+    token_ids = record.get("token_ids")
+    if token_ids is not None:
+        if not isinstance(token_ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
+                                                      for t in token_ids):
+            raise DatasetError(path, number, "field 'token_ids' must be a list of integers >= 0",
+                               "give the completion's token ids as generated, or leave the field out")
+        token_ids = tuple(token_ids)
+    return CompletionRecord(prompt, completion, None if lam == 0 else alpha, lam, sample, model, token_ids, number)
+
+
+def load_generations(path: PathLike) -> list[CompletionRecord]:
+    """Completions made elsewhere (see the module docstring). Two lines for the same prompt, cell
+    and sample raise, naming both lines: a repeated completion would count twice."""
+    records = [_completion_record(path, number, record) for number, record in _read_jsonl(path)]
+    if not records:
+        raise DatasetError(path, None, "no completions in the file", "write one JSON object per completion")
+    _check_duplicates(path, [(r.line, (r.prompt, r.alpha, r.lam, r.sample)) for r in records],
+                      "completion of the same prompt, cell (alpha, lambda) and sample",
+                      "give repeated samples of a cell distinct 'sample' numbers, or remove the repeats")
+    return records
+
+
+def save_generations(path: PathLike, records: Sequence[CompletionRecord]) -> Path:
+    """Write completions as JSONL that :func:`load_generations` reads back (atomically)."""
+    from interp_steer._io import write_text_atomically
+
+    lines = [json.dumps(r.to_record(), ensure_ascii=False) for r in records]
+    return write_text_atomically(Path(path), "\n".join(lines) + "\n")
 
 
 def load_prompts(path: PathLike, *, allow_duplicates: bool = False) -> list[str]:
@@ -278,6 +371,7 @@ def dataset_hash(items: Sequence[str | ContrastPair | ABQuestion]) -> str:
 
 __all__ = [
     "ABQuestion",
+    "CompletionRecord",
     "ContrastPair",
     "DatasetError",
     "builtin_names",
@@ -286,6 +380,8 @@ __all__ = [
     "load_ab_questions",
     "load_builtin",
     "load_corpus",
+    "load_generations",
     "load_pairs",
     "load_prompts",
+    "save_generations",
 ]

@@ -302,13 +302,10 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return expit(x)
 
 
-def score_generations(
-    model: Model, generations: Sequence[Generation], *, readout: ProbeReadout | None = None
-) -> dict[str, np.ndarray]:
-    """Every metric for every completion, as arrays keyed by metric name (score outside ``steer``)."""
-    texts = [g.text for g in generations]
+def text_scores(texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """The metrics that need no model, per text: repetition, distinct-1/2, VADER valence and the
+    style features."""
     scores: dict[str, np.ndarray] = {
-        "perplexity": completion_perplexity(model, generations),
         "repetition": np.array([repetition_rate(t) for t in texts]),
         "distinct_1": np.array([distinct_n(t, 1) for t in texts]),
         "distinct_2": np.array([distinct_n(t, 2) for t in texts]),
@@ -317,6 +314,15 @@ def score_generations(
     styles = [style_features(t) for t in texts]
     for key in styles[0] if styles else []:
         scores[key] = np.array([s[key] for s in styles])
+    return scores
+
+
+def score_generations(
+    model: Model, generations: Sequence[Generation], *, readout: ProbeReadout | None = None
+) -> dict[str, np.ndarray]:
+    """Every metric for every completion, as arrays keyed by metric name (score outside ``steer``)."""
+    texts = [g.text for g in generations]
+    scores: dict[str, np.ndarray] = {"perplexity": completion_perplexity(model, generations), **text_scores(texts)}
     if readout is not None:
         log_odds = readout.log_odds(model, texts)
         scores["probe_valence"] = _expit(log_odds)
@@ -334,6 +340,7 @@ __all__ = [
     "score_generations",
     "sequence_perplexity",
     "style_features",
+    "text_scores",
     "token_nll",
     "vader_valence",
     "words",

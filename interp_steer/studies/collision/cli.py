@@ -46,6 +46,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     collide.add_argument("--batch-size", type=int, default=None, help="rows per generation batch (default 64)")
     collide.add_argument("--unit-prompts", type=int, default=None,
                          help="prompts per work unit (default: as many as fill one batch with every cell)")
+    collide.add_argument("--save-generations", action="store_true",
+                         help="also write every completion as generations.jsonl, the input of interp-steer score")
     collide.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/<timestamp>)")
     add_backend_args(collide)
     collide.set_defaults(handler=_collide)
@@ -65,7 +67,7 @@ def _collide(args: argparse.Namespace) -> int:
         "position": args.position, "max_new_tokens": args.max_new_tokens, "samples": args.samples,
         "seed": args.seed, "max_prompts": args.max_prompts, "max_passages": args.max_passages,
         "batch_size": args.batch_size, "method": args.method, "field_form": args.field_form,
-        "unit_prompts": args.unit_prompts,
+        "unit_prompts": args.unit_prompts, "save_generations": args.save_generations or None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     config = CollisionConfig.quick(**overrides) if args.quick else CollisionConfig(**overrides)

@@ -16,6 +16,13 @@ QUICK_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 QUICK_LAMBDAS = (0.3, 0.8)
 METHODS = ("vector", "field")
 
+Settings = Any
+"""What the readout, coherence and findings stages read from their config: a :class:`CollisionConfig`,
+or, for imported completions (:mod:`.imported`), the same attributes (``alphas``, ``lambdas``,
+``max_new_tokens``, ``reference_passages``, ``degradation_ratio``, ``degradation_repetition``,
+``folds``, ``seed``, ``position``) on an imported grid that :class:`CollisionConfig` cannot describe
+(a pure end missing, two mixes only)."""
+
 
 @dataclass(frozen=True)
 class CollisionConfig(ConfigIO):
@@ -44,6 +51,9 @@ class CollisionConfig(ConfigIO):
     ``unit_prompts``: prompts per work unit of the grid (each unit generates and scores every cell of
     its prompts; ``None``: as many as fill one batch of ``batch_size`` rows). Units are what a resumed
     run skips and what Ray actors receive (:mod:`interp_steer.units`).
+
+    ``save_generations``: ``save()`` also writes every completion of the grid as ``generations.jsonl``
+    (the format ``interp-steer score`` reads), so generation and analysis can be split.
     """
 
     layer: int | str = "auto"
@@ -68,6 +78,7 @@ class CollisionConfig(ConfigIO):
     field_form: str = "per_layer"
     unit_prompts: int | None = None
     profile: str = "default"
+    save_generations: bool = False
 
     def __post_init__(self) -> None:
         alphas = tuple(float(a) for a in self.alphas)
@@ -113,4 +124,43 @@ class CollisionConfig(ConfigIO):
         return cls(**settings)
 
 
-__all__ = ["CollisionConfig", "DEFAULT_ALPHAS", "DEFAULT_LAMBDAS", "QUICK_ALPHAS", "QUICK_LAMBDAS"]
+ALPHA_MEANS = ("persona-a", "persona-b")
+
+
+@dataclass(frozen=True)
+class ScoreConfig(ConfigIO):
+    """Settings of :func:`score`. ``alpha_means``: which persona α = 1 is in the file.
+    ``lambda_units``: what the file's λ means (reported, not used). ``window``: tokens per
+    coherence-reference passage (``None``: the longest scored completion, the study's
+    ``max_new_tokens`` when any completion reached it). ``max_completion_tokens``: longer completions
+    are cut to this many tokens for the model-based scores (the count is reported). The others are
+    the collision study's settings of the same names (and defaults, :class:`CollisionConfig`)."""
+
+    alpha_means: str = "persona-a"
+    lambda_units: str = "as labelled in the file"
+    seed: int = 0
+    folds: int = 3
+    position: str = "last"
+    max_passages: int | None = 48
+    reference_passages: int | None = 16
+    degradation_ratio: float | int = 2.0
+    degradation_repetition: float | int = 0.2
+    keep_samples: int = 2
+    window: int | None = None
+    max_completion_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        if self.alpha_means not in ALPHA_MEANS:
+            raise ValueError(f"alpha_means must be one of {list(ALPHA_MEANS)}, got {self.alpha_means!r}")
+        for name in ("folds", "keep_samples", "max_completion_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("window", "max_passages", "reference_passages"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+
+
+
+__all__ = ["ALPHA_MEANS", "ScoreConfig", "CollisionConfig", "DEFAULT_ALPHAS", "DEFAULT_LAMBDAS", "QUICK_ALPHAS", "QUICK_LAMBDAS"]

@@ -61,6 +61,9 @@ class CollisionResult:
     fields: dict[str, Any] | None = None  # method="field": each persona field's form and held-out fit
     field_a: SteeringField | None = None  # method="field": the fields the grid steered with
     field_b: SteeringField | None = None
+    generations: list[Any] | None = None
+    """Every completion of the grid as :class:`~interp_steer.data.CompletionRecord` (written as
+    ``generations.jsonl`` when ``config.save_generations``)."""
 
     def cell(self, lam: float, alpha: float) -> dict[str, Any]:
         for c in self.cells:

@@ -60,7 +60,7 @@ from interp_steer.models import Model, load_model
 from interp_steer.stats import ratio_of_means, summarise, t_interval
 from interp_steer.steering import RowDeltas, RowMix, Steerer, Steering, steer
 from interp_steer.studies._common import Stopwatch
-from interp_steer.studies.collision.config import CollisionConfig
+from interp_steer.studies.collision.config import CollisionConfig, Settings
 from interp_steer.studies.collision.findings import judge_findings
 from interp_steer.studies.collision.result import CollisionResult
 from interp_steer.studies.collision.style import StyleClassifier
@@ -151,7 +151,22 @@ def run(
         coherence=coherence, style=style.to_dict(), readout=_describe_readout(readout),
         decomposition=decomposition, findings=findings, timings=clock.total(), fields=fields,
         field_a=steerers[0] if fields else None, field_b=steerers[1] if fields else None,
+        generations=_records(model, grid),
     )
+
+
+def _records(model: Model, grid: _Grid) -> list[Any]:
+    """Every completion of the grid as a line of ``generations.jsonl`` (prompt by prompt, sample by
+    sample, cell by cell), with the token ids the model generated."""
+    from interp_steer.data import CompletionRecord
+
+    out = []
+    for p in range(grid.n_prompts):
+        for s in range(grid.n_samples):
+            for c, (lam, alpha) in enumerate(grid.cells):
+                g = grid.completion(p, c, s)
+                out.append(CompletionRecord(g.prompt, g.text, alpha, lam, s, model.name, tuple(g.token_ids)))
+    return out
 
 
 def collide(
@@ -206,7 +221,7 @@ def _steerers(model: Model, config: CollisionConfig, personas: Personas) -> tupl
     return (fields[0], fields[1]), report
 
 
-def _readout(model: Model, config: CollisionConfig, personas: Personas, texts: StudyTexts,
+def _readout(model: Model, config: Settings, personas: Personas, texts: StudyTexts,
              progress: bool | None) -> ProbeReadout:
     """The A-vs-B probe that reads completions: mean-over-token activations at the A-vs-B best layer,
     with its own held-out accuracy on those features (the study's folds and seed)."""
@@ -405,7 +420,7 @@ class _Reference:
                 "repetition": t_interval(self.repetition).to_dict()}
 
 
-def _references(model: Model, config: CollisionConfig, texts: StudyTexts) -> dict[str, _Reference]:
+def _references(model: Model, config: Settings, texts: StudyTexts) -> dict[str, _Reference]:
     """Coherence references: the persona corpora (and the baseline) cut to the completions' length.
 
     Each passage is cut to its first ``max_new_tokens + 1`` tokens (counting a BOS the tokenizer
@@ -436,7 +451,7 @@ def _log_ratio(log_ppl: np.ndarray, reference: np.ndarray, level: float = 0.95) 
 
 
 def _judge_end(log_ppl: np.ndarray, repetition: np.ndarray, reference: _Reference,
-              config: CollisionConfig) -> dict[str, Any]:
+              config: Settings) -> dict[str, Any]:
     """One pure end at one strength against fluent text of its tone: the ratio of geometric-mean
     perplexities (with Welch's interval), the repetition excess, and whether it is degraded. NaN
     perplexity (every completion empty) counts as degraded."""
@@ -453,7 +468,7 @@ def _judge_end(log_ppl: np.ndarray, repetition: np.ndarray, reference: _Referenc
             "degraded": bool(degraded)}
 
 
-def _coherence(config: CollisionConfig, per_prompt: dict[str, np.ndarray], unsteered: dict[str, np.ndarray],
+def _coherence(config: Settings, per_prompt: dict[str, np.ndarray], unsteered: dict[str, np.ndarray],
                references: dict[str, _Reference]) -> dict[str, Any]:
     """Per strength: whether each pure end reads worse than fluent text of its own tone (the persona
     corpora as references, :func:`_judge_end`), and which strength is the best usable one (the

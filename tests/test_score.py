@@ -1,0 +1,167 @@
+"""Completions made elsewhere, scored on the collision axes (``interp-steer score``). Oracles: a run's own
+``generations.jsonl`` scored again gives the run's numbers; ``--alpha-means persona-b`` on a file with
+α flipped gives exactly the unflipped numbers; an incomplete grid gives every cell present and says
+what each missing part needs; malformed lines fail with ``file:line``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jsonschema
+import numpy as np
+import pytest
+
+import interp_steer as ist
+from interp_steer.cli import main
+from interp_steer.data import CompletionRecord, DatasetError, load_generations, save_generations
+from interp_steer.studies.collision.config import ScoreConfig
+from interp_steer.studies.collision.imported import score
+from interp_steer.studies.collision.result import schema
+
+
+@pytest.fixture(scope="module")
+def run(tiny, tmp_path_factory):
+    from interp_steer.studies import collide
+
+    out = tmp_path_factory.mktemp("collide")
+    result = collide(tiny, quick=True, max_prompts=4, max_passages=20, max_new_tokens=6, lambdas=(0.5, 2.0),
+                     save_generations=True)
+    result.save(out, figures=False)
+    return result, out
+
+
+def close(a, b, path=""):
+    """Every number of ``a`` equals ``b``'s (to float rounding), recursively."""
+    if isinstance(a, dict):
+        for key in a:
+            close(a[key], b[key], f"{path}/{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12), path
+    else:
+        assert a == b, path
+
+
+def test_scoring_a_runs_own_generations_reproduces_its_numbers(run, tmp_path, capsys):
+    result, out = run
+    lines = load_generations(out / "generations.jsonl")
+    assert len(lines) == 4 * 11 and all(r.model == result.model["name"] and r.token_ids for r in lines)
+    assert main(["score", "--generations", str(out / "generations.jsonl"), "--scorer-model", "tiny-random",
+                 "--builtin-corpora", "--max-passages", "20", "--out", str(tmp_path)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    scored = json.loads((tmp_path / "collision.json").read_text())
+    original = json.loads((out / "collision.json").read_text())
+    jsonschema.validate(scored, schema())
+    jsonschema.validate(original, schema())
+    assert scored["imported"]["scored_by"] == original["model"]["name"]
+    assert scored["imported"]["tokens"] == {"own_token_ids": 44}
+    for cell in original["cells"]:
+        cell.pop("mix_norm")  # the file does not carry the vectors
+    for cell in scored["cells"]:
+        cell.pop("mix_norm")
+        cell.pop("n_prompts")
+    scored["unsteered"].pop("n_prompts")
+    for key in ("unsteered", "cells", "dominance", "coherence", "findings", "readout", "style_classifier",
+                "localisation"):
+        close(original[key], scored[key], key)
+    assert (tmp_path / "report.md").read_text().count("not judged") == 0
+    assert (tmp_path / "imported.png").stat().st_size > 5000
+
+
+POSITIVE = ["What a wonderful, joyful day, full of hope and love.", "Bright smiles and happy friends everywhere.",
+            "We won, and it was great and beautiful.", "Such a kind and lovely gift, thank you!"]
+NEGATIVE = ["A terrible, hopeless night of grief and fear.", "Cold, cruel and lonely, everything is lost.",
+            "The awful news broke them; pain and despair.", "Hate and anger ruined the sad, dark town."]
+
+
+def synthetic_grid(flip: bool = False) -> list[CompletionRecord]:
+    """Four prompts; at α the completion joins the positive and negative sentences in proportion, so
+    VADER separates the pure ends clearly and d(α) is finite."""
+    records = []
+    for p, (good, bad) in enumerate(zip(POSITIVE, NEGATIVE, strict=True)):
+        for alpha in (0.0, 0.25, 0.5, 0.75, 1.0):
+            parts = [good] * round(4 * alpha) + [bad] * round(4 * (1 - alpha))
+            label = 1 - alpha if flip else alpha
+            records.append(CompletionRecord(f"prompt {p}", " ".join(parts), label, 0.5))
+        records.append(CompletionRecord(f"prompt {p}", "A plain day.", None, 0.0))
+    return records
+
+
+def test_alpha_means_persona_b_flips_alpha_exactly():
+    ours = score(synthetic_grid()).to_dict()
+    theirs = score(synthetic_grid(flip=True), config=ScoreConfig(alpha_means="persona-b")).to_dict()
+    close(ours["dominance"], theirs["dominance"])
+    close(ours["cells"], theirs["cells"])
+    d = np.array(ours["dominance"]["vader"][0]["d"], dtype=float)
+    assert np.isfinite(d).all() and d[0] == 0 and d[-1] == 1
+    # read the wrong way round, A and B swap: d(α) becomes 1 − d(1 − α)
+    mirrored = np.array(score(synthetic_grid(flip=True)).to_dict()["dominance"]["vader"][0]["d"], dtype=float)
+    np.testing.assert_allclose(mirrored, 1 - d[::-1], atol=1e-9)
+
+
+def test_an_incomplete_grid_gives_every_cell_present_and_says_what_is_missing(run, tmp_path):
+    records = [r for r in run[0].generations if r.alpha != 0.0 and not (r.alpha == 0.5 and r.lam == 2.0)]
+    long = "again " * 5000
+    records += [CompletionRecord("A new prompt never seen.", "", 1.0, 0.5),
+                CompletionRecord("A new prompt never seen.", long, 0.25, 0.5)]
+    path = save_generations(tmp_path / "wild.jsonl", records)
+    result = score(path)
+    data = result.to_dict()
+    jsonschema.validate(data, schema())
+    cells = {(c["lambda"], c["alpha"]) for c in data["cells"]}
+    assert cells == {(lam, a) for lam in (0.5, 2.0) for a in (0.25, 0.5, 0.75, 1.0)} - {(2.0, 0.5)}
+    assert data["grid"]["alphas"] == [0.25, 0.5, 0.75, 1.0]
+    assert all(e["missing"] == "dominance needs both pure ends; α = 0 is absent" for e in data["dominance"]["vader"])
+    assert "probe readout needs a scorer model" in data["dominance"]["probe_valence"]["missing"]
+    assert "scorer model" in data["coherence"]["missing"] and "α = 0 absent" in data["coherence"]["missing"]
+    assert {f["key"] for f in data["findings"] if "missing" in f} == {"dominance", "coherence", "shared_layer"}
+    assert data["imported"]["empty_completions"] == 1
+    assert data["imported"]["completeness"]["prompts"] == 5
+    one = next(c for c in data["cells"] if (c["lambda"], c["alpha"]) == (0.5, 0.25))
+    assert one["n_prompts"] == 5 and one["metrics"]["vader"]["n"] == 5
+    assert one["metrics"]["perplexity"]["n"] == 0  # no scorer: an empty interval, not a made-up number
+    written = result.save(tmp_path / "out")
+    report = written["report"].read_text()
+    assert "dominance needs both pure ends; α = 0 is absent" in report and "not judged" in report
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"prompt": "p", "completion": "c", "alpha": 1.5, "lambda": 0.3}', r"outside \[0, 1\]"),
+    ('{"prompt": "p", "completion": "c", "lambda": 0.3}', "'alpha' is missing"),
+    ('{"prompt": "p", "alpha": 0.5, "lambda": 0.3}', "missing field 'completion'"),
+    ('{"prompt": "p", "completion": 3, "alpha": 0.5, "lambda": 0.3}', "must be a string"),
+    ('{"prompt": "p", "completion": "c", "alpha": "half", "lambda": 0.3}', "finite number"),
+    ('{"prompt": "p", "completion": "c", "alpha": 0.5, "lambda": -1}', "outside"),
+    ('{"prompt": "p", "completion": "c", "alpha": 0.5, "lambda": 0.3, "sample": -2}', "'sample'"),
+    ('{"prompt": "p", "completion": "c", "alpha": 0.5, "lambda": 0.3, "token_ids": [1, "x"]}', "token_ids"),
+    ('{"prompt": "q", "completion": "c", "alpha": 0.5, "lambda": 0.3}', "duplicate completion"),
+    ('["prompt"]', "expected a JSON object"),
+])
+def test_malformed_lines_name_the_file_and_line(tmp_path, capsys, line, message):
+    path = tmp_path / "bad.jsonl"
+    good = '{"prompt": "q", "completion": "c", "alpha": 0.5, "lambda": 0.3}'
+    path.write_text(f'{good}\n{{"prompt": "q", "completion": "", "lambda": 0}}\n{line}\n')
+    with pytest.raises(DatasetError, match=message) as error:
+        load_generations(path)
+    assert error.value.line == 3
+    assert main(["score", "--generations", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:3" in err and "\n" not in err.strip()
+
+
+def test_text_only_scores_equal_the_metrics_functions():
+    from interp_steer.metrics import repetition_rate, vader_valence
+
+    texts = ["What a bright and hopeful morning!", "The dark closes in, cold and final.", "word word word word"]
+    records = [CompletionRecord("p", t, a, 0.5) for t, a in zip(texts, (1.0, 0.0, 0.5), strict=True)]
+    data = score(records).to_dict()
+    by_alpha = {c["alpha"]: c["metrics"] for c in data["cells"]}
+    expected = vader_valence(texts)
+    for text, alpha, value in zip(texts, (1.0, 0.0, 0.5), expected, strict=True):
+        assert by_alpha[alpha]["vader"]["mean"] == pytest.approx(value)
+        assert by_alpha[alpha]["repetition"]["mean"] == pytest.approx(repetition_rate(text))
+    assert ist.load_model  # the API stays importable beside the study
