@@ -165,3 +165,20 @@ def test_text_only_scores_equal_the_metrics_functions():
         assert by_alpha[alpha]["vader"]["mean"] == pytest.approx(value)
         assert by_alpha[alpha]["repetition"]["mean"] == pytest.approx(repetition_rate(text))
     assert ist.load_model  # the API stays importable beside the study
+
+
+def test_each_strength_uses_the_mixes_it_has():
+    """One strength with every α, one without its interior mixes and one without α = 1: d(α) where
+    it can be computed, on that strength's own α values; the reason, naming the strength, elsewhere."""
+    full = synthetic_grid()
+    records = [r for r in full]
+    records += [CompletionRecord(r.prompt, r.completion, r.alpha, 0.8) for r in full if r.alpha in (0.0, 1.0)]
+    records += [CompletionRecord(r.prompt, r.completion, r.alpha, 1.2) for r in full
+                if r.alpha is not None and r.alpha < 1]
+    data = score(records).to_dict()
+    by_lambda = {e["lambda"]: e for e in data["dominance"]["vader"]}
+    assert "missing" not in by_lambda[0.5] and by_lambda[0.5]["alphas"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert by_lambda[0.8]["missing"] == "dominance needs a mix between the pure ends; λ = 0.8 has only α = 0 and α = 1"
+    assert by_lambda[1.2]["missing"] == "dominance needs both pure ends; α = 1 is absent at λ = 1.2"
+    alone = score(full).to_dict()["dominance"]["vader"][0]
+    close(alone, by_lambda[0.5])

@@ -169,36 +169,49 @@ def _cells(grid: ImportedGrid, per_prompt, unsteered, config: ScoreConfig) -> tu
     return unsteered_out, cells
 
 
+def _present(grid: ImportedGrid, lam: float) -> list[float]:
+    """The α values with at least one completion at strength ``lam``."""
+    li = grid.lambdas.index(lam)
+    return [a for ai, a in enumerate(grid.alphas)
+            if any(c == 1 + li * len(grid.alphas) + ai for (_, c, _) in grid.rows)]
+
+
+def _ends_missing(grid: ImportedGrid, lam: float) -> str | None:
+    """Why d(α) cannot be computed at ``lam`` from the α values present there, or None."""
+    present = _present(grid, lam)
+    ends = [a for a in (0.0, 1.0) if a not in present]
+    if ends:
+        where = "" if all(a not in grid.alphas for a in ends) else f" at λ = {lam:g}"
+        return (f"dominance needs both pure ends; α = {' and α = '.join(f'{a:g}' for a in ends)} "
+                f"{'is' if len(ends) == 1 else 'are'} absent{where}")
+    if len(present) < 3:
+        return f"dominance needs a mix between the pure ends; λ = {lam:g} has only α = 0 and α = 1"
+    return None
+
+
 def _dominance(grid: ImportedGrid, per_prompt) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-    """d(α) per strength for VADER and, when scored, the probe readout; per λ the Dominance or what
-    is missing."""
+    """d(α) per strength for VADER and, when scored, the probe readout, on the α values present at
+    that strength; per λ the Dominance or what is missing."""
     objects: dict[str, list[Any]] = {}
     out: dict[str, Any] = {}
-    ends = [a for a in (0.0, 1.0) if a not in grid.alphas]
     for key, source in (("vader", "vader"), ("probe_valence", "probe_log_odds")):
         if source not in per_prompt:
             out[key] = _missing("the probe readout needs a scorer model and both persona corpora")
             continue
         objects[key], out[key] = [], []
         for li, lam in enumerate(grid.lambdas):
-            if ends:
-                reason = (f"dominance needs both pure ends; α = {' and α = '.join(f'{a:g}' for a in ends)} "
-                          f"{'is' if len(ends) == 1 else 'are'} absent")
+            reason = _ends_missing(grid, lam)
+            if reason is None:
+                present = _present(grid, lam)
+                scores = per_prompt[source][li][[grid.alphas.index(a) for a in present]]
+                complete = int(np.isfinite(scores).all(axis=0).sum())
+                if complete < 2:
+                    reason = f"dominance needs two prompts with every α scored at λ = {lam:g}; {complete} have"
+            if reason is not None:
                 objects[key].append(None)
                 out[key].append({"lambda": lam, **_missing(reason)})
                 continue
-            if len(grid.alphas) < 3:
-                objects[key].append(None)
-                out[key].append({"lambda": lam, **_missing("dominance needs a mix between the pure ends")})
-                continue
-            scores = per_prompt[source][li]
-            complete = int(np.isfinite(scores).all(axis=0).sum())
-            if complete < 2:
-                objects[key].append(None)
-                out[key].append({"lambda": lam, **_missing(
-                    f"dominance needs two prompts with every α scored at λ = {lam:g}; {complete} have")})
-                continue
-            d = dominance(grid.alphas, scores, score=source, scale=SCORE_SCALES[source])
+            d = dominance(present, scores, score=source, scale=SCORE_SCALES[source])
             objects[key].append(d)
             out[key].append({"lambda": lam, **d.to_dict()})
     return objects, out
@@ -335,6 +348,10 @@ def _coherence_or_missing(grid, model, corpora, config, per_prompt, unsteered, c
     ends = [a for a in (0.0, 1.0) if a not in grid.alphas]
     if ends:
         lacking.append(f"both pure ends (α = {' and '.join(f'{a:g}' for a in ends)} absent)")
+    else:
+        short = [lam for lam in grid.lambdas if any(a not in _present(grid, lam) for a in (0.0, 1.0))]
+        if short:
+            lacking.append("both pure ends at every strength (missing at λ = " + ", ".join(f"{x:g}" for x in short) + ")")
     if not grid.lambdas:
         lacking.append("steered completions")
     if lacking:
