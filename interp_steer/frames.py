@@ -231,14 +231,18 @@ def collision_cells_frame(data: Mapping[str, Any]):
             for metric, iv in data["unsteered"]["metrics"].items()]
     rows += [{"lambda": float(cell["lambda"]), "alpha": float(cell["alpha"]), "metric": metric,
               **interval_columns(iv)} for cell in data["cells"] for metric, iv in cell["metrics"].items()]
-    return frame(rows, CELL_COLUMNS, {"layer": data["layer"]})
+    return frame(rows, CELL_COLUMNS, {"layer": data.get("layer")})
 
 
 def collision_dominance_frame(data: Mapping[str, Any]):
     """Rows (metric, λ, α): dominance d(α) with its interval, per valence score and strength."""
     rows = []
     for score, per_lambda in data["dominance"].items():
+        if "missing" in per_lambda:  # imported completions: a score that could not be computed
+            continue
         for lam, dominance in zip(data["grid"]["lambdas"], per_lambda, strict=True):
+            if "missing" in dominance:
+                continue
             for alpha, d, low, high in zip(dominance["alphas"], dominance["d"], dominance["d_low"],
                                            dominance["d_high"], strict=True):
                 rows.append({"lambda": float(lam), "alpha": float(alpha), "metric": f"dominance_{score}",

@@ -124,6 +124,12 @@ def test_an_incomplete_grid_gives_every_cell_present_and_says_what_is_missing(ru
     one = next(c for c in data["cells"] if (c["lambda"], c["alpha"]) == (0.5, 0.25))
     assert one["n_prompts"] == 5 and one["metrics"]["vader"]["n"] == 5
     assert one["metrics"]["perplexity"]["n"] == 0  # no scorer: an empty interval, not a made-up number
+    from conftest import rendered
+
+    page, _ = rendered(result)
+    assert "not judged" in page
+    cells_frame = result.to_frame()
+    assert set(cells_frame["lambda"]) == {0.0, 0.5, 2.0} and result.to_frame("dominance").empty
     written = result.save(tmp_path / "out")
     report = written["report"].read_text()
     assert "dominance needs both pure ends; α = 0 is absent" in report and "not judged" in report

@@ -452,6 +452,32 @@ class ImportedResult:
             "timings_s": self.timings,
         }
 
+    def to_frame(self, table: str = "cells"):
+        """A tidy table (:mod:`interp_steer.frames`), as for the study's own result: ``"cells"`` or
+        ``"dominance"`` (strengths where d(α) could not be computed have no rows)."""
+        from interp_steer import frames
+
+        return frames.choose(table, {"cells": lambda: frames.collision_cells_frame(self.to_dict()),
+                                     "dominance": lambda: frames.collision_dominance_frame(self.to_dict())})
+
+    def _repr_html_(self) -> str:
+        from interp_steer.display import block, esc, fields_line, table
+
+        data = self.to_dict()
+        done = data["imported"]["completeness"]
+        rows = [(esc(f["key"]), esc(f"not judged: {f['missing']}" if "missing" in f else f["verdict"])) for f in self.findings]
+        return block("Imported completions, scored on the collision axes",
+                     fields_line([("source", self.source), ("scored by", self.scorer or "text metrics only"),
+                                  ("prompts", done["prompts"]), ("cells", done["cells"]),
+                                  ("missing completions", done["missing_completions"])]),
+                     table(["finding", "verdict"], rows))
+
+    def __repr__(self) -> str:
+        from interp_steer.display import one_line
+
+        return one_line("ImportedResult", source=self.source, scorer=self.scorer or "none", prompts=len(self.grid.prompts),
+                        cells=len(self.cells))
+
     def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
         """``collision.json``, ``imported.png`` and ``report.md`` under ``out``."""
         from interp_steer.studies.collision.report import write_imported_outputs
