@@ -7,8 +7,9 @@ prompts × the quick profile's 10 cells plus the unsteered row. It times, altern
 - the text metrics alone (no model): completions per second;
 - with the scorer model (the default one): the text metrics and perplexity, which reads each
   prompt once and copies its key/value cache to the prompt's cells (as the study does);
-- the same perplexities one completion at a time (a full forward of prompt + completion each), the
-  baseline the prefix sharing is measured against; the two must agree to float rounding.
+- the same perplexities one completion at a time (each completion reads its own prompt), the
+  baseline the prefix sharing is measured against; the two must agree (the same arithmetic per
+  completion, so they are equal up to float rounding, usually exactly).
 
     python benchmarks/bench_score.py [--model SPEC] [--prompts 16] [--repeats 3]
 """
@@ -75,7 +76,7 @@ def main() -> None:
     print(f"  perplexity, one at a time:  {median['unshared']:7.2f} s  (baseline for prefix sharing)")
     print(f"  scorer (text + shared-prefix perplexity) vs one-at-a-time perplexity alone: "
           f"{median['unshared'] / median['scorer']:.2f}x faster")
-    print(f"  largest |log perplexity| difference, shared vs one at a time: {gap:.1e} (float rounding)")
+    print(f"  largest |log perplexity| difference, shared vs one at a time: {gap:.1e} (must be ~0)")
 
 
 if __name__ == "__main__":
