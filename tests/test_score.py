@@ -120,6 +120,11 @@ def test_an_incomplete_grid_gives_every_cell_present_and_says_what_is_missing(ru
     assert "scorer model" in data["coherence"]["missing"] and "α = 0 absent" in data["coherence"]["missing"]
     assert {f["key"] for f in data["findings"] if "missing" in f} == {"dominance", "coherence", "shared_layer"}
     assert data["imported"]["empty_completions"] == 1
+    excluded = {(e["line"], e["metric"]) for e in data["imported"]["excluded"]}
+    empty_line = len(records)  # the empty completion is the second-to-last line, lines count from 1
+    assert (empty_line - 1, "repetition") in excluded and (empty_line - 1, "distinct_2") in excluded
+    assert not any(metric == "perplexity" for _, metric in excluded)  # not scored at all without a model
+    assert all(e["line"] >= 1 and e["reason"] for e in data["imported"]["excluded"])
     assert data["imported"]["completeness"]["prompts"] == 5
     one = next(c for c in data["cells"] if (c["lambda"], c["alpha"]) == (0.5, 0.25))
     assert one["n_prompts"] == 5 and one["metrics"]["vader"]["n"] == 5
@@ -133,6 +138,7 @@ def test_an_incomplete_grid_gives_every_cell_present_and_says_what_is_missing(ru
     written = result.save(tmp_path / "out")
     report = written["report"].read_text()
     assert "dominance needs both pure ends; α = 0 is absent" in report and "not judged" in report
+    assert "## Left out of an axis" in report
 
 
 @pytest.mark.parametrize("line, message", [

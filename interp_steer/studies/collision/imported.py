@@ -281,6 +281,7 @@ def score(
         flat["style_a"] = style.score(texts_out)
     for name in ("probe_valence", "style_a"):  # the schema's metrics, unscored ones as empty intervals
         flat.setdefault(name, np.full(len(kept), np.nan))
+    _account(grid, kept, flat, model is not None)
     per_prompt, unsteered = _per_prompt(grid, flat, order)
     unsteered_out, cells = _cells(grid, per_prompt, unsteered, config)
     dominance_objects, dominance_out = _dominance(grid, per_prompt)
@@ -301,6 +302,26 @@ def score(
         localisation=_missing("localisation needs a scorer model and all three corpora") if personas is None else
         personas.localisation.to_dict(),
         findings=findings, notes=notes, n_lines=len(records), timings=clock.total())
+
+
+UNSCORED_BECAUSE = {
+    "perplexity": "the completion is empty",
+    "repetition": "fewer than 3 words (no word 3-gram)",
+    "distinct_2": "fewer than 2 words",
+    "probe_valence": "the completion is empty",
+}
+
+
+def _account(grid: ImportedGrid, kept: list[CompletionRecord], flat: dict[str, np.ndarray], scored: bool) -> None:
+    """Record in ``grid.excluded`` every completion left out of an axis, by line, with the reason
+    (its other axes still count); a metric that was not scored at all is not listed per line."""
+    for name, reason in UNSCORED_BECAUSE.items():
+        values = flat.get(name)
+        if values is None or (name == "perplexity" and not scored) or not np.isfinite(values).any():
+            continue
+        for record, value in zip(kept, values, strict=True):
+            if not np.isfinite(value):
+                grid.excluded.append({"line": record.line, "metric": name, "reason": reason})
 
 
 def _texts(corpora: dict[str, list[str] | None]):

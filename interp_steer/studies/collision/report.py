@@ -532,7 +532,12 @@ def render_imported_report(result) -> str:
         else:
             lines.append(f"- **{finding['key']}**: {finding['verdict'].upper()} — {finding['summary']}")
     if imported["excluded"]:
-        lines += ["", "## Left out", ""] + [f"- line {e['line']}: {e['reason']}" for e in imported["excluded"]]
+        from collections import Counter
+
+        counts = Counter((e["metric"], e["reason"]) for e in imported["excluded"])
+        lines += ["", "## Left out of an axis", "", "Each completion below still counts on its other axes; "
+                  "`collision.json` lists every line."]
+        lines += [f"- {metric}: {n} completion(s), {reason}" for (metric, reason), n in counts.items()]
     lines += ["", "![cells](imported.png)", "", "Full numbers: `collision.json` (its `imported` block says what the "
               "file held)."]
     return "\n".join(lines) + "\n"
