@@ -208,6 +208,23 @@ class CompletionRecord:
     token_ids: tuple[int, ...] | None = None
     line: int = 0
 
+    def __post_init__(self) -> None:
+        # The same rules as the file loader's, for records built in code.
+        where = f"line {self.line}: " if self.line else ""
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise ValueError(f"{where}prompt must be a non-empty string")
+        if not isinstance(self.completion, str):
+            raise ValueError(f"{where}completion must be a string (it may be empty)")
+        if isinstance(self.lam, bool) or not isinstance(self.lam, (int, float)) or not 0 <= self.lam < float("inf"):
+            raise ValueError(f"{where}lambda must be a finite number >= 0, got {self.lam!r}")
+        if self.lam == 0:
+            object.__setattr__(self, "alpha", None)  # unsteered: no mix
+        elif self.alpha is None or isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) \
+                or not 0 <= self.alpha <= 1:
+            raise ValueError(f"{where}a steered completion (lambda {self.lam:g}) needs alpha in [0, 1], got {self.alpha!r}")
+        if isinstance(self.sample, bool) or not isinstance(self.sample, int) or self.sample < 0:
+            raise ValueError(f"{where}sample must be an integer >= 0, got {self.sample!r}")
+
     def to_record(self) -> dict[str, Any]:
         """The JSONL line (``load_generations`` reads it back)."""
         out: dict[str, Any] = {"prompt": self.prompt, "completion": self.completion, "alpha": self.alpha,

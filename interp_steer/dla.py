@@ -9,8 +9,10 @@ wrote at that position, which the run's hooks read off exactly by telescoping:
 - ``attn`` L: ``resid_mid − resid_pre`` of block L (what its attention branch added, after its
   post-attention norm where the family has one, as Gemma 2/3 and OLMo 2 do);
 - ``mlp`` L: ``resid_post − resid_mid``;
-- ``steering`` L (at ``resid_pre``/``resid_mid``/``resid_post``): what the steering hooks changed,
-  read by hooks registered just before and just after them;
+- ``steering`` L (at ``resid_pre``/``resid_post``): what the steering hooks changed, read by hooks
+  registered just before and just after them (a steering at ``resid_mid`` only changes the MLP's
+  input, so it has no direct share of its own: its effect is inside the MLP's write, and
+  ``runs["note"]`` says so);
 - per head: head h's output ``z_h · W_O[h]`` (through the post-attention norm, its scale frozen, where
   there is one) and the attention output bias; these sum to the ``attn`` component, which is checked.
 
@@ -79,12 +81,23 @@ class _Writes:
     final: Tensor  # [d] the residual entering the final norm
     scale: Tensor  # [] the final norm's scale at the final position
     logits: Tensor  # [vocab] the model's own logits there
+    mid_steered: bool = False  # a steering changed resid_mid (which acts only through the MLP)
 
 
 def _keep(store: dict[str, Tensor], name: str):
+    # float64 on the CPU: differences of the model's values are then exact (a bf16 model's too), and
+    # layers spread over several devices meet in one place
     def hook(act: Tensor, hook) -> None:
-        store[name] = act[:, -1].detach().clone()
+        store[name] = act[:, -1].detach().double().cpu()
     return hook
+
+
+def _apply(module: torch.nn.Module, rows: Tensor) -> Tensor:
+    """``module`` on ``rows`` ([n, features]) in the module's own device and dtype; float64 CPU out."""
+    weight = next(module.parameters(), None)
+    device, dtype = (weight.device, weight.dtype) if weight is not None else (rows.device, torch.float32)
+    with torch.no_grad():
+        return module(rows.to(device, dtype)[None])[0].double().cpu()
 
 
 def _post_norm(model: Model, layer: int) -> str | None:
@@ -112,12 +125,16 @@ def _capture(model: Model, ids: Tensor, steering: Steering | None, prompt_end: i
             logits = model.hf_model(input_ids=ids, logits_to_keep=1).logits[0, -1]
     labels: list[tuple[str, int | None, str | None]] = [("embed", None, None)]
     vectors = [before[points[0]][0]]
+    mid_steered = False
     for layer in range(n):
         pre, mid, post = (f"blocks.{layer}.hook_resid_{p}" for p in POINTS)
+        # The bridge's resid_mid hook is the MLP norm's input: a change there feeds the MLP but is not
+        # added to the residual stream (the block keeps its own copy), so it has no direct share of its
+        # own; its effect is in the MLP's write, which is resid_post minus the residual at resid_mid.
+        mid_steered = mid_steered or bool((after[mid] != before[mid]).any())
         for kind, point, value in (("steering", "pre", after[pre] - before[pre]),
                                    ("attn", None, before[mid] - after[pre]),
-                                   ("steering", "mid", after[mid] - before[mid]),
-                                   ("mlp", None, before[post] - after[mid]),
+                                   ("mlp", None, before[post] - before[mid]),
                                    ("steering", "post", after[post] - before[post])):
             labels.append((kind, layer, point))
             vectors.append(value[0])
@@ -129,7 +146,7 @@ def _capture(model: Model, ids: Tensor, steering: Steering | None, prompt_end: i
     stacked = torch.stack(vectors)
     heads, bias, gap = _head_writes(model, other, stacked, labels)
     return _Writes(labels, stacked, heads, bias, gap, other["ln_final.hook_in"][0],
-                   other["ln_final.hook_scale"].reshape(-1)[0], logits.detach())
+                   other["ln_final.hook_scale"].reshape(-1)[0], logits.detach().double().cpu(), mid_steered)
 
 
 def _frozen(model: Model, prefix: str, vectors: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
@@ -142,9 +159,9 @@ def _frozen(model: Model, prefix: str, vectors: Tensor, scale: Tensor) -> tuple[
         seen["scale"] = act.detach()
 
     rows = torch.cat([vectors, vectors.new_zeros(1, vectors.shape[-1])])
-    with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(f"{prefix}.hook_scale", keep)]):
-        out = module(rows[None])[0]
-    own = seen["scale"].reshape(-1, 1)
+    with model.bridge.hooks(fwd_hooks=[(f"{prefix}.hook_scale", keep)]):
+        out = _apply(module, rows)
+    own = seen["scale"].reshape(-1, 1).double().cpu()
     return (out[:-1] - out[-1]) * own[:-1] / scale.reshape(()), out[-1]
 
 
@@ -159,8 +176,7 @@ def _head_writes(model: Model, other: dict[str, Tensor], vectors: Tensor, labels
         masked = z.new_zeros(n_heads + 1, n_heads, d_head)
         index = torch.arange(n_heads)
         masked[index, index] = z  # row h holds head h alone; the last row is all zeros (the bias)
-        with torch.no_grad():
-            out = model.bridge.blocks[layer].attn.o(masked.reshape(1, n_heads + 1, n_heads * d_head))[0]
+        out = _apply(model.bridge.blocks[layer].attn.o, masked.reshape(n_heads + 1, n_heads * d_head))
         per_head, bias = out[:-1] - out[-1], out[-1]
         post = _post_norm(model, layer)
         if post is not None:
@@ -383,7 +399,7 @@ class DlaResult:
         grid = np.asarray(self.summary()["heads"]["mean"])
         bound = float(np.nanmax(np.abs(grid))) or 1.0
         ax = plot_heatmap(grid, row_labels=list(range(grid.shape[0])), col_labels=list(range(grid.shape[1])),
-                          title="heads: mean direct share of Δ logit difference", cbar_label="logit difference",
+                          title="heads: mean share of Δ logit difference", cbar_label="logit difference",
                           vmin=-bound, vmax=bound)
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
@@ -460,7 +476,7 @@ def direct_logit_attribution(model: Model, prompts: Sequence[str], steering: Ste
     ids, w = _weights(ids_a, ids_b) if ids_b else (ids_a, torch.full((len(ids_a),), 1 / len(ids_a), dtype=torch.float64))
     texts, prompt_lengths = format_prompts(model, prompts, chat=chat, system=None)
     model.bridge.eval()
-    entries, labels, gaps = [], None, []
+    entries, labels, gaps, mid_steered = [], None, [], False
     for prompt, text, length in zip(prompts, texts, prompt_lengths, strict=True):
         tokens = torch.tensor([model.encode([text])[0]], device=model.device)
         entry: dict[str, Any] = {"prompt": prompt}
@@ -471,6 +487,7 @@ def direct_logit_attribution(model: Model, prompts: Sequence[str], steering: Ste
             elif writes.labels != labels:  # a "between blocks" write appeared in one run only
                 raise RuntimeError(f"components differ between runs: {writes.labels} vs {labels}")
             gaps.append(writes.heads_gap)
+            mid_steered = mid_steered or writes.mid_steered
             entry[run] = _readout(model, writes, ids, w)
         if ("heads" in entry["reference"]) != ("heads" in entry["steered"]):
             for run in RUNS:
@@ -489,8 +506,8 @@ def direct_logit_attribution(model: Model, prompts: Sequence[str], steering: Ste
             e["difference"][part] = e["difference"][part][keep]
         for block in (*RUNS, "difference"):
             if not has_heads:
-                e[block].pop("heads", None)
-                e[block].pop("head_bias", None)
+                for key in ("heads", "head_bias", "heads_direct"):
+                    e[block].pop(key, None)
     note = None if has_heads else (
         f"the heads' outputs do not add up to the attention outputs (largest relative gap {max(gaps):.2g} > "
         f"{HEADS_TOLERANCE}): this family's attention output is not linear in its heads")
@@ -498,9 +515,13 @@ def direct_logit_attribution(model: Model, prompts: Sequence[str], steering: Ste
               "tokens_b": [model.tokenizer.decode([t]) for t in ids_b], "token_ids_a": ids_a, "token_ids_b": ids_b,
               "heads_gap": max(gaps)}
     components = [{"kind": labels[i][0], "layer": labels[i][1], "point": labels[i][2]} for i in keep]
-    return DlaResult(model=model.name, metric=metric,
-                     runs={"reference": None if reference is None else describe_steering(reference),
-                           "steered": describe_steering(steering)},
+    runs = {"reference": None if reference is None else describe_steering(reference),
+            "steered": describe_steering(steering)}
+    if mid_steered:
+        runs["note"] = ("a steering at resid_mid changes the MLP's input only (the hook is the MLP norm's input; the "
+                        "block adds the MLP's output to its own copy of the residual), so it has no direct share: "
+                        "its effect is inside the MLP's")
+    return DlaResult(model=model.name, metric=metric, runs=runs,
                      components=components, prompts=entries, n_heads=int(model.bridge.cfg.n_heads),
                      heads_note=note, level=level)
 

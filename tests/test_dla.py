@@ -200,3 +200,27 @@ def test_a_field_and_a_mix_are_attributed_like_a_vector(tiny):
             diff = entry["difference"]
             assert diff["sum"] == pytest.approx(diff["total"], rel=1e-5, abs=1e-7)
             assert entry["steered"]["values"][result.components.index(steered[0])] != 0
+
+
+def test_a_steering_at_resid_mid_acts_through_the_mlp_and_has_no_direct_share(tiny):
+    """The bridge's resid_mid hook is the MLP norm's input: what a steering adds there reaches the
+    residual stream only through the MLP, so the MLP's write is exactly its own output (hook_mlp_out)."""
+    gen = torch.Generator().manual_seed(1)
+    v = SteeringVector({1: 4 * torch.randn(tiny.d_model, generator=gen)},
+                       VectorMetadata(model=tiny.name, d_model=tiny.d_model, hook_point="resid_mid"))
+    steering = ist.Steering(v, 1.0, positions="all")
+    result = direct_logit_attribution(tiny, PROMPTS[:1], steering, tokens_a=[70], tokens_b=[90])
+    assert not any(c["kind"] == "steering" for c in result.components) and "resid_mid" in result.runs["note"]
+    from interp_steer.dla import _capture
+
+    text, lengths = format_prompts(tiny, PROMPTS[:1], chat=None, system=None)
+    ids = torch.tensor([tiny.encode(text)[0]])
+    writes = _capture(tiny, ids, steering, lengths[0])
+    seen = {}
+    with torch.no_grad(), ist.steer(tiny, v, 1.0, positions="all"), tiny.bridge.hooks(
+            fwd_hooks=[("blocks.1.hook_mlp_out", lambda act, hook: seen.update(out=act[0, -1].double()))]):
+        tiny.hf_model(input_ids=ids)
+    mlp = writes.vectors[writes.labels.index(("mlp", 1, None))]
+    torch.testing.assert_close(mlp, seen["out"], rtol=1e-5, atol=1e-6)
+    entry = result.prompts[0]["difference"]
+    assert entry["sum"] == pytest.approx(entry["total"], rel=1e-5, abs=1e-7)

@@ -194,3 +194,29 @@ def test_each_strength_uses_the_mixes_it_has():
     assert by_lambda[1.2]["missing"] == "dominance needs both pure ends; α = 1 is absent at λ = 1.2"
     alone = score(full).to_dict()["dominance"]["vader"][0]
     close(alone, by_lambda[0.5])
+
+
+def test_records_built_in_code_follow_the_files_rules():
+    with pytest.raises(ValueError, match="needs alpha"):
+        CompletionRecord("p", "c", None, 0.5)
+    with pytest.raises(ValueError, match="alpha"):
+        CompletionRecord("p", "c", 1.5, 0.5)
+    with pytest.raises(ValueError, match="lambda"):
+        CompletionRecord("p", "c", 0.5, -1.0)
+    assert CompletionRecord("p", "c", 0.5, 0.0).alpha is None  # unsteered: no mix
+    twice = [CompletionRecord("p", "c", 0.5, 0.3), CompletionRecord("p", "d", 0.5, 0.3)]
+    with pytest.raises(ValueError, match="two completions"):
+        score(twice)
+
+
+def test_the_command_names_its_file_and_a_finding_says_which_mix_it_lacks(tmp_path):
+    records = [r for r in synthetic_grid() if r.alpha != 0.5]
+    records += [CompletionRecord(r.prompt, r.completion, r.alpha, 0.9) for r in synthetic_grid()
+                if r.alpha in (0.0, 0.25, 1.0)]
+    path = save_generations(tmp_path / "g.jsonl", records)
+    assert main(["score", "--generations", str(path), "--no-figures", "--out", str(tmp_path / "out")]) == 0
+    data = json.loads((tmp_path / "out" / "collision.json").read_text())
+    assert data["imported"]["source"] == str(path)
+    assert "imported.png" not in (tmp_path / "out" / "report.md").read_text()
+    result = score(records)
+    assert result.grid.alphas == (0.0, 0.25, 0.75, 1.0)

@@ -72,7 +72,17 @@ def arrange(records: Sequence[CompletionRecord], *, alpha_means: str = "persona-
     flip = alpha_means == "persona-b"
 
     def alpha_of(r: CompletionRecord) -> float | None:
-        return None if r.alpha is None else (1.0 - r.alpha if flip else r.alpha)
+        # rounded: 1 − 0.7 is 0.30000000000000004 in floating point, and α values are labels
+        return None if r.alpha is None else (round(1.0 - r.alpha, 12) if flip else r.alpha)
+
+    seen: dict[tuple, int] = {}
+    for r in records:
+        key = (r.prompt, alpha_of(r), r.lam, r.sample)
+        if key in seen:
+            raise ValueError(f"two completions for prompt {r.prompt[:40]!r}, α = {key[1]}, λ = {r.lam:g}, sample "
+                             f"{r.sample} (lines {seen[key]} and {r.line}): give repeated samples distinct 'sample' "
+                             "numbers, or remove the repeat")
+        seen[key] = r.line
 
     prompts = list(dict.fromkeys(r.prompt for r in records))
     alphas = tuple(sorted({alpha_of(r) for r in records if r.alpha is not None}))
@@ -227,12 +237,14 @@ def score(
     config: ScoreConfig | None = None,
     log: Callable[[str], None] | None = None,
     progress: bool | None = None,
+    source: str | None = None,
 ) -> ImportedResult:
     """Score a file (or list) of completions on the collision study's axes (see the module
     docstring). ``scorer``: a :class:`Model` or spec scores perplexity (and, with both persona
     corpora, the probe readout, the coherence references and the probe profiles); None scores the
     text metrics only. Corpora are lists of texts or file paths; the style classifier needs both
-    persona corpora, the coherence references a scorer too."""
+    persona corpora, the coherence references a scorer too. ``source`` names where records passed
+    as a list came from (a file's path is its own name)."""
     from interp_steer.models import load_model
     from interp_steer.studies.collision.study import (
         _coherence,
@@ -244,7 +256,7 @@ def score(
 
     config = config or ScoreConfig()
     clock = Stopwatch(log)
-    source = str(generations) if isinstance(generations, (str, Path)) else "list"
+    source = str(generations) if isinstance(generations, (str, Path)) else (source or "list")
     records = load_generations(generations) if isinstance(generations, (str, Path)) else list(generations)
     grid = arrange(records, alpha_means=config.alpha_means)
     order = sorted(grid.rows)
@@ -378,6 +390,8 @@ def _coherence_or_missing(grid, model, corpora, config, per_prompt, unsteered, c
     if lacking:
         return _missing("the coherence comparison needs " + "; ".join(lacking))
     window = config.window or max(notes["completion_tokens"])
+    if window < 1:
+        return _missing("the coherence comparison needs completions with at least one token (every one is empty)")
     notes["coherence_window_tokens"] = window
     study = _study_config(grid, config, window)
     out = coherence_fn(study, per_prompt, unsteered, references_fn(model, study, _texts(corpora)))
@@ -397,13 +411,21 @@ def _findings(grid, dominance_objects, coherence, per_prompt, personas, config) 
                     "strength, which " + coherence["missing"].replace("the coherence comparison needs", "needs")})
         out.append({"key": "coherence", "missing": coherence["missing"]})
     else:
-        if any(d is None for d in dominance_objects.get("vader", [])) or "probe_valence" not in dominance_objects:
+        lacking = [f"{score} at λ = {grid.lambdas[i]:g}" for score in ("vader", "probe_valence")
+                   for i, d in enumerate(dominance_objects.get(score, [None] * len(grid.lambdas))) if d is None]
+        if lacking:
             out.append({"key": "dominance", "missing": "the dominance finding needs d(α) at every strength for VADER "
-                        "and the probe readout"})
+                        "and the probe readout; not computable: " + ", ".join(lacking)})
         else:
             out.append(judges._finding_dominance(study, dominance_objects, coherence, per_prompt).to_dict())
-        if not any(0 < a < 1 for a in grid.alphas):
+        inner = [a for a in grid.alphas if 0 < a < 1]
+        top = grid.lambdas[-1]
+        mid = min(inner, key=lambda a: abs(a - 0.5)) if inner else None
+        if mid is None:
             out.append({"key": "coherence", "missing": "the coherence finding needs a mix between the pure ends"})
+        elif mid not in _present(grid, top):
+            out.append({"key": "coherence", "missing": f"the coherence finding compares the mix nearest α = 0.5 "
+                        f"(α = {mid:g}) with the pure ends at the top strength, but λ = {top:g} has no α = {mid:g}"})
         else:
             out.append(judges._finding_coherence(study, per_prompt, coherence).to_dict())
     if personas is None:

@@ -61,7 +61,8 @@ def _score(args: argparse.Namespace) -> int:
         from interp_steer.models import load_model
 
         scorer = load_model(None if args.scorer_model == "default" else args.scorer_model, device=args.device)
-    result = score(records, scorer=scorer, config=config, log=print, progress=False, **corpora)
+    result = score(records, scorer=scorer, config=config, log=print, progress=False, source=args.generations,
+                   **corpora)
     written = result.save(args.out, figures=not args.no_figures)
     done = result.to_dict()["imported"]["completeness"]
     print(f"{result.n_lines} completions: {done['prompts']} prompts, {done['cells']} cells, "
