@@ -10,6 +10,10 @@ The shape every study follows:
 - :mod:`.report` — figures and ``report.md`` from a result (the study never imports it);
 - :mod:`.cli` — the ``interp-steer collide`` subcommand.
 
+Completions made elsewhere: :mod:`.imported` (:func:`score`: an ``(α, λ)``-labelled JSONL file scored on
+the same axes, with the study's own functions, into an :class:`ImportedResult`) and :mod:`.score_cli`
+(``interp-steer score``).
+
 Collision's own parts: :mod:`.findings` (the paper's three findings, judged) and :mod:`.style` (the
 surface-style classifier). The mixing arithmetic (:func:`collision_vector`, :func:`decompose`,
 :func:`dominance` and the verdict rule on it, :func:`dominance_verdict`) lives in
@@ -19,8 +23,10 @@ surface-style classifier). The mixing arithmetic (:func:`collision_vector`, :fun
 from interp_steer._lazy import export_lazily, names_from
 
 _EXPORTS = {
-    **names_from("interp_steer.studies.collision.config", "CollisionConfig"),
-    **names_from("interp_steer.studies.collision.result", "AXES", "CollisionResult", "Finding", "schema"),
+    **names_from("interp_steer.studies.collision.config", "CollisionConfig", "ScoreConfig"),
+    **names_from("interp_steer.studies.collision.imported", "score"),
+    **names_from("interp_steer.studies.collision.result", "AXES", "CollisionResult", "Finding", "ImportedResult",
+                 "schema"),
     **names_from("interp_steer.studies.collision.study", "collide", "run"),
     **names_from("interp_steer.studies.mixing", "Decomposition", "Dominance", "collision_vector", "common_scale", "decompose", "dominance", "dominance_verdict", "to_dominance_scale"),
 }
@@ -33,6 +39,8 @@ __all__ = [
     "Decomposition",
     "Dominance",
     "Finding",
+    "ImportedResult",
+    "ScoreConfig",
     "collide",
     "collision_vector",
     "common_scale",
@@ -41,5 +49,6 @@ __all__ = [
     "dominance_verdict",
     "run",
     "schema",
+    "score",
     "to_dominance_scale",
 ]

@@ -33,7 +33,7 @@ from interp_steer.metrics import text_scores
 from interp_steer.models import Model
 from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.collision.config import ALPHA_MEANS, ScoreConfig
-from interp_steer.studies.collision.result import AXES, Finding
+from interp_steer.studies.collision.result import Finding, ImportedResult
 from interp_steer.studies.mixing import SCORE_SCALES, dominance, quiet_nan_warnings
 
 # ------------------------------------------------------------------------------------------ the grid
@@ -436,96 +436,4 @@ def _findings(grid, dominance_objects, coherence, per_prompt, personas, config) 
     return [f if isinstance(f, dict) else f.to_dict() for f in out]
 
 
-# --------------------------------------------------------------------------------------- the result
-
-
-@dataclass(frozen=True, eq=False)
-class ImportedResult:
-    """Imported completions scored on the collision study's axes (see the module docstring);
-    ``to_dict()`` is the content of its ``collision.json``."""
-
-    source: str
-    config: ScoreConfig
-    grid: ImportedGrid
-    scorer: str | None
-    generated_by: list[str]
-    unsteered: dict[str, Any]
-    cells: list[dict[str, Any]]
-    per_prompt: dict[str, np.ndarray]
-    per_prompt_unsteered: dict[str, np.ndarray]
-    dominance: dict[str, Any]
-    coherence: dict[str, Any]
-    style: dict[str, Any]
-    readout: dict[str, Any]
-    localisation: dict[str, Any]
-    findings: list[dict[str, Any]]
-    notes: dict[str, Any]
-    n_lines: int
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        from interp_steer import __version__
-        from interp_steer.studies.collision.result import SCHEMA_VERSION
-
-        grid = self.grid
-        expected = len(grid.prompts) * grid.n_samples * len(grid.cells)
-        return {
-            "schema_version": SCHEMA_VERSION, "library_version": __version__,
-            "imported": {"source": self.source, "n_lines": self.n_lines, "scored_by": self.scorer,
-                         "generated_by": self.generated_by, "alpha_means": self.config.alpha_means,
-                         "lambda_units": self.config.lambda_units,
-                         "completeness": {"prompts": len(grid.prompts), "samples": grid.n_samples,
-                                          "cells": len(grid.cells), "completions": len(grid.rows),
-                                          "missing_completions": expected - len(grid.rows)},
-                         "excluded": grid.excluded, **self.notes},
-            "model": {"name": self.scorer or "none (text metrics only)"},
-            "config": self.config.to_dict(),
-            "seed": self.config.seed,
-            "grid": {"alphas": list(grid.alphas), "lambdas": list(grid.lambdas), "lambda_units": self.config.lambda_units},
-            "axes": {k: list(v) for k, v in AXES.items()},
-            "localisation": self.localisation,
-            "prompts": grid.prompts,
-            "unsteered": self.unsteered,
-            "cells": self.cells,
-            "dominance": self.dominance,
-            "coherence": self.coherence,
-            "style_classifier": self.style,
-            "readout": self.readout,
-            "findings": self.findings,
-            "timings_s": self.timings,
-        }
-
-    def to_frame(self, table: str = "cells"):
-        """A tidy table (:mod:`interp_steer.frames`), as for the study's own result: ``"cells"`` or
-        ``"dominance"`` (strengths where d(α) could not be computed have no rows)."""
-        from interp_steer import frames
-
-        return frames.choose(table, {"cells": lambda: frames.collision_cells_frame(self.to_dict()),
-                                     "dominance": lambda: frames.collision_dominance_frame(self.to_dict())})
-
-    def _repr_html_(self) -> str:
-        from interp_steer.display import block, esc, fields_line, table
-
-        data = self.to_dict()
-        done = data["imported"]["completeness"]
-        rows = [(esc(f["key"]), esc(f"not judged: {f['missing']}" if "missing" in f else f["verdict"])) for f in self.findings]
-        return block("Imported completions, scored on the collision axes",
-                     fields_line([("source", self.source), ("scored by", self.scorer or "text metrics only"),
-                                  ("prompts", done["prompts"]), ("cells", done["cells"]),
-                                  ("missing completions", done["missing_completions"])]),
-                     table(["finding", "verdict"], rows))
-
-    def __repr__(self) -> str:
-        from interp_steer.display import one_line
-
-        return one_line("ImportedResult", source=self.source, scorer=self.scorer or "none", prompts=len(self.grid.prompts),
-                        cells=len(self.cells))
-
-    def save(self, out: str | Path, *, figures: bool = True) -> dict[str, Path]:
-        """``collision.json``, ``imported.png`` and ``report.md`` under ``out``."""
-        from interp_steer.studies.collision.report import write_imported_outputs
-
-        return write_imported_outputs(self, Path(out), figures=figures)
-
-
-__all__ = ["ImportedGrid", "ImportedResult", "arrange", "score"]
+__all__ = ["ImportedGrid", "arrange", "score"]
