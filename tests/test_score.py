@@ -220,3 +220,15 @@ def test_the_command_names_its_file_and_a_finding_says_which_mix_it_lacks(tmp_pa
     assert "imported.png" not in (tmp_path / "out" / "report.md").read_text()
     result = score(records)
     assert result.grid.alphas == (0.0, 0.25, 0.75, 1.0)
+
+
+def test_a_degenerate_completion_is_cut_for_the_model_and_the_cut_is_counted(tiny):
+    records = synthetic_grid()
+    records[0] = CompletionRecord(records[0].prompt, "on and on " * 3000, records[0].alpha, records[0].lam)
+    corpora = {name: ist.load_builtin(name)[:20] for name in ("persona_a", "persona_b", "baseline")}
+    result = score(records, scorer=tiny, config=ScoreConfig(max_completion_tokens=400, max_passages=20), **corpora)
+    data = result.to_dict()
+    assert data["imported"]["tokens"]["cut_to_max_completion_tokens"] == 1
+    first = np.asarray(result.per_prompt["perplexity"])[0, 0, 0]  # λ 0.5, α 0, prompt 0: the long one
+    assert np.isfinite(first) and np.isfinite(np.asarray(result.per_prompt["probe_log_odds"])[0, 0, 0])
+    jsonschema.validate(data, schema())

@@ -102,7 +102,9 @@ def arrange(records: Sequence[CompletionRecord], *, alpha_means: str = "persona-
 def _generations(model: Model, records: list[CompletionRecord], cap: int) -> tuple[list[Any], dict[str, int]]:
     """Each record as a :class:`~interp_steer.generation.Generation` of the scorer model: the prompt
     chat-formatted as :func:`~interp_steer.generate` formats it; the completion's own token ids when
-    the file has them and they come from the scorer model, else the completion re-encoded."""
+    the file has them and they come from the scorer model, else the completion re-encoded; cut to
+    ``cap`` tokens (its text then the decoded cut, which the readout reads: a degenerate completion of
+    thousands of tokens would otherwise cost a quadratic forward and say nothing more)."""
     from interp_steer.generation import Generation, format_prompts
 
     counts = Counter()
@@ -118,10 +120,12 @@ def _generations(model: Model, records: list[CompletionRecord], cap: int) -> tup
         else:
             ids = tuple(model.tokenizer.encode(r.completion, add_special_tokens=False)) if r.completion else ()
             counts["re_encoded"] += 1
+        text = r.completion
         if len(ids) > cap:
             ids = ids[:cap]
+            text = model.tokenizer.decode(list(ids), skip_special_tokens=True)  # what the readout reads too
             counts["cut_to_max_completion_tokens"] += 1
-        out.append(Generation(r.prompt, r.completion, ids, formatted[r.prompt], True))
+        out.append(Generation(r.prompt, text, ids, formatted[r.prompt], True))
     return out, dict(counts)
 
 
@@ -282,7 +286,8 @@ def score(
                                       position=config.position, folds=config.folds, seed=config.seed,
                                       progress=progress)
             readout = _readout(model, config, personas, _texts(corpora), progress)
-            flat["probe_log_odds"] = readout.log_odds(model, texts_out)
+            # the model reads each completion as perplexity did: cut to max_completion_tokens
+            flat["probe_log_odds"] = readout.log_odds(model, [g.text for g in gens])
             flat["probe_valence"] = 1 / (1 + np.exp(-flat["probe_log_odds"]))
             clock.lap("readout")
     else:
