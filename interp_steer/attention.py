@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from interp_steer.models import Model
-from interp_steer.steering import Steering, steer
+from interp_steer.steering import Steering
 
 RUNS = ("source", "target")
 
@@ -38,9 +38,7 @@ def _patterns(model: Model, ids: torch.Tensor, steering: Steering | None, prompt
             seen[layer] = pattern[0].detach().float().cpu()
         return keep
 
-    scope = contextlib.nullcontext() if steering is None else steer(
-        model, steering.vector, steering.coefficient, layers=steering.layers, positions=steering.positions,
-        operator=steering.operator, prompt_end=[prompt_end], steps=steering.steps)
+    scope = contextlib.nullcontext() if steering is None else steering.applied(model, [prompt_end])
     hooks = [(f"blocks.{layer}.attn.hook_pattern", keeper(layer)) for layer in sorted(layers)]
     with torch.no_grad(), scope, model.bridge.hooks(fwd_hooks=hooks):
         model.hf_model(input_ids=ids, logits_to_keep=1)

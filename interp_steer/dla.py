@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from interp_steer.models import Model
-from interp_steer.steering import Steering, steer
+from interp_steer.steering import Steering
 
 RUNS = ("reference", "steered")
 POINTS = ("pre", "mid", "post")
@@ -113,9 +113,7 @@ def _capture(model: Model, ids: Tensor, steering: Steering | None, prompt_end: i
     before: dict[str, Tensor] = {}
     after: dict[str, Tensor] = {}
     other: dict[str, Tensor] = {}
-    scope = contextlib.nullcontext() if steering is None else steer(
-        model, steering.vector, steering.coefficient, layers=steering.layers, positions=steering.positions,
-        operator=steering.operator, prompt_end=[prompt_end], steps=steering.steps)
+    scope = contextlib.nullcontext() if steering is None else steering.applied(model, [prompt_end])
     # Hooks run in the order they were added: "before" ones see each point as the steering finds it,
     # "after" ones as it leaves it.
     with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(p, _keep(before, p)) for p in points]):

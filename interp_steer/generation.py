@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from interp_steer._plain import forward_module, plain_view
 from interp_steer.models import Model
-from interp_steer.steering import RowDeltas, RowMix, Steering, steer
+from interp_steer.steering import RowDeltas, RowMix, Steering
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,7 @@ def generate(
         scope = contextlib.nullcontext()
         if steering is not None:
             # prompt_end is in each row's own coordinates: steer() finds the padding from the mask.
-            part = steering.rows(batch)
-            scope = steer(model, part.vector, part.coefficient, layers=part.layers, positions=part.positions,
-                          operator=part.operator, prompt_end=[prompt_lengths[i] for i in batch], steps=part.steps)
+            scope = steering.rows(batch).applied(model, [prompt_lengths[i] for i in batch])
         plan = None if steered_from is None else sharing_plan([token_ids[i] for i in batch],
                                                               [steered_from[i] for i in batch])
         new, finished = _decode(model, ids, mask, generators, max_new_tokens=max_new_tokens,

@@ -32,7 +32,7 @@ import torch
 
 from interp_steer import vocab
 from interp_steer.models import Model
-from interp_steer.steering import Steering, steer
+from interp_steer.steering import Steering
 
 RUNS = ("unsteered", "steered")
 
@@ -163,8 +163,7 @@ def steered_lens(model: Model, prompts: Sequence[str], steering: Steering, *, to
         ids = torch.tensor([model.encode([text])[0]], device=model.device)
         width = min(window, ids.shape[1])
         unsteered, labels = _lens(model, ids, width)
-        with steer(model, steering.vector, steering.coefficient, layers=steering.layers, positions=steering.positions,
-                   operator=steering.operator, prompt_end=[length], steps=steering.steps):
+        with steering.applied(model, [length]):
             steered, _ = _lens(model, ids, width)
         entries.append(_describe(model, prompt, ids[0].tolist(), width, unsteered, steered, token_ids, top))
     return LensResult(model=model.name, steering=describe_steering(steering), labels=labels, tokens=list(tokens),

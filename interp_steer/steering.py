@@ -291,6 +291,12 @@ class Steering:
             return self.positions.shape[0]
         return None
 
+    def applied(self, model: Model, prompt_end: Tensor | Sequence[int] | None = None):
+        """This specification as a :func:`steer` context on ``model`` (``prompt_end``: each row's
+        prompt length, for ``positions="after_prompt"``)."""
+        return steer(model, self.vector, self.coefficient, layers=self.layers, positions=self.positions,
+                     operator=self.operator, prompt_end=prompt_end, steps=self.steps)
+
     def rows(self, index: slice | Sequence[int]) -> Steering:
         """The part of this specification that applies to some rows of a batch (per-row deltas and a
         per-row position mask are cut to those rows; the rest applies to every row)."""
