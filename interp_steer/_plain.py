@@ -1,4 +1,4 @@
-"""Forward passes without the bridge's wrappers, for the generation loop.
+"""Forward passes without the bridge's wrappers: generation, activation collection and perplexity.
 
 TransformerBridge wraps every Hugging Face submodule (each block, attention, MLP, norm and linear
 layer: about 360 on the default model) in a component that runs its hook points and bookkeeping
@@ -7,7 +7,7 @@ hook is active. A *plain view* is the same model as a tree of the original Huggi
 sharing every parameter and buffer with the bridged one, so its outputs are the bridged model's
 bit for bit (``tests/test_plain.py`` checks this on every architecture family).
 
-Hooks still work through it. At the moment a generation runs its forward passes,
+Hooks still work through it. At the moment a generation (or a collection, or a scoring pass) runs its forward passes,
 :func:`forward_module` looks at what is hooked: hook points at a component's boundary (a block's
 input and output, i.e. ``resid_pre`` and ``resid_post``, and the outputs of attention and MLP) are
 run by plain PyTorch hooks on the matching plain module, which call the very same hook point, so
@@ -244,10 +244,11 @@ def _hooked(model, view: PlainView) -> dict[int, Any] | None:
 @contextlib.contextmanager
 def forward_module(model) -> Iterator[torch.nn.Module]:
     """The module to run this moment's forward passes on: the plain view, with every active hook
-    point routed to it, or the bridged Hugging Face model where that cannot be done. Call
-    :func:`plain_view` once before any hook of the call is in place, then this after they are
-    (inside a steering scope), and make every forward inside the block."""
-    view = _VIEWS.get(model) if enabled else None
+    point routed to it, or the bridged Hugging Face model where that cannot be done. The view is
+    built at the first call made while nothing is hooked: a caller that puts its own hooks in place
+    (a steering scope) calls :func:`plain_view` once before them, then this after they are. Make
+    every forward inside the block."""
+    view = plain_view(model) if enabled else None
     hooked = None if view is None else _hooked(model, view)
     if hooked is None:
         yield model.hf_model

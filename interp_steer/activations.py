@@ -47,6 +47,7 @@ differences between concepts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -63,6 +64,7 @@ from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from interp_steer._device import on_device_of
 from interp_steer._io import atomic_path
+from interp_steer._plain import forward_module, plain_view
 from interp_steer.models import Model
 
 Position = Literal["last", "mean", "mean_with_first", "all"] | int
@@ -297,8 +299,16 @@ def _forward_collect(
         return read
 
     hooks = [(name, reader(name)) for name in hook_names]
-    with torch.inference_mode(), model.bridge.hooks(fwd_hooks=hooks):
-        model.bridge(ids, attention_mask=mask, return_type=None)
+    plain_view(model)  # built (once) before this call's own hooks are in place
+    with torch.inference_mode(), model.bridge.hooks(fwd_hooks=hooks), forward_module(model) as hf:
+        if hf is model.hf_model:
+            model.bridge(ids, attention_mask=mask, return_type=None)
+        else:
+            # The plain view (see interp_steer._plain): the same hooks, without the bridge's
+            # wrappers. Real tokens get the positions the bridge derives from the mask.
+            with contextlib.suppress(StopAtLayerException):
+                hf(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
+                   use_cache=False, logits_to_keep=1)
     missing = [n for n in hook_names if n not in found]
     assert not missing, f"hooks did not fire: {missing}"
     return found

@@ -32,6 +32,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp_steer._plain import forward_module
 from interp_steer.activations import collect_activations
 from interp_steer.generation import Generation
 from interp_steer.models import Model
@@ -141,7 +142,8 @@ def _prefix(model: Model, prompt_ids: list[int]) -> tuple[Any, torch.Tensor]:
         raise ValueError("a completion needs a non-empty prompt to be scored")
     cache = DynamicCache()
     prompt = torch.tensor([prompt_ids], device=model.device)
-    logits = model.hf_model(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+    with forward_module(model) as hf:
+        logits = hf(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
     return cache, torch.log_softmax(logits[0, -1].float(), dim=-1)
 
 
@@ -150,15 +152,15 @@ def _completion_nll(model: Model, prefix: tuple[Any, torch.Tensor], width: int, 
     """NLL of every token of each completion after a shared prompt of ``width`` tokens."""
     import copy
 
-    hf = model.hf_model
     cache, first_logprobs = prefix
     rows = copy.deepcopy(cache)
     rows.batch_repeat_interleave(len(completions))
     ids, mask = model.pad(completions, padding_side="right")
     full_mask = torch.cat([torch.ones(len(completions), width, dtype=mask.dtype, device=mask.device), mask], dim=1)
     positions = torch.arange(width, width + ids.shape[1], device=ids.device).expand(len(completions), -1)
-    logits = hf(input_ids=ids, attention_mask=full_mask, position_ids=positions, past_key_values=rows,
-                use_cache=True, cache_position=torch.arange(width, width + ids.shape[1], device=ids.device)).logits
+    with forward_module(model) as hf:
+        logits = hf(input_ids=ids, attention_mask=full_mask, position_ids=positions, past_key_values=rows,
+                    use_cache=True, cache_position=torch.arange(width, width + ids.shape[1], device=ids.device)).logits
     logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     result = []
     for row, completion in enumerate(completions):
@@ -172,7 +174,8 @@ def token_nll(model: Model, sequences: Sequence[Sequence[int]], score_from: Sequ
     """Negative log-likelihood of each token at or after ``score_from[i]`` in each sequence
     (right-padded batch; the first token of a sequence has no prediction and is never scored)."""
     ids, mask = model.pad(sequences, padding_side="right")
-    logits = model.hf_model(input_ids=ids, attention_mask=mask).logits.float()
+    with forward_module(model) as hf:
+        logits = hf(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
     logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
     targets = ids[:, 1:]
     nll = -logprobs.gather(-1, targets[..., None])[..., 0]

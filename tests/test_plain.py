@@ -1,5 +1,6 @@
-"""The plain view (``interp_steer._plain``): generation without the bridge's wrappers must give the
-bridged model's tokens exactly, route every hook it claims to, and fall back where it cannot. Its
+"""The plain view (``interp_steer._plain``): generation, activation collection and perplexity
+without the bridge's wrappers must give the bridged model's tokens and numbers exactly, route every
+hook it claims to, and fall back where it cannot. Its
 decoding steps use grouped-query attention, equal to eager attention to float rounding (tested
 directly below); on these models that changes no token.
 
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import pytest
 import torch
 from conftest import attached_hooks
 
 import interp_steer as ist
+import interp_steer.activations as activations
 import interp_steer.generation as generation
+import interp_steer.metrics as metrics
 from interp_steer import _plain
 from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.steering import RowDeltas, Steering
@@ -41,9 +45,10 @@ def bridged_only():
 
 
 @contextlib.contextmanager
-def record_modules(calls: list[bool]):
-    """Record, for every forward_module call of generation, whether it chose the plain view."""
-    original = generation.forward_module
+def record_modules(calls: list[bool], where=generation):
+    """Record, for every forward_module call of the module ``where`` (generation by default),
+    whether it chose the plain view."""
+    original = where.forward_module
 
     @contextlib.contextmanager
     def spy(model):
@@ -51,11 +56,11 @@ def record_modules(calls: list[bool]):
             calls.append(module is not model.hf_model)
             yield module
 
-    generation.forward_module = spy
+    where.forward_module = spy
     try:
         yield
     finally:
-        generation.forward_module = original
+        where.forward_module = original
 
 
 def random_vector(model: ist.Model, hook_point: str, seed: int = 0) -> SteeringVector:
@@ -250,3 +255,102 @@ def test_first_generation_under_hooks_still_gets_the_view():
         tokens(model)
     assert set(fired) == {len(PROMPTS)}  # only the generation's own rows reached the hook
     assert _plain.plain_view(model) is not None
+
+
+COLLECTED = ["Tell me about the harbour at dawn.", "Hi", "A quiet one", "Describe a rainy market, with vendors arriving."]
+
+
+def collections(model: ist.Model, hook_point: str) -> dict[tuple, torch.Tensor]:
+    """Activations at the first and last layer (the forward stops at the last one's hook) for every
+    read position, padding side and batching."""
+    return {(pad_free, side, position): ist.collect_activations(
+                model, COLLECTED, layers=[0, model.n_layers - 1], position=position, hook_point=hook_point,
+                pad_free=pad_free, padding_side=side, batch_size=3, progress=False).values
+            for pad_free in (True, False) for side in ("right", "left") for position in ("last", "mean", "all", 1)}
+
+
+@pytest.mark.parametrize("hook_point", ["resid_pre", "resid_mid", "resid_post"])
+def test_collection_identical_and_plain(model, hook_point):
+    """Activation collection runs on the plain view where the model has one (its hooks routed, the
+    forward cut short at the deepest layer) and gives the bridge's activations to the bit, padded
+    batches on either side included; ``resid_mid`` lies inside a block and stays on the bridge."""
+    calls: list[bool] = []
+    with record_modules(calls, activations):
+        plain = collections(model, hook_point)
+    with bridged_only():
+        bridged = collections(model, hook_point)
+    assert plain.keys() == bridged.keys() and all(torch.equal(plain[k], bridged[k]) for k in plain)
+    routed = _plain.plain_view(model) is not None and hook_point != "resid_mid"
+    assert calls and set(calls) == {routed}
+    assert attached_hooks(model) == 0
+
+
+def test_collection_under_steering_identical(model):
+    """The collision study's decomposition collects inside a steering scope (from each prompt's end
+    on): the steering's hooks and the collection's both route, with the bridge's results."""
+    texts = generation.format_prompts(model, PROMPTS, chat=None, system=None)[0]
+    ends = generation.format_prompts(model, PROMPTS, chat=None, system=None)[1]
+    vector = random_vector(model, "resid_post")
+
+    def run() -> torch.Tensor:
+        with ist.steer(model, vector, positions="after_prompt", prompt_end=ends):
+            return ist.collect_activations(model, texts, layers=[1, 2], position="all", pad_free=False,
+                                           progress=False).values
+
+    calls: list[bool] = []
+    with record_modules(calls, activations):
+        plain = run()
+    with bridged_only():
+        bridged = run()
+        unsteered = ist.collect_activations(model, texts, layers=[1, 2], position="all", progress=False).values
+    assert torch.equal(plain, bridged) and not torch.equal(plain, unsteered)
+    assert calls and set(calls) == {_plain.plain_view(model) is not None}
+
+
+def test_perplexity_identical_and_plain(model):
+    """Completion perplexity (prompt prefix shared) and sequence perplexity run on the plain view
+    with the bridge's values to the bit."""
+    outputs = ist.generate(model, PROMPTS * 2, max_new_tokens=6, min_new_tokens=6, progress=False)
+    sequences = model.encode(COLLECTED)
+
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        return metrics.completion_perplexity(model, outputs), metrics.sequence_perplexity(model, sequences)
+
+    calls: list[bool] = []
+    with record_modules(calls, metrics):
+        plain = run()
+    with bridged_only():
+        bridged = run()
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(plain, bridged, strict=True))
+    assert np.isfinite(plain[0]).all() and calls and set(calls) == {_plain.plain_view(model) is not None}
+
+
+def test_room_cache_gives_dynamic_cache_logits(model):
+    """The generation loop's cache (written in place, ``interp_steer._cache``) gives Hugging Face's
+    concatenating cache's logits to the bit: after a prefill, after rows are selected (a shared
+    prefill's copy), and past its initial room, where it grows."""
+    from transformers import DynamicCache
+
+    from interp_steer._cache import room_cache
+
+    texts = generation.format_prompts(model, PROMPTS, chat=None, system=None)[0]
+    ids, mask = model.pad(model.encode(texts), padding_side="left")
+    rows = torch.tensor([0, 1, 1, 2, 0])
+
+    @torch.inference_mode()
+    def run(cache) -> torch.Tensor:
+        with _plain.forward_module(model) as hf:
+            logits = [hf(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True).logits[:, -1]]
+            cache.batch_select_indices(rows)
+            longer = mask[rows]
+            for _ in range(6):
+                step = logits[-1][rows if len(logits) == 1 else slice(None)].argmax(-1, keepdim=True)
+                longer = torch.cat([longer, torch.ones_like(step)], dim=1)
+                logits.append(hf(input_ids=step, attention_mask=longer, past_key_values=cache,
+                                 use_cache=True).logits[:, -1])
+        return torch.cat(logits)
+
+    cache = room_cache(ids.shape[1] + 2)
+    assert torch.equal(run(cache), run(DynamicCache()))
+    layer = cache.layers[0]  # the keys handed to attention are a view of the layer's room
+    assert layer.keys.shape[-2] == ids.shape[1] + 6 and layer.keys.data_ptr() == layer._room[0].data_ptr()
