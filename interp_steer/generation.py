@@ -244,6 +244,14 @@ def _row_generators(
     return streams
 
 
+def _new_cache(capacity: int):
+    """The generation loop's key/value cache: room for ``capacity`` positions, written in place
+    (:mod:`interp_steer._cache`)."""
+    from interp_steer._cache import room_cache
+
+    return room_cache(capacity)
+
+
 @torch.inference_mode()
 def _decode(
     model: Model,
@@ -261,13 +269,11 @@ def _decode(
 ) -> tuple[list[list[int]], list[bool]]:
     """Greedy or sampled completions of a left-padded batch, steered by ``scope`` (entered here, after
     the shared prefill, which ``plan`` keeps to unsteered positions)."""
-    from transformers import DynamicCache
-
     plain_view(model)  # built (once) before this call's own hooks are in place
     stop = torch.tensor(sorted(_stop_ids(model)), device=ids.device)
     batch, width = ids.shape
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
-    cache = DynamicCache() if use_cache else None
+    cache = _new_cache(width + max_new_tokens) if use_cache else None
     start = 0
     if plan is not None:
         rows = torch.tensor(plan.rows, device=ids.device)
