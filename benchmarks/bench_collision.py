@@ -1,9 +1,11 @@
 """Benchmark: the whole Creative Collision study as before issue 14 and now, alternating, in one run.
 
-"Before" sends every forward pass through the bridge's wrappers (``interp_steer._plain.enabled =
-False``) and prefills every row of a grid on its own (the benchmark replaces
-``generation.sharing_plan`` by one that never shares); "now" is the library as it is (shared prompt
-prefixes on the plain view, whose decoding steps use grouped-query attention). Grouped attention
+"Before" undoes, for its run only, what issue 14 changed on the study's path
+(``_timing.as_before_issue_14``): every forward pass goes through the bridge's wrappers
+(generation, perplexity, the readout and every activation collection), every row of a grid
+prefills its prompt on its own, and the generation loop's key/value cache grows by concatenation.
+"Now" is the library as it is (shared prompt prefixes on the plain view, whose decoding steps use
+grouped-query attention, with the cache written in place). Grouped attention
 equals the bridge's eager attention to float rounding, not to the bit, so the benchmark reports
 whether ``collision.json`` is identical (timings aside) and, where not, how many (cell, prompt)
 rows have any score changed and whether every finding's verdict is the same. Prints each stage's time and the whole run's ratio (issue 14's target for the default
@@ -21,22 +23,10 @@ import statistics
 import time
 
 import numpy as np
+from _timing import as_before_issue_14
 
 import interp_steer as ist
-import interp_steer.generation as generation
-from interp_steer import _plain
 from interp_steer.studies.collision import CollisionConfig, run
-
-
-@contextlib.contextmanager
-def as_before():
-    """Every forward through the bridge, no shared prefills."""
-    plan = generation.sharing_plan
-    _plain.enabled, generation.sharing_plan = False, lambda *args: None
-    try:
-        yield
-    finally:
-        _plain.enabled, generation.sharing_plan = True, plan
 
 
 def main() -> None:
@@ -55,7 +45,7 @@ def main() -> None:
     def once(before: bool) -> tuple[float, dict]:
         started = time.perf_counter()
         label = "before" if before else "now"
-        with as_before() if before else contextlib.nullcontext():
+        with as_before_issue_14() if before else contextlib.nullcontext():
             result = run(model, config, progress=False, log=lambda line: print(f"[{label}] {line}", flush=True))
         total = time.perf_counter() - started
         stages = dict(result.to_dict().get("timings_s", {}))

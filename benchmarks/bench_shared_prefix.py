@@ -5,8 +5,8 @@ from the prompt's last token on. With ``share_prefixes=True`` (the default) each
 unsteered part of each distinct prompt once and copies its key/value cache to the prompt's rows.
 This runs the default collision profile's grid (its cells, batch size and completion length) for a
 few built-in prompts three ways, alternating: as before issue 14 (no sharing, every forward through
-the bridge's wrappers), unshared on the plain view (``interp_steer._plain``), and as now (shared
-prefixes on the plain view). It prints the median times, the ratios (target: the full default
+the bridge's wrappers, a concatenating key/value cache: ``_timing.as_before_issue_14``), unshared on
+the plain view (``interp_steer._plain``), and as now (shared prefixes on the plain view). It prints the median times, the ratios (target: the full default
 collision >= 1.3x faster; generating the grid is nearly all of its time) and whether the greedy
 tokens of all three are identical (they must be).
 
@@ -16,11 +16,13 @@ tokens of all three are identical (they must be).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
+from _timing import as_before_issue_14
+
 import interp_steer as ist
-from interp_steer import _plain
 from interp_steer.steering import RowDeltas, Steering
 from interp_steer.studies.collision import CollisionConfig
 
@@ -45,23 +47,20 @@ def main() -> None:
     deltas = RowDeltas.from_rows([[(v_a, lam * alpha), (v_b, lam * (1 - alpha))] for _ in prompts for lam, alpha in cells])
     steering = Steering(deltas, positions="after_prompt")
 
-    def run(share: bool, plain: bool = True):
-        _plain.enabled = plain
+    def run(share: bool, before: bool = False):
         started = time.perf_counter()
-        try:
+        with as_before_issue_14() if before else contextlib.nullcontext():
             out = ist.generate(model, rows, steering=steering, max_new_tokens=config.max_new_tokens,
                                batch_size=config.batch_size, share_prefixes=share, progress=False)
-        finally:
-            _plain.enabled = True
         return time.perf_counter() - started, out
 
-    cases = {"before": (False, False), "unshared": (False, True), "shared": (True, True)}
+    cases = {"before": (False, True), "unshared": (False, False), "shared": (True, False)}
     times: dict[str, list[float]] = {name: [] for name in cases}
     tokens = {}
     run(True)  # warm-up
     for _ in range(args.repeats):
-        for name, (share, plain) in cases.items():
-            seconds, out = run(share, plain)
+        for name, (share, before) in cases.items():
+            seconds, out = run(share, before)
             times[name].append(seconds)
             tokens[name] = [g.token_ids for g in out]
     shared_tokens = sum(g.shared_prefix for g in out)
