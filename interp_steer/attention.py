@@ -49,13 +49,15 @@ def _patterns(model: Model, ids: torch.Tensor, steering: Steering | None, prompt
 class AttentionDifferences:
     """Per prompt and head (``"L.H"``): the final query's attention over keys in both runs, the
     positions whose attention changed most and the total variation distance; the last ``window``
-    queries × keys of both patterns for figures. ``summary`` averages the distance over prompts."""
+    queries × keys of both patterns for figures. ``summary`` averages the distance over prompts and
+    lists the ``top`` positions that moved most."""
 
     model: str
     heads: list[tuple[int, int]]
     runs: dict[str, Any]
     prompts: list[dict[str, Any]]
     window: int
+    top: int = 5
 
     def summary(self) -> list[dict[str, Any]]:
         """Per head: mean total variation distance at the final query over prompts with a t interval,
@@ -71,7 +73,7 @@ class AttentionDifferences:
             width = min(len(p["heads"][key]["delta"]) for p in self.prompts)
             deltas = np.array([p["heads"][key]["delta"][-width:] for p in self.prompts])
             mean = deltas.mean(0)
-            order = np.argsort(-np.abs(mean))[:5]
+            order = np.argsort(-np.abs(mean))[: self.top]
             rows.append({"layer": layer, "head": head, "tvd": tvd.to_dict(),
                          "moved_most": [{"position_from_end": int(i - width), "mean_delta": float(mean[i])}
                                         for i in order]})
@@ -79,7 +81,7 @@ class AttentionDifferences:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "heads": [list(h) for h in self.heads], "runs": self.runs, "window": self.window,
-                "prompts": self.prompts, "summary": self.summary(),
+                "top": self.top, "prompts": self.prompts, "summary": self.summary(),
                 "definitions": {"delta": "source minus target attention of the final query to each key position",
                                 "tvd": "total variation distance between the two final-query rows, 0 to 1",
                                 "moved": "key positions with the largest |delta| (position, token, source, target)"}}
@@ -210,7 +212,7 @@ def attention_differences(model: Model, prompts: Sequence[str], heads: Sequence[
         entries.append({"prompt": prompt, "tokens": tokens, "heads": record})
     return AttentionDifferences(model=model.name, heads=heads, runs={"source": _label(source, labels and labels[0]),
                                                                     "target": _label(target, labels and labels[1])},
-                                prompts=entries, window=window)
+                                prompts=entries, window=window, top=top)
 
 
 __all__ = ["AttentionDifferences", "attention_differences"]

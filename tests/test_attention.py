@@ -104,3 +104,13 @@ def test_bad_heads_and_settings_are_refused(model):
         attention_differences(model, PROMPTS, [(0, 0)], source=None, target=None, window=0)
     with pytest.raises(TypeError, match="Steering"):
         attention_differences(model, PROMPTS, [(0, 0)], source="v", target=None)
+
+
+@pytest.mark.parametrize("top", [2, 7])
+def test_top_sets_how_many_positions_are_listed(model, top):
+    """``top`` is how many moved positions each prompt's record and the summary list, largest first."""
+    result = attention_differences(model, PROMPTS, [(3, 3)], source=steering(model), target=None, top=top)
+    assert all(len(entry["heads"]["3.3"]["moved"]) == top for entry in result.prompts)
+    (row,) = result.summary()
+    moved = [abs(m["mean_delta"]) for m in row["moved_most"]]
+    assert len(moved) == top and moved == sorted(moved, reverse=True) and result.to_dict()["top"] == top
