@@ -232,3 +232,21 @@ def test_a_degenerate_completion_is_cut_for_the_model_and_the_cut_is_counted(tin
     first = np.asarray(result.per_prompt["perplexity"])[0, 0, 0]  # λ 0.5, α 0, prompt 0: the long one
     assert np.isfinite(first) and np.isfinite(np.asarray(result.per_prompt["probe_log_odds"])[0, 0, 0])
     jsonschema.validate(data, schema())
+
+
+@pytest.mark.parametrize("family", ["smollm2", "llama3", "qwen2", "gemma2", "gemma3", "phi3", "olmo2", "gpt2"])
+def test_a_files_generations_are_rebuilt_as_generate_made_them(family):
+    """``score`` rebuilds each line's prompt with the scorer's chat template, as ``generate`` formats
+    it (a template that writes a BOS, as Llama 3's and Gemma's do, included), and keeps the line's
+    own token ids: the rebuilt generations are the originals, so their perplexities are too."""
+    from interp_steer.metrics import completion_perplexity
+    from interp_steer.studies.collision.imported import _generations
+
+    model = ist.load_model(f"tiny-random:{family}")
+    prompts = ["Tell me about the harbour.", "Hi"]
+    made = ist.generate(model, prompts, max_new_tokens=5, min_new_tokens=5, progress=False)
+    records = [CompletionRecord(g.prompt, g.text, 0.5, 0.5, 0, model.name, g.token_ids) for g in made]
+    rebuilt, counts = _generations(model, records, cap=512)
+    assert counts == {"own_token_ids": 2}
+    assert [(g.prompt_ids, g.token_ids) for g in rebuilt] == [(g.prompt_ids, g.token_ids) for g in made]
+    assert np.array_equal(completion_perplexity(model, rebuilt), completion_perplexity(model, made))
