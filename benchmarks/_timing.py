@@ -32,10 +32,10 @@ def as_before_issue_14() -> Iterator[None]:
     import interp_steer.generation as generation
     from interp_steer import _plain
 
-    plan, cache = generation.sharing_plan, generation._new_cache
+    saved = _plain.enabled, generation.sharing_plan, generation._new_cache
     _plain.enabled, generation.sharing_plan = False, lambda *args: None
     generation._new_cache = lambda capacity: DynamicCache()
     try:
         yield
     finally:
-        _plain.enabled, generation.sharing_plan, generation._new_cache = True, plan, cache
+        _plain.enabled, generation.sharing_plan, generation._new_cache = saved

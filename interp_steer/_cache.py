@@ -34,10 +34,16 @@ class RoomLayer(DynamicLayer):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         length = self.get_seq_length()
+        if length and self.keys.shape[:-2] != key_states.shape[:-2]:
+            # What concatenation would refuse; an in-place write would broadcast instead.
+            raise ValueError(f"the cache holds {list(self.keys.shape[:-2])} (batch, heads); new states have "
+                             f"{list(key_states.shape[:-2])}")
         end = length + key_states.shape[-2]
+        if end > self.capacity:
+            self.capacity = 2 * end  # past the room set aside, grow geometrically, not step by step
         if self._room is None or self.keys is not self._shown or self._room[0].shape[-2] < end:
-            self._room = (self._make_room(self.keys, key_states, length, end),
-                          self._make_room(self.values, value_states, length, end))
+            self._room = (self._make_room(self.keys, key_states, length),
+                          self._make_room(self.values, value_states, length))
         keys, values = self._room
         keys[..., length:end, :] = key_states
         values[..., length:end, :] = value_states
@@ -45,8 +51,8 @@ class RoomLayer(DynamicLayer):
         self._shown = self.keys
         return self.keys, self.values
 
-    def _make_room(self, old: torch.Tensor, new: torch.Tensor, length: int, end: int) -> torch.Tensor:
-        room = new.new_empty((*new.shape[:-2], max(self.capacity, end), new.shape[-1]))
+    def _make_room(self, old: torch.Tensor, new: torch.Tensor, length: int) -> torch.Tensor:
+        room = new.new_empty((*new.shape[:-2], self.capacity, new.shape[-1]))
         if length:
             room[..., :length, :] = old
         return room

@@ -22,8 +22,10 @@ attention the bridge uses does at every step and layer. That copy was a third of
 time on the default model. The arithmetic is the same, but a product with three query rows is
 rounded by another kernel than three products with one row each, so a step's attention output can
 differ from the bridge's in the last bit (about 3e-7); greedy tokens change only where two logits
-tie to that precision. Prefill (several positions) still runs the model's own eager attention, so
-everything computed from a prompt is the bridge's bit for bit. ``grouped = False`` turns it off.
+tie to that precision. A forward of several positions (a prefill, a collection, a perplexity pass)
+still runs the model's own eager attention, so it is the bridge's bit for bit; a forward of one
+position per row is a decoding step here, and so is the prompt's last token after a shared prefill
+when the prompt has no chat template after it. ``grouped = False`` turns it off.
 """
 
 from __future__ import annotations

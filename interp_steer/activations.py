@@ -304,14 +304,23 @@ def _forward_collect(
         if hf is model.hf_model:
             model.bridge(ids, attention_mask=mask, return_type=None)
         else:
-            # The plain view (see interp_steer._plain): the same hooks, without the bridge's
-            # wrappers. Real tokens get the positions the bridge derives from the mask.
+            # The plain view (see interp_steer._plain): the same hooks, without the bridge's wrappers.
             with contextlib.suppress(StopAtLayerException):
-                hf(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
+                hf(input_ids=ids, attention_mask=mask, position_ids=_bridge_positions(model, mask),
                    use_cache=False, logits_to_keep=1)
     missing = [n for n in hook_names if n not in found]
     assert not missing, f"hooks did not fire: {missing}"
     return found
+
+
+def _bridge_positions(model: Model, mask: Tensor) -> Tensor | None:
+    """The position ids the bridge's forward gives a padded batch: derived from the mask (each row's
+    real tokens count from 0, whatever the padding side), except for models that derive their own
+    (mRoPE, positions computed from the mask inside the model), which get none, as from the bridge."""
+    accepts = getattr(model.bridge, "_accepts_derived_position_ids", None)
+    if accepts is not None and not accepts():
+        return None
+    return (mask.cumsum(-1) - 1).clamp_min(0)
 
 
 def _reduce(

@@ -283,11 +283,14 @@ def test_collection_identical_and_plain(model, hook_point):
     routed = _plain.plain_view(model) is not None and hook_point != "resid_mid"
     assert calls and set(calls) == {routed}
     assert attached_hooks(model) == 0
+    view = _plain.plain_view(model)  # and no routing hook is left on the plain modules
+    assert view is None or not any(_plain._has_hooks(m) for m in view.root.modules() if m is not view.root)
 
 
 def test_collection_under_steering_identical(model):
     """The collision study's decomposition collects inside a steering scope (from each prompt's end
     on): the steering's hooks and the collection's both route, with the bridge's results."""
+    _plain.plain_view(model)  # built before the steering's hooks, as the study's earlier stages do
     texts = generation.format_prompts(model, PROMPTS, chat=None, system=None)[0]
     ends = generation.format_prompts(model, PROMPTS, chat=None, system=None)[1]
     vector = random_vector(model, "resid_post")
@@ -354,3 +357,20 @@ def test_room_cache_gives_dynamic_cache_logits(model):
     assert torch.equal(run(cache), run(DynamicCache()))
     layer = cache.layers[0]  # the keys handed to attention are a view of the layer's room
     assert layer.keys.shape[-2] == ids.shape[1] + 6 and layer.keys.data_ptr() == layer._room[0].data_ptr()
+
+
+def test_room_cache_refuses_states_of_another_batch_and_grows_geometrically():
+    """An in-place write would broadcast one row's states over the batch where concatenation
+    raises: the room layer raises too. Past its room it doubles, so later steps write in place."""
+    from interp_steer._cache import RoomLayer
+
+    layer = RoomLayer(capacity=4)
+    layer.update(torch.zeros(2, 3, 4, 8), torch.zeros(2, 3, 4, 8))
+    with pytest.raises(ValueError, match="batch, heads"):
+        layer.update(torch.ones(1, 3, 1, 8), torch.ones(1, 3, 1, 8))
+    keys, values = layer.update(torch.ones(2, 3, 1, 8), 2 * torch.ones(2, 3, 1, 8))
+    room = layer._room[0]
+    assert keys.shape == (2, 3, 5, 8) and room.shape[-2] == 10 and float(keys[..., 4, :].sum()) == 48
+    for _ in range(5):
+        keys, values = layer.update(torch.ones(2, 3, 1, 8), torch.ones(2, 3, 1, 8))
+    assert layer._room[0] is room and keys.shape[-2] == 10 and torch.equal(values[..., 4, :], 2 * torch.ones(2, 3, 8))
