@@ -9,7 +9,8 @@ grouped-query attention, with the cache written in place). Grouped attention
 equals the bridge's eager attention to float rounding, not to the bit, so the benchmark reports
 whether ``collision.json`` is identical (timings aside) and, where not, how many (cell, prompt)
 rows have any score changed and whether every finding's verdict is the same. Prints each stage's time and the whole run's ratio (issue 14's target for the default
-collision: >= 1.3x). ``--override FIELD=VALUE`` changes a config field (``max_prompts=10``).
+collision: >= 1.3x), and a control: localisation runs the same code in both, so its ratio says
+whether the shared machine's speed changed between the two runs. ``--override FIELD=VALUE`` changes a config field (``max_prompts=10``).
 
     python benchmarks/bench_collision.py [--model SPEC] [--profile default|quick] [--repeats 1]
 """
@@ -71,6 +72,10 @@ def main() -> None:
               f"now {last['now']['stages'][stage]:7.1f} s")
     print(f"whole run: before {med['before']:.1f} s, now {med['now']:.1f} s: "
           f"{med['before'] / med['now']:.2f}x (target >= 1.3x)")
+    # Localisation (the probes' cross-validation) runs the same code in both: on a steady machine its
+    # ratio is 1, and a ratio far from 1 says the machine's speed changed between the two runs.
+    control = last["before"]["stages"].get("localisation", float("nan")) / last["now"]["stages"].get("localisation", float("nan"))
+    print(f"control, localisation (the same code in both): before / now {control:.2f} (1.00 on a steady machine)")
     before, now = last["before"]["result"], last["now"]["result"]
     print(f"collision.json identical (timings aside): {comparable(before) == comparable(now)}")
     changed = sum(~np.isclose(before.per_prompt[k], now.per_prompt[k], rtol=0, atol=0, equal_nan=True)
