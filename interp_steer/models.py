@@ -719,7 +719,42 @@ def _wrap(
     if compatibility_mode:
         bridge.enable_compatibility_mode()
     bridge.eval()
+    if _cache_renamed():
+        _check_bridge_cache(hf_model, name)
     return Model(bridge=bridge, tokenizer=tokenizer, name=name, source=source)
+
+
+def _cache_renamed() -> bool:
+    """Whether the installed transformers passes the key/value cache to attention as ``cache``
+    (5.24 renamed it from ``past_key_values``), which TransformerLens 4.3's attention bridge does not
+    read. pyproject pins transformers below 5.24; this notices an install that overrode the pin."""
+    import transformers
+
+    major, minor = (int(part) for part in re.findall(r"\d+", transformers.__version__)[:2])
+    return (major, minor) >= (5, 24)
+
+
+@torch.inference_mode()
+def _check_bridge_cache(hf_model: Any, name: str) -> None:
+    """Refuse a bridge whose cached forward ignores the cache: a token decoded after a cached prefix
+    must get the logits a full forward gives it. Otherwise every cached generation that runs through
+    the bridge (GPT-2, ``resid_mid`` steering, hooks inside attention) would attend to the new token
+    alone and print fluent-looking nonsense."""
+    vocab = int(hf_model.get_output_embeddings().weight.shape[0])
+    device = next(hf_model.parameters()).device
+    ids = (torch.arange(1, 6, device=device) * 7919 % vocab)[None]
+    full = hf_model(input_ids=ids).logits[0, -1].float()
+    prefix = hf_model(input_ids=ids[:, :-1], use_cache=True)
+    step = hf_model(input_ids=ids[:, -1:], past_key_values=prefix.past_key_values, use_cache=True).logits[0, -1].float()
+    if not torch.allclose(step, full, rtol=1e-3, atol=1e-3 * float(full.abs().max())):
+        from importlib.metadata import version
+
+        raise ModelLoadError(
+            f"{name}: TransformerLens {version('transformer-lens')}'s bridge ignores the key/value cache "
+            f"under transformers {version('transformers')} (5.24 renamed past_key_values to cache), so "
+            f"cached generation through it would attend to each new token alone. Install a supported "
+            f"transformers: pip install 'transformers>=5.9,<5.24'"
+        )
 
 
 def tested_architectures() -> list[str]:

@@ -225,3 +225,32 @@ def test_a_config_without_an_architecture_name_still_finds_its_adapter():
     hf_model.config.architectures = None
     model = models._wrap(hf_model, tokenizer, "olmo2", "memory", torch.device("cpu"), torch.float32, False)
     assert type(model.hf_model).__name__ == "Olmo2ForCausalLM" and model.n_layers == 4
+
+
+@pytest.mark.parametrize("family", ["smollm2", "gpt2", "gemma2"])
+def test_a_bridge_whose_cached_forward_ignores_the_cache_is_refused(family, monkeypatch):
+    """transformers 5.24 renamed the cache argument that TransformerLens 4.3's attention bridge
+    reads, so a decoding step through the bridge attended to its own token alone. Where the installed
+    transformers is that new, load_model checks a cached step against a full forward: a working bridge
+    loads; one that drops the cache (simulated by an attention bridge that never updates it) is refused
+    with the fix."""
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    monkeypatch.setattr(models, "_cache_renamed", lambda: True)
+    model = ist.load_model(f"tiny-random:{family}")  # the check runs and passes
+    ids = torch.tensor(model.encode(["The ferry leaves at seven."]), device=model.device)
+    with torch.inference_mode():
+        prefix = model.hf_model(input_ids=ids[:, :-1], use_cache=True)
+        step = model.hf_model(input_ids=ids[:, -1:], past_key_values=prefix.past_key_values).logits[0, -1]
+        torch.testing.assert_close(step, model.hf_model(input_ids=ids).logits[0, -1], rtol=1e-4, atol=1e-4)
+    monkeypatch.setattr(AttentionBridge, "_update_kv_cache", lambda self, k, v, **kwargs: (k, v))
+    with pytest.raises(models.ModelLoadError, match=r"ignores the key/value cache.*transformers>=5.9,<5.24"):
+        ist.load_model(f"tiny-random:{family}")
+
+
+def test_the_cache_check_runs_only_where_transformers_renamed_the_argument(monkeypatch):
+    import transformers
+
+    for version, renamed in (("5.23.0", False), ("5.24.0", True), ("5.30.1.dev0", True), ("6.0.0", True)):
+        monkeypatch.setattr(transformers, "__version__", version)
+        assert models._cache_renamed() is renamed
