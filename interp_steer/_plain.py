@@ -72,6 +72,7 @@ class PlainView:
 
         self._component, self._block = GeneralizedComponent, BlockBridge
         self.routes: dict[int, tuple[Any, torch.nn.Module, str]] = {}
+        self.blocks: dict[int, torch.nn.Module] = {}  # id of a bridged block -> its plain module
         self.wrapped: list[torch.nn.Module] = []  # the bridged tree's modules, to check for hooks
         self.root = self._clone(hf_model, top=True)
         self.grouped_config = _use_grouped_attention(hf_model, self.root)
@@ -92,6 +93,7 @@ class PlainView:
             self.routes[id(module.hook_out)] = (module.hook_out, clone, "out")
             if isinstance(module, self._block):
                 self.routes[id(module.hook_in)] = (module.hook_in, clone, "in")
+                self.blocks[id(module)] = clone
         return clone
 
 
@@ -199,8 +201,19 @@ def _same_logits(bridged: torch.nn.Module, plain: torch.nn.Module, device: torch
 
 
 def _has_hooks(module: torch.nn.Module, internal: frozenset[int] = frozenset()) -> bool:
-    """Whether anything is hooked on ``module``, leaving out the hooks whose ids are ``internal``."""
-    return any(key not in internal for name in _CALL_HOOKS for key in (getattr(module, name, None) or ()))
+    """Whether anything is hooked on ``module``, leaving out the hooks whose ids are ``internal`` and
+    transformers' own output-capturing hooks."""
+    registries = [getattr(module, name, None) or {} for name in _CALL_HOOKS]
+    inert = {key for registry in registries for key, hook in registry.items() if _inert(hook)}
+    return any(key not in internal and key not in inert for registry in registries for key in registry)
+
+
+def _inert(hook: Any) -> bool:
+    """transformers installs output-capturing hooks on a model's layers the first time it is asked for
+    hidden states or attentions (``run_with_cache`` does), and leaves them there. They act only
+    while such a call collects outputs, which no forward here asks for, so they must not stop the
+    plain view for the rest of the model's life."""
+    return getattr(hook, "__module__", None) == "transformers.utils.output_capturing"
 
 
 def _bridge_hooks(modules: Iterable[torch.nn.Module]) -> frozenset[int]:
@@ -261,3 +274,80 @@ def forward_module(model) -> Iterator[torch.nn.Module]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+# --- Resuming a forward pass after a block ------------------------------------------------------
+#
+# Interventions at one layer leave every earlier layer as it was: a steered forward computes blocks
+# 0..L exactly as the unsteered forward of the same batch did. ``block_output`` records block L's
+# output in one forward; inside ``resumed`` later forwards of the same batch skip blocks 0..L and
+# take that output instead, so hooks at block L's output (a steering vector, a reader) and every
+# later block run as they would have. Blocks L+1.. then receive the very same tensor, so the outputs
+# are the full forward's bit for bit (tests/test_plain.py); the saving is the L+1 skipped blocks.
+
+
+def _plain_blocks(model, view: PlainView) -> list[torch.nn.Module] | None:
+    blocks = getattr(model.bridge, "blocks", None)
+    if blocks is None or any(id(b) not in view.blocks for b in blocks):
+        return None
+    return [view.blocks[id(b)] for b in blocks]
+
+
+@contextlib.contextmanager
+def block_output(model, layer: int) -> Iterator[list[torch.Tensor]]:
+    """Record block ``layer``'s output (before any hook at its output changes it) in each forward on
+    the plain view inside the block; the yielded list receives one tensor per such forward (none
+    where the forwards ran on the bridge)."""
+    view = plain_view(model) if enabled else None
+    blocks = None if view is None else _plain_blocks(model, view)
+    outputs: list[torch.Tensor] = []
+    if blocks is None:
+        yield outputs
+        return
+
+    def record(_module, _args, output):
+        outputs.append(output[0] if isinstance(output, tuple) else output)
+
+    # Registered before forward_module routes any hook point to this module, so it runs first.
+    handle = blocks[layer].register_forward_hook(record)
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+
+
+def _skip(*args, **kwargs):
+    return args[0] if args else kwargs["hidden_states"]
+
+
+@contextlib.contextmanager
+def resumed(model, layer: int, output: torch.Tensor | None) -> Iterator[bool]:
+    """Inside the block, forwards on the plain view skip blocks ``0..layer`` and take ``output`` as
+    block ``layer``'s output (recorded by :func:`block_output` on the same batch); hooks from that
+    output on run as usual. Yields whether it is in effect: not without an ``output``, a plain view,
+    or where a hook point of a skipped block (block ``layer``'s input included) has hooks, since
+    those would not fire. Where it is not, forwards run whole, with the same results."""
+    view = plain_view(model) if enabled and output is not None else None
+    blocks = None if view is None else _plain_blocks(model, view)
+    hooked = None if blocks is None else _hooked(model, view)
+    skipped = set() if blocks is None else {id(block) for block in blocks[: layer + 1]}
+    if hooked is None or any(id(view.routes[key][1]) in skipped and not (
+            view.routes[key][1] is blocks[layer] and view.routes[key][2] == "out") for key in hooked):
+        yield False
+        return
+
+    def taken(*args, **kwargs):
+        hidden = _skip(*args, **kwargs)
+        if hidden.shape != output.shape:
+            raise ValueError(f"resuming after block {layer} with an output of shape {list(output.shape)} in a "
+                             f"forward whose hidden states are {list(hidden.shape)}: record it on the same batch")
+        return output
+
+    for block in blocks[:layer]:
+        block.forward = _skip
+    blocks[layer].forward = taken
+    try:
+        yield True
+    finally:
+        for block in blocks[: layer + 1]:
+            del block.forward

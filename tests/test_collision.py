@@ -366,6 +366,38 @@ def test_decomposition_shift_is_the_grids_intervention(tiny):
         torch.testing.assert_close(shift, alone, atol=1e-4, rtol=1e-4)
 
 
+def test_decomposition_resumes_after_the_steering_layer_with_the_same_shifts(tiny, monkeypatch):
+    """The steered forwards of the decomposition skip the blocks up to the steering layer (they are
+    the clean forward's) and measure exactly the shifts that whole forwards measure."""
+    import contextlib
+
+    from interp_steer import _plain
+    from interp_steer.studies.collision.study import _observed_shifts, _transcripts
+
+    prompts = ["The harbour at dawn", "A letter arrived for the keeper of the lighthouse", "Rain."]
+    unsteered = ist.generate(tiny, prompts, max_new_tokens=5)
+    transcripts, ends = _transcripts(tiny, prompts, unsteered)
+    v_a, v_b = _scaled_personas(tiny, layers=(1, 2, 3))
+    mixes = [collision_vector(v_a, v_b, alpha, 2.0).select([2]) for alpha in (0.0, 0.5, 1.0)]
+    used, resumed = [], _plain.resumed
+
+    @contextlib.contextmanager
+    def spy(*args):
+        with resumed(*args) as on:
+            used.append(on)
+            yield on
+
+    monkeypatch.setattr(_plain, "resumed", spy)
+    fast = _observed_shifts(tiny, transcripts, ends, mixes, [2, 3], batch_size=2)
+    assert used == [True] * 6  # two batches x three mixes
+    monkeypatch.setattr(_plain, "enabled", False)  # whole forwards through the bridge
+    whole = _observed_shifts(tiny, transcripts, ends, mixes, [2, 3], batch_size=2)
+    assert used[6:] == [False] * 6
+    for per_mix_fast, per_mix_whole in zip(fast, whole, strict=True):
+        for a, b in zip(per_mix_fast, per_mix_whole, strict=True):
+            assert torch.equal(a, b)
+
+
 def test_decomposition_share_is_a_ratio_of_means(tiny):
     from interp_steer.studies.collision.study import _decomposition, _observed_shifts, _transcripts
 

@@ -374,3 +374,79 @@ def test_room_cache_refuses_states_of_another_batch_and_grows_geometrically():
     for _ in range(5):
         keys, values = layer.update(torch.ones(2, 3, 1, 8), torch.ones(2, 3, 1, 8))
     assert layer._room[0] is room and keys.shape[-2] == 10 and torch.equal(values[..., 4, :], 2 * torch.ones(2, 3, 8))
+
+
+def _skipped_calls(view: _plain.PlainView, model: ist.Model, upto: int) -> tuple[list[str], list]:
+    """Record calls of every submodule of the plain blocks 0..upto (what resuming must not run)."""
+    calls: list[str] = []
+    handles = [module.register_forward_pre_hook(lambda *_args, name=name: calls.append(name))
+               for i, block in enumerate(_plain._plain_blocks(model, view)[: upto + 1])
+               for name, module in block.named_modules(prefix=f"block{i}") if module is not block]
+    return calls, handles
+
+
+def test_resuming_after_a_block_gives_the_whole_forwards_readings_bit_for_bit(model):
+    """A steered forward that resumes after block 1 from the clean forward's output of the same batch
+    reads the same tensors as a whole steered forward, at the steered block and after it, without
+    running blocks 0 and 1; a hook on a skipped block turns resuming off (its readings stay right),
+    and an output of another batch is refused."""
+    view = _plain.plain_view(model)
+    if view is None:  # GPT-2: no plain view, so nothing is skipped and the forwards run whole
+        with _plain.resumed(model, 1, torch.zeros(1)) as on:
+            assert not on
+        return
+    texts = generation.format_prompts(model, PROMPTS, chat=None, system=None)[0]
+    ids, mask = model.pad(model.encode(texts), padding_side="right")
+    names = [model.hook_name(layer, "resid_post") for layer in (1, 2, 3)]
+    vector = random_vector(model, "resid_post").select([1])
+    ends = [3, 1, 5]
+
+    def read(hook_names=names):
+        return activations._forward_collect(model, ids, mask, hook_names, hook_names[-1], "all")
+
+    with _plain.block_output(model, 1) as recorded:
+        clean = read()
+    assert len(recorded) == 1 and recorded[0].shape == (*ids.shape, model.d_model)
+    with ist.steer(model, vector, positions="after_prompt", prompt_end=ends):
+        whole = read()
+        calls, handles = _skipped_calls(view, model, 1)
+        try:
+            with _plain.resumed(model, 1, recorded[0]) as on:
+                resumed = read()
+        finally:
+            for handle in handles:
+                handle.remove()
+    assert on and calls == []
+    for name in names:
+        assert torch.equal(resumed[name], whole[name])
+    assert not torch.equal(whole[names[0]], clean[names[0]])  # the steering did act at block 1
+    # Reading block 0's output needs block 0: resuming steps aside.
+    early = [model.hook_name(0, "resid_post"), *names]
+    with ist.steer(model, vector, positions="after_prompt", prompt_end=ends):
+        expected = read(early)
+        with model.bridge.hooks(fwd_hooks=[(early[0], lambda t, hook: t)]), \
+                _plain.resumed(model, 1, recorded[0]) as on:
+            got = read(early)
+    assert not on and all(torch.equal(got[n], expected[n]) for n in early)
+    with _plain.resumed(model, 1, recorded[0][:1]), pytest.raises(ValueError, match="same batch"):
+        read()
+    assert not any(_plain._has_hooks(m) for m in view.root.modules())
+    assert all("forward" not in block.__dict__ for block in _plain._plain_blocks(model, view))
+
+
+def test_transformers_output_capturing_hooks_do_not_stop_the_plain_view():
+    """Asking the model for hidden states (run_with_cache does) makes transformers install
+    output-capturing hooks on its layers, which stay. They act only while a call collects outputs,
+    so the plain view must still stand in afterwards, with the same tokens."""
+    model = ist.load_model("tiny-random:3")
+    before = tokens(model)
+    ids = torch.tensor(model.encode(["The ferry leaves at seven."]), device=model.device)
+    with torch.inference_mode():
+        model.hf_model(ids, output_hidden_states=True)
+    assert any(_plain._inert(hook) for m in model.hf_model.modules() for hook in m._forward_hooks.values())
+    calls: list[bool] = []
+    with record_modules(calls):
+        after = tokens(model)
+    assert calls and all(calls) and after == before
+    with bridged_only():
+        assert tokens(model) == before

@@ -36,6 +36,7 @@ log-perplexity gaps) by t-intervals; A's decomposition share by Fieller
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -46,6 +47,7 @@ import numpy as np
 import torch
 from scipy import stats as _sps
 
+from interp_steer import _plain
 from interp_steer.activations import _forward_collect, collect_activations
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField, fit_scorer
@@ -522,13 +524,20 @@ def _observed_shifts(model: Model, transcripts: list[list[int]], prompt_ends: li
     last token are not steered, and a causal model leaves them unchanged at every layer."""
     hook_names = [model.hook_name(layer, hook_point) for layer in layers]
     deepest = hook_names[int(np.argmax(layers))]
+    # Blocks before the first one read or steered are the same in every forward of a batch: the steered
+    # forwards resume after it from the clean forward's output (bit for bit the same result; see
+    # interp_steer._plain.resumed) instead of recomputing them.
+    acting = [layer for v in vectors for term, _ in (v if isinstance(v, list) else [(v, 1.0)]) for layer in term.layers]
+    first = min(*layers, *acting) if hook_point == "resid_post" else None
     shifts: list[list[torch.Tensor]] = [[] for _ in vectors]
     for start in range(0, len(transcripts), batch_size):
         rows, ends = transcripts[start : start + batch_size], prompt_ends[start : start + batch_size]
         ids, mask = model.pad(rows, padding_side="right")
-        clean = _token_residuals(model, ids, mask, hook_names, deepest)
+        with contextlib.nullcontext([]) if first is None else _plain.block_output(model, first) as recorded:
+            clean = _token_residuals(model, ids, mask, hook_names, deepest)
         for out, vector in zip(shifts, vectors, strict=True):
-            with steer(model, vector, positions="after_prompt", prompt_end=ends):
+            with steer(model, vector, positions="after_prompt", prompt_end=ends), \
+                    _plain.resumed(model, first or 0, recorded[0] if recorded else None):
                 steered = _token_residuals(model, ids, mask, hook_names, deepest)
             out += list(torch.split(steered - clean, [len(r) for r in rows]))
     return shifts
