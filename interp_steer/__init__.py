@@ -18,7 +18,8 @@ from interp_steer._lazy import export_lazily, names_from
 # Each public name and the module it lives in, imported on first use (interp_steer._lazy): importing
 # the package, or running ``interp-steer --help``, does not import torch or TransformerLens.
 _EXPORTS = {
-    **names_from("interp_steer.activations", "Activations", "ActivationsFileError", "collect_activations"),
+    **names_from("interp_steer.activations", "Activations", "ActivationsFileError", "collect_activations",
+                 "collect_positions"),
     **names_from("interp_steer.data", "ABQuestion", "ContrastPair", "DatasetError", "builtin_names", "builtin_path",
                  "dataset_hash", "load_ab_questions", "load_builtin", "load_corpus", "load_pairs", "load_prompts"),
     **names_from("interp_steer.directions", "SteeringVector", "VectorFileError", "VectorMetadata", "build_vector",
@@ -64,6 +65,7 @@ __all__ = [
     "builtin_names",
     "builtin_path",
     "collect_activations",
+    "collect_positions",
     "context_dependence",
     "dataset_hash",
     "direct_logit_attribution",

@@ -193,65 +193,101 @@ def collect_activations(
     temporary name, then renamed); the returned :class:`Activations` reads it memory-mapped (see
     :meth:`Activations.load`), and probes and directions take it like any other.
     """
+    if out is None:
+        return collect_positions(model, texts, [position], layers=layers, hook_point=hook_point,
+                                 batch_size=batch_size, pad_free=pad_free, padding_side=padding_side,
+                                 progress=progress)[position]
+    texts, token_ids, layer_list, hook_names, deepest, batches = _plan(
+        model, texts, [position], layers, hook_point, batch_size, pad_free)
+    counts = [len(ids) if position == "all" else 1 for ids in token_ids]
+    with _RowFile(out, counts, len(layer_list), model.d_model, {
+            "layers": list(layer_list), "hook_point": hook_point, "position": position,
+            "n_texts": len(texts), "model_name": model.name}) as rows_file:
+        _run_batches(model, token_ids, batches, hook_names, deepest, [position], padding_side, progress,
+                     lambda _position, text_i, rows: rows_file.write(text_i, rows))
+    return Activations.load(out)
+
+
+def collect_positions(
+    model: Model,
+    texts: Sequence[str],
+    positions: Sequence[str | int],
+    *,
+    layers: int | Sequence[int] | str | None = None,
+    hook_point: str = "resid_post",
+    batch_size: int = 16,
+    pad_free: bool = True,
+    padding_side: str = "right",
+    progress: bool | None = None,
+) -> dict[str | int, Activations]:
+    """:func:`collect_activations` at several read positions from the same forward passes:
+    ``{position: Activations}``, each exactly what ``collect_activations(..., position=position)``
+    returns (e.g. ``["last", "mean"]`` for a last-token probe and a mean-pooled readout at the cost of
+    one collection)."""
+    positions = list(positions)
+    if not positions or len(set(map(repr, positions))) != len(positions):
+        raise ValueError(f"positions must be a non-empty list of distinct positions, got {positions!r}")
+    texts, token_ids, layer_list, hook_names, deepest, batches = _plan(
+        model, texts, positions, layers, hook_point, batch_size, pad_free)
+    gathered: dict[Position, list[Tensor | None]] = {p: [None] * len(texts) for p in positions}
+
+    def keep(position: Position, text_i: int, rows: Tensor) -> None:
+        gathered[position][text_i] = rows
+
+    _run_batches(model, token_ids, batches, hook_names, deepest, positions, padding_side, progress, keep)
+    out = {}
+    for position, rows_per_text in gathered.items():
+        counts = [rows.shape[0] for rows in rows_per_text]
+        out[position] = Activations(
+            values=torch.cat(rows_per_text, dim=0),
+            layers=layer_list,
+            hook_point=hook_point,
+            position=position,
+            text_index=torch.repeat_interleave(torch.arange(len(texts)), torch.tensor(counts)),
+            n_texts=len(texts),
+            model_name=model.name,
+        )
+    return out
+
+
+def _plan(model: Model, texts: Sequence[str], positions: list[str | int], layers: Any, hook_point: str,
+          batch_size: int, pad_free: bool) -> tuple[list[str], list[list[int]], tuple[int, ...], list[str], str, list[list[int]]]:
+    """Checked inputs of a collection: texts, their token ids, layers, hook names, the deepest hook
+    (where the forward stops) and the batches."""
     texts = _check_texts(texts)
     layer_list = model.resolve_layers(layers)
     hook_names = [model.hook_name(layer, hook_point) for layer in layer_list]
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    _check_position(position)
-
+    for position in positions:
+        _check_position(position)
     token_ids = model.encode(texts)
-    _check_lengths(texts, token_ids, position)
+    for position in positions:
+        _check_lengths(texts, token_ids, position)
     deepest = hook_names[max(range(len(layer_list)), key=lambda i: layer_list[i])]
-    batches = _plan_batches([len(ids) for ids in token_ids], batch_size, pad_free)
-    if out is not None:
-        counts = [len(ids) if position == "all" else 1 for ids in token_ids]
-        with _RowFile(out, counts, len(layer_list), model.d_model, {
-                "layers": list(layer_list), "hook_point": hook_point, "position": position,
-                "n_texts": len(texts), "model_name": model.name}) as rows_file:
-            _run_batches(model, token_ids, batches, hook_names, deepest, position, padding_side, progress,
-                         rows_file.write)
-        return Activations.load(out)
-
-    gathered: list[Tensor | None] = [None] * len(texts)
-
-    def keep(text_i: int, rows: Tensor) -> None:
-        gathered[text_i] = rows
-
-    _run_batches(model, token_ids, batches, hook_names, deepest, position, padding_side, progress, keep)
-    values = torch.cat(gathered, dim=0)
-    counts = [rows.shape[0] for rows in gathered]
-    text_index = torch.repeat_interleave(torch.arange(len(texts)), torch.tensor(counts))
-    return Activations(
-        values=values,
-        layers=layer_list,
-        hook_point=hook_point,
-        position=position,
-        text_index=text_index,
-        n_texts=len(texts),
-        model_name=model.name,
-    )
+    return texts, token_ids, layer_list, hook_names, deepest, _plan_batches([len(ids) for ids in token_ids], batch_size, pad_free)
 
 
 def _run_batches(model: Model, token_ids: list[list[int]], batches: list[list[int]], hook_names: list[str],
-                 deepest: str, position: Position, padding_side: str, progress: bool | None,
-                 take: Callable[[int, Tensor], None]) -> None:
-    """Run every batch and hand each text's rows ``[rows, layers, d_model]`` to ``take(text, rows)``;
-    non-finite activations raise, naming the texts, after the last batch."""
+                 deepest: str, positions: list[Position], padding_side: str, progress: bool | None,
+                 take: Callable[[Position, int, Tensor], None]) -> None:
+    """Run every batch and hand each text's rows ``[rows, layers, d_model]`` at each position to
+    ``take(position, text, rows)``; non-finite activations raise, naming the texts, after the last batch."""
     show = len(token_ids) > 64 if progress is None else progress
     bar = tqdm(total=len(token_ids), desc="activations", unit="text", disable=not show, leave=False,
                mininterval=1.0)
-    bad: list[int] = []
+    bad: set[int] = set()
     try:
         for batch in batches:
             ids, mask = model.pad([token_ids[i] for i in batch], padding_side=padding_side)
-            per_layer = _forward_collect(model, ids, mask, hook_names, deepest, position)
-            stacked = torch.stack([per_layer[name] for name in hook_names], dim=1)
-            lengths = mask.sum(dim=1).tolist() if position == "all" else [1] * len(batch)
-            for text_i, rows in zip(batch, torch.split(stacked, lengths), strict=True):
-                if not torch.isfinite(rows).all():
-                    bad.append(text_i)
-                take(text_i, rows)
+            found = _forward_collect_many(model, ids, mask, hook_names, deepest, positions)
+            for position in positions:
+                stacked = torch.stack([found[position][name] for name in hook_names], dim=1)
+                lengths = mask.sum(dim=1).tolist() if position == "all" else [1] * len(batch)
+                for text_i, rows in zip(batch, torch.split(stacked, lengths), strict=True):
+                    if not torch.isfinite(rows).all():
+                        bad.add(text_i)
+                    take(position, text_i, rows)
             bar.update(len(batch))
     finally:
         bar.close()
@@ -285,13 +321,26 @@ def _forward_collect(
     position: Position,
 ) -> dict[str, Tensor]:
     """One forward pass that reduces each hooked residual to the requested positions on the fly."""
-    found: dict[str, Tensor] = {}
+    return _forward_collect_many(model, ids, mask, hook_names, deepest, [position])[position]
+
+
+def _forward_collect_many(
+    model: Model,
+    ids: Tensor,
+    mask: Tensor,
+    hook_names: list[str],
+    deepest: str,
+    positions: Sequence[Position],
+) -> dict[Position, dict[str, Tensor]]:
+    """One forward pass that reduces each hooked residual to every requested read position."""
+    found: dict[Position, dict[str, Tensor]] = {position: {} for position in positions}
 
     def reader(name: str):
         # Keyed by the requested name: the bridge may call the hook point by its canonical
         # alias (``blocks.L.hook_out`` for ``hook_resid_post``).
         def read(tensor: Tensor, hook) -> Tensor:
-            found[name] = _reduce(tensor, mask, position).float().cpu()
+            for position in positions:
+                found[position][name] = _reduce(tensor, mask, position).float().cpu()
             if name == deepest:
                 raise StopAtLayerException(tensor)  # nothing later is needed: stop here
             return tensor
@@ -308,7 +357,7 @@ def _forward_collect(
             with contextlib.suppress(StopAtLayerException):
                 hf(input_ids=ids, attention_mask=mask, position_ids=_bridge_positions(model, mask),
                    use_cache=False, logits_to_keep=1)
-    missing = [n for n in hook_names if n not in found]
+    missing = [n for n in hook_names if n not in found[positions[0]]]
     assert not missing, f"hooks did not fire: {missing}"
     return found
 
@@ -458,4 +507,4 @@ def _read_header(path: Path) -> tuple[dict[str, Any], int]:
     return header, 8 + size
 
 
-__all__ = ["Activations", "ActivationsFileError", "Position", "collect_activations"]
+__all__ = ["Activations", "ActivationsFileError", "Position", "collect_activations", "collect_positions"]

@@ -261,7 +261,7 @@ def test_streamed_collection_equals_in_memory_and_is_a_real_safetensors_file(tin
 
 def test_a_failed_streamed_collection_leaves_no_file(tiny, texts, tmp_path, monkeypatch):
     calls = []
-    original = act_module._forward_collect
+    original = act_module._forward_collect_many
 
     def fail_second(*args, **kwargs):
         calls.append(1)
@@ -269,7 +269,7 @@ def test_a_failed_streamed_collection_leaves_no_file(tiny, texts, tmp_path, monk
             raise RuntimeError("interrupted")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(act_module, "_forward_collect", fail_second)
+    monkeypatch.setattr(act_module, "_forward_collect_many", fail_second)
     with pytest.raises(RuntimeError, match="interrupted"):
         ist.collect_activations(tiny, texts, batch_size=2, out=tmp_path / "acts.safetensors")
     assert list(tmp_path.iterdir()) == []
@@ -358,3 +358,30 @@ def test_streaming_keeps_peak_memory_flat(tmp_path):
     print(f"peak growth (KiB): one batch {one_batch}, 20 batches streamed {streamed}, kept {kept}; data {data}")
     assert kept > one_batch + 0.8 * data  # the measurement sees memory that grows with the corpus ...
     assert streamed < one_batch + 0.2 * data, (one_batch, streamed, kept, data)  # ... and streaming does not
+
+
+@pytest.mark.parametrize("pad_free", [True, False])
+def test_several_positions_from_one_collection_equal_each_alone(tiny, texts, pad_free, monkeypatch):
+    """collect_positions reads every position in the same forward passes (one per batch), and each
+    result is exactly what collect_activations returns for that position alone."""
+    positions = ["last", "mean", "all", 1]
+    forwards = []
+    original = act_module._forward_collect_many
+    monkeypatch.setattr(act_module, "_forward_collect_many", lambda *a: forwards.append(1) or original(*a))
+    together = ist.collect_positions(tiny, texts, positions, layers=[0, 2], batch_size=3, pad_free=pad_free)
+    batches = len(forwards)
+    assert batches == len(act_module._plan_batches([len(ids) for ids in tiny.encode(texts)], 3, pad_free))
+    assert list(together) == positions
+    for position in positions:
+        alone = ist.collect_activations(tiny, texts, layers=[0, 2], position=position, batch_size=3, pad_free=pad_free)
+        got = together[position]
+        assert got.position == position and got.layers == alone.layers and got.n_texts == alone.n_texts
+        assert torch.equal(got.values, alone.values) and torch.equal(got.text_index, alone.text_index)
+    assert len(forwards) == batches * (1 + len(positions))
+
+
+@pytest.mark.parametrize(("positions", "match"), [([], "non-empty"), (["last", "last"], "distinct"),
+                                                   (["last", "middle"], "position='middle'")])
+def test_collect_positions_refuses_bad_positions(tiny, texts, positions, match):
+    with pytest.raises(ValueError, match=match):
+        ist.collect_positions(tiny, texts, positions)

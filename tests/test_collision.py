@@ -238,6 +238,24 @@ def _scaled_personas(model, layers=(1,)):
     return common_scale(ist.from_activations(pa, pn), ist.from_activations(pb, pn))
 
 
+def test_readout_from_the_personas_own_forwards_equals_a_separate_collection(tiny):
+    """The study reads the passages mean-pooled in the same forward passes as the persona vectors
+    (build_personas(pooled=True)); the readout fitted on them is the one a separate collection gives."""
+    from interp_steer.studies.collision.study import _readout
+    from interp_steer.studies.personas import StudyTexts, build_personas
+
+    texts = StudyTexts(*(ist.load_builtin(n)[:12] for n in ("persona_a", "persona_b", "baseline")), ["Hi", "Ho"])
+    config = CollisionConfig(folds=3)
+    both = [build_personas(tiny, *texts[:3], folds=3, pooled=pooled) for pooled in (True, False)]
+    assert both[0].pooled_a is not None and both[1].pooled_a is None
+    assert both[0].pooled_a.position == "mean" and both[0].pooled_a.n_texts == 12
+    torch.testing.assert_close(both[0].act_a.values, both[1].act_a.values, rtol=0, atol=0)
+    readouts = [_readout(tiny, config, personas, texts, False) for personas in both]
+    probe = ["A calm morning by the sea.", "The storm broke the old mast."]
+    assert np.array_equal(readouts[0].log_odds(tiny, probe), readouts[1].log_odds(tiny, probe))
+    assert readouts[0].heldout_accuracy == readouts[1].heldout_accuracy
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("collide")

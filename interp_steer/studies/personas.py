@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from interp_steer.activations import collect_activations
+from interp_steer.activations import collect_positions
 from interp_steer.data import dataset_hash, load_builtin, load_corpus, load_prompts
 from interp_steer.directions import SteeringVector, from_activations
 from interp_steer.models import Model
@@ -74,6 +74,8 @@ class Personas:
     ``raw_a``/``raw_b`` are the mean differences; ``v_a``/``v_b`` the same directions on the common
     scale (unit norm times ``resid_norm[layer]``, the mean residual norm over all three corpora).
     ``profiles`` holds the probe profiles "A vs baseline", "B vs baseline" and "A vs B".
+    ``pooled_a``/``pooled_b``: the same passages mean-pooled (``position="mean"``) at every layer, read
+    from the same forward passes, when :func:`build_personas` was asked for them (``pooled=True``).
     """
 
     raw_a: SteeringVector
@@ -87,6 +89,8 @@ class Personas:
     localisation: Localisation
     layer: int
     act_base: Any = None
+    pooled_a: Any = None
+    pooled_b: Any = None
 
 
 def build_personas(
@@ -102,13 +106,18 @@ def build_personas(
     hashes: tuple[str, str] | None = None,
     progress: bool | None = None,
     on_stage: Callable[[str], Any] | None = None,
+    pooled: bool = False,
 ) -> Personas:
     """Persona vectors at every layer from one collection of the three corpora, per-layer probes, and
     the steering layer (``"auto"``: the shared layer where the weakest of the three profiles is
-    strongest). ``on_stage`` is called with ``"persona_vectors"`` and ``"localisation"`` as each ends."""
+    strongest). ``on_stage`` is called with ``"persona_vectors"`` and ``"localisation"`` as each ends.
+    ``pooled=True`` also reads the persona passages mean-pooled, from the same forward passes."""
     a_texts, b_texts, base_texts = list(persona_a), list(persona_b), list(baseline)
-    acts = collect_activations(model, a_texts + b_texts + base_texts, position=position, progress=progress)
+    positions = [position, "mean"] if pooled and position != "mean" else [position]
+    read = collect_positions(model, a_texts + b_texts + base_texts, positions, progress=progress)
+    acts = read[position]
     act_a, act_b, act_base = acts.split(len(a_texts), len(b_texts), len(base_texts))
+    pooled_a, pooled_b = read["mean"].split(len(a_texts), len(b_texts), len(base_texts))[:2] if pooled else (None, None)
     norms = acts.values.norm(dim=-1).mean(0)
     resid_norm = {at: float(norms[i]) for i, at in enumerate(acts.layers)}
     hash_a, hash_b = hashes or (dataset_hash(a_texts), dataset_hash(b_texts))
@@ -126,7 +135,8 @@ def build_personas(
     chosen = localisation.shared_layer if layer == "auto" else model.resolve_layers([layer])[0]
     if on_stage:
         on_stage("localisation")
-    return Personas(raw_a, raw_b, v_a, v_b, act_a, act_b, resid_norm, profiles, localisation, int(chosen), act_base)
+    return Personas(raw_a, raw_b, v_a, v_b, act_a, act_b, resid_norm, profiles, localisation, int(chosen), act_base,
+                    pooled_a, pooled_b)
 
 
 __all__ = ["Personas", "StudyTexts", "build_personas", "study_inputs"]

@@ -284,7 +284,7 @@ def score(
 
             personas = build_personas(model, corpora["persona_a"], corpora["persona_b"], corpora["baseline"],
                                       position=config.position, folds=config.folds, seed=config.seed,
-                                      progress=progress)
+                                      progress=progress, pooled=True)
             readout = _readout(model, config, personas, _texts(corpora), progress)
             # the model reads each completion as perplexity did: cut to max_completion_tokens
             flat["probe_log_odds"] = readout.log_odds(model, [g.text for g in gens])

@@ -124,7 +124,7 @@ def run(
                                max_prompts=config.max_prompts, min_passages=config.folds)
     store = open_store(units, run_key(model, config, data), fresh=fresh, log=clock.say)
     personas = build_personas(model, texts.persona_a, texts.persona_b, texts.baseline, position=config.position,
-                              folds=config.folds, seed=config.seed, layer=config.layer, progress=progress,
+                              pooled=True, folds=config.folds, seed=config.seed, layer=config.layer, progress=progress,
                               hashes=(data["persona_a"]["sha256"], data["persona_b"]["sha256"]), on_stage=clock.lap)
     steerers, fields = _steerers(model, config, personas)
     if fields:
@@ -230,6 +230,8 @@ def _readout(model: Model, config: Settings, personas: Personas, texts: StudyTex
     readout_layer = personas.profiles["A vs B"].best_layer
     if config.position == "mean":
         mean_a, mean_b = personas.act_a.at(readout_layer), personas.act_b.at(readout_layer)
+    elif personas.pooled_a is not None:  # read in the personas' own forward passes (build_personas(pooled=True))
+        mean_a, mean_b = personas.pooled_a.at(readout_layer), personas.pooled_b.at(readout_layer)
     else:
         a_texts, b_texts = texts.persona_a, texts.persona_b
         both = collect_activations(model, a_texts + b_texts, layers=[readout_layer], position="mean", progress=progress)
