@@ -20,22 +20,31 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+# The collision's settings as they were before issue 14: one prompt of the default grid per batch.
+COLLISION_BEFORE_ISSUE_14 = {"batch_size": 64}
+
+
 @contextlib.contextmanager
 def as_before_issue_14() -> Iterator[None]:
     """Undo, inside the block, what issue 14 changed on the path of generation and scoring: every
     forward pass goes through the bridge's wrappers (``interp_steer._plain.enabled = False``:
-    generation, perplexity and activation collection), every row of a batch prefills its prompt on
-    its own (``generation.sharing_plan`` never shares), and the generation loop's key/value cache
-    grows by concatenation (Hugging Face's ``DynamicCache``)."""
+    generation, perplexity and activation collection, and no forward resumes after a block), every
+    row of a batch prefills its prompt on its own (``generation.sharing_plan`` never shares), the
+    generation loop's key/value cache grows by concatenation (Hugging Face's ``DynamicCache``), and the
+    collision reads its mean-pooled readout in a collection of its own. (The collision's settings
+    change too: run it with ``COLLISION_BEFORE_ISSUE_14``.)"""
     from transformers import DynamicCache
 
     import interp_steer.generation as generation
+    import interp_steer.studies.collision.study as collision
     from interp_steer import _plain
 
-    saved = _plain.enabled, generation.sharing_plan, generation._new_cache
+    saved = _plain.enabled, generation.sharing_plan, generation._new_cache, collision.build_personas
+    build_personas = collision.build_personas
     _plain.enabled, generation.sharing_plan = False, lambda *args: None
     generation._new_cache = lambda capacity: DynamicCache()
+    collision.build_personas = lambda *args, **kwargs: build_personas(*args, **{**kwargs, "pooled": False})
     try:
         yield
     finally:
-        _plain.enabled, generation.sharing_plan, generation._new_cache = saved
+        _plain.enabled, generation.sharing_plan, generation._new_cache, collision.build_personas = saved

@@ -22,9 +22,10 @@ import contextlib
 import json
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
-from _timing import as_before_issue_14
+from _timing import COLLISION_BEFORE_ISSUE_14, as_before_issue_14
 
 import interp_steer as ist
 from interp_steer.studies.collision import CollisionConfig, run
@@ -43,11 +44,15 @@ def main() -> None:
     config = CollisionConfig.quick(**overrides) if args.profile == "quick" else CollisionConfig(**overrides)
     model = ist.load_model(args.model, device="cpu")
 
+    # "Before" runs the settings of before issue 14 where the user did not set them.
+    before_config = replace(config, **{k: v for k, v in COLLISION_BEFORE_ISSUE_14.items() if k not in overrides})
+
     def once(before: bool) -> tuple[float, dict]:
         started = time.perf_counter()
         label = "before" if before else "now"
         with as_before_issue_14() if before else contextlib.nullcontext():
-            result = run(model, config, progress=False, log=lambda line: print(f"[{label}] {line}", flush=True))
+            result = run(model, before_config if before else config, progress=False,
+                         log=lambda line: print(f"[{label}] {line}", flush=True))
         total = time.perf_counter() - started
         stages = dict(result.to_dict().get("timings_s", {}))
         return total, {"stages": stages, "result": result}
@@ -64,6 +69,7 @@ def main() -> None:
     def comparable(result) -> str:
         data = result.to_dict()
         data.pop("timings_s", None)
+        data["config"].pop("batch_size", None)  # a setting of speed, not of what is computed
         return json.dumps(data, sort_keys=True, default=str)
 
     print(f"{model.name}: collision, {args.profile} profile {overrides or ''}, medians of {args.repeats}")

@@ -43,7 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     collide.add_argument("--seed", type=int, default=None, help="seed for sampling, probes and bootstraps")
     collide.add_argument("--max-prompts", type=int, default=None, help="use only the first N prompts")
     collide.add_argument("--max-passages", type=int, default=None, help="use only the first N passages per corpus")
-    collide.add_argument("--batch-size", type=int, default=None, help="rows per generation batch (default 64)")
+    collide.add_argument("--batch-size", type=int, default=None, help="rows per generation batch (default 128)")
     collide.add_argument("--unit-prompts", type=int, default=None,
                          help="prompts per work unit (default: as many as fill one batch with every cell)")
     collide.add_argument("--save-generations", action="store_true",
