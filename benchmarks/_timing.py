@@ -28,7 +28,9 @@ COLLISION_BEFORE_ISSUE_14 = {"batch_size": 64}
 def as_before_issue_14() -> Iterator[None]:
     """Undo, inside the block, what issue 14 changed on the path of generation and scoring: every
     forward pass goes through the bridge's wrappers (``interp_steer._plain.enabled = False``:
-    generation, perplexity and activation collection, and no forward resumes after a block), every
+    generation, perplexity and activation collection; with no plain view no forward resumes after a
+    block, so the decomposition runs whole forwards and ``generate(..., perplexity=True)`` keeps
+    nothing and scores its completions with a whole forward, as ``score_generations`` did), every
     row of a batch prefills its prompt on its own (``generation.sharing_plan`` never shares), the
     generation loop's key/value cache grows by concatenation (Hugging Face's ``DynamicCache``), and the
     collision reads its mean-pooled readout in a collection of its own. (The collision's settings

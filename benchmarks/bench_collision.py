@@ -1,16 +1,25 @@
 """Benchmark: the whole Creative Collision study as before issue 14 and now, alternating, in one run.
 
 "Before" undoes, for its run only, what issue 14 changed on the study's path
-(``_timing.as_before_issue_14``): every forward pass goes through the bridge's wrappers
-(generation, perplexity, the readout and every activation collection), every row of a grid
-prefills its prompt on its own, and the generation loop's key/value cache grows by concatenation.
-"Now" is the library as it is (shared prompt prefixes on the plain view, whose decoding steps use
-grouped-query attention, with the cache written in place). Grouped attention
-equals the bridge's eager attention to float rounding, not to the bit, so the benchmark reports
-whether ``collision.json`` is identical (timings aside) and, where not, how many (cell, prompt)
-rows have any score changed and whether every finding's verdict is the same. Prints each stage's time and the whole run's ratio (issue 14's target for the default
+(``_timing.as_before_issue_14``, ``_timing.COLLISION_BEFORE_ISSUE_14``): every forward pass goes
+through the bridge's wrappers (generation, perplexity, the readout and every activation
+collection), every row of a grid prefills its prompt on its own, the generation loop's key/value
+cache grows by concatenation, each batch holds one prompt's 46 cells (64 rows at most), the
+readout's mean-pooled passages are collected in a pass of their own, completions are scored for
+perplexity by a second forward of the whole model, and the decomposition's steered forwards
+recompute the blocks before the steering layer.
+"Now" is the library as it is: shared prompt prefixes on the plain view (whose decoding steps use
+grouped-query attention, with the cache written in place), two prompts per batch, the readout read
+in the persona vectors' own forward passes, perplexity from the blocks after the steering layer
+only (generation keeps the unsteered outputs below it), and the decomposition resuming after the
+steering layer. Grouped attention equals eager attention to float rounding, and perplexity from
+generation equals a whole forward's to float rounding, so the benchmark reports whether
+``collision.json`` is identical (timings and batch size aside) and, where not, how many
+(cell, prompt) rows have any score changed, by how much at most, and whether every finding's verdict
+is the same. Prints each stage's time and the whole run's ratio (issue 14's target for the default
 collision: >= 1.3x), and a control: localisation runs the same code in both, so its ratio says
-whether the shared machine's speed changed between the two runs. ``--override FIELD=VALUE`` changes a config field (``max_prompts=10``).
+whether the shared machine's speed changed between the two runs. ``--override FIELD=VALUE`` changes
+a config field (``max_prompts=10``).
 
     python benchmarks/bench_collision.py [--model SPEC] [--profile default|quick] [--repeats 1]
 """
@@ -88,6 +97,13 @@ def main() -> None:
                   for k in before.per_prompt).astype(bool)
     print(f"(cell, prompt) rows with any score changed: {int(changed.sum())} of {changed.size}; "
           f"verdicts identical: {[f.verdict for f in before.findings] == [f.verdict for f in now.findings]}")
+    for key in before.per_prompt:
+        a, b = np.asarray(before.per_prompt[key], float), np.asarray(now.per_prompt[key], float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relative = np.abs(a - b) / np.maximum(np.abs(a), np.abs(b))
+        if np.nanmax(relative, initial=0.0) > 0:
+            print(f"  {key}: largest relative change {np.nanmax(relative):.1e} "
+                  f"({int(np.sum(relative > 0))} of {relative.size} values)")
 
 
 if __name__ == "__main__":

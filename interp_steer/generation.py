@@ -27,13 +27,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp_steer._plain import forward_module, plain_view
+from interp_steer._plain import block_output, forward_module, plain_view, resumed
 from interp_steer.models import Model
 from interp_steer.steering import RowDeltas, RowMix, Steering
 
@@ -52,6 +52,9 @@ class Generation:
     """How many of the prompt's tokens came from its batch's shared prefill, where rows with the same
     prompt prefill them once (0: the row prefilled its whole prompt itself). Not part of
     :meth:`to_dict`: it says how the completion was computed, not what it is."""
+    perplexity: float | None = None
+    """The completion's perplexity given its prompt under the model without this generation's
+    steering, when :func:`generate` was asked for it (``perplexity=True``); None otherwise."""
 
     def to_dict(self) -> dict:
         return {"prompt": self.prompt, "text": self.text, "token_ids": list(self.token_ids),
@@ -60,12 +63,15 @@ class Generation:
     def to_record(self) -> dict:
         """Everything, for storing and rebuilding it exactly (:meth:`from_record`; the prompt's
         token ids too, which :meth:`to_dict` leaves out)."""
-        return {**self.to_dict(), "prompt_ids": list(self.prompt_ids), "shared_prefix": self.shared_prefix}
+        return {**self.to_dict(), "prompt_ids": list(self.prompt_ids), "shared_prefix": self.shared_prefix,
+                "perplexity": self.perplexity}
 
     @classmethod
     def from_record(cls, record: dict) -> Generation:
+        perplexity = record.get("perplexity")
         return cls(record["prompt"], record["text"], tuple(record["token_ids"]), tuple(record["prompt_ids"]),
-                   bool(record["finished"]), int(record.get("shared_prefix", 0)))
+                   bool(record["finished"]), int(record.get("shared_prefix", 0)),
+                   None if perplexity is None else float(perplexity))
 
 
 def format_prompts(model: Model, prompts: Sequence[str], *, chat: bool | None, system: str | None) -> tuple[list[str], list[int]]:
@@ -102,6 +108,7 @@ def generate(
     progress: bool | None = None,
     sample_ids: Sequence[int] | None = None,
     share_prefixes: bool = True,
+    perplexity: bool = False,
 ) -> list[Generation]:
     """Complete every prompt; see the module docstring. ``steering`` is a :class:`Steering`
     (a :class:`RowDeltas` or a ``[batch, length]`` position mask inside it needs one row per prompt);
@@ -118,7 +125,14 @@ def generate(
     unsteered part of that prompt once and copy its key/value cache to each other (see
     :func:`sharing_plan`); each row's :attr:`Generation.shared_prefix` says how many of its tokens
     came from a shared prefill. Steering that touches prompt positions before the prompt's last
-    token (``positions="all"``, an index, a slice or a mask) turns it off for the call."""
+    token (``positions="all"``, an index, a slice or a mask) turns it off for the call.
+
+    ``perplexity=True`` also scores every completion given its prompt under the model without this
+    call's steering (:attr:`Generation.perplexity`, what
+    :func:`~interp_steer.metrics.completion_perplexity` computes, to float rounding). Steering
+    changes nothing up to the output of the block before its first layer, so those outputs are kept
+    as generation computes them and only the later blocks run again, unsteered (see
+    :func:`_unsteered_perplexity`); where that cannot be done the completions are scored afterwards."""
     prompts = list(prompts)
     if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) and p for p in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty strings")
@@ -151,6 +165,8 @@ def generate(
         steered_from = [len(ids) - 1 for ids in token_ids]  # the last token gives each row its logits
     else:
         steered_from = [length - 1 for length in prompt_lengths]
+    # The last block whose outputs no steering changes: kept for scoring (perplexity=True).
+    untouched = None if not perplexity else model.n_layers - 1 if steering is None else steering.untouched_through(model)
     results: list[Generation | None] = [None] * len(prompts)
     show = len(batches) > 2 if progress is None else progress
     for batch in tqdm(batches, desc="generate", unit="batch", disable=not show, leave=False):
@@ -162,19 +178,24 @@ def generate(
             scope = steering.rows(batch).applied(model, [prompt_lengths[i] for i in batch])
         plan = None if steered_from is None else sharing_plan([token_ids[i] for i in batch],
                                                               [steered_from[i] for i in batch])
-        new, finished = _decode(model, ids, mask, generators, max_new_tokens=max_new_tokens,
-                                min_new_tokens=min_new_tokens, temperature=temperature,
-                                top_p=top_p, use_cache=use_cache, scope=scope, plan=plan)
+        new, finished, scores = _decode(model, ids, mask, generators, max_new_tokens=max_new_tokens,
+                                        min_new_tokens=min_new_tokens, temperature=temperature,
+                                        top_p=top_p, use_cache=use_cache, scope=scope, plan=plan,
+                                        score_after=untouched)
+        made = [Generation(
+            prompt=prompts[i],
+            text=model.tokenizer.decode(new[row], skip_special_tokens=True),
+            token_ids=tuple(new[row]),
+            prompt_ids=tuple(token_ids[i]),
+            finished=finished[row],
+            shared_prefix=0 if plan is None else max(0, plan.length - (ids.shape[1] - len(token_ids[i]))),
+        ) for row, i in enumerate(batch)]
+        if perplexity and scores is None:  # nothing kept to resume from: score the completions whole
+            from interp_steer.metrics import completion_perplexity
+
+            scores = completion_perplexity(model, made).tolist()
         for row, i in enumerate(batch):
-            completion = new[row]
-            results[i] = Generation(
-                prompt=prompts[i],
-                text=model.tokenizer.decode(completion, skip_special_tokens=True),
-                token_ids=tuple(completion),
-                prompt_ids=tuple(token_ids[i]),
-                finished=finished[row],
-                shared_prefix=0 if plan is None else max(0, plan.length - (ids.shape[1] - len(token_ids[i]))),
-            )
+            results[i] = made[row] if scores is None else replace(made[row], perplexity=float(scores[row]))
     return results
 
 
@@ -266,9 +287,12 @@ def _decode(
     use_cache: bool,
     scope: contextlib.AbstractContextManager,
     plan: SharingPlan | None = None,
-) -> tuple[list[list[int]], list[bool]]:
+    score_after: int | None = None,
+) -> tuple[list[list[int]], list[bool], list[float] | None]:
     """Greedy or sampled completions of a left-padded batch, steered by ``scope`` (entered here, after
-    the shared prefill, which ``plan`` keeps to unsteered positions)."""
+    the shared prefill, which ``plan`` keeps to unsteered positions). With ``score_after`` (the last
+    block the steering leaves as it was), also each completion's unsteered perplexity, or None where
+    the block's outputs could not be kept."""
     plain_view(model)  # built (once) before this call's own hooks are in place
     stop = torch.tensor(sorted(_stop_ids(model)), device=ids.device)
     batch, width = ids.shape
@@ -285,17 +309,28 @@ def _decode(
         start = plan.length
     # The bridge's wrappers cost about a fifth of a decoding step; its plain view (same weights, the
     # same hooks routed to it) gives the same tokens without them. See interp_steer._plain.
-    with scope, forward_module(model) as hf:
-        return _continue(model, hf, ids, mask, positions, cache, start, generators, stop,
-                         max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, temperature=temperature,
-                         top_p=top_p, use_cache=use_cache)
+    keep = score_after is not None and score_after >= 0 and use_cache
+    # The recording hook goes in before forward_module routes the steering's hooks: it sees each
+    # forward's output of block score_after as the unsteered model computes it.
+    with scope, block_output(model, score_after) if keep else contextlib.nullcontext([]) as kept, \
+            forward_module(model) as hf:
+        out, finished, fed, mask, positions = _continue(
+            model, hf, ids, mask, positions, cache, start, generators, stop, max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens, temperature=temperature, top_p=top_p, use_cache=use_cache)
+    scores = None
+    if kept:
+        scores = _unsteered_perplexity(model, fed, mask, positions, cache, start, width, score_after,
+                                       torch.cat(kept, dim=1), out)
+    return out, finished, scores
 
 
 def _continue(model: Model, hf, ids: Tensor, mask: Tensor, positions: Tensor, cache, start: int,
               generators: list[torch.Generator] | None, stop: Tensor, *, max_new_tokens: int, min_new_tokens: int,
-              temperature: float, top_p: float, use_cache: bool) -> tuple[list[list[int]], list[bool]]:
+              temperature: float, top_p: float, use_cache: bool
+              ) -> tuple[list[list[int]], list[bool], Tensor, Tensor, Tensor]:
     """The prefill from padded position ``start`` on (the cache holds the positions before it) and
-    the decoding loop."""
+    the decoding loop. Returns the completions, whether each finished, and the ids, mask and
+    position ids of every position fed to the model."""
     batch, width = ids.shape
     logits = hf(input_ids=ids[:, start:], attention_mask=mask, position_ids=positions[:, start:],
                 past_key_values=cache, use_cache=use_cache,
@@ -326,7 +361,43 @@ def _continue(model: Model, hf, ids: Tensor, mask: Tensor, positions: Tensor, ca
                         cache_position=torch.arange(ids.shape[1], device=ids.device),
                         logits_to_keep=1).logits[:, -1]
     finished = [bool(row and row[-1] in set(stop.tolist())) for row in out]
-    return out, finished
+    return out, finished, ids, mask, positions
+
+
+@torch.inference_mode()
+def _unsteered_perplexity(model: Model, ids: Tensor, mask: Tensor, positions: Tensor, cache, start: int, width: int,
+                          block: int, outputs: Tensor, completions: list[list[int]], rows_per_pass: int = 16) -> list[float]:
+    """Each completion's perplexity under the unsteered model, from a generation that kept the output
+    of ``block`` (unchanged by its steering) at every position it computed, ``start`` on.
+
+    The cache holds, before ``start``, the shared prefill's keys and values: unsteered at every
+    layer. A forward that resumes after ``block`` from the kept outputs (:func:`interp_steer._plain.resumed`)
+    runs only the later blocks, unsteered, and reads the logits that predict each completion token
+    (from the prompt's last position on). ``ids``, ``mask`` and ``positions`` cover every position fed
+    (``width`` is the padded prompt's)."""
+    from transformers import DynamicCache
+
+    from interp_steer.metrics import target_nll
+
+    end = ids.shape[1]
+    assert outputs.shape[1] == end - start, (outputs.shape, start, end)
+    prefix = [] if start == 0 else [(layer.keys[..., :start, :], layer.values[..., :start, :]) for layer in cache.layers]
+    scores: list[float] = []
+    for first in range(0, ids.shape[0], rows_per_pass):
+        rows = slice(first, first + rows_per_pass)
+        past = None
+        if prefix:
+            past = DynamicCache()
+            for index, (keys, values) in enumerate(prefix):
+                past.update(keys[rows], values[rows], index)
+        with resumed(model, block, outputs[rows]), forward_module(model) as hf:
+            logits = hf(input_ids=ids[rows, start:], attention_mask=mask[rows], position_ids=positions[rows, start:],
+                        past_key_values=past, use_cache=past is not None,
+                        cache_position=torch.arange(start, end, device=ids.device), logits_to_keep=end - width + 1).logits
+        for row, completion in enumerate(completions[rows]):
+            targets = torch.tensor(completion, device=logits.device)
+            scores.append(float(target_nll(logits[row, : len(completion)], targets).mean().exp()))
+    return scores
 
 
 def _choose(logits: Tensor, temperature: float, top_p: float, generators: list[torch.Generator] | None) -> Tensor:

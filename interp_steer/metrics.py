@@ -161,12 +161,16 @@ def _completion_nll(model: Model, prefix: tuple[Any, torch.Tensor], width: int, 
     with forward_module(model) as hf:
         logits = hf(input_ids=ids, attention_mask=full_mask, position_ids=positions, past_key_values=rows,
                     use_cache=True, cache_position=torch.arange(width, width + ids.shape[1], device=ids.device)).logits
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     result = []
     for row, completion in enumerate(completions):
-        later = -logprobs[row, : len(completion) - 1].gather(-1, ids[row, 1 : len(completion), None])[..., 0]
+        later = target_nll(logits[row, : len(completion) - 1], ids[row, 1 : len(completion)])
         result.append(torch.cat([-first_logprobs[completion[0]].reshape(1), later]).cpu())
     return result
+
+
+def target_nll(logits: Float[Tensor, "... vocab"], targets: Tensor) -> Tensor:
+    """``-log softmax(logits)[target]`` at each position, in float32 whatever the model's dtype."""
+    return -torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
 
 
 @torch.inference_mode()
@@ -175,10 +179,8 @@ def token_nll(model: Model, sequences: Sequence[Sequence[int]], score_from: Sequ
     (right-padded batch; the first token of a sequence has no prediction and is never scored)."""
     ids, mask = model.pad(sequences, padding_side="right")
     with forward_module(model) as hf:
-        logits = hf(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
-    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-    targets = ids[:, 1:]
-    nll = -logprobs.gather(-1, targets[..., None])[..., 0]
+        logits = hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    nll = target_nll(logits[:, :-1], ids[:, 1:])
     result = []
     for row, (seq, start) in enumerate(zip(sequences, score_from, strict=True)):
         first = max(int(start), 1)
@@ -280,23 +282,25 @@ class ProbeReadout:
         return cls(layer, pipeline, labels[0], labels[1], float(pipeline.score(x, y)), heldout, spread,
                    folds or 0)
 
-    def log_odds(self, model: Model, texts: Sequence[str]) -> np.ndarray:
+    def log_odds(self, model: Model, texts: Sequence[str], *, progress: bool | None = False) -> np.ndarray:
         """The probe's decision function for each text: the log-odds of the positive class, an
         unbounded score (NaN for empty texts). Averages and ratios of it do not saturate the way
-        probabilities do near 0 and 1, so dominance and other curve shapes are read on it."""
+        probabilities do near 0 and 1, so dominance and other curve shapes are read on it.
+        ``progress``: a progress bar over the texts (``None``: for more than 64)."""
         out = np.full(len(texts), np.nan)
         keep = [i for i, t in enumerate(texts) if t.strip()]
         if keep:
-            acts = collect_activations(model, [texts[i] for i in keep], layers=[self.layer], position="mean")
+            acts = collect_activations(model, [texts[i] for i in keep], layers=[self.layer], position="mean",
+                                       progress=progress)
             out[keep] = self.pipeline.decision_function(acts.values[:, 0].double().numpy())
         return out
 
     decision = log_odds
 
-    def score(self, model: Model, texts: Sequence[str]) -> np.ndarray:
+    def score(self, model: Model, texts: Sequence[str], *, progress: bool | None = False) -> np.ndarray:
         """Probability of the positive class for each text (NaN for empty texts): the logistic of
         :meth:`log_odds`."""
-        return _expit(self.log_odds(model, texts))
+        return _expit(self.log_odds(model, texts, progress=progress))
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
@@ -323,9 +327,15 @@ def text_scores(texts: Sequence[str]) -> dict[str, np.ndarray]:
 def score_generations(
     model: Model, generations: Sequence[Generation], *, readout: ProbeReadout | None = None
 ) -> dict[str, np.ndarray]:
-    """Every metric for every completion, as arrays keyed by metric name (score outside ``steer``)."""
+    """Every metric for every completion, as arrays keyed by metric name (score outside ``steer``).
+    Completions that carry their unsteered perplexity (``generate(..., perplexity=True)``) are not
+    scored again for it."""
     texts = [g.text for g in generations]
-    scores: dict[str, np.ndarray] = {"perplexity": completion_perplexity(model, generations), **text_scores(texts)}
+    if generations and all(g.perplexity is not None for g in generations):
+        perplexity = np.array([g.perplexity for g in generations], dtype=np.float64)
+    else:
+        perplexity = completion_perplexity(model, generations)
+    scores: dict[str, np.ndarray] = {"perplexity": perplexity, **text_scores(texts)}
     if readout is not None:
         log_odds = readout.log_odds(model, texts)
         scores["probe_valence"] = _expit(log_odds)

@@ -297,6 +297,22 @@ class Steering:
         return steer(model, self.vector, self.coefficient, layers=self.layers, positions=self.positions,
                      operator=self.operator, prompt_end=prompt_end, steps=self.steps)
 
+    def untouched_through(self, model: Model) -> int:
+        """The last block whose output this steering leaves as it was (-1: none): the block before
+        its earliest layer, or that layer's own block when it steers ``resid_post``. Everything up
+        to that block's output is the unsteered model's, at every position."""
+        vector = self.vector
+        terms = _as_terms(vector, 1.0)
+        if terms is None:  # RowDeltas, RowMix
+            layers, hook_point = vector.layers, vector.hook_point
+        else:
+            layers = sorted(set().union(*(term.layers for term, _ in terms)))
+            hook_point = terms[0][0].hook_point
+        if self.layers is not None:
+            layers = model.resolve_layers(self.layers)
+        earliest = min(layers)
+        return earliest if hook_point == "resid_post" else earliest - 1
+
     def rows(self, index: slice | Sequence[int]) -> Steering:
         """The part of this specification that applies to some rows of a batch (per-row deltas and a
         per-row position mask are cut to those rows; the rest applies to every row)."""

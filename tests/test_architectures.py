@@ -8,6 +8,8 @@ cache, coefficient-0 identities and patching identities.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -220,6 +222,47 @@ def test_shared_prompt_prefixes_give_the_unshared_tokens(model, vector):
         assert all(g.shared_prefix < len(g.prompt_ids) for g in shared)
     touching = generate(model, prompts, max_new_tokens=2, batch_size=8, steering=Steering(rows, layers=[LAYER]))
     assert all(g.shared_prefix == 0 for g in touching)
+
+
+@pytest.mark.parametrize("hook_point", ["resid_post", "resid_pre", "resid_mid"])
+def test_perplexity_kept_from_generation_is_the_unsteered_models(model, hook_point, monkeypatch):
+    """generate(..., perplexity=True) scores each completion under the unsteered model from the
+    outputs generation kept below the steering: the perplexity completion_perplexity computes
+    afterwards, to float rounding, for shared and unshared prefixes, steering from the prompt's end or
+    at every position, and rows that stop early; only the blocks after the steering run again, and
+    where nothing can be kept (resid_mid, whose hook is inside a block; GPT-2's bridge) the completions
+    are scored whole, with the same numbers."""
+    from interp_steer import _plain
+    from interp_steer.metrics import completion_perplexity
+
+    gen = torch.Generator().manual_seed(1)
+    steer_at = SteeringVector({layer: 6 * torch.randn(model.d_model, generator=gen) for layer in (1, 2)},
+                              VectorMetadata(model=model.name, d_model=model.d_model, hook_point=hook_point))
+    prompts = [p for p in PROMPTS for _ in range(3)]
+    rows = RowDeltas.from_rows([[(steer_at, c)] for _ in PROMPTS for c in (0.0, -1.0, 1.0)])
+    resumes: list[tuple[int, bool]] = []
+    original = _plain.resumed
+
+    @contextlib.contextmanager
+    def spy(*args):
+        with original(*args) as on:
+            resumes.append((args[1], on))
+            yield on
+
+    monkeypatch.setattr("interp_steer.generation.resumed", spy)
+    for spec, share in ((Steering(rows, positions="after_prompt"), True), (Steering(rows, positions="after_prompt"), False),
+                        (Steering(rows, layers=[2]), True), (None, True)):
+        resumes.clear()
+        out = generate(model, prompts, max_new_tokens=7, batch_size=5, steering=spec, share_prefixes=share,
+                       perplexity=True)
+        expected = completion_perplexity(model, out)
+        np.testing.assert_allclose([g.perplexity for g in out], expected, rtol=2e-4)
+        kept = _plain.plain_view(model) is not None and (hook_point != "resid_mid" or spec is None)
+        first = model.n_layers - 1 if spec is None else spec.untouched_through(model)
+        assert resumes == ([(first, True)] * 2 if kept else [])  # one pass per batch, after the untouched block
+    assert Steering(rows).untouched_through(model) == (1 if hook_point == "resid_post" else 0)
+    assert Steering(rows, layers=[2]).untouched_through(model) == (2 if hook_point == "resid_post" else 1)
+    assert attached_hooks(model) == 0
 
 
 # ----------------------------------------------------------------------------- A/B evaluation

@@ -31,17 +31,17 @@ def run(tiny, tmp_path_factory):
     return result, out
 
 
-def close(a, b, path=""):
+def close(a, b, path="", rel=1e-9):
     """Every number of ``a`` equals ``b``'s (to float rounding), recursively."""
     if isinstance(a, dict):
         for key in a:
-            close(a[key], b[key], f"{path}/{key}")
+            close(a[key], b[key], f"{path}/{key}", rel)
     elif isinstance(a, list):
         assert len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            close(x, y, f"{path}[{i}]")
+            close(x, y, f"{path}[{i}]", rel)
     elif isinstance(a, float) and isinstance(b, float):
-        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12), path
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=rel, abs=1e-12), path
     else:
         assert a == b, path
 
@@ -65,8 +65,12 @@ def test_scoring_a_runs_own_generations_reproduces_its_numbers(run, tmp_path, ca
         cell.pop("mix_norm")
         cell.pop("n_prompts")
     scored["unsteered"].pop("n_prompts")
-    for key in ("unsteered", "cells", "dominance", "coherence", "findings", "readout", "style_classifier",
-                "localisation"):
+    # The run scored perplexity from the outputs generation kept below the steering layer; score()
+    # reads each completion in one forward: the same numbers to float32 rounding (about 1e-7 relative
+    # per completion). Everything else is computed from identical inputs, to float64 rounding.
+    for key in ("unsteered", "cells", "dominance", "coherence", "findings"):
+        close(original[key], scored[key], key, rel=1e-5)
+    for key in ("readout", "style_classifier", "localisation"):
         close(original[key], scored[key], key)
     assert (tmp_path / "report.md").read_text().count("not judged") == 0
     assert (tmp_path / "imported.png").stat().st_size > 5000

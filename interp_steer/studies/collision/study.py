@@ -296,7 +296,7 @@ def _generate_grid(model: Model, config: CollisionConfig, steerers: tuple[Steere
     per_row = RowMix.from_rows(deltas) if config.method == "field" else RowDeltas.from_rows(deltas)
     outputs = generate(model, rows, steering=Steering(per_row, positions="after_prompt"),
                        max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                       progress=progress, **sampling)
+                       progress=progress, perplexity=True, **sampling)
     return _Grid(cells, len(prompts), n_samples, outputs)
 
 
