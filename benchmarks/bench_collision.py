@@ -90,7 +90,8 @@ def main() -> None:
     # Localisation (the probes' cross-validation) runs the same code in both: on a steady machine its
     # ratio is 1, and a ratio far from 1 says the machine's speed changed between the two runs.
     control = last["before"]["stages"].get("localisation", float("nan")) / last["now"]["stages"].get("localisation", float("nan"))
-    print(f"control, localisation (the same code in both): before / now {control:.2f} (1.00 on a steady machine)")
+    print(f"control, localisation (the same code in both): before / now {control:.2f} (1.00 on a steady machine); "
+          f"the whole run's ratio net of that drift: {med['before'] / med['now'] / control:.2f}x")
     before, now = last["before"]["result"], last["now"]["result"]
     print(f"collision.json identical (timings aside): {comparable(before) == comparable(now)}")
     changed = sum(~np.isclose(before.per_prompt[k], now.per_prompt[k], rtol=0, atol=0, equal_nan=True)
