@@ -5,9 +5,10 @@ from the prompt's last token on. With ``share_prefixes=True`` (the default) each
 unsteered part of each distinct prompt once and copies its key/value cache to the prompt's rows.
 This runs the default collision profile's grid (its cells, batch size and completion length) for a
 few built-in prompts three ways, alternating: as before issue 14 (no sharing, every forward through
-the bridge's wrappers, a concatenating key/value cache: ``_timing.as_before_issue_14``), unshared on
-the plain view (``interp_steer._plain``), and as now (shared prefixes on the plain view). It prints the median times, the ratios (target: the full default
-collision >= 1.3x faster; generating the grid is nearly all of its time) and whether the greedy
+the bridge's wrappers, a concatenating key/value cache, one prompt's cells per batch:
+``_timing.as_before_issue_14``), unshared on the plain view (``interp_steer._plain``), and as now
+(shared prefixes on the plain view). It prints the median times, the ratios (target: the full
+default collision >= 1.3x faster; see bench_collision.py for the whole study) and whether the greedy
 tokens of all three are identical (they must be).
 
     python benchmarks/bench_shared_prefix.py [--model SPEC] [--prompts 4] [--repeats 3]
@@ -20,7 +21,7 @@ import contextlib
 import statistics
 import time
 
-from _timing import as_before_issue_14
+from _timing import COLLISION_BEFORE_ISSUE_14, as_before_issue_14
 
 import interp_steer as ist
 from interp_steer.steering import RowDeltas, Steering
@@ -49,9 +50,10 @@ def main() -> None:
 
     def run(share: bool, before: bool = False):
         started = time.perf_counter()
+        batch = COLLISION_BEFORE_ISSUE_14["batch_size"] if before else config.batch_size
         with as_before_issue_14() if before else contextlib.nullcontext():
             out = ist.generate(model, rows, steering=steering, max_new_tokens=config.max_new_tokens,
-                               batch_size=config.batch_size, share_prefixes=share, progress=False)
+                               batch_size=batch, share_prefixes=share, progress=False)
         return time.perf_counter() - started, out
 
     cases = {"before": (False, True), "unshared": (False, False), "shared": (True, False)}
@@ -67,7 +69,8 @@ def main() -> None:
     prompt_tokens = sum(len(g.prompt_ids) for g in out)
     med = {name: statistics.median(t) for name, t in times.items()}
     print(f"{model.name}: {len(prompts)} prompts x {len(cells)} cells = {len(rows)} rows, "
-          f"{config.max_new_tokens} new tokens, batch {config.batch_size}")
+          f"{config.max_new_tokens} new tokens, batch {config.batch_size} "
+          f"(before: {COLLISION_BEFORE_ISSUE_14['batch_size']})")
     print(f"prompt tokens from a shared prefill: {shared_tokens} of {prompt_tokens}")
     print(f"before (unshared, bridged) {med['before']:.1f} s, unshared on the plain view {med['unshared']:.1f} s, "
           f"shared on the plain view {med['shared']:.1f} s")
