@@ -306,7 +306,8 @@ def block_output(model, layer: int) -> Iterator[list[torch.Tensor]]:
         return
 
     def record(_module, _args, output):
-        outputs.append(output[0] if isinstance(output, tuple) else output)
+        # A copy: a later hook may change the block's output in place.
+        outputs.append((output[0] if isinstance(output, tuple) else output).detach().clone())
 
     # Registered before forward_module routes any hook point to this module, so it runs first.
     handle = blocks[layer].register_forward_hook(record)
@@ -324,30 +325,47 @@ def _skip(*args, **kwargs):
 def resumed(model, layer: int, output: torch.Tensor | None) -> Iterator[bool]:
     """Inside the block, forwards on the plain view skip blocks ``0..layer`` and take ``output`` as
     block ``layer``'s output (recorded by :func:`block_output` on the same batch); hooks from that
-    output on run as usual. Yields whether it is in effect: not without an ``output``, a plain view,
-    or where a hook point of a skipped block (block ``layer``'s input included) has hooks, since
-    those would not fire. Where it is not, forwards run whole, with the same results."""
+    output on run as usual. Yields whether it is in effect: not without an ``output`` or a plain
+    view, nor where a hook point that a skipped part would run has hooks (the embedding, anything in
+    blocks ``0..layer`` but block ``layer``'s output), since those would not fire. The decision is
+    taken on entry, with the hooks in place then: a reader added inside must read at block ``layer``'s
+    output or later. Where it is not in effect, forwards run whole, with the same results."""
     view = plain_view(model) if enabled and output is not None else None
     blocks = None if view is None else _plain_blocks(model, view)
     hooked = None if blocks is None else _hooked(model, view)
-    skipped = set() if blocks is None else {id(block) for block in blocks[: layer + 1]}
-    if hooked is None or any(id(view.routes[key][1]) in skipped and not (
-            view.routes[key][1] is blocks[layer] and view.routes[key][2] == "out") for key in hooked):
+    if hooked is None or not _can_skip(view, blocks, layer, hooked):
         yield False
         return
+    if any("forward" in block.__dict__ for block in blocks):
+        raise RuntimeError("resumed() is already in effect on this model; it does not nest")
 
     def taken(*args, **kwargs):
         hidden = _skip(*args, **kwargs)
         if hidden.shape != output.shape:
             raise ValueError(f"resuming after block {layer} with an output of shape {list(output.shape)} in a "
                              f"forward whose hidden states are {list(hidden.shape)}: record it on the same batch")
-        return output
+        return output.clone()  # the same record serves every forward; a hook may change its copy in place
 
-    for block in blocks[:layer]:
-        block.forward = _skip
-    blocks[layer].forward = taken
     try:
+        for block in blocks[:layer]:
+            block.forward = _skip
+        blocks[layer].forward = taken
         yield True
     finally:
         for block in blocks[: layer + 1]:
-            del block.forward
+            block.__dict__.pop("forward", None)
+
+
+def _can_skip(view: PlainView, blocks: list[torch.nn.Module], layer: int, hooked: dict[int, Any]) -> bool:
+    """Whether no hooked hook point sits where skipping blocks ``0..layer`` would stop it from firing
+    or throw its change away: the input embedding, or any module inside those blocks other than
+    block ``layer``'s own output."""
+    skipped = {id(module) for block in blocks[: layer + 1] for module in block.modules()}
+    embedding = view.root.get_input_embeddings()
+    for key in hooked:
+        _point, module, kind = view.routes[key]
+        if module is blocks[layer] and kind == "out":
+            continue
+        if id(module) in skipped or module is embedding:
+            return False
+    return True

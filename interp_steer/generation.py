@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -52,7 +52,7 @@ class Generation:
     """How many of the prompt's tokens came from its batch's shared prefill, where rows with the same
     prompt prefill them once (0: the row prefilled its whole prompt itself). Not part of
     :meth:`to_dict`: it says how the completion was computed, not what it is."""
-    perplexity: float | None = None
+    perplexity: float | None = field(default=None, compare=False)
     """The completion's perplexity given its prompt under the model without this generation's
     steering, when :func:`generate` was asked for it (``perplexity=True``); None otherwise."""
 

@@ -325,16 +325,19 @@ def text_scores(texts: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def score_generations(
-    model: Model, generations: Sequence[Generation], *, readout: ProbeReadout | None = None
+    model: Model, generations: Sequence[Generation], *, readout: ProbeReadout | None = None,
+    perplexity: Sequence[float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every metric for every completion, as arrays keyed by metric name (score outside ``steer``).
-    Completions that carry their unsteered perplexity (``generate(..., perplexity=True)``) are not
-    scored again for it."""
+    ``perplexity``: each completion's perplexity under ``model`` when already known (e.g. the
+    :attr:`Generation.perplexity` of ``generate(..., perplexity=True)`` on this model); None:
+    computed here."""
     texts = [g.text for g in generations]
-    if generations and all(g.perplexity is not None for g in generations):
-        perplexity = np.array([g.perplexity for g in generations], dtype=np.float64)
-    else:
+    if perplexity is None:
         perplexity = completion_perplexity(model, generations)
+    elif len(perplexity) != len(generations):
+        raise ValueError(f"perplexity has {len(perplexity)} values for {len(generations)} generations")
+    perplexity = np.asarray(perplexity, dtype=np.float64)
     scores: dict[str, np.ndarray] = {"perplexity": perplexity, **text_scores(texts)}
     if readout is not None:
         log_odds = readout.log_odds(model, texts)

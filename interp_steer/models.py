@@ -746,7 +746,9 @@ def _check_bridge_cache(hf_model: Any, name: str) -> None:
     full = hf_model(input_ids=ids).logits[0, -1].float()
     prefix = hf_model(input_ids=ids[:, :-1], use_cache=True)
     step = hf_model(input_ids=ids[:, -1:], past_key_values=prefix.past_key_values, use_cache=True).logits[0, -1].float()
-    if not torch.allclose(step, full, rtol=1e-3, atol=1e-3 * float(full.abs().max())):
+    # A gross mismatch, not rounding: a step that ignores its cache gets logits of another context,
+    # while bfloat16 rounding moves them by well under a percent.
+    if float((step - full).norm() / full.norm().clamp_min(1e-12)) > 0.05:
         from importlib.metadata import version
 
         raise ModelLoadError(

@@ -9,6 +9,7 @@ cache, coefficient-0 identities and patching identities.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import torch
 from conftest import attached_hooks
 
 import interp_steer as ist
+from interp_steer import generation
 from interp_steer.data import ABQuestion
 from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.evaluation import ab_eval
@@ -250,6 +252,14 @@ def test_perplexity_kept_from_generation_is_the_unsteered_models(model, hook_poi
             yield on
 
     monkeypatch.setattr("interp_steer.generation.resumed", spy)
+    # Several passes per batch (2 rows each), and rows that stop early: the second token some row
+    # generates becomes an end-of-sequence token.
+    monkeypatch.setattr(generation, "_unsteered_perplexity",
+                        functools.partial(generation._unsteered_perplexity, rows_per_pass=2))
+    early = generate(model, prompts, max_new_tokens=7, batch_size=5, steering=Steering(rows, positions="after_prompt"))
+    row = next(i for i, g in enumerate(early) if len(g.token_ids) >= 3)
+    stop = early[row].token_ids[1]
+    monkeypatch.setattr(generation, "_stop_ids", lambda _model: {stop})
     for spec, share in ((Steering(rows, positions="after_prompt"), True), (Steering(rows, positions="after_prompt"), False),
                         (Steering(rows, layers=[2]), True), (None, True)):
         resumes.clear()
@@ -257,9 +267,11 @@ def test_perplexity_kept_from_generation_is_the_unsteered_models(model, hook_poi
                        perplexity=True)
         expected = completion_perplexity(model, out)
         np.testing.assert_allclose([g.perplexity for g in out], expected, rtol=2e-4)
+        if spec is not None and spec.positions == "after_prompt":
+            assert out[row].finished and len(out[row].token_ids) <= 2 and not all(g.finished for g in out)
         kept = _plain.plain_view(model) is not None and (hook_point != "resid_mid" or spec is None)
         first = model.n_layers - 1 if spec is None else spec.untouched_through(model)
-        assert resumes == ([(first, True)] * 2 if kept else [])  # one pass per batch, after the untouched block
+        assert resumes == ([(first, True)] * 5 if kept else [])  # batches of 5 and 4 rows, 2 rows a pass
     assert Steering(rows).untouched_through(model) == (1 if hook_point == "resid_post" else 0)
     assert Steering(rows, layers=[2]).untouched_through(model) == (2 if hook_point == "resid_post" else 1)
     assert attached_hooks(model) == 0

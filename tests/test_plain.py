@@ -428,6 +428,26 @@ def test_resuming_after_a_block_gives_the_whole_forwards_readings_bit_for_bit(mo
                 _plain.resumed(model, 1, recorded[0]) as on:
             got = read(early)
     assert not on and all(torch.equal(got[n], expected[n]) for n in early)
+    # So does a hook inside a skipped block (its attention output), which would otherwise not fire.
+    inner = next(name for name in model.bridge.hook_dict if name.startswith("blocks.0.") and "attn" in name
+                 and name.endswith("hook_out") and id(model.bridge.hook_dict[name]) in view.routes)
+    with model.bridge.hooks(fwd_hooks=[(inner, lambda t, hook: t)]), _plain.resumed(model, 1, recorded[0]) as on:
+        assert not on
+    # A hook that changes block 1's output in place changes neither the record nor the next forward.
+    kept = recorded[0].clone()
+
+    def in_place(t, hook):
+        t += 1.0
+        return t
+
+    with ist.steer(model, vector, positions="after_prompt", prompt_end=ends):
+        with model.bridge.hooks(fwd_hooks=[(names[0], in_place)]), _plain.resumed(model, 1, recorded[0]) as on:
+            read()
+        assert on and torch.equal(recorded[0], kept)
+        with _plain.resumed(model, 1, recorded[0]):
+            assert all(torch.equal(read()[name], whole[name]) for name in names)
+            with pytest.raises(RuntimeError, match="does not nest"), _plain.resumed(model, 1, recorded[0]):
+                pass
     with _plain.resumed(model, 1, recorded[0][:1]), pytest.raises(ValueError, match="same batch"):
         read()
     assert not any(_plain._has_hooks(m) for m in view.root.modules())

@@ -336,7 +336,8 @@ def _grid_unit(model: Model, shared: dict[str, Any], prompts: list[str]) -> dict
     """One work unit: every cell of ``prompts`` generated, then scored by the unsteered model."""
     config = shared["config"]
     grid = _generate_grid(model, config, shared["steerers"], shared["layer"], prompts, False, lambda _line: None)
-    flat = score_generations(model, grid.outputs, readout=shared["readout"])
+    flat = score_generations(model, grid.outputs, readout=shared["readout"],
+                             perplexity=[g.perplexity for g in grid.outputs])
     return {"generations": [g.to_record() for g in grid.outputs],
             "scores": {name: np.asarray(values, dtype=np.float64) for name, values in flat.items()}}
 
@@ -530,7 +531,7 @@ def _observed_shifts(model: Model, transcripts: list[list[int]], prompt_ends: li
     # forwards resume after it from the clean forward's output (bit for bit the same result; see
     # interp_steer._plain.resumed) instead of recomputing them.
     acting = [layer for v in vectors for term, _ in (v if isinstance(v, list) else [(v, 1.0)]) for layer in term.layers]
-    first = min(*layers, *acting) if hook_point == "resid_post" else None
+    first = min([*layers, *acting]) if hook_point == "resid_post" else None
     shifts: list[list[torch.Tensor]] = [[] for _ in vectors]
     for start in range(0, len(transcripts), batch_size):
         rows, ends = transcripts[start : start + batch_size], prompt_ends[start : start + batch_size]
