@@ -2,7 +2,7 @@
 rates against the design, DESIGN.md principle 8), its building blocks against oracles, and whole runs
 on the tiny model (API, A/B mode, CLI, schema, bad files).
 
-Simulations run the rule's vectorised core (``rule._core``), which :func:`paired_verdict` calls for
+Simulations run the rule's vectorised core (``rules.paired.core``), which :func:`paired_verdict` calls for
 one run (checked here too). Monte Carlo tolerance: a rate bounded by p is accepted up to
 ``p + 2·√(p(1 − p)/runs)``. The rates measured with these seeds are in ``rule.py``'s docstring.
 """
@@ -27,7 +27,7 @@ from interp_steer.studies.svf.claims import (
     relative_margin,
     retention_pseudo_values,
 )
-from interp_steer.studies.svf.rule import _core
+from interp_steer.studies.rules.paired import core as _core
 from interp_steer.studies.svf.study import (
     candidate_layers,
     choose_window,

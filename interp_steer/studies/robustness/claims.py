@@ -46,7 +46,7 @@ from scipy import stats as _sps
 
 from interp_steer.stats import proportion_interval, t_quantile
 from interp_steer.studies._common import Judged
-from interp_steer.studies.svf.rule import paired_verdict
+from interp_steer.studies.rules.paired import paired_verdict
 
 
 class Finding(Judged):

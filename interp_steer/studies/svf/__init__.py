@@ -22,7 +22,7 @@ _EXPORTS = {
     **names_from("interp_steer.studies.svf.claims", "CLAIMS"),
     **names_from("interp_steer.studies.svf.config", "SvfConfig"),
     **names_from("interp_steer.studies.svf.result", "METHODS", "Claim", "SvfResult", "schema"),
-    **names_from("interp_steer.studies.svf.rule", "RULE", "PairedVerdict", "paired_verdict"),
+    **names_from("interp_steer.studies.rules.paired", "RULE", "PairedVerdict", "paired_verdict"),
     **names_from("interp_steer.studies.svf.study", "run", "svf"),
 }
 export_lazily(globals(), _EXPORTS)  # imported on first use: the command line's parser needs none of it

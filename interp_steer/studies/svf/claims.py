@@ -2,7 +2,7 @@
 
 Each claim becomes one number per held-out input, ``d = field − vector`` at the primary coefficient,
 oriented so that ``d > 0`` favours the field, and one rule decides them all
-(:func:`~interp_steer.studies.svf.rule.paired_verdict`). The smallest effects of interest:
+(:func:`~interp_steer.studies.rules.paired.paired_verdict`). The smallest effects of interest:
 
 - **stronger control**: ``d`` = field's effect − vector's effect (each the score's move in the
   intended direction against the unsteered completion of the same prompt); margin
@@ -28,7 +28,7 @@ import numpy as np
 from interp_steer.stats import ArrayLike, proportion_interval, t_interval, t_quantile
 from interp_steer.studies.svf.config import SvfConfig
 from interp_steer.studies.svf.result import Claim
-from interp_steer.studies.svf.rule import RULE, paired_verdict
+from interp_steer.studies.rules.paired import RULE, paired_verdict
 
 CLAIMS = {
     "control": "The field gives stronger control than the static vector: a larger move of the score in the intended "

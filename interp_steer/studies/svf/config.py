@@ -47,7 +47,7 @@ class SvfConfig(ConfigIO):
     which continues the primary cells' greedy completions; the backfire noise floor comes from two
     unsteered samples per prompt at ``floor_temperature``.
 
-    **Margins** (the smallest effects of interest, :func:`~interp_steer.studies.svf.rule.paired_verdict`):
+    **Margins** (the smallest effects of interest, :func:`~interp_steer.studies.rules.paired.paired_verdict`):
     ``effect_margin`` is relative — a fraction of the vector's own mean effect at the primary
     coefficient (control) or in the first third of long completions (long-form); ``backfire_margin``
     a difference of backfire rates; ``retention_margin`` a difference of retentions

@@ -29,7 +29,7 @@ contents); :func:`svf` builds the config from keywords and calls it. ``result.sa
    generated tokens.
 6. **Multi-attribute**: persona A vs baseline and persona B vs baseline, one field and one vector
    each, read by their own probe readouts; each attribute's effect steered alone and both together.
-7. **Claims**, each judged by :func:`~interp_steer.studies.svf.rule.paired_verdict` at the primary
+7. **Claims**, each judged by :func:`~interp_steer.studies.rules.paired.paired_verdict` at the primary
    coefficient.
 
 Intervals (95 %, over held-out prompts or questions): per-cell score means, percentile bootstrap

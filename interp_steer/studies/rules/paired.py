@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as _sps
 
-from interp_steer.stats import ArrayLike, mean_and_se, t_quantile
+from interp_steer.stats import ArrayLike, mean_and_se, skew_corrected_interval, t_quantile
 
 VERDICTS = {1: "reproduced", -1: "not reproduced", 0: "inconclusive"}
 
@@ -59,22 +59,28 @@ RULE = ("per prompt d = field - vector, oriented so that d > 0 favours the field
         "otherwise. MDE = (t_.975 + t_.80) * se on n - 1 degrees of freedom (80 % power, 5 % two-sided)")
 
 
-def _mde(se: ArrayLike, n: ArrayLike) -> np.ndarray | float:
+def mde(se: ArrayLike, n: ArrayLike) -> np.ndarray | float:
     df = np.asarray(n, dtype=float) - 1
     with np.errstate(invalid="ignore"):
         t_80 = np.where(df >= 1, _sps.t.ppf(0.80, np.maximum(df, 1)), np.nan)
         return (t_quantile(0.95, df) + t_80) * np.asarray(se, dtype=float)
 
 
-def _core(d: ArrayLike, margin: ArrayLike) -> dict[str, np.ndarray]:
+def core(d: ArrayLike, margin: ArrayLike, *, skew: bool = True) -> dict[str, np.ndarray]:
     """The rule for a batch of runs, ``d [..., items]`` (NaNs left out) and a margin per run
     (broadcast): verdict codes (1, −1, 0) and every number the rule uses. Vectorised so that the
-    tests can simulate it over many runs; :func:`paired_verdict` calls it for one run."""
-    mean, se, n = mean_and_se(d, axis=-1)
+    tests can simulate it over many runs; :func:`paired_verdict` calls it for one run. ``skew``: the
+    intervals carry Hall's skewness correction (:func:`~interp_steer.stats.skew_corrected_interval`);
+    without it they are plain t intervals (for data where a sample skewness means nothing, such as
+    a few discordant 0/1 pairs)."""
+    if skew:
+        mean, se, n, low, high = skew_corrected_interval(d, level=0.95)
+        _, _, _, low90, high90 = skew_corrected_interval(d, level=0.90)
+    else:
+        mean, se, n = mean_and_se(d, axis=-1)
+        half95, half90 = t_quantile(0.95, n - 1) * se, t_quantile(0.90, n - 1) * se
+        low, high, low90, high90 = mean - half95, mean + half95, mean - half90, mean + half90
     margin = np.broadcast_to(np.asarray(margin, dtype=float), mean.shape)
-    half95, half90 = t_quantile(0.95, n - 1) * se, t_quantile(0.90, n - 1) * se
-    low, high = mean - half95, mean + half95
-    low90, high90 = mean - half90, mean + half90
     valid = (n >= 2) & np.isfinite(se)
     above = valid & (low > 0)
     below = valid & (high < 0)
@@ -85,7 +91,7 @@ def _core(d: ArrayLike, margin: ArrayLike) -> dict[str, np.ndarray]:
                                                         margin / np.where(se > 0, se, 1.0)), np.nan)
     return {"code": code, "mean": mean, "se": se, "n": n, "low": low, "high": high, "low_90": low90,
             "high_90": high90, "above": above, "below": below, "equivalent": equivalent, "margin": margin,
-            "mde": _mde(se, n), "power_at_margin": power}
+            "mde": mde(se, n), "power_at_margin": power}
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,7 @@ def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: 
     if not (margin >= 0 or np.isnan(margin)):
         raise ValueError(f"margin must be >= 0 (or NaN to disable the equivalence test), got {margin}")
     values = np.asarray(d, dtype=float).ravel()
-    out = {k: (v.item() if isinstance(v, np.ndarray) else v) for k, v in _core(values, margin).items()}
+    out = {k: (v.item() if isinstance(v, np.ndarray) else v) for k, v in core(values, margin).items()}
     code = int(out["code"])
     n = int(out["n"])
     unit = f" {units}" if units else ""
