@@ -65,6 +65,7 @@ from transformer_lens.model_bridge.exceptions import StopAtLayerException
 from interp_steer._device import on_device_of
 from interp_steer._io import atomic_path
 from interp_steer._plain import forward_module, plain_view
+from interp_steer.data import reject_bare_string
 from interp_steer.models import Model
 
 Position = Literal["last", "mean", "mean_with_first", "all"] | int
@@ -193,6 +194,7 @@ def collect_activations(
     temporary name, then renamed); the returned :class:`Activations` reads it memory-mapped (see
     :meth:`Activations.load`), and probes and directions take it like any other.
     """
+    reject_bare_string(texts, "texts")
     if out is None:
         return collect_positions(model, texts, [position], layers=layers, hook_point=hook_point,
                                  batch_size=batch_size, pad_free=pad_free, padding_side=padding_side,
@@ -224,6 +226,7 @@ def collect_positions(
     ``{position: Activations}``, each exactly what ``collect_activations(..., position=position)``
     returns (e.g. ``["last", "mean"]`` for a last-token probe and a mean-pooled readout at the cost of
     one collection)."""
+    reject_bare_string(texts, "texts")
     positions = list(positions)
     if not positions or len(set(map(repr, positions))) != len(positions):
         raise ValueError(f"positions must be a non-empty list of distinct positions, got {positions!r}")
@@ -398,8 +401,7 @@ def _reduce(
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError("texts must be a list of strings, not a single string: wrap it as [text]")
+    reject_bare_string(texts, "texts")
     texts = list(texts)
     if not texts:
         raise ValueError("texts is empty: pass at least one text")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from interp_steer.data import reject_bare_string
 from interp_steer.models import Model
 from interp_steer.steering import Steering
 
@@ -167,6 +168,7 @@ def attention_differences(model: Model, prompts: Sequence[str], heads: Sequence[
     steering (None: unsteered) on each prompt (chat-formatted as :func:`interp_steer.generate` formats
     it; see the module docstring). ``top``: how many most-changed key positions to list per head;
     ``labels``: names of the two runs for figures (e.g. ``("pure A", "mix α = 0.5")``)."""
+    reject_bare_string(prompts, "prompts")
     from interp_steer.generation import format_prompts
 
     prompts = list(prompts)

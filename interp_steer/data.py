@@ -70,6 +70,21 @@ class ABQuestion:
         return _LETTER.match(self.answer_not_matching_behavior).group(1)
 
 
+def reject_bare_string(value: Any, name: str, *, path_ok: bool = False) -> None:
+    """Refuse a single string where a list (of texts, prompts, pairs or questions) is expected: a
+    string is itself a sequence, so it would run one item per character, silently. Every public
+    function that takes such a list calls this first, so the error is the same everywhere. With
+    ``path_ok`` a string naming an existing file is accepted (the caller reads it)."""
+    if not isinstance(value, (str, bytes)) or (path_ok and os.path.isfile(value)):
+        return
+    text = value if isinstance(value, str) else value.decode(errors="replace")
+    shown = repr(text if len(text) <= 40 else text[:37] + "...")
+    if path_ok:
+        raise TypeError(f"{name}={shown} is a single string and no existing file: pass a list "
+                        f"({name}=[{shown}]) or the path of a file")
+    raise TypeError(f"{name} must be a list, not a single string: pass {name}=[{shown}]")
+
+
 # ----------------------------------------------------------------------------- reading
 
 
@@ -400,5 +415,6 @@ __all__ = [
     "load_generations",
     "load_pairs",
     "load_prompts",
+    "reject_bare_string",
     "save_generations",
 ]

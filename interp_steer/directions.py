@@ -44,7 +44,7 @@ from torch import Tensor
 
 from interp_steer._io import atomic_path
 from interp_steer.activations import Activations, collect_activations
-from interp_steer.data import ABQuestion, ContrastPair, dataset_hash
+from interp_steer.data import ABQuestion, ContrastPair, dataset_hash, reject_bare_string
 from interp_steer.models import RESID_POINTS, Model
 
 FORMAT = "interp_steer.steering_vector"
@@ -538,6 +538,8 @@ def build_vector(
     Pass contrast pairs as ``positive`` (and no ``negative``), or two lists of texts. ``chat=True``
     wraps every text in the model's chat template as a user turn.
     """
+    reject_bare_string(positive, "positive")
+    reject_bare_string(negative, "negative")
     pos_texts, neg_texts, digest, _ = contrast_texts(model, positive, negative, chat=chat)
     if method == "pca" and len(pos_texts) != len(neg_texts):
         raise ValueError(f"pca needs paired data: {len(pos_texts)} positive vs {len(neg_texts)} negative texts")
@@ -589,6 +591,7 @@ def ab_contrast_pairs(model: Model, questions: Sequence[ABQuestion]) -> list[Con
 
     Models without a chat template get a plain ``Question: ...\nAnswer: (X`` layout.
     """
+    reject_bare_string(questions, "questions")
     def answer(question: ABQuestion, letter: str) -> str:
         if model.has_chat_template:
             return model.format_chat(question.question) + f"({letter}"  # stays a ChatText

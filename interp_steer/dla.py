@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from interp_steer.data import reject_bare_string
 from interp_steer.models import Model
 from interp_steer.steering import Steering
 
@@ -449,6 +450,7 @@ def direct_logit_attribution(model: Model, prompts: Sequence[str], steering: Ste
     token each; ``tokens_b`` may be empty (then ``m`` is the mean logit of ``tokens_a``). Prompts are
     chat-formatted as :func:`interp_steer.generate` formats them; ``"after_prompt"`` steers from
     their last token on."""
+    reject_bare_string(prompts, "prompts")
     from interp_steer.generation import format_prompts
     from interp_steer.lens import describe_steering
     from interp_steer.vocab import token_ids

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from interp_steer.data import ABQuestion
+from interp_steer.data import ABQuestion, reject_bare_string
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
 from interp_steer.generation import format_prompts
@@ -119,6 +119,7 @@ def ab_probabilities(model: Model, questions: Sequence[ABQuestion], mix: RowMix 
     """P(matching letter), normalised over the two letters, ``[questions, cells]``, with a per-row
     steering (``mix``: item-major rows, question i, cell j is row i * n_cells + j), steered from the
     question's last token on like :func:`ab_eval`. Also each question's token ids (the formatted prompt and ``(``) and prompt end."""
+    reject_bare_string(questions, "questions")
     texts, prompt_lengths = format_prompts(model, [q.question for q in questions], chat=None, system=None)
     texts = [t + "(" for t in texts]
     letters = [_letter_ids(model, t, [q.matching_letter, q.not_matching_letter]) for t, q in zip(texts, questions, strict=True)]
@@ -156,6 +157,7 @@ def ab_eval(
 
     ``layers`` defaults to every layer of ``vector``; each layer is steered on its own.
     """
+    reject_bare_string(questions, "questions")
     questions = list(questions)
     if not questions:
         raise ValueError("questions is empty")
@@ -196,6 +198,7 @@ def perplexity_under_steering(
 ) -> SweepResult:
     """Mean per-token NLL of each text of ``corpus`` with ``vector`` added at every position, per
     layer × coefficient (``exp`` of it is the perplexity)."""
+    reject_bare_string(corpus, "corpus")
     corpus = list(corpus)
     if not corpus:
         raise ValueError("corpus is empty")
@@ -300,6 +303,7 @@ def generation_sweep(
     Prompts whose score is NaN (e.g. the probe readout of an empty completion) are counted apart
     (``n_nan``), neither as successes nor as backfires.
     """
+    reject_bare_string(prompts, "prompts")
     from interp_steer.generation import generate
     from interp_steer.metrics import score_generations, vader_valence
     from interp_steer.stats import backfire_rate, noise_floor

@@ -90,7 +90,7 @@ from torch import Tensor, nn
 from interp_steer._constants import FIELD_FORMS
 from interp_steer._device import on_device_of
 from interp_steer.activations import Activations, collect_activations
-from interp_steer.data import ContrastPair
+from interp_steer.data import ContrastPair, reject_bare_string
 from interp_steer.directions import (
     contrast_texts,
     position_label,
@@ -1032,6 +1032,8 @@ def fit_field(
     ``negative``; whole pairs are then held out together) or two lists of texts. ``chat=True`` wraps
     every text in the model's chat template. ``fit_kwargs`` go to :func:`fit_scorer`.
     """
+    reject_bare_string(positive, "positive")
+    reject_bare_string(negative, "negative")
     if position == "all":
         raise ValueError("position='all' is not supported for fitting a field (tokens of one text "
                          "would straddle the held-out split); use 'last', 'mean' or an index")

@@ -34,6 +34,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp_steer._plain import block_output, forward_module, plain_view, resumed
+from interp_steer.data import reject_bare_string
 from interp_steer.models import Model
 from interp_steer.steering import RowDeltas, RowMix, Steering
 
@@ -77,6 +78,7 @@ class Generation:
 def format_prompts(model: Model, prompts: Sequence[str], *, chat: bool | None, system: str | None) -> tuple[list[str], list[int]]:
     """The texts fed to the model and, per prompt, how many tokens the user's prompt itself spans
     (everything after that is "after the prompt"; see :meth:`Model.chat_prompt`)."""
+    reject_bare_string(prompts, "prompts")
     use_chat = model.has_chat_template if chat is None else chat
     if use_chat and not model.has_chat_template:
         raise ValueError(f"chat=True but {model.name} has no chat template; pass chat=False")
@@ -133,8 +135,9 @@ def generate(
     changes nothing up to the output of the block before its first layer, so those outputs are kept
     as generation computes them and only the later blocks run again, unsteered (see
     :func:`_unsteered_perplexity`); where that cannot be done the completions are scored afterwards."""
+    reject_bare_string(prompts, "prompts")
     prompts = list(prompts)
-    if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) and p for p in prompts):
+    if not prompts or not all(isinstance(p, str) and p for p in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty strings")
     if max_new_tokens < 1 or not 0 <= min_new_tokens <= max_new_tokens:
         raise ValueError(f"need 1 <= max_new_tokens and 0 <= min_new_tokens <= max_new_tokens; got "
@@ -204,6 +207,7 @@ def batch_rows(model: Model, prompts: Sequence[str], *, batch_size: int = 16, ch
     """The prompt indices of each batch :func:`generate` forms (the longest prompts first,
     ``batch_size`` at a time). A batch's completions depend only on its rows, so work split along
     these batches (one :func:`generate` call per batch, in this order) equals one call's."""
+    reject_bare_string(prompts, "prompts")
     texts, _ = format_prompts(model, list(prompts), chat=chat, system=system)
     return _batches(model.encode(texts), batch_size)
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from interp_steer import vocab
+from interp_steer.data import reject_bare_string
 from interp_steer.models import Model
 from interp_steer.steering import Steering
 
@@ -144,6 +145,7 @@ def steered_lens(model: Model, prompts: Sequence[str], steering: Steering, *, to
     last prompt token, the one that predicts the first generated token). ``tokens`` are words of one
     token each to follow; ``window`` is how many of the last positions to read; ``top`` how many
     tokens to list as raised and lowered most by the steering at the last position."""
+    reject_bare_string(prompts, "prompts")
     from interp_steer.generation import format_prompts
 
     prompts = list(prompts)

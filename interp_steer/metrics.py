@@ -34,6 +34,7 @@ from torch import Tensor
 
 from interp_steer._plain import forward_module
 from interp_steer.activations import collect_activations
+from interp_steer.data import reject_bare_string
 from interp_steer.generation import Generation
 from interp_steer.models import Model
 
@@ -67,6 +68,7 @@ def repetition_rate(text: str, n: int = 3) -> float:
 
 def vader_valence(texts: Sequence[str]) -> np.ndarray:
     """VADER compound sentiment per text, in [-1, 1]."""
+    reject_bare_string(texts, "texts")
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     analyzer = SentimentIntensityAnalyzer()
@@ -118,6 +120,7 @@ def completion_perplexity(model: Model, generations: Sequence[Generation], *, ba
     Completions of the same prompt (a steering grid has one per cell) share one forward of the
     prompt: its key/value cache is copied to every completion, so the prompt is read once instead of
     once per cell. Results equal a full forward of prompt + completion to float rounding."""
+    reject_bare_string(generations, "generations")
     out = np.full(len(generations), np.nan)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, g in enumerate(generations):
@@ -287,6 +290,7 @@ class ProbeReadout:
         unbounded score (NaN for empty texts). Averages and ratios of it do not saturate the way
         probabilities do near 0 and 1, so dominance and other curve shapes are read on it.
         ``progress``: a progress bar over the texts (``None``: for more than 64)."""
+        reject_bare_string(texts, "texts")
         out = np.full(len(texts), np.nan)
         keep = [i for i, t in enumerate(texts) if t.strip()]
         if keep:
@@ -300,6 +304,7 @@ class ProbeReadout:
     def score(self, model: Model, texts: Sequence[str], *, progress: bool | None = False) -> np.ndarray:
         """Probability of the positive class for each text (NaN for empty texts): the logistic of
         :meth:`log_odds`."""
+        reject_bare_string(texts, "texts")
         return _expit(self.log_odds(model, texts, progress=progress))
 
 
@@ -312,6 +317,7 @@ def _expit(x: np.ndarray) -> np.ndarray:
 def text_scores(texts: Sequence[str]) -> dict[str, np.ndarray]:
     """The metrics that need no model, per text: repetition, distinct-1/2, VADER valence and the
     style features."""
+    reject_bare_string(texts, "texts")
     scores: dict[str, np.ndarray] = {
         "repetition": np.array([repetition_rate(t) for t in texts]),
         "distinct_1": np.array([distinct_n(t, 1) for t in texts]),
@@ -332,6 +338,7 @@ def score_generations(
     ``perplexity``: each completion's perplexity under ``model`` when already known (e.g. the
     :attr:`Generation.perplexity` of ``generate(..., perplexity=True)`` on this model); None:
     computed here."""
+    reject_bare_string(generations, "generations")
     texts = [g.text for g in generations]
     if perplexity is None:
         perplexity = completion_perplexity(model, generations)

@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 
+from interp_steer.data import reject_bare_string
 from interp_steer.tiny_models import DEFAULT_FAMILY as TINY_DEFAULT_FAMILY
 from interp_steer.tiny_models import FAMILIES as _TINY
 
@@ -281,6 +282,7 @@ class Model:
         SmolLM2's tokenizer adds none and its BOS text is ``<|im_start|>``, so its ids are the
         tokenizer's own either way).
         """
+        reject_bare_string(texts, "texts")
         texts = list(texts)
         flags = [self._adds_special_tokens(t) if add_special_tokens is None else bool(add_special_tokens)
                  for t in texts]

@@ -48,6 +48,7 @@ from torch import Tensor
 
 from interp_steer._constants import PATCH_COMPONENTS
 from interp_steer._device import on_device_of
+from interp_steer.data import reject_bare_string
 from interp_steer.directions import SteeringVector
 from interp_steer.models import Model
 from interp_steer.stats import fieller
@@ -67,6 +68,8 @@ def indicative_tokens(model: Model, persona_a: Sequence[str], persona_b: Sequenc
     of a token's frequency in A vs B, among tokens seen at least ``min_count`` times in the favoured
     corpus that start a word and are made of letters (punctuation and word pieces say little about
     a persona)."""
+    reject_bare_string(persona_a, "persona_a")
+    reject_bare_string(persona_b, "persona_b")
     counts = [Counter(t for ids in model.encode(list(texts)) for t in ids) for texts in (persona_a, persona_b)]
     totals = [sum(c.values()) for c in counts]
     vocab = set(counts[0]) | set(counts[1])

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from interp_steer.data import reject_bare_string
+
 UnitFn = Callable[[Any, Any, Any], dict[str, Any]]
 """``fn(model, shared, item) -> result``: a module-level function (Ray sends it by reference)."""
 
@@ -92,6 +94,7 @@ def fingerprint(value: Any) -> str:
 
 def text_hash(texts: Sequence[str]) -> str:
     """SHA-256 of a list of texts (each length-prefixed, so boundaries count)."""
+    reject_bare_string(texts, "texts")
     digest = hashlib.sha256()
     for text in texts:
         data = str(text).encode()

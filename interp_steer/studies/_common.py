@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from interp_steer._io import write_json
-from interp_steer.data import dataset_hash, load_builtin
+from interp_steer.data import dataset_hash, load_builtin, reject_bare_string
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ def load_items(value: Any, builtin: str | None, loader: Callable[..., list], wha
         if builtin is None:
             raise ValueError(f"{what}: no data given")
         return list(load_builtin(builtin)), f"built-in:{builtin}"
+    reject_bare_string(value, what, path_ok=True)
     if isinstance(value, (str, Path)):
         return loader(value), str(value)
     items = list(value)

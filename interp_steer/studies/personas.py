@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from interp_steer.activations import collect_positions
-from interp_steer.data import dataset_hash, load_builtin, load_corpus, load_prompts
+from interp_steer.data import (
+    dataset_hash,
+    load_builtin,
+    load_corpus,
+    load_prompts,
+    reject_bare_string,
+)
 from interp_steer.directions import SteeringVector, from_activations
 from interp_steer.models import Model
 from interp_steer.probes import Localisation, locate, probe_layers
@@ -43,6 +49,7 @@ def study_inputs(persona_a: Texts, persona_b: Texts, baseline: Texts, prompts: T
     def corpus(value, builtin: str, loader) -> tuple[list[str], str]:
         if value is None:
             return list(load_builtin(builtin)), f"built-in:{builtin}"
+        reject_bare_string(value, builtin, path_ok=True)
         if isinstance(value, (str, Path)):
             return loader(value), str(value)
         items = list(value)
