@@ -8,7 +8,8 @@ steered and unsteered runs), ``dla`` (direct logit attribution of a steered run)
 every text metric), ``ab-eval`` (CAA's A/B test under steering) — and each study's beside the study
 (``interp_steer/studies/<study>/cli.py``): ``collide`` (the Creative Collision study), ``score`` (completions
 made elsewhere, scored on the collision axes), ``patch``
-(activation patching of a collision), ``svf`` (Steering Vector Fields against a vector), ``robustness`` (arXiv 2505.03189's findings). A new study adds its own ``cli.py`` and one line below.
+(activation patching of a collision), ``svf`` (Steering Vector Fields against a vector), ``robustness`` (arXiv 2505.03189's findings); ``rules`` prints the card of every verdict rule the studies use
+(:mod:`interp_steer.studies.rules`). A new study adds its own ``cli.py`` and one line below.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from interp_steer.studies.collision import cli as collision_cli
 from interp_steer.studies.collision import score_cli
 from interp_steer.studies.patching import cli as patching_cli
 from interp_steer.studies.robustness import cli as robustness_cli
+from interp_steer.studies.rules import cli as rules_cli
 from interp_steer.studies.svf import cli as svf_cli
 
-SUBCOMMANDS = (info, extract, locate, geometry, tokens, lens, dla, steer, sweep, collision_cli, score_cli, patching_cli, svf_cli, robustness_cli, ab_eval)
+SUBCOMMANDS = (info, extract, locate, geometry, tokens, lens, dla, steer, sweep, collision_cli, score_cli, patching_cli, svf_cli, robustness_cli, rules_cli, ab_eval)
 """The modules whose ``add_parser`` builds each subcommand, in the order ``--help`` lists them."""
 
 

@@ -18,8 +18,9 @@ import interp_steer
 
 PACKAGE = Path(interp_steer.__file__).parent
 ROOT = PACKAGE.parent
+SHARED = {"rules"}  # sub-packages of studies that serve every study (the verdict rules), not studies
 STUDIES = sorted(p.name for p in (PACKAGE / "studies").iterdir()
-                 if p.is_dir() and (p / "__init__.py").exists())
+                 if p.is_dir() and (p / "__init__.py").exists() and p.name not in SHARED)
 STUDY_PARTS = ("__init__.py", "config.py", "study.py", "result.py", "report.py", "cli.py", "schema.json")
 CLIENTS = {"interp_steer.cli", "interp_steer.__main__"}  # assemble the studies' subcommands
 

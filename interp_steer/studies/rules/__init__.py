@@ -38,10 +38,9 @@ for _study in STUDIES:
 
 def get(rule_id: str) -> Rule:
     """The registered rule ``rule_id``, with the known ids in the error."""
-    try:
-        return REGISTRY[rule_id]
-    except KeyError:
-        raise KeyError(f"no rule {rule_id!r}; registered: {sorted(REGISTRY)}") from None
+    if rule_id not in REGISTRY:
+        raise ValueError(f"no rule {rule_id!r}; the registered rules are {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[rule_id]
 
 
 __all__ = ["CODES", "DESIGN_RATE", "DGP", "REGISTRY", "STUDIES", "VERDICTS", "Decision", "Rule", "get", "noise",

@@ -164,7 +164,7 @@ class Rule:
         for name in self.profiles:
             size = self.profile(name)
             batch = paper.draw(np.random.default_rng(seed), size, 25)
-            values = [self.detectable(self.decide(**_run(batch, i)).numbers) for i in range(25)]
+            values = [self.detectable(self.decide(**one_run(batch, i)).numbers) for i in range(25)]
             finite = [float(v) for v in values if v is not None and np.isfinite(v)]
             out[name] = float(np.median(finite)) if finite else None
         return out
@@ -180,7 +180,7 @@ def _batched(codes: Callable[..., np.ndarray], draw: Draw, rng: np.random.Genera
         done += n
 
 
-def _run(batch: Mapping[str, Any], i: int) -> dict[str, Any]:
+def one_run(batch: Mapping[str, Any], i: int) -> dict[str, Any]:
     """Run ``i`` of a batch drawn by a :class:`DGP` (arrays lose their leading axis, settings pass)."""
     return {k: (v[i] if isinstance(v, np.ndarray) and v.ndim >= 1 else v) for k, v in batch.items()}
 
@@ -244,5 +244,5 @@ def register(rule: Rule) -> Rule:
     return rule
 
 
-__all__ = ["CODES", "DESIGN_RATE", "DGP", "REGISTRY", "VERDICTS", "Decision", "Rule", "noise", "register",
+__all__ = ["CODES", "DESIGN_RATE", "DGP", "REGISTRY", "VERDICTS", "Decision", "Rule", "noise", "one_run", "register",
            "tolerance", "vader_compound"]

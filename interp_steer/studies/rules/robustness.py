@@ -20,7 +20,7 @@ from interp_steer.studies.rules.paired import mde
 
 PERPLEXITY_CLAIM = "Steering raises the model's perplexity"
 PERPLEXITY_TEXT = ("per neutral text d = log(steered / unsteered perplexity) at the primary coefficient; reproduced: "
-                   "the 95 % t interval of mean(d) lies above log(1 + margin) (a rise of more than the margin, not any "
+                   "the 95 % interval of mean(d) (t, with Hall's skewness correction) lies above log(1 + margin) (a rise of more than the margin, not any "
                    "significant rise); not reproduced: it lies below; inconclusive otherwise. Each arm is a one-sided "
                    "2.5 % test at the boundary")
 PERPLEXITY_MARGIN = 0.05
