@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -77,6 +77,12 @@ class LayerProfile:
     it keeps ranking layers once accuracy saturates at 1.0. ``best_layer`` and ``band`` are layer
     numbers; ``heldout_accuracy`` is the nested-CV accuracy of the layer-selection procedure and
     ``heldout_layers`` the layer it chose in each outer fold (see the module docstring).
+
+    ``heldout_scores`` (``[examples, layers]``, positives first, then negatives, as given) holds each
+    example's held-out decision value (the log-odds of the positive class) at every layer, from the
+    fold whose probe did not train on it: what an interval for the best layer needs
+    (``collision.shared_layer``). It is kept in memory only (``to_dict`` leaves it out; ``None`` after
+    ``from_dict``), so the profile's JSON is unchanged.
     """
 
     concept: str
@@ -97,6 +103,7 @@ class LayerProfile:
     C: float
     n_positive: int
     n_negative: int
+    heldout_scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         per_layer = ("accuracy", "accuracy_std", "auroc", "auroc_std", "separability", "log_likelihood")
@@ -107,6 +114,15 @@ class LayerProfile:
                 )
         if self.best_layer not in self.band or not set(self.band) <= set(self.layers):
             raise ValueError(f"band {self.band} must contain best_layer {self.best_layer}")
+        if self.heldout_scores is not None and np.shape(self.heldout_scores) != (
+                self.n_positive + self.n_negative, len(self.layers)):
+            raise ValueError(f"heldout_scores has shape {np.shape(self.heldout_scores)}; expected "
+                             f"[{self.n_positive + self.n_negative} examples, {len(self.layers)} layers]")
+
+    @property
+    def heldout_labels(self) -> np.ndarray:
+        """``[examples]``: 1 for the positives, 0 for the negatives (the rows of ``heldout_scores``)."""
+        return np.r_[np.ones(self.n_positive, dtype=int), np.zeros(self.n_negative, dtype=int)]
 
     @property
     def band_low(self) -> int:
@@ -132,8 +148,9 @@ class LayerProfile:
         return profile_html(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field plus ``band_low``/``band_high``, as JSON-ready plain Python types."""
-        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        """Every field plus ``band_low``/``band_high``, as JSON-ready plain Python types (without the
+        per-example ``heldout_scores``)."""
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "heldout_scores"}
         out["band_low"] = self.band_low
         out["band_high"] = self.band_high
         return out
@@ -150,6 +167,8 @@ class LayerProfile:
         """The inverse of :meth:`to_dict`."""
         values = {}
         for f in fields(cls):
+            if f.name == "heldout_scores":
+                continue
             value = data[f.name]
             values[f.name] = tuple(value) if isinstance(value, (list, tuple)) else value
         return cls(**values)
@@ -267,8 +286,11 @@ def probe_layers(
     with threadpool_limits(limits=1, user_api="blas"):
         outer = _splits(y, folds, seed)
         # scores[fold, layer] = (accuracy, auroc, separability); the same folds at every layer,
-        # so layers can be compared fold by fold.
-        scores = np.stack([_layer_cv(x[i], y, outer, C) for i in range(len(layer_tuple))], axis=1)
+        # so layers can be compared fold by fold. heldout[example, layer]: each example's decision value
+        # from the fold that held it out.
+        per_layer = [_layer_cv(x[i], y, outer, C) for i in range(len(layer_tuple))]
+        scores = np.stack([fold_scores for fold_scores, _ in per_layer], axis=1)
+        heldout_scores = np.stack([example_scores for _, example_scores in per_layer], axis=1)
         fold_accuracy = scores[..., 0]
         best = _pick(fold_accuracy.mean(axis=0), scores[..., 3].mean(axis=0))
         in_band = _band(fold_accuracy, best)
@@ -293,6 +315,7 @@ def probe_layers(
         C=C,
         n_positive=n_positive,
         n_negative=n_negative,
+        heldout_scores=heldout_scores,
     )
 
 
@@ -516,20 +539,23 @@ def _layer_cv(
     y: Int[np.ndarray, " n"],
     splits: list[tuple[np.ndarray, np.ndarray]],
     C: float,
-) -> Float[np.ndarray, "folds 4"]:
+) -> tuple[Float[np.ndarray, "folds 4"], Float[np.ndarray, " n"]]:
     """Per fold at one layer: probe accuracy, probe AUROC, AUROC along the mean difference, and the
-    probe's mean held-out log-likelihood of the true class."""
+    probe's mean held-out log-likelihood of the true class; and per example, its held-out decision
+    value (from the fold that held it out)."""
     out = np.zeros((len(splits), 4))
+    heldout = np.full(len(y), np.nan)
     for f, (train, test) in enumerate(splits):
         probe = _probe(C).fit(x[train], y[train])
         score = probe.decision_function(x[test])
+        heldout[test] = score
         out[f, 0] = np.mean((score > 0) == (y[test] == 1))
         out[f, 1] = roc_auc_score(y[test], score)
         out[f, 3] = _log_likelihood(score, y[test])
         # The direction comes from the training fold only; not flipped if it points the wrong way.
         direction = x[train][y[train] == 1].mean(axis=0) - x[train][y[train] == 0].mean(axis=0)
         out[f, 2] = roc_auc_score(y[test], x[test] @ direction)
-    return out
+    return out, heldout
 
 
 def _log_likelihood(score: np.ndarray, y: np.ndarray) -> float:

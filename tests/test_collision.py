@@ -23,7 +23,6 @@ from interp_steer.studies.collision import (
     common_scale,
     decompose,
     dominance,
-    dominance_verdict,
     schema,
 )
 
@@ -304,9 +303,12 @@ def test_report_states_the_dominance_rule_from_the_findings_numbers(tiny_run):
 
     result, written = tiny_run
     report = written["report"].read_text()
-    for phrase in ("Verdict by the rule:", "this run could detect an area of ±", "on the 2·artanh(VADER compound) scale",
-                   "Equivalence (TOST at 5 %)", "interior mixes", "not completions",
-                   "positions='after_prompt'", "persona A corpus"):
+    for phrase in ("Verdict by the rule:", "this run could detect an area of ±", "on the raw VADER valence scale",
+                   "Dominance is relative to a scale", "2·artanh(VADER compound) scale", "Equivalence (TOST at 5 %)",
+                   "interior mixes", "not completions", "positions='after_prompt'", "persona A corpus",
+                   "`collision.dominance` — `interp-steer rules collision.dominance`",
+                   "`collision.coherence` — `interp-steer rules collision.coherence`",
+                   "`collision.shared_layer` — `interp-steer rules collision.shared_layer`"):
         assert phrase in report, phrase
     assert "percentile bootstrap" not in report.split("## Findings")[0].split("dominance d(α)")[1]
     finding = result.findings[0]
@@ -314,7 +316,7 @@ def test_report_states_the_dominance_rule_from_the_findings_numbers(tiny_run):
                "equivalence": {**finding.numbers["equivalence"], "inside": True, "bounds": [-0.1234, 0.1234]}}
     fake = replace(result, findings=[replace(finding, numbers=planted)] + result.findings[1:])
     text = render_report(fake, figures=False)
-    assert "could detect an area of ±0.432 on the 2·artanh(VADER compound) scale" in text
+    assert "could detect an area of ±0.432 on the raw VADER valence scale" in text
     assert "d(α) > α at 7 of 9 interior mixes" in text and "**Verdict by the rule: planted-verdict**" in text
     assert "lies inside ±0.123: the effect is significantly smaller than the paper's" in text
 
@@ -325,7 +327,7 @@ def test_dominance_plot_names_the_scale_it_was_computed_on(tiny_run):
     result, _ = tiny_run
     fig = plot_dominance(result)
     vader, probe = fig.axes
-    assert result.dominance["vader"][0].scale == "artanh" and "2·artanh(VADER compound)" in vader.get_ylabel()
+    assert result.dominance["vader"][0].scale == "vader_raw" and "raw VADER valence" in vader.get_ylabel()
     assert result.dominance["probe_valence"][0].scale == "identity" and "log-odds" in probe.get_ylabel()
     assert "P(A)" not in probe.get_title()
     import matplotlib.pyplot as plt
@@ -408,8 +410,8 @@ def test_decomposition_resumes_after_the_steering_layer_with_the_same_shifts(tin
     monkeypatch.setattr(_plain, "resumed", spy)
     fast = _observed_shifts(tiny, transcripts, ends, mixes, [2, 3], batch_size=2)
     assert used == [True] * 6  # two batches x three mixes
-    monkeypatch.setattr(_plain, "enabled", False)  # whole forwards through the bridge
-    whole = _observed_shifts(tiny, transcripts, ends, mixes, [2, 3], batch_size=2)
+    with ist.fast_path(False):  # whole forwards through the bridge
+        whole = _observed_shifts(tiny, transcripts, ends, mixes, [2, 3], batch_size=2)
     assert used[6:] == [False] * 6
     for per_mix_fast, per_mix_whole in zip(fast, whole, strict=True):
         for a, b in zip(per_mix_fast, per_mix_whole, strict=True):
@@ -467,24 +469,58 @@ def test_cells_are_the_grid_and_pure_ends_match_single_vector_steering(tiny, tin
         result.cell(0.123, 0.5)
 
 
-def test_findings_follow_their_numbers(tiny_run):
-    result, _ = tiny_run
-    findings = {f.key: f for f in result.findings}
-    dom = result.dominance["vader"][result.config.lambdas.index(result.coherence["best_lambda"])]
-    # The finding is dominance_verdict's (tests/test_dominance_rule.py): "A" alone no longer suffices
-    # for "reproduced" (A must also lead at most mixes), and "B" or unseparated ends decide it.
-    finding = findings["dominance"]
-    assert finding.verdict == dominance_verdict(dom)[0] == finding.numbers["verdict"]
-    if finding.verdict == "reproduced":
-        assert dom.verdict == "A"
-    if dom.verdict == "B":
-        assert finding.verdict == "not reproduced"
-    if not dom.ends_scaled.excludes_zero:
-        assert finding.verdict == "inconclusive"
-    assert "could detect an area of" in finding.summary and "mde" in finding.numbers
-    coherence = findings["coherence"]
-    if not result.coherence["per_lambda"][-1]["degraded"]:
-        assert coherence.verdict == "inconclusive"
+def _dominance_inputs(raw, alphas=ALPHAS):
+    """What finding (i) reads, from raw VADER valence sums ``raw [alphas, prompts]``: each completion's
+    compound (one per cell, greedy), at two strengths, and the Dominance objects the report shows."""
+    from interp_steer.studies.rules.base import vader_compound
+
+    compound = vader_compound(raw)[..., None]
+    per_sample = {"vader": np.stack([compound, compound]), "probe_log_odds": np.stack([raw[..., None]] * 2)}
+    by_score = {"vader": [dominance(alphas, compound, scale="vader_raw")] * 2,
+                "probe_valence": [dominance(alphas, raw)] * 2}
+    return per_sample, by_score
+
+
+@pytest.mark.parametrize(("curve", "lo", "hi", "expected"), [
+    (np.sqrt, -2.0, 2.0, "reproduced"),           # the paper's d(α) = √α on VADER's raw scale
+    (lambda a: a, -2.0, 2.0, "not reproduced"),    # linear: smaller than the paper's effect
+    (np.square, -2.0, 2.0, "not reproduced"),      # B dominates
+    (lambda a: a, 0.0, 8.0, "inconclusive"),       # linear raw sum, asymmetric ends: reads as A on 2·artanh only
+])
+def test_dominance_finding_on_constructed_grids(curve, lo, hi, expected):
+    """Oracle: raw valence sums with a known shape in α, read through VADER's compound; the finding's
+    verdict is known by construction (the old finding, on 2·artanh alone, called the last one
+    "reproduced")."""
+    from types import SimpleNamespace
+
+    from interp_steer.studies.collision.findings import finding_dominance
+
+    rng = np.random.default_rng(0)
+    raw = (lo + rng.normal(0, 0.3, 24)) + rng.normal(hi - lo, 0.1, 24) * curve(ALPHAS)[:, None] \
+        + 0.05 * rng.normal(size=(9, 24))
+    per_sample, by_score = _dominance_inputs(raw)
+    config = SimpleNamespace(alphas=tuple(ALPHAS), lambdas=(0.3, 0.8))
+    finding = finding_dominance(config, by_score, {"best_lambda": 0.8}, per_sample)
+    assert finding.verdict == expected, finding.summary
+    assert finding.numbers["rule"] == "collision.dominance" and finding.numbers["lambda"] == 0.8
+    assert finding.numbers["scale"] == "vader_raw" and "relative to the scale" in finding.summary
+    assert set(finding.numbers["rule_verdicts_per_lambda"].values()) == {expected}
+    assert "`interp-steer rules collision.dominance`" in finding.summary
+
+
+def test_dominance_finding_reads_only_the_mixes_a_strength_has():
+    """An imported grid may lack a mix at one strength: the rule reads the mixes present there."""
+    from types import SimpleNamespace
+
+    from interp_steer.studies.collision.findings import finding_dominance
+
+    rng = np.random.default_rng(1)
+    raw = -2 + rng.normal(4, 0.1, 24) * np.sqrt(ALPHAS)[:, None] + 0.05 * rng.normal(size=(9, 24))
+    per_sample, by_score = _dominance_inputs(raw)
+    per_sample["vader"][0, 3] = np.nan  # λ = 0.3 has no α = 0.375
+    config = SimpleNamespace(alphas=tuple(ALPHAS), lambdas=(0.3, 0.8))
+    finding = finding_dominance(config, by_score, {"best_lambda": 0.3}, per_sample)
+    assert finding.verdict == "reproduced" and finding.numbers["n_mixes"] == 6
 
 
 def test_collide_cli_on_files(tmp_path, capsys):
@@ -524,28 +560,43 @@ def test_collide_names_a_bad_corpus_line(tmp_path, capsys):
     assert f"{bad}:2" in capsys.readouterr().err
 
 
-def test_shared_layer_finding_names_the_reason_its_bands_are_wide():
-    """Wide bands make finding (iii) inconclusive; the text must give the real reason (saturated probes
-    or layers within noise of the best), not always blame saturation."""
+def test_shared_layer_finding_from_the_probes_held_out_scores():
+    """Oracle: profiles whose held-out scores peak at known layers; a profile without per-example
+    scores (read back from JSON) cannot be judged; saturated accuracies are named."""
     from types import SimpleNamespace
 
     from interp_steer.probes import Localisation
-    from interp_steer.studies.collision.findings import _finding_shared_layer
+    from interp_steer.studies.collision.findings import finding_shared_layer
 
-    def profile(accuracy, best):
-        band = list(range(1, len(accuracy)))
-        return SimpleNamespace(layers=list(range(len(accuracy))), accuracy=accuracy, best_layer=best, band=band,
-                               band_low=band[0], band_high=band[-1], heldout_accuracy=0.9)
+    labels = np.r_[np.ones(40, dtype=int), np.zeros(40, dtype=int)]
+
+    def profile(peak, accuracy=0.9, scores=True):
+        rng = np.random.default_rng(peak)
+        margin = 0.5 + 3 * np.exp(-((np.arange(10) - peak) ** 2) / 2.0)
+        held = np.where(labels[:, None] == 1, 1.0, -1.0) * (margin + 0.3 * rng.normal(size=(80, 10)))
+        return SimpleNamespace(layers=tuple(range(10)), accuracy=[accuracy] * 10, best_layer=peak, band=(peak,),
+                               band_low=peak, band_high=peak, heldout_accuracy=0.9, heldout_labels=labels,
+                               heldout_scores=held if scores else None)
 
     localisation = Localisation(profiles={}, shared_layer=5, best_layers_indistinguishable=None)
-    noisy = {"A vs baseline": profile([0.9] * 10, 3), "B vs baseline": profile([0.93] * 10, 6),
-             "A vs B": profile([0.8] * 10, 5)}
-    finding = _finding_shared_layer(localisation, noisy)
-    assert finding.verdict == "inconclusive"
-    assert "near-perfect" not in finding.summary and "noise" in finding.summary
-    saturated = {**noisy, "A vs baseline": profile([0.995] * 10, 3), "B vs baseline": profile([1.0] * 10, 6)}
-    finding = _finding_shared_layer(localisation, saturated)
-    assert finding.verdict == "inconclusive" and "near-perfect" in finding.summary
+    same = finding_shared_layer(localisation, {"A vs baseline": profile(6), "B vs baseline": profile(6),
+                                               "A vs B": profile(5)})
+    assert same.verdict == "reproduced" and same.numbers["k"] == 1 and same.numbers["interval"] == [0, 0]
+    assert same.numbers["rule"] == "collision.shared_layer" and "interp-steer rules collision.shared_layer" in same.summary
+    apart = finding_shared_layer(localisation, {"A vs baseline": profile(8, 0.995), "B vs baseline": profile(2, 1.0),
+                                                "A vs B": profile(5)})
+    assert apart.verdict == "not reproduced" and "near-perfect" in apart.summary
+    unknown = finding_shared_layer(localisation, {"A vs baseline": profile(6, scores=False),
+                                                  "B vs baseline": profile(6), "A vs B": profile(5)})
+    assert unknown.verdict == "inconclusive" and "no per-example held-out scores" in unknown.summary
+
+
+def test_the_runs_findings_carry_their_rules(tiny_run):
+    result, written = tiny_run
+    assert [f.numbers["rule"] for f in result.findings] == ["collision.dominance", "collision.coherence",
+                                                            "collision.shared_layer"]
+    assert all(f.numbers["verdict"] == f.verdict for f in result.findings)
+    assert result.localisation.profiles["A vs baseline"].heldout_scores is not None
 
 
 # ------------------------------------------------------------------------- method="field"

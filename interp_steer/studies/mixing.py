@@ -12,15 +12,17 @@ quantity.
   stream) as ``a · v_A + b · v_B + r`` by least squares, with ``r`` orthogonal to both; the residual
   fraction ``|r|² / |x|²`` says how much of it lies outside their span.
 - :func:`dominance` places each mix between the pure ends, ``d(α) = (s(α) − s(0)) / (s(1) − s(0))``
-  for a score ``s`` averaged over items, on an *unbounded* scale (:func:`to_dominance_scale`:
-  log-odds for probabilities, ``2·artanh`` for VADER's compound), because on a bounded scale
-  saturation alone bends the mean curve. Persona A dominates where ``d(α) > α``. The area between
-  ``d`` and the diagonal (positive: A dominates) is a ratio of two per-prompt linear functionals
-  (bend and ends gap) with Fieller's interval; ``"A"``/``"B"`` only when that interval excludes zero
-  and the two ends are themselves separated.
-- :func:`dominance_verdict` is the tested rule that turns a :class:`Dominance` into a verdict on the
-  paper's claim that A dominates across (almost) the whole α range: reproduced / not reproduced /
-  inconclusive, with its reason and the smallest effect the run could have detected.
+  for a score ``s`` averaged over items, on a named *unbounded* scale (:func:`to_dominance_scale`:
+  the scorer's own scale before it is squashed into a bounded range: log-odds for probabilities,
+  VADER's raw valence sum ``√15·c / √(1 − c²)`` for its compound ``c``), because on a bounded scale
+  saturation alone bends the mean curve. Dominance is relative to that scale: any monotone
+  re-expression of the scores bends ``d(α)``, so every result names its scale. Persona A dominates
+  where ``d(α) > α``. The area between ``d`` and the diagonal (positive: A dominates) is a ratio of
+  two per-prompt linear functionals (bend and ends gap) with Fieller's interval; ``"A"``/``"B"``
+  only when that interval excludes zero and the two ends are themselves separated.
+
+The verdict on the paper's claim (finding i) is a registered rule, ``collision.dominance``
+(:mod:`interp_steer.studies.rules.collision`), built on these statistics.
 """
 
 from __future__ import annotations
@@ -122,21 +124,24 @@ def decompose(
 
 # ------------------------------------------------------------------------------------ dominance
 
-SCALES = ("identity", "logit", "artanh")
+SCALES = ("identity", "logit", "vader_raw", "artanh")
 """Unbounded scales dominance is computed on (see :func:`to_dominance_scale`)."""
 
-SCORE_SCALES = {"vader": "artanh", "probe_valence": "logit", "probe_log_odds": "identity"}
-"""The scale of each score the collision study measures dominance on."""
+SCORE_SCALES = {"vader": "vader_raw", "probe_valence": "logit", "probe_log_odds": "identity"}
+"""The scale of each score the collision study measures dominance on: VADER's compound on its raw
+valence sum (the compound's exact inverse), the readout's probability on the logit, its log-odds as
+they are."""
 
 PROBABILITY_CLIP = 1e-6
 """Probabilities are clipped to ``[1e-6, 1 − 1e-6]`` (log-odds ±13.8) before the logit."""
 
 VADER_CLIP = 0.9999
-"""VADER rounds its compound to 4 decimals, so ±0.9999 is the most extreme value short of ±1."""
+"""VADER rounds its compound to 4 decimals, so ±0.9999 is the most extreme value short of ±1: a
+compound of ±1 (a raw valence sum of at least 274 in size) is read as ±0.9999, a raw sum of ±274."""
 
-PAPER_AREA = 1 / 6
-"""The paper's dominance effect as an area: ``d(α) = √α`` (balance point α* = 0.25), see
-:func:`dominance_verdict`."""
+VADER_ALPHA = 15.0
+"""VADER's normalisation constant: ``compound = s / √(s² + 15)`` for the raw valence sum ``s``
+(``vaderSentiment.normalize``, ``alpha=15``)."""
 
 
 def to_dominance_scale(values: Numbers, scale: str) -> np.ndarray:
@@ -146,11 +151,20 @@ def to_dominance_scale(values: Numbers, scale: str) -> np.ndarray:
     - ``"logit"``: probabilities in [0, 1] (e.g. a probe's P(A)), ``log(p / (1 − p))`` after clipping
       to :data:`PROBABILITY_CLIP`. For a probe, prefer its decision function
       (:meth:`~interp_steer.metrics.ProbeReadout.log_odds`), which needs no clipping;
-    - ``"artanh"``: scores in (−1, 1) (VADER's compound), ``2·artanh(c) = logit((1 + c) / 2)`` after
-      clipping to ±:data:`VADER_CLIP`.
+    - ``"vader_raw"``: VADER compounds in [−1, 1] mapped back to VADER's raw valence sum, the exact
+      inverse of its normalisation ``c = s / √(s² + 15)``: ``s = √15 · c / √(1 − c²)``, after clipping
+      to ±:data:`VADER_CLIP` (VADER rounds ``c`` to 4 decimals; below |c| = 0.99 the rounding moves
+      ``s`` by less than 0.03);
+    - ``"artanh"``: scores in (−1, 1), ``2·artanh(c) = logit((1 + c) / 2)`` after clipping to
+      ±:data:`VADER_CLIP`: the scale on which a compound made as ``tanh(z / 2)`` of a latent ``z``
+      is linear. It is *not* VADER's inverse (VADER's compound is ``s / √(s² + 15)``, not
+      ``tanh(s / 2)``); the dominance rule checks its verdict on it as a second scale.
 
     Why: on a bounded scale a mean that moves linearly in a latent quantity bends as it nears the
-    bound (a sigmoid of a line is not a line), and ``d(α)`` reads that bend as dominance.
+    bound (a sigmoid of a line is not a line), and ``d(α)`` reads that bend as dominance. Which
+    unbounded scale is "linear" is an assumption about the scorer: dominance is relative to it.
+    Apply the map per completion, before averaging (``dominance`` does, given a samples axis): the
+    map of a mean is not the mean of the map.
     """
     x = np.asarray(values, dtype=float)
     finite = x[np.isfinite(x)]
@@ -161,10 +175,13 @@ def to_dominance_scale(values: Numbers, scale: str) -> np.ndarray:
             raise ValueError(f"scale='logit' needs probabilities in [0, 1]; got values in [{finite.min():g}, {finite.max():g}]")
         p = np.clip(x, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
         return np.log(p) - np.log1p(-p)
-    if scale == "artanh":
+    if scale in ("artanh", "vader_raw"):
         if finite.size and (finite.min() < -1 or finite.max() > 1):
-            raise ValueError(f"scale='artanh' needs scores in [-1, 1]; got values in [{finite.min():g}, {finite.max():g}]")
-        return 2 * np.arctanh(np.clip(x, -VADER_CLIP, VADER_CLIP))
+            raise ValueError(f"scale={scale!r} needs scores in [-1, 1]; got values in [{finite.min():g}, {finite.max():g}]")
+        c = np.clip(x, -VADER_CLIP, VADER_CLIP)
+        if scale == "artanh":
+            return 2 * np.arctanh(c)
+        return np.sqrt(VADER_ALPHA) * c / np.sqrt(1 - c * c)
     raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
 
 
@@ -180,9 +197,10 @@ class Dominance:
     (:func:`to_dominance_scale`). ``ends`` is the paired difference ``s(1) − s(0)`` on the score's
     own scale (t-interval), ``ends_scaled`` the same on the dominance scale. ``verdict``: ``"A"`` or
     ``"B"`` when the ends are separated and the area's interval excludes zero, else ``"none"``: a
-    description of the data; :func:`dominance_verdict` turns it into a verdict on the paper's claim.
-    ``scaled`` holds the per-item scores on the dominance scale (``[alphas, items]``, items with
-    every cell scored), for rules that need more than these summaries.
+    description of the data; the rule ``collision.dominance``
+    (:mod:`interp_steer.studies.rules.collision`) turns scores into a verdict on the paper's claim.
+    ``scaled`` holds the per-item scores on the dominance scale (``[alphas, items]``, a cell's
+    samples mapped one by one and then averaged; items with every cell scored).
     """
 
     score: str
@@ -233,7 +251,7 @@ class Dominance:
 
 def dominance(
     alphas: Numbers,
-    scores: Float[np.ndarray, "alphas items"],
+    scores: Float[np.ndarray, "alphas items"] | Float[np.ndarray, "alphas items samples"],
     *,
     score: str = "score",
     scale: str = "identity",
@@ -243,6 +261,8 @@ def dominance(
 ) -> Dominance:
     """Dominance of persona A over B from ``scores[i, k]``: score of item ``k`` (a prompt) under the
     mix ``alphas[i]``. The grid must contain 0 and 1; items are paired across α (the same prompts).
+    With several completions per cell, ``scores[i, k, j]`` is completion ``j``'s: each is mapped to
+    ``scale`` on its own and then averaged (NaNs left out), since the maps are not linear.
 
     Everything is computed on ``scale`` (:func:`to_dominance_scale`; :data:`SCORE_SCALES` names the
     collision study's) from two linear functionals per item: the *bend* ``B_k = ∫ s_k(α) dα −
@@ -255,14 +275,19 @@ def dominance(
     del seed, resamples
     alphas = np.asarray(alphas, dtype=float)
     raw = np.asarray(scores, dtype=float)
-    if raw.ndim != 2 or raw.shape[0] != alphas.size:
-        raise ValueError(f"scores must be [alphas, items] = [{alphas.size}, n]; got shape {raw.shape}")
+    if raw.ndim not in (2, 3) or raw.shape[0] != alphas.size:
+        raise ValueError(f"scores must be [alphas, items] = [{alphas.size}, n] (or [alphas, items, samples]); "
+                         f"got shape {raw.shape}")
+    samples = raw if raw.ndim == 3 else raw[..., None]
     if np.any(np.diff(alphas) <= 0) or alphas[0] != 0.0 or alphas[-1] != 1.0:
         raise ValueError(f"alphas must increase from 0 to 1 (both included); got {alphas.tolist()}")
     if raw.shape[1] < 2:
         raise ValueError("dominance needs at least 2 items for an interval")
+    with quiet_nan_warnings():  # a cell whose every sample is unscored is NaN
+        raw = np.nanmean(samples, axis=-1)
+        mapped = np.nanmean(to_dominance_scale(samples, scale), axis=-1)
     complete = np.isfinite(raw).all(axis=0)
-    z = to_dominance_scale(raw[:, complete], scale)
+    z = mapped[:, complete]
     core = _dominance_core(alphas, z[None], level=level)
     area95, area90 = core["area"], core["area_90"]
     n = int(area95.n[0])
@@ -291,7 +316,8 @@ def dominance(
     )
 
 
-def _trapezoid_weights(alphas: np.ndarray) -> np.ndarray:
+def trapezoid_weights(alphas: np.ndarray) -> np.ndarray:
+    """Trapezoid-rule weights of a grid (``weights @ f(alphas)`` ≈ ``∫ f``)."""
     gaps = np.diff(alphas)
     weights = np.zeros(alphas.size)
     weights[:-1] += gaps / 2
@@ -299,20 +325,20 @@ def _trapezoid_weights(alphas: np.ndarray) -> np.ndarray:
     return weights
 
 
-def _functionals(alphas: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dominance_functionals(alphas: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per item of ``z [..., alphas, items]``: the ends gap ``Δ``, the bend ``B`` and the rises
     ``s(α_i) − s(0)`` (``[..., alphas, items]``). Items with any NaN cell are NaN throughout."""
     complete = np.isfinite(z).all(axis=-2, keepdims=True)
     z = np.where(complete, z, np.nan)
     ends = z[..., -1, :] - z[..., 0, :]
-    bend = np.einsum("a,...ak->...k", _trapezoid_weights(alphas), z) - (z[..., 0, :] + z[..., -1, :]) / 2
+    bend = np.einsum("a,...ak->...k", trapezoid_weights(alphas), z) - (z[..., 0, :] + z[..., -1, :]) / 2
     return ends, bend, z - z[..., :1, :]
 
 
 def _dominance_core(alphas: np.ndarray, z: np.ndarray, *, level: float = 0.95) -> dict[str, Fieller]:
     """The dominance statistics of a batch of runs ``z [runs, alphas, items]`` (on the dominance
     scale), vectorised so that verdict rules can be simulated over thousands of runs."""
-    ends, bend, rise = _functionals(alphas, z)
+    ends, bend, rise = dominance_functionals(alphas, z)
     return {"area": fieller(bend, ends, level=level, axis=-1),
             "area_90": fieller(bend, ends, level=0.90, axis=-1),
             "d": fieller(rise, ends[..., None, :], level=level, axis=-1)}
@@ -355,205 +381,6 @@ def _mde(se: ArrayLike, n: ArrayLike) -> np.ndarray | float:
     return float(value) if np.ndim(value) == 0 else value
 
 
-# -------------------------------------------------------------------------- verdict on claim (i)
-
-
-def paper_gamma(margin: float | int = PAPER_AREA) -> float:
-    """The exponent ``γ`` of the curve ``d(α) = α^γ`` whose area over the diagonal is ``margin``
-    (``∫ (α^γ − α) dα = 1 / (γ + 1) − 1/2``; ``margin = 1/6`` gives ``γ = 1/2``)."""
-    if not 0 < margin < 0.5:
-        raise ValueError(f"margin must be in (0, 0.5) (the area of a curve d(α) = α^γ), got {margin}")
-    return 1 / (margin + 0.5) - 1
-
-
-def _rule_core(alphas: np.ndarray, z: np.ndarray, *, margin: float | int = PAPER_AREA) -> dict[str, np.ndarray]:
-    """The verdict rule of :func:`dominance_verdict` for a batch of runs ``z [runs, alphas, items]``
-    on the dominance scale; returns the verdict code per run (1 reproduced, −1 not reproduced,
-    0 inconclusive) and every number the rule used."""
-    ends, bend, rise = _functionals(alphas, z)
-    area = fieller(bend, ends, level=0.95, axis=-1)
-    area90 = fieller(bend, ends, level=0.90, axis=-1)
-    d = fieller(rise, ends[..., None, :], level=0.95, axis=-1)
-    separated = area.bounded
-    ends_mean, _, _ = mean_and_se(ends, axis=-1)
-    orientation = np.sign(ends_mean)[..., None]  # d > α  <=>  sign(mean Δ) · mean(s(α) − line(α)) > 0
-    inner = np.nonzero((alphas > 0) & (alphas < 1))[0]
-    gamma = paper_gamma(margin)
-
-    def test(curve: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per inner mix: orientation-signed mean of ``s(α) − s(0) − curve(α) · Δ`` and its t-threshold."""
-        gap = rise[..., inner, :] - curve[inner, None] * ends[..., None, :]
-        mean, se, n = mean_and_se(gap, axis=-1)
-        return orientation * mean, t_quantile(0.95, n - 1) * se
-
-    diagonal, diagonal_t = test(alphas)
-    paper, paper_t = test(alphas**gamma)
-    majority = inner.size // 2 + 1
-    above_point = (diagonal > 0).sum(-1)
-    above = (diagonal > diagonal_t).sum(-1)
-    below = (diagonal < -diagonal_t).sum(-1)
-    below_paper = (paper < -paper_t).sum(-1)
-    margin_on_grid = float(_trapezoid_weights(alphas) @ alphas**gamma - 0.5)
-
-    a_dominates = separated & (area.low > 0)
-    most_of_range = above_point >= majority
-    b_dominates = separated & (area.high < 0)
-    smaller = separated & area90.bounded & (area90.low > -margin_on_grid) & (area90.high < margin_on_grid)
-    minority = separated & (below_paper >= majority)
-    reproduced = a_dominates & most_of_range
-    not_reproduced = ~reproduced & (b_dominates | smaller | minority)
-    code = np.where(reproduced, 1, np.where(not_reproduced, -1, 0))
-    return {"code": code, "separated": separated, "a_dominates": a_dominates, "most_of_range": most_of_range,
-            "b_dominates": b_dominates, "smaller_than_paper": smaller, "confined_to_minority": minority,
-            "area": area.estimate, "area_low": area.low, "area_high": area.high, "area_low_90": area90.low,
-            "area_high_90": area90.high, "area_se": area.se, "n": area.n, "mde": _mde(area.se, area.n),
-            "d": d.estimate, "d_low": d.low, "d_high": d.high, "inner": inner, "diagonal": diagonal,
-            "diagonal_t": diagonal_t, "paper_gap": paper, "paper_t": paper_t, "above_point": above_point,
-            "above": above, "below": below, "below_paper": below_paper, "majority": majority,
-            "gamma": gamma, "margin_on_grid": margin_on_grid}
-
-
-VERDICTS = {1: "reproduced", -1: "not reproduced", 0: "inconclusive"}
-
-RULE = ("reproduced: the pure ends are separated and the area's 95 % Fieller interval lies above 0 (A dominates "
-        "significantly) and d(alpha) > alpha at a majority of the interior mixes (point estimates); "
-        "not reproduced (otherwise): the area's 95 % interval lies below 0 (B dominates), or its 90 % interval lies "
-        "inside +-margin (TOST at 5 %: smaller than the paper's effect), or at a majority of interior mixes d(alpha) is "
-        "significantly below the paper's curve alpha^gamma (one-sided 2.5 %: A's claimed advantage holds at a minority "
-        "of the range at most); inconclusive otherwise, and always when the ends are not separated. "
-        "Computed on an unbounded scale (logit / 2 artanh / identity).")
-
-
-def dominance_verdict(dom: Dominance, *, margin: float | int = PAPER_AREA) -> tuple[str, str, dict[str, Any]]:
-    """Verdict on the Creative Collision paper's finding (i) — "the optimistic persona (A) dominates
-    across (almost) the entire α range" — from one :class:`Dominance` (one score, one strength).
-
-    **The claim, operationalised.** The paper shows persona A "suppressing [B's] moral influence
-    across almost the entire interpolation range". We take as its effect the curve
-    ``d(α) = α^γ`` with balance point ``α* = 0.25``, i.e. ``γ = 1/2`` (``d = √α``), whose area over
-    the diagonal is ``margin = 1/6``: a quarter of A already moves the output half-way to pure A,
-    and ``d(α) > α`` at every interior mix. It is the weakest power curve for which the mix reads as
-    A-leaning (``d ≥ 0.5``) over three quarters of the range; a smaller bend would not be "almost
-    the entire range". ``margin`` sets it (and ``γ = 1 / (margin + 1/2) − 1``); the equivalence test
-    uses that curve's area *on the run's grid* (trapezoids; 0.158 on 9 α, 0.143 on 5), which is what
-    the run estimates.
-
-    **The rule** (:data:`RULE`; all on the dominance scale of ``dom``, per-prompt statistics as in
-    :func:`dominance`):
-
-    - *inconclusive* when the pure ends are not separated (95 % t-test of ``mean(Δ)``): ``d`` is
-      undefined;
-    - *reproduced* when the area's 95 % interval lies above 0 **and** ``d̂(α) > α`` at a majority of
-      the interior mixes. The first condition alone has a false-positive rate of 2.5 % under a linear
-      response (a one-sided 2.5 % test), and adding a condition can only lower it;
-    - *not reproduced* when (a) the area's 95 % interval lies below 0 (B dominates), or (b) its 90 %
-      interval lies inside ``±margin`` (two one-sided tests at 5 %: the effect is smaller than the
-      paper's), or (c) at a majority of interior mixes ``d(α)`` is significantly below ``α^γ``
-      (one-sided 2.5 % t-tests of ``s(α) − s(0) − α^γ Δ``: A's claimed advantage holds at a minority
-      of the range at most). Under the paper's effect each of (b) and (c) fires at most about 5 %
-      of the time;
-    - *inconclusive* otherwise. A run where A dominates significantly but less than the paper says
-      is *reproduced* (the claim is qualitative) with ``smaller_than_paper`` set in the numbers.
-
-    The minimum detectable area (80 % power, 5 % two-sided, ``(t_.975 + t_.80) · se``) and the power
-    against the paper's effect are always reported. Simulated error rates
-    (``tests/test_dominance_rule.py``: a latent linear or ``√α`` per prompt, random per-prompt
-    intercepts and slopes, per-cell noise σ, through a sigmoid): "reproduced" under a linear truth
-    ≤ 2.3 % (quick and full profiles); power at the paper's effect on the full profile (30 prompts ×
-    9 α) 0.94 / 0.83 / 0.66 with the ends 3 / 2.5 / 2 σ apart, ≈ 0.21 at the default model's ≈ 1 σ;
-    "not reproduced" under the paper's effect ≤ 5 %, under a linear truth 0.96 at 3 σ.
-
-    Returns ``(verdict, reason, numbers)``: the verdict, one sentence saying why (with the MDE), and
-    a JSON-ready dict of every number the rule used.
-    """
-    alphas = np.asarray(dom.alphas, dtype=float)
-    if dom.scaled.shape[1] < 2:
-        out = _rule_core(alphas, np.full((1, alphas.size, 2), np.nan), margin=margin)
-    else:
-        out = _rule_core(alphas, dom.scaled[None], margin=margin)
-    first = {key: (value[0] if isinstance(value, np.ndarray) and value.ndim and key != "inner" else value)
-             for key, value in out.items()}
-    code = int(first["code"])
-    verdict = VERDICTS[code]
-    inner = [int(i) for i in first["inner"]]
-    gamma, on_grid = first["gamma"], first["margin_on_grid"]
-    se, n = float(first["area_se"]), int(first["n"])
-    power = _power(on_grid, se, n)
-    mixes = []
-    for j, i in enumerate(inner):
-        significance = ("above" if first["diagonal"][j] > first["diagonal_t"][j] else
-                        "below" if first["diagonal"][j] < -first["diagonal_t"][j] else "not significant")
-        mixes.append({"alpha": float(alphas[i]), "d": _finite_or_none(first["d"][i]),
-                      "d_low": _finite_or_none(first["d_low"][i]), "d_high": _finite_or_none(first["d_high"][i]),
-                      "paper_d": float(alphas[i] ** gamma), "vs_diagonal": significance,
-                      "point_above_diagonal": bool(first["diagonal"][j] > 0),
-                      "below_paper": bool(first["paper_gap"][j] < -first["paper_t"][j])})
-    criteria = {key: bool(first[key]) for key in ("separated", "a_dominates", "most_of_range", "b_dominates",
-                                                  "smaller_than_paper", "confined_to_minority")}
-    mde = float(first["mde"])
-    numbers = {
-        "verdict": verdict, "rule": RULE, "score": dom.score, "scale": dom.scale, "n_items": n,
-        "n_dropped": dom.n_dropped, "ends_difference": dom.ends.to_dict(),
-        "ends_difference_scaled": dom.ends_scaled.to_dict(),
-        "area": {"estimate": _finite_or_none(first["area"]), "low": _finite_or_none(first["area_low"]),
-                 "high": _finite_or_none(first["area_high"]), "level": 0.95},
-        "area_90": {"low": _finite_or_none(first["area_low_90"]), "high": _finite_or_none(first["area_high_90"])},
-        "area_se": _finite_or_none(se), "mde": _finite_or_none(mde),
-        "power_at_paper_effect": _finite_or_none(power),
-        "margin": margin, "margin_on_grid": on_grid, "paper_gamma": gamma,
-        "paper_curve": f"d(alpha) = alpha^{gamma:g}", "paper_balance_point": 0.5 ** (1 / gamma),
-        "equivalence": {"interval_90": [_finite_or_none(first["area_low_90"]), _finite_or_none(first["area_high_90"])],
-                        "bounds": [-on_grid, on_grid], "inside": criteria["smaller_than_paper"]},
-        "mixes": mixes, "n_mixes": len(inner), "majority": int(first["majority"]),
-        "mixes_above_point": int(first["above_point"]), "mixes_above": int(first["above"]),
-        "mixes_below": int(first["below"]), "mixes_below_paper": int(first["below_paper"]),
-        "criteria": criteria,
-    }
-    numbers["reason"] = reason = _reason(code, criteria, numbers)
-    return verdict, reason, _json_ready(numbers)
-
-
-def _power(effect: float | int, se: float | int, n: int) -> float:
-    """Power of the one-sided 2.5 % t-test (the "A dominates" condition) against an area ``effect``."""
-    if not (np.isfinite(se) and se > 0 and n >= 2):
-        return float("nan")
-    return float(_sps.nct.sf(float(t_quantile(0.95, n - 1)), n - 1, effect / se))
-
-
-def _reason(code: int, criteria: dict[str, bool], nb: dict[str, Any]) -> str:
-    def num(value: float | None, fmt: str = "+.3f") -> str:
-        return "n/a" if value is None else format(value, fmt)
-
-    area, a90 = nb["area"], nb["area_90"]
-    area_text = f"area {num(area['estimate'])} [{num(area['low'])}, {num(area['high'])}] (95 %)"
-    detect = (f"this run could detect an area of ±{num(nb['mde'], '.3f')} on the {nb['scale']} scale (80 % power, 5 % two-sided; "
-              f"the paper's effect is {nb['margin_on_grid']:.3f} on this grid, power against it "
-              f"{num(nb['power_at_paper_effect'], '.0%') if nb['power_at_paper_effect'] is not None else 'n/a'})")
-    mixes = f"d(α) > α at {nb['mixes_above_point']} of {nb['n_mixes']} mixes ({nb['mixes_above']} significantly)"
-    if not criteria["separated"]:
-        return (f"the pure ends are not separated on the {nb['scale']} scale (their difference's 95 % interval "
-                f"contains 0), so dominance is undefined; {detect}")
-    if code == 1:
-        text = f"A dominates: {area_text} lies above 0 and {mixes}"
-        if criteria["smaller_than_paper"]:
-            text += (f"; but the effect is significantly smaller than the paper's (90 % interval "
-                     f"[{num(a90['low'])}, {num(a90['high'])}] inside ±{nb['margin_on_grid']:.3f})")
-        return f"{text}; {detect}"
-    if code == -1:
-        if criteria["b_dominates"]:
-            lead = f"B, not A, dominates: {area_text} lies below 0"
-        elif criteria["smaller_than_paper"]:
-            lead = (f"the effect is smaller than the paper's: the area's 90 % interval [{num(a90['low'])}, "
-                    f"{num(a90['high'])}] lies inside ±{nb['margin_on_grid']:.3f} (equivalence test at 5 %)")
-        else:
-            lead = (f"A's claimed advantage holds at a minority of the range at most: at {nb['mixes_below_paper']} of "
-                    f"{nb['n_mixes']} mixes d(α) is significantly below the paper's {nb['paper_curve']}")
-        return f"{lead}; {area_text}, {mixes}; {detect}"
-    if criteria["a_dominates"]:
-        return f"A dominates on average ({area_text}) but {mixes}, not a majority; {detect}"
-    return f"neither A's dominance nor its absence is established: {area_text}, {mixes}; {detect}"
-
-
 @contextlib.contextmanager
 def quiet_nan_warnings() -> Iterator[None]:
     """Silence numpy's warnings for means of all-NaN slices (e.g. a prompt whose every completion is
@@ -582,5 +409,5 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-__all__ = ["PAPER_AREA", "RULE", "SCALES", "SCORE_SCALES", "Decomposition", "Dominance", "collision_vector",
-           "common_scale", "decompose", "dominance", "dominance_verdict", "paper_gamma", "to_dominance_scale"]
+__all__ = ["SCALES", "SCORE_SCALES", "Decomposition", "Dominance", "collision_vector", "common_scale", "decompose",
+           "dominance", "dominance_functionals", "to_dominance_scale", "trapezoid_weights"]

@@ -14,10 +14,12 @@ Completions made elsewhere: :mod:`.imported` (:func:`score`: an ``(α, λ)``-lab
 the same axes, with the study's own functions, into an :class:`ImportedResult`) and :mod:`.score_cli`
 (``interp-steer score``).
 
-Collision's own parts: :mod:`.findings` (the paper's three findings, judged) and :mod:`.style` (the
-surface-style classifier). The mixing arithmetic (:func:`collision_vector`, :func:`decompose`,
-:func:`dominance` and the verdict rule on it, :func:`dominance_verdict`) lives in
-:mod:`interp_steer.studies.mixing`, shared with dominance patching.
+Collision's own parts: :mod:`.findings` (the paper's three findings, judged by the registered rules
+``collision.dominance``, ``collision.coherence`` and ``collision.shared_layer`` of
+:mod:`interp_steer.studies.rules.collision`, exported here as :data:`dominance_rule`,
+:data:`coherence_rule` and :data:`shared_layer_rule`) and :mod:`.style` (the surface-style
+classifier). The mixing arithmetic (:func:`collision_vector`, :func:`decompose`, :func:`dominance`)
+lives in :mod:`interp_steer.studies.mixing`, shared with dominance patching.
 """
 
 from interp_steer._lazy import export_lazily, names_from
@@ -28,7 +30,10 @@ _EXPORTS = {
     **names_from("interp_steer.studies.collision.result", "AXES", "CollisionResult", "Finding", "ImportedResult",
                  "schema"),
     **names_from("interp_steer.studies.collision.study", "collide", "run"),
-    **names_from("interp_steer.studies.mixing", "Decomposition", "Dominance", "collision_vector", "common_scale", "decompose", "dominance", "dominance_verdict", "to_dominance_scale"),
+    **names_from("interp_steer.studies.mixing", "Decomposition", "Dominance", "collision_vector", "common_scale", "decompose", "dominance", "to_dominance_scale"),
+    "dominance_rule": "interp_steer.studies.rules.collision:DOMINANCE",
+    "coherence_rule": "interp_steer.studies.rules.collision:COHERENCE",
+    "shared_layer_rule": "interp_steer.studies.rules.collision:SHARED_LAYER",
 }
 export_lazily(globals(), _EXPORTS)  # imported on first use: the command line's parser needs none of it
 
@@ -41,14 +46,16 @@ __all__ = [
     "Finding",
     "ImportedResult",
     "ScoreConfig",
+    "coherence_rule",
     "collide",
     "collision_vector",
     "common_scale",
     "decompose",
     "dominance",
-    "dominance_verdict",
+    "dominance_rule",
     "run",
     "schema",
     "score",
+    "shared_layer_rule",
     "to_dominance_scale",
 ]

@@ -36,6 +36,9 @@ from interp_steer.studies.collision.config import ALPHA_MEANS, ScoreConfig
 from interp_steer.studies.collision.result import Finding, ImportedResult
 from interp_steer.studies.mixing import SCORE_SCALES, dominance, quiet_nan_warnings
 
+DOMINANCE_SCORES = ("vader", "probe_log_odds")
+"""The scores whose every completion dominance reads (as the study's)."""
+
 # ------------------------------------------------------------------------------------------ the grid
 
 
@@ -131,21 +134,25 @@ def _generations(model: Model, records: list[CompletionRecord], cap: int) -> tup
 
 def _per_prompt(grid: ImportedGrid, flat: dict[str, np.ndarray], order: list[tuple[int, int, int]]):
     """Per-prompt scores like the study's (samples averaged; perplexity geometrically): metric ->
-    ``[lambdas, alphas, prompts]`` and the unsteered ``[prompts]``, NaN where a cell is missing."""
+    ``[lambdas, alphas, prompts]`` and the unsteered ``[prompts]``, NaN where a cell is missing; and
+    each completion's valence scores, ``[lambdas, alphas, prompts, samples]`` (dominance maps each
+    completion to its scale before averaging)."""
     shape = (len(grid.prompts), grid.n_samples, len(grid.cells))
-    per_prompt_all = {}
+    per_prompt_all, per_sample = {}, {}
+    n_l, n_a = len(grid.lambdas), len(grid.alphas)
     with quiet_nan_warnings():
         for name, values in flat.items():
             full = np.full(shape, np.nan)
             for (p, c, s), value in zip(order, values, strict=True):
                 full[p, s, c] = value
+            if name in DOMINANCE_SCORES:
+                per_sample[name] = full[:, :, 1:].reshape(len(grid.prompts), grid.n_samples, n_l, n_a).transpose(2, 3, 0, 1)
             if name == "perplexity":
                 per_prompt_all[name] = np.exp(np.nanmean(np.log(full), axis=1))
             else:
                 per_prompt_all[name] = np.nanmean(full, axis=1)  # [prompts, cells]
-    n_l, n_a = len(grid.lambdas), len(grid.alphas)
     per_prompt = {name: v[:, 1:].reshape(len(grid.prompts), n_l, n_a).transpose(1, 2, 0) for name, v in per_prompt_all.items()}
-    return per_prompt, {name: v[:, 0] for name, v in per_prompt_all.items()}
+    return per_prompt, {name: v[:, 0] for name, v in per_prompt_all.items()}, per_sample
 
 
 def _missing(reason: str) -> dict[str, str]:
@@ -203,9 +210,10 @@ def _ends_missing(grid: ImportedGrid, lam: float) -> str | None:
     return None
 
 
-def _dominance(grid: ImportedGrid, per_prompt) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+def _dominance(grid: ImportedGrid, per_prompt, per_sample) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     """d(α) per strength for VADER and, when scored, the probe readout, on the α values present at
-    that strength; per λ the Dominance or what is missing."""
+    that strength (each completion mapped to the score's scale before a prompt's are averaged); per λ
+    the Dominance or what is missing."""
     objects: dict[str, list[Any]] = {}
     out: dict[str, Any] = {}
     for key, source in (("vader", "vader"), ("probe_valence", "probe_log_odds")):
@@ -225,7 +233,8 @@ def _dominance(grid: ImportedGrid, per_prompt) -> tuple[dict[str, list[Any]], di
                 objects[key].append(None)
                 out[key].append({"lambda": lam, **_missing(reason)})
                 continue
-            d = dominance(present, scores, score=source, scale=SCORE_SCALES[source])
+            completions = per_sample[source][li][[grid.alphas.index(a) for a in present]]
+            d = dominance(present, completions, score=source, scale=SCORE_SCALES[source])
             objects[key].append(d)
             out[key].append({"lambda": lam, **d.to_dict()})
     return objects, out
@@ -299,15 +308,15 @@ def score(
     for name in ("probe_valence", "style_a"):  # the schema's metrics, unscored ones as empty intervals
         flat.setdefault(name, np.full(len(kept), np.nan))
     _account(grid, kept, flat, model is not None)
-    per_prompt, unsteered = _per_prompt(grid, flat, order)
+    per_prompt, unsteered, per_sample = _per_prompt(grid, flat, order)
     unsteered_out, cells = _cells(grid, per_prompt, unsteered, config)
-    dominance_objects, dominance_out = _dominance(grid, per_prompt)
+    dominance_objects, dominance_out = _dominance(grid, per_prompt, per_sample)
     coherence = _coherence_or_missing(grid, model, corpora, config, per_prompt, unsteered, _coherence, _references,
                                       notes)
     lengths = notes.pop("completion_tokens", None)
     if lengths:
         notes["completion_tokens_max"] = max(lengths)
-    findings = _findings(grid, dominance_objects, coherence, per_prompt, personas, config)
+    findings = _findings(grid, dominance_objects, coherence, per_prompt, per_sample, personas, config)
     clock.lap("scoring")
     return ImportedResult(
         source=source, config=config, grid=grid, scorer=None if model is None else model.name,
@@ -405,7 +414,7 @@ def _coherence_or_missing(grid, model, corpora, config, per_prompt, unsteered, c
     return out
 
 
-def _findings(grid, dominance_objects, coherence, per_prompt, personas, config) -> list[dict[str, Any]]:
+def _findings(grid, dominance_objects, coherence, per_prompt, per_sample, personas, config) -> list[dict[str, Any]]:
     """The study's three findings where they can be judged, else what each needs."""
     from interp_steer.studies.collision import findings as judges
 
@@ -422,7 +431,7 @@ def _findings(grid, dominance_objects, coherence, per_prompt, personas, config) 
             out.append({"key": "dominance", "missing": "the dominance finding needs d(α) at every strength for VADER "
                         "and the probe readout; not computable: " + ", ".join(lacking)})
         else:
-            out.append(judges._finding_dominance(study, dominance_objects, coherence, per_prompt).to_dict())
+            out.append(judges.finding_dominance(study, dominance_objects, coherence, per_sample).to_dict())
         inner = [a for a in grid.alphas if 0 < a < 1]
         top = grid.lambdas[-1]
         mid = min(inner, key=lambda a: abs(a - 0.5)) if inner else None
@@ -432,12 +441,12 @@ def _findings(grid, dominance_objects, coherence, per_prompt, personas, config) 
             out.append({"key": "coherence", "missing": f"the coherence finding compares the mix nearest α = 0.5 "
                         f"(α = {mid:g}) with the pure ends at the top strength, but λ = {top:g} has no α = {mid:g}"})
         else:
-            out.append(judges._finding_coherence(study, per_prompt, coherence).to_dict())
+            out.append(judges.finding_coherence(study, per_prompt, coherence).to_dict())
     if personas is None:
         out.append({"key": "shared_layer", "missing": "the shared-layer finding needs a scorer model and all three "
                     "corpora (probe profiles per layer)"})
     else:
-        out.append(judges._finding_shared_layer(personas.localisation, personas.profiles).to_dict())
+        out.append(judges.finding_shared_layer(personas.localisation, personas.profiles).to_dict())
     return [f if isinstance(f, dict) else f.to_dict() for f in out]
 
 

@@ -223,11 +223,13 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
         "",
         "## Findings",
         "",
-        "| finding | verdict | evidence |",
-        "| --- | --- | --- |",
+        "| finding | verdict | rule (its card: `interp-steer rules ID`) | evidence |",
+        "| --- | --- | --- | --- |",
     ]
     for finding in result.findings:
-        lines.append(f"| {finding.claim} | **{finding.verdict}** | {finding.summary} |")
+        rule = finding.numbers.get("rule")
+        card = f"`{rule}` — `interp-steer rules {rule}`" if rule else "—"
+        lines.append(f"| {finding.claim} | **{finding.verdict}** | {card} | {finding.summary} |")
     lines += _dominance_section(result)
     lines += ["", "## Cautions", ""]
     lines.append(
@@ -300,8 +302,9 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
 
 INTERVALS = ("Intervals (95 %): per-cell means, percentile bootstrap over prompts (perplexity: geometric mean); "
              "dominance d(α) and its area, Fieller intervals (t quantiles) of ratios of per-prompt means on the "
-             "named unbounded scale; paired differences (pure ends, mix vs ends) and decomposition coefficients, "
-             "t-intervals over prompts; A's decomposition share, Fieller.")
+             "named unbounded scale; paired differences (pure ends) and decomposition coefficients, t-intervals over "
+             "prompts; mix vs ends (finding ii), t-intervals with Hall's skewness correction; the distance between the "
+             "persona peaks (finding iii), a 90 % bootstrap over held-out examples; A's decomposition share, Fieller.")
 
 
 def _fields_lines(result: CollisionResult) -> list[str]:
@@ -331,9 +334,15 @@ def _dominance_section(result: CollisionResult) -> list[str]:
     smaller = ("lies inside ±{b:.3f}: the effect is significantly smaller than the paper's" if eq["inside"]
                else "does not lie inside ±{b:.3f}: an effect as large as the paper's is not ruled out")
     dropped = f", {nb['n_dropped']} left out for unscored cells" if nb["n_dropped"] else ""
+    others = [name for name in nb.get("scales_checked", [nb["scale"]]) if name != nb["scale"]]
+    checked = (" A verdict counts only when it holds on every scale checked: on "
+               + ", ".join(f"the {scale_label(nb['score'], name)}: {nb['scale_verdicts'][name]}" for name in others)
+               + f" (on the {scale}: {nb['scale_verdicts'][nb['scale']]}).") if others else ""
     lines = ["", "## Dominance verdict (finding i)", "",
-             f"- **Verdict by the rule: {nb['verdict']}** (VADER at λ = {nb['lambda']:g}, on the {scale}; "
-             f"{nb['n_items']} prompts{dropped}).",
+             f"- **Verdict by the rule: {nb['verdict']}** (rule `{nb['rule']}`, its card: `interp-steer rules "
+             f"{nb['rule']}`; VADER at λ = {nb['lambda']:g}, on the {scale}; {nb['n_items']} prompts{dropped}).",
+             f"- **Dominance is relative to a scale**: d(α) bends under any monotone re-expression of the scores, so "
+             f"the numbers below are on the {scale}.{checked}",
              f"- **Detectable effect:** this run could detect an area of ±{_num(nb['mde'], 3)} on the {scale} "
              f"(80 % power, 5 % two-sided). The paper's effect (d(α) = α^{nb['paper_gamma']:g}) is an area of "
              f"{nb['margin_on_grid']:.3f} on this grid; power against it {_rate(nb['power_at_paper_effect'])}.",
@@ -351,7 +360,7 @@ def _dominance_section(result: CollisionResult) -> list[str]:
     for mix in nb["mixes"]:
         lines.append(f"| {mix['alpha']:g} | {_num(mix['d'])} [{_num(mix['d_low'])}, {_num(mix['d_high'])}] | "
                      f"{mix['paper_d']:.2f} | {mix['vs_diagonal']} |")
-    lines += ["", f"Rule: {nb['rule']}"]
+    lines += ["", f"Rule `{nb['rule']}`: {nb.get('rule_text', '')}"]
     return lines
 
 
@@ -388,6 +397,8 @@ def _readout_line(readout: dict[str, Any]) -> str:
 
 def scale_label(score: str, scale: str) -> str:
     """The scale a dominance curve is computed on, in words (for axes and text)."""
+    if scale == "vader_raw":
+        return "raw VADER valence scale (s = √15·c/√(1 − c²), the compound's exact inverse)"
     if scale == "artanh":
         return "2·artanh(VADER compound) scale" if score == "vader" else f"2·artanh({score}) scale"
     if scale == "logit":
@@ -531,7 +542,9 @@ def render_imported_report(result, *, figures: bool = True) -> str:
         if "missing" in finding:
             lines.append(f"- **{finding['key']}**: not judged — {finding['missing']}.")
         else:
-            lines.append(f"- **{finding['key']}**: {finding['verdict'].upper()} — {finding['summary']}")
+            rule = finding["numbers"].get("rule")
+            card = f" (rule `{rule}`, its card: `interp-steer rules {rule}`)" if rule else ""
+            lines.append(f"- **{finding['key']}**: {finding['verdict'].upper()}{card} — {finding['summary']}")
     if imported["excluded"]:
         from collections import Counter
 

@@ -19,8 +19,9 @@ as the table of contents); :func:`collide` builds the config from keywords and c
    coherence (perplexity, repetition = 1 − distinct-3, distinct-n; a strength is *degraded* when a
    pure end reads worse than fluent text of its own tone, the persona's corpus scored the same way),
    surface style (style features and a style classifier trained on the corpora), dominance (per
-   strength, on an unbounded scale, judged by :func:`~interp_steer.studies.mixing.dominance_verdict`),
-   geometry.
+   strength, on a named unbounded scale: VADER's raw valence sum, the readout's log-odds; each
+   completion mapped before a prompt's completions are averaged), geometry. The paper's three
+   findings are judged by registered rules (:mod:`interp_steer.studies.rules.collision`).
 5. **Decomposition** of the collision vectors and of the observed residual shifts at the steering
    layer and every later layer onto ``v_A`` and ``v_B``, with the grid's own intervention (steering
    from the prompt's last token on) measured over the steered positions; A's share is a ratio of means.
@@ -144,7 +145,7 @@ def run(
     clock.lap("decomposition")
     geometry = _geometry(personas.raw_a, personas.raw_b, personas.resid_norm)
     findings = judge_findings(config, dominance_by_score, coherence, scores.per_prompt, personas.localisation,
-                              personas.profiles)
+                              personas.profiles, scores.per_sample)
     return CollisionResult(
         model={"name": model.name, "source": str(model.source), "n_layers": model.n_layers, "d_model": model.d_model},
         config=config, data=data, layer=personas.layer, localisation=personas.localisation, geometry=geometry,
@@ -344,10 +345,16 @@ def _grid_unit(model: Model, shared: dict[str, Any], prompts: list[str]) -> dict
 
 @dataclass(frozen=True, eq=False)
 class _Scores:
-    """Per-prompt scores (a prompt's samples averaged; perplexity as a geometric mean)."""
+    """Per-prompt scores (a prompt's samples averaged; perplexity as a geometric mean), and each
+    completion's valence scores (dominance maps each completion to its scale before averaging)."""
 
     per_prompt: dict[str, np.ndarray]  # metric -> [lambdas, alphas, prompts]
     unsteered: dict[str, np.ndarray]  # metric -> [prompts]
+    per_sample: dict[str, np.ndarray]  # "vader", "probe_log_odds" -> [lambdas, alphas, prompts, samples]
+
+
+DOMINANCE_SCORES = ("vader", "probe_log_odds")
+"""The scores whose every completion dominance reads (VADER's compound, the readout's log-odds)."""
 
 
 def _score(config: CollisionConfig, grid: _Grid, flat: dict[str, np.ndarray], style: StyleClassifier) -> _Scores:
@@ -362,7 +369,9 @@ def _score(config: CollisionConfig, grid: _Grid, flat: dict[str, np.ndarray], st
     per_prompt_all["perplexity"] = np.exp(log_ppl)
     n_l, n_a = len(config.lambdas), len(config.alphas)
     per_prompt = {name: v[:, 1:].reshape(grid.n_prompts, n_l, n_a).transpose(1, 2, 0) for name, v in per_prompt_all.items()}
-    return _Scores(per_prompt, {name: v[:, 0] for name, v in per_prompt_all.items()})
+    per_sample = {name: per_row[name][:, :, 1:].reshape(grid.n_prompts, grid.n_samples, n_l, n_a).transpose(2, 3, 0, 1)
+                  for name in DOMINANCE_SCORES}
+    return _Scores(per_prompt, {name: v[:, 0] for name, v in per_prompt_all.items()}, per_sample)
 
 
 def _summarise(config: CollisionConfig, grid: _Grid, scores: _Scores, personas: Personas, *,
@@ -390,9 +399,9 @@ def _summarise(config: CollisionConfig, grid: _Grid, scores: _Scores, personas: 
 
 
 def _dominance(config: CollisionConfig, scores: _Scores) -> dict[str, list[Dominance]]:
-    """d(α) per strength for the two valence scores, on unbounded scales: VADER through 2·artanh, the
-    readout on its own log-odds."""
-    return {key: [dominance(config.alphas, scores.per_prompt[source][li], score=source, scale=SCORE_SCALES[source])
+    """d(α) per strength for the two valence scores, on unbounded scales: VADER on its raw valence sum
+    (the compound's exact inverse, per completion), the readout on its own log-odds."""
+    return {key: [dominance(config.alphas, scores.per_sample[source][li], score=source, scale=SCORE_SCALES[source])
                   for li in range(len(config.lambdas))]
             for key, source in (("vader", "vader"), ("probe_valence", "probe_log_odds"))}
 

@@ -1,0 +1,381 @@
+"""The Creative Collision study's three verdict rules (``collision.dominance``, ``collision.coherence``,
+``collision.shared_layer``) checked as procedures: every registered world at the shipped quick and
+full sizes within the design's error rates, the batched core deciding as ``decide`` does, each
+defect of the old rules reproduced on the old rule and gone on the new one, and the rules on
+constructed inputs whose right verdict is known."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import interp_steer as ist
+from interp_steer.stats import mean_and_se, t_quantile
+from interp_steer.studies.collision.config import CollisionConfig
+from interp_steer.studies.mixing import to_dominance_scale
+from interp_steer.studies.rules import CODES, DESIGN_RATE, REGISTRY, tolerance
+from interp_steer.studies.rules.base import DGP, one_run, vader_compound
+from interp_steer.studies.rules.collision import (
+    COHERENCE,
+    DOMINANCE,
+    SATURATING_NULLS,
+    SATURATING_RATES,
+    SHARED_LAYER,
+    _scale_core,
+    separability_curve,
+)
+
+RULES = (DOMINANCE, COHERENCE, SHARED_LAYER)
+RUNS = {DOMINANCE.id: 1000, COHERENCE.id: 2000, SHARED_LAYER.id: 150}
+
+
+def test_the_rules_are_registered_under_their_ids():
+    assert {r.id for r in RULES} <= set(REGISTRY)
+    assert REGISTRY["collision.dominance"] is DOMINANCE
+
+
+def test_the_profiles_are_the_sizes_the_study_ships():
+    quick, full = CollisionConfig.quick(), CollisionConfig()
+    prompts = len(ist.load_builtin("prompts"))
+    assert DOMINANCE.profiles["quick"]["alphas"] == quick.alphas and DOMINANCE.profiles["full"]["alphas"] == full.alphas
+    for rule in (DOMINANCE, COHERENCE):
+        assert rule.profiles["quick"]["prompts"] == quick.max_prompts and rule.profiles["full"]["prompts"] == prompts
+    assert quick.samples is None and full.samples is None and DOMINANCE.profiles["full"]["samples"] == 1  # greedy
+    passages = len(ist.load_builtin("persona_a"))
+    assert SHARED_LAYER.profiles["quick"] == {"per_class": quick.max_passages, "folds": quick.folds, "layers": 30}
+    assert SHARED_LAYER.profiles["full"] == {"per_class": passages, "folds": full.folds, "layers": 30}
+
+
+ROWS = [pytest.param(rule, profile, name, id=f"{rule.id}|{profile}|{name}")
+        for rule in RULES for profile in ("quick", "full") for name in rule.dgps]
+
+
+@pytest.mark.parametrize(("rule", "profile", "name"), ROWS)
+def test_every_world_keeps_the_design_error_rate(rule, profile, name):
+    """False "reproduced" under each null, false "not reproduced" under each effect: at most 5 % plus
+    Monte Carlo error, at the quick and full sizes."""
+    runs = RUNS[rule.id]
+    rates = rule.simulate(name, profile, runs=runs, seed=2024)
+    error = rates["reproduced"] if rule.dgps[name].truth == "null" else rates["not reproduced"]
+    assert error <= tolerance(DESIGN_RATE, runs), rates
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_the_batched_core_decides_as_decide_does(rule):
+    rng = np.random.default_rng(5)
+    runs = 2 if rule is SHARED_LAYER else 6
+    for profile in ("quick", "full"):
+        for dgp in rule.dgps.values():
+            batch = dgp.draw(rng, rule.profile(profile), runs)
+            decided = [rule.decide(**one_run(batch, i)) for i in range(runs)]
+            assert np.asarray(rule.codes(**batch)).tolist() == [CODES[d.verdict] for d in decided], dgp.name
+            for decision in decided:
+                json.dumps(decision.numbers, allow_nan=False)
+                assert decision.numbers["rule"] == rule.id
+
+
+def test_power_at_the_papers_effect():
+    """What the card reports: the dominance rule at the paper's √α with ends 3 SD apart, the coherence
+    rule at an assumed 0.3 in log-perplexity, the shared-layer rule at equal clear peaks."""
+    expected = {DOMINANCE.id: {"quick": (0.55, 0.8), "full": (0.88, 1.0)},
+                COHERENCE.id: {"quick": (0.5, 0.7), "full": (0.88, 1.0)},
+                SHARED_LAYER.id: {"quick": (0.12, 0.4), "full": (0.75, 1.0)}}
+    for rule_id, bounds in expected.items():
+        rule = REGISTRY[rule_id]
+        paper = next(name for name, d in rule.dgps.items() if d.paper)
+        for profile, (low, high) in bounds.items():
+            power = rule.simulate(paper, profile, runs=RUNS[rule.id], seed=3)["reproduced"]
+            assert low <= power <= high, (rule.id, profile, power)
+
+
+# ------------------------------------------------------------------------------- (i) dominance
+
+
+def old_dominance_codes(batch: dict) -> np.ndarray:
+    """The old rule: the same tests on 2·artanh of VADER's compound alone (mixing._rule_core on
+    to_dominance_scale(c, "artanh") before this change)."""
+    alphas = np.asarray(batch["alphas"])[0]
+    return _scale_core(alphas, to_dominance_scale(batch["scores"], "artanh"), 1 / 6)["code"]
+
+
+@pytest.mark.parametrize(("name", "profile", "old_at_least"), [
+    ("null: linear raw VADER, ends +0→+6", "full", 0.45),   # the issue: about 55 %
+    ("null: linear raw VADER, ends -1→+4", "full", 0.10),   # the issue: 14.5 %
+    ("null: linear raw VADER, ends +0→+6", "quick", 0.2),
+])
+def test_a_linear_raw_vader_null_fooled_the_old_scale_and_not_the_new_rule(name, profile, old_at_least):
+    runs = 2000
+    batch = DOMINANCE.dgps[name].draw(np.random.default_rng(5), DOMINANCE.profile(profile), runs)
+    old = (old_dominance_codes(batch) == 1).mean()
+    new = (np.asarray(DOMINANCE.codes(**batch)) == 1).mean()
+    assert old >= old_at_least, old
+    assert new <= tolerance(DESIGN_RATE, runs), new
+
+
+def test_the_inverse_is_applied_per_completion():
+    """With sampled completions, inverting a cell's mean compound instead of each completion's bends
+    a linear raw sum (here towards A: the compound is convex on the negative side); the rule maps
+    each completion first."""
+    runs = 1000
+    size = DOMINANCE.profile("full")
+    batch = DOMINANCE.dgps["null: linear raw VADER, 4 sampled completions per cell, SD 3, ends -8→+0"].draw(
+        np.random.default_rng(8), size, runs)
+    alphas = batch["alphas"][0]
+    mean_first = _scale_core(alphas, to_dominance_scale(batch["scores"].mean(axis=-1), "vader_raw"), 1 / 6)["code"]
+    per_completion = _scale_core(alphas, to_dominance_scale(batch["scores"], "vader_raw").mean(axis=-1), 1 / 6)["code"]
+    assert (mean_first == 1).mean() >= 0.12  # measured 0.21
+    assert (per_completion == 1).mean() <= tolerance(DESIGN_RATE, runs)
+    assert (np.asarray(DOMINANCE.codes(**batch)) == 1).mean() <= tolerance(DESIGN_RATE, runs)
+
+
+def test_saturating_nulls_are_beyond_the_design_as_documented():
+    """The rule's notes give its false "reproduced" rate under nulls whose raw valence sum saturates
+    before VADER's normalisation (beyond any fixed-scale rule); they must be the rates it has."""
+    runs = 400
+    for (name, draw), key in zip(SATURATING_NULLS.items(), ("sat4", "sat6", "sat3", "satsym"), strict=True):
+        documented = [float(x.strip().rstrip("%")) / 100 for x in SATURATING_RATES[key].split("/")]
+        for profile, rate in zip(("full", "quick"), documented, strict=True):
+            got = DOMINANCE.simulate(DGP(name, "null", name, draw), profile, runs=runs, seed=7)["reproduced"]
+            assert abs(got - rate) <= 3 * np.sqrt(max(rate * (1 - rate), 0.01) / runs), (name, profile, got, rate)
+    assert SATURATING_RATES["sat4"] in DOMINANCE.notes and "NOT within the design" in DOMINANCE.notes
+
+
+def _raw_scores(curve, alphas, *, lo=-2.0, hi=2.0, n=30, noise=0.05, seed=0):
+    """VADER compounds of raw valence sums ``lo + (hi − lo)·curve(α)`` per prompt, small noise."""
+    rng = np.random.default_rng(seed)
+    offsets = rng.normal(0, 0.3, size=n)
+    slopes = rng.normal(hi - lo, 0.1, size=n)
+    raw = lo + offsets + slopes * curve(alphas)[:, None] + noise * rng.normal(size=(alphas.size, n))
+    return vader_compound(raw)
+
+
+ALPHAS = np.linspace(0, 1, 9)
+
+
+@pytest.mark.parametrize("curve, expected, criterion", [
+    (np.sqrt, "reproduced", "a_dominates"),
+    (lambda a: a, "not reproduced", "smaller_than_paper"),
+    (np.square, "not reproduced", "b_dominates"),
+    (lambda a: 0 * a, "inconclusive", None),
+])
+def test_dominance_on_constructed_curves(curve, expected, criterion):
+    decision = DOMINANCE.decide(alphas=ALPHAS, scores=_raw_scores(curve, ALPHAS))
+    assert decision.verdict == expected, decision.reason
+    nb = decision.numbers
+    assert nb["scale"] == "vader_raw" and nb["scales_checked"] == ["vader_raw", "artanh"]
+    assert set(nb["scale_verdicts"].values()) == {expected}
+    if criterion:
+        assert nb["criteria"][criterion] and nb["scales"]["artanh"]["criteria"][criterion]
+    assert "raw valence sum" in decision.reason and "relative to the scale" in nb["relative_to_scale"]
+    json.dumps(nb, allow_nan=False)
+
+
+def test_a_linear_raw_sum_with_asymmetric_ends_is_not_dominance():
+    """Raw valence linear in α from 0 to +8 (compounds 0 → 0.90): no dominance on VADER's own scale.
+    On 2·artanh (the old rule's only scale) it reads as A dominating, so the two scales disagree and
+    the verdict is inconclusive, never "reproduced"."""
+    decision = DOMINANCE.decide(alphas=ALPHAS, scores=_raw_scores(lambda a: a, ALPHAS, lo=0.0, hi=8.0))
+    assert decision.numbers["scale_verdicts"] == {"vader_raw": "not reproduced", "artanh": "reproduced"}
+    assert decision.verdict == "inconclusive" and "depends on the scale" in decision.reason
+
+
+def test_dominance_confined_to_one_mix_is_not_reproduced():
+    confined = _raw_scores(lambda a: np.where(a == 0.875, 0.95, a), ALPHAS, noise=0.02)
+    decision = DOMINANCE.decide(alphas=ALPHAS, scores=confined)
+    assert decision.verdict == "not reproduced", decision.reason
+    assert decision.numbers["criteria"]["confined_to_minority"] and decision.numbers["area"]["low"] > 0
+
+
+def test_dominance_on_probabilities_and_log_odds_reads_one_scale():
+    logits = np.log(9) * (2 * np.sqrt(ALPHAS)[:, None] - 1) + 0.02 * np.random.default_rng(1).normal(size=(9, 20))
+    for scores, scale in ((1 / (1 + np.exp(-logits)), "probability"), (logits, "log_odds")):
+        decision = DOMINANCE.decide(alphas=ALPHAS, scores=scores, scale=scale)
+        assert decision.verdict == "reproduced" and len(decision.numbers["scales_checked"]) == 1
+    with pytest.raises(ValueError, match="scale must be one of"):
+        DOMINANCE.decide(alphas=ALPHAS, scores=logits, scale="logit")
+    with pytest.raises(ValueError, match="needs scores in"):
+        DOMINANCE.decide(alphas=ALPHAS, scores=logits)  # log-odds are not VADER compounds
+
+
+def test_dominance_without_separated_ends_or_scores_is_inconclusive():
+    alphas = np.linspace(0, 1, 5)
+    decision = DOMINANCE.decide(alphas=alphas, scores=np.full((5, 4), np.nan))
+    assert decision.verdict == "inconclusive" and "not separated" in decision.reason
+    assert decision.numbers["n_dropped"] == 4
+    json.dumps(decision.numbers, allow_nan=False)
+
+
+# ------------------------------------------------------------------------------- (ii) coherence
+
+
+def old_coherence_codes(batch: dict) -> np.ndarray:
+    """The old rule: plain 95 % t intervals of mean(mix − end), "not reproduced" when either lies above 0."""
+    def interval(d):
+        mean, se, n = mean_and_se(d, axis=-1)
+        half = t_quantile(0.95, n - 1) * se
+        return mean - half, mean + half
+
+    low_a, high_a = interval(batch["mid"] - batch["pure_a"])
+    low_b, high_b = interval(batch["mid"] - batch["pure_b"])
+    return np.where((high_a < 0) & (high_b < 0), 1, np.where((low_a > 0) | (low_b > 0), -1, 0))
+
+
+@pytest.mark.parametrize(("name", "verdict", "old_at_least"), [
+    ("null: mix as fluent as the A end, the mix skewed (exponential)", "reproduced", 0.065),  # old: 0.079
+    ("effect: boundary, the ends skewed (exponential)", "not reproduced", 0.09),  # old: 0.12
+])
+def test_skewed_log_perplexities_fooled_the_old_rule_and_not_the_new_one(name, verdict, old_at_least):
+    runs = 20000
+    batch = COHERENCE.dgps[name].draw(np.random.default_rng(5), COHERENCE.profile("quick"), runs)
+    code = CODES[verdict]
+    assert (old_coherence_codes(batch) == code).mean() >= old_at_least
+    assert (np.asarray(COHERENCE.codes(**batch)) == code).mean() <= tolerance(DESIGN_RATE, runs)
+
+
+def _log_ppl(shift_mid, shift_a=0.0, shift_b=0.0, n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(3.0, 0.5, n)
+    return {"mid": base + shift_mid + 0.05 * rng.normal(size=n), "pure_a": base + shift_a + 0.05 * rng.normal(size=n),
+            "pure_b": base + shift_b + 0.05 * rng.normal(size=n)}
+
+
+def test_coherence_on_constructed_log_perplexities():
+    assert COHERENCE.decide(**_log_ppl(-1.0), degraded=True).verdict == "reproduced"
+    worse = COHERENCE.decide(**_log_ppl(0.0, shift_a=-1.0, shift_b=1.0), degraded=True)
+    assert worse.verdict == "not reproduced" and "less fluent than the pure A end" in worse.reason
+    assert COHERENCE.decide(**_log_ppl(-0.01, shift_a=0.01), degraded=True).verdict == "inconclusive"
+    gated = COHERENCE.decide(**_log_ppl(-1.0), degraded=False)
+    assert gated.verdict == "inconclusive" and "nothing for a mix to rescue" in gated.reason
+    assert gated.numbers["log_perplexity_mid_minus_B"]["mean"] == pytest.approx(-1.0, abs=0.1)
+
+
+# --------------------------------------------------------------------------- (iii) shared layer
+
+
+def old_band_codes(batch: dict, folds: int) -> np.ndarray:
+    """The old rule: each best layer (accuracy, then log-likelihood) inside the other's band of layers
+    not detectably worse than it (paired t over folds), inconclusive when a band spans over half the
+    layers; folds as the DGP assigns them (example i in fold i mod folds)."""
+    from interp_steer.probes import _band, _pick
+
+    out = []
+    for r in range(batch["scores_a"].shape[0]):
+        best, band = [], []
+        for key in ("a", "b"):
+            scores, labels = batch[f"scores_{key}"][r], batch[f"labels_{key}"][r]
+            fold = np.arange(labels.size) % folds
+            signed = np.where((labels == 1)[:, None], scores, -scores)
+            accuracy = np.stack([(signed[fold == f] > 0).mean(0) for f in range(folds)])
+            loglik = np.stack([-np.logaddexp(0, -signed[fold == f]).mean(0) for f in range(folds)])
+            best.append(_pick(accuracy.mean(0), loglik.mean(0)))
+            band.append(np.flatnonzero(_band(accuracy, best[-1])))
+        wide = max(len(band[0]), len(band[1])) > scores.shape[-1] / 2
+        out.append(0 if wide else 1 if best[0] in band[1] and best[1] in band[0] else -1)
+    return np.array(out)
+
+
+def test_less_data_made_the_old_band_rule_say_shared_and_not_the_new_one():
+    """Broad humps 4 layers apart over weak plateaus: the old rule's bands, wide at the quick size,
+    held both peaks and called them one layer; the equivalence test does not."""
+    name = "null: broad humps 4 apart over weak plateaus"
+    size = SHARED_LAYER.profile("quick")
+    batch = SHARED_LAYER.dgps[name].draw(np.random.default_rng(5), size, 300)
+    assert (old_band_codes(batch, size["folds"]) == 1).mean() >= 0.08  # measured 0.14
+    assert (np.asarray(SHARED_LAYER.codes(**batch)) == 1).mean() <= tolerance(DESIGN_RATE, 300)
+
+
+def _scores(peak: int, *, n=60, layers=30, sharpness=3.0, seed=0, constant=None):
+    """Held-out decision values of ``n`` positives and ``n`` negatives: every example on its correct
+    side by a margin that peaks at ``peak`` (or ``constant`` everywhere)."""
+    rng = np.random.default_rng(seed)
+    at = np.arange(layers)
+    margin = 0.5 + sharpness * np.exp(-((at - peak) ** 2) / 2.0) if constant is None else np.full(layers, constant)
+    signs = np.r_[np.ones(n), -np.ones(n)]
+    noise = 0.3 * rng.normal(size=(2 * n, layers))
+    return signs[:, None] * (margin + noise), np.r_[np.ones(n, dtype=int), np.zeros(n, dtype=int)]
+
+
+def _shared(a, b):
+    (scores_a, labels_a), (scores_b, labels_b) = a, b
+    return SHARED_LAYER.decide(scores_a=scores_a, labels_a=labels_a, scores_b=scores_b, labels_b=labels_b)
+
+
+def test_shared_layer_on_constructed_profiles():
+    same = _shared(_scores(20), _scores(20, seed=1))
+    assert same.verdict == "reproduced" and same.numbers["peak_a"] == same.numbers["peak_b"] == 20
+    assert same.numbers["interval"] == [0, 0] and same.numbers["k"] == 3
+    apart = _shared(_scores(22), _scores(8, seed=1))
+    assert apart.verdict == "not reproduced" and apart.numbers["distance"] == 14
+    boundary = _shared(_scores(21), _scores(18, seed=1))
+    assert boundary.verdict == "reproduced" and boundary.numbers["distance"] == 3
+    flat = _shared(_scores(0, constant=1.0), _scores(0, constant=1.0, seed=1))
+    assert flat.verdict == "inconclusive" and "too flat" in flat.reason
+    json.dumps(apart.numbers, allow_nan=False)
+
+
+def test_saturated_profiles_tie_and_say_inconclusive():
+    """Every example correct at every layer with the same confidence (accuracy 1.0 everywhere): every
+    layer ties for the peak, so the distance spans the whole depth."""
+    labels = np.r_[np.ones(50, dtype=int), np.zeros(50, dtype=int)]
+    scores = np.where(labels[:, None] == 1, 8.0, -8.0) * np.ones((1, 30))
+    decision = SHARED_LAYER.decide(scores_a=scores, labels_a=labels, scores_b=scores, labels_b=labels)
+    assert decision.verdict == "inconclusive" and decision.numbers["interval"] == [-29, 29]
+    assert decision.numbers["peak_a_tied_to"] == 29
+
+
+def test_the_tolerance_scales_with_depth():
+    a, labels = _scores(30, layers=40)
+    b, _ = _scores(26, layers=40, seed=1)
+    forty = SHARED_LAYER.decide(scores_a=a, labels_a=labels, scores_b=b, labels_b=labels)
+    assert forty.numbers["k"] == 4 and forty.verdict == "reproduced"  # 4 of 40 layers apart: the same layer
+    with pytest.raises(ValueError, match="labels_a must hold"):
+        SHARED_LAYER.decide(scores_a=a, labels_a=labels[:-1], scores_b=b, labels_b=labels)
+
+
+def test_the_probes_keep_each_examples_held_out_score():
+    """Oracle: the per-fold accuracies recomputed from the kept per-example scores are the profile's
+    own, and the profile's JSON is unchanged (the scores stay in memory)."""
+    from interp_steer.probes import LayerProfile, _splits, probe_layers
+
+    rng = np.random.default_rng(0)
+    pos = rng.normal(size=(24, 4, 8)) + np.array([0.2, 0.6, 1.2, 0.8])[None, :, None]
+    neg = rng.normal(size=(21, 4, 8))
+    profile = probe_layers(pos, neg, folds=3, seed=4)
+    assert profile.heldout_scores.shape == (45, 4) and np.isfinite(profile.heldout_scores).all()
+    labels = profile.heldout_labels
+    assert labels.tolist() == [1] * 24 + [0] * 21
+    correct = (profile.heldout_scores > 0) == (labels == 1)[:, None]
+    per_fold = np.stack([correct[test].mean(0) for _, test in _splits(labels, 3, 4)])
+    np.testing.assert_allclose(per_fold.mean(0), profile.accuracy, rtol=0, atol=1e-12)
+    data = profile.to_dict()
+    assert "heldout_scores" not in data
+    back = LayerProfile.from_dict(json.loads(json.dumps(data)))
+    assert back.heldout_scores is None and back == profile
+
+
+def test_shared_layer_worlds_look_like_probe_profiles():
+    """The DGPs' accuracy curves rise over the first layers and plateau (0.89-0.997 as set)."""
+    from scipy.stats import norm
+
+    for plateau, accuracy in ((2.5, 0.89), (3.0, 0.93), (5.5, 0.997)):
+        curve = separability_curve(18, plateau=plateau, bump=0.0)
+        assert norm.cdf(curve[-1] / 2) == pytest.approx(accuracy, abs=0.005) and curve[0] < curve[5]
+
+
+# ------------------------------------------------------------------------ the findings as judged
+
+
+def test_findings_name_their_rules_and_cards():
+    from interp_steer.studies.collision.findings import finding_coherence
+
+    config = SimpleNamespace(alphas=(0.0, 0.5, 1.0), lambdas=(0.3, 0.8))
+    log_ppl = _log_ppl(-1.0)
+    per_prompt = {"perplexity": np.exp(np.stack([np.stack([log_ppl["pure_b"], log_ppl["mid"], log_ppl["pure_a"]])] * 2)),
+                  "repetition": np.zeros((2, 3, 16))}
+    coherence = {"per_lambda": [{"degraded": False}, {"degraded": True}]}
+    finding = finding_coherence(config, per_prompt, coherence)
+    assert finding.verdict == "reproduced" and finding.numbers["rule"] == "collision.coherence"
+    assert "`interp-steer rules collision.coherence`" in finding.summary
