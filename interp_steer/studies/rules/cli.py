@@ -21,6 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     rules.add_argument("ids", nargs="*", metavar="ID", help="rule ids (default: every rule); e.g. collision.dominance")
     rules.add_argument("--json", action="store_true", help="print the cards as JSON")
     rules.add_argument("--list", action="store_true", help="list the rule ids and claims only (no simulation)")
+    rules.add_argument("--summary", action="store_true",
+                       help="one Markdown table row per rule: its worst simulated error rates and its power")
     rules.add_argument("--runs", type=int, default=DEFAULT_RUNS, metavar="N",
                        help=f"simulated runs per DGP and profile (default {DEFAULT_RUNS}; expensive rules use "
                             "fewer, in proportion to their cost)")
@@ -51,6 +53,8 @@ def _rules(args: argparse.Namespace) -> int:
         cards.append(rule.card(runs=args.runs, seed=args.seed))
     if args.json:
         print(json.dumps(cards, indent=2, ensure_ascii=False, allow_nan=False, default=_finite))
+    elif args.summary:
+        print(summary_table(cards))
     else:
         print("\n\n".join(format_card(card) for card in cards))
     return 0
@@ -58,6 +62,26 @@ def _rules(args: argparse.Namespace) -> int:
 
 def _finite(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {value!r}")
+
+
+def summary_table(cards: list[dict[str, Any]]) -> str:
+    """One Markdown row per card: the worst false "reproduced" over its nulls and the worst false "not
+    reproduced" over its effects (each with the DGP and profile where it occurs), and the power at
+    the paper's effect per profile."""
+    def worst(card: dict[str, Any], truth: str) -> str:
+        rows = [r for r in card["simulations"] if r["truth"] == truth]
+        top = max(rows, key=lambda r: r["error"])
+        return f"{top['error']:.3f} ({top['profile']}: {top['dgp']})"
+
+    lines = ["| rule | worst false \"reproduced\" (nulls) | worst false \"not reproduced\" (effects) | power (quick / full) |",
+             "| --- | --- | --- | --- |"]
+    for card in cards:
+        power = " / ".join(f"{card['power_at_paper_effect'].get(p, float('nan')):.2f}" for p in ("quick", "full"))
+        lines.append(f"| `{card['id']}` | {worst(card, 'null')} | {worst(card, 'effect')} | {power} |")
+    runs = sorted({c["runs"] for c in cards})
+    lines.append(f"\n{', '.join(map(str, runs))} simulated runs per row (seed {cards[0]['seed']}); the design is at most "
+                 f"{cards[0]['design_rate']:.0%} plus Monte Carlo error.")
+    return "\n".join(lines)
 
 
 def format_card(card: dict[str, Any]) -> str:
@@ -84,4 +108,4 @@ def format_card(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["add_parser", "format_card"]
+__all__ = ["add_parser", "format_card", "summary_table"]
