@@ -22,6 +22,10 @@ Two searches:
   what each single-token swap would do. Each step ranks the swaps by that estimate, scores a random
   sample of the ``top_k`` per position in one call, and moves to the best one if it truly improves.
 
+And their control, :func:`random_search`: the evolutionary search with selection switched off (the
+same breeding, the same budget, parents and survivors drawn at random), so that "the search found an
+input below the threshold" can be compared with "random edits of the same budget did too".
+
 Budget. ``budget`` counts candidates scored, the seed included, across all calls; it is never
 exceeded (the last batch is cut short). Every value is cached by sequence: a candidate met again
 costs nothing and is never sent to the objective twice, so the searches also stop on their own once
@@ -494,6 +498,65 @@ def evolutionary_search(
     ``threshold`` (at the end of that generation), after ``max_generations``, or when
     several generations in a row bring nothing new (``stop_reason`` says which).
     """
+    return _evolve(objective, seed_ids, vocabulary, budget=budget, population=population, elite=elite,
+                   mutation_rate=mutation_rate, crossover_rate=crossover_rate, tournament=tournament,
+                   operators=operators, max_length=max_length, max_generations=max_generations, threshold=threshold,
+                   stop_when_found=stop_when_found, seed=seed, batch=batch, selective=True)
+
+
+def random_search(
+    objective: Objective,
+    seed_ids: Sequence[int] | np.ndarray,
+    vocabulary: Sequence[int] | np.ndarray,
+    *,
+    budget: int = 256,
+    population: int = 16,
+    elite: int = 4,
+    mutation_rate: float = 0.5,
+    crossover_rate: float = 0.25,
+    operators: Sequence[str] = MUTATIONS,
+    max_length: int | None = None,
+    max_generations: int | None = None,
+    threshold: float = 0.0,
+    stop_when_found: bool = False,
+    seed: int = 0,
+    batch: bool = True,
+) -> SearchResult:
+    """The control for :func:`evolutionary_search`: the same search with selection switched off.
+
+    Children are bred exactly as there (crossover and the same mutation operators, as many edits per
+    child, from ``vocabulary``), but parents are drawn uniformly and the next population keeps
+    ``elite`` parents drawn at random, then the children, then the other parents in random order:
+    no value decides anything. So it is a random walk of edits away from the seed that scores as
+    many candidates (``budget``) as the search, through the same objective; its ``best_value`` is the
+    lowest it happened upon (``method == "random"``). A search that finds inputs below a threshold
+    no more often than this control has found nothing that chance edits would not."""
+    return _evolve(objective, seed_ids, vocabulary, budget=budget, population=population, elite=elite,
+                   mutation_rate=mutation_rate, crossover_rate=crossover_rate, tournament=1,
+                   operators=operators, max_length=max_length, max_generations=max_generations, threshold=threshold,
+                   stop_when_found=stop_when_found, seed=seed, batch=batch, selective=False)
+
+
+def _evolve(
+    objective: Objective,
+    seed_ids: Sequence[int] | np.ndarray,
+    vocabulary: Sequence[int] | np.ndarray,
+    *,
+    budget: int,
+    population: int,
+    elite: int,
+    mutation_rate: float,
+    crossover_rate: float,
+    tournament: int,
+    operators: Sequence[str],
+    max_length: int | None,
+    max_generations: int | None,
+    threshold: float,
+    stop_when_found: bool,
+    seed: int,
+    batch: bool,
+    selective: bool,
+) -> SearchResult:
     seed_t, vocab = _check_common(seed_ids, vocabulary, budget, threshold)
     if population < 2:
         raise ValueError(f"population must be >= 2 (elite parents plus at least one child), got {population}")
@@ -520,7 +583,7 @@ def evolutionary_search(
         "budget": budget, "population": population, "elite": elite, "mutation_rate": mutation_rate,
         "crossover_rate": crossover_rate, "tournament": tournament, "operators": list(ops),
         "max_length": max_length, "max_generations": max_generations, "stop_when_found": stop_when_found,
-        "seed": seed, "batch": batch, "vocabulary_size": len(vocab),
+        "seed": seed, "batch": batch, "vocabulary_size": len(vocab), "selection": selective,
     }  # fmt: skip
     rng = np.random.default_rng(seed)
     breeder = _Breeder(rng, vocab, ops, max_length, tournament, mutation_rate, crossover_rate)
@@ -559,8 +622,12 @@ def evolutionary_search(
         for c in children:
             best.offer(c.ids, c.value, c.edits)
         valid = [c for c in children if not math.isnan(c.value)]
-        merged = parents[:elite] + valid + parents[elite:]
-        parents = sorted(merged[:population], key=lambda ind: _key(ind.value))
+        if selective:
+            merged = parents[:elite] + valid + parents[elite:]
+            parents = sorted(merged[:population], key=lambda ind: _key(ind.value))
+        else:  # the same structure, chosen blind: random parents kept, in random order
+            order = [parents[int(i)] for i in rng.permutation(len(parents))]
+            parents = (order[:elite] + valid + order[elite:])[:population]
         history.append(best.value)
         stale = 0 if new else stale + 1
         if stop_when_found and _found(best.value, threshold):
@@ -570,7 +637,7 @@ def evolutionary_search(
             break
 
     return SearchResult(
-        method="evolutionary",
+        method="evolutionary" if selective else "random",
         seed_ids=list(seed_t),
         seed_value=seed_value,
         best_ids=list(best.ids),
