@@ -1,6 +1,6 @@
 """The saturation fit of the steering-robustness study against oracles: noise-free curves of known
 constants, a planted steering direction whose true curve is computed independently (the interval
-of ``n_0.9`` must cover it, and does so in most of 20 simulated studies), the structure of the
+of ``n_0.9`` must cover it, in at least 88 of 100 simulated studies), the structure of the
 bootstrap (items shared by every cell), and the honest edge cases (no plateau in range, no positive
 effect, bad input).
 
@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 from scipy.optimize import brentq
 
 from interp_steer.studies.robustness.saturation import FORMS, SaturationFit, fit_saturation
@@ -162,15 +163,31 @@ def test_planted_direction_interval_covers_the_true_n90(planted_n90):
     assert sum(fit.boot_form_share.values()) == pytest.approx(1.0)
 
 
+COVERAGE_RUNS, COVERAGE_NEEDED = 100, 88
+
+
 def test_planted_direction_coverage_over_simulated_studies(planted_n90):
-    """20 simulated studies of realistic size: the 95 % interval should cover the truth in most of
-    them (binomial: at 95 % coverage, fewer than 16 of 20 has probability 0.3 %). These are the
-    first 20 of the 400 runs whose coverage (94 %) the module's docstring reports; 18 cover."""
-    covered = 0
-    for seed in range(20):
+    """100 simulated studies of realistic size (data seeds 100-199, ``n_boot = 300``): the 95 %
+    interval of n_0.9 must cover the truth in at least 88 of them. The threshold separates a
+    procedure of the designed coverage from a poor one (binomial): with true coverage 95 % the test
+    passes with probability P(Bin(100, 0.95) >= 88) = 0.998 (0.993 at 94 %, 0.80 at 90 %), with 80 %
+    only with P(Bin(100, 0.80) >= 88) = 0.025. (The test it replaces, ">= 16 of 20", passed an 80 %
+    procedure with probability 0.63.) Measured with these seeds: the chosen form's interval (each
+    replicate picks its own form) covers in 95 runs, the union of every form's own interval (what
+    the verdict rule reads) in 98; the README and the module docstring quote these counts."""
+    chosen = union = 0
+    for seed in range(COVERAGE_RUNS):
         fit = fit_saturation(NS, planted_study(100 + seed), n_boot=300, seed=seed)
-        covered += fit.n_at_low[0.9] <= planted_n90 <= fit.n_at_high[0.9]
-    assert covered >= 16, covered
+        chosen += fit.n_at_low[0.9] <= planted_n90 <= fit.n_at_high[0.9]
+        low, high = fit.n_at_union(0.9)
+        union += low <= planted_n90 <= high
+    assert chosen >= COVERAGE_NEEDED, chosen
+    assert union >= COVERAGE_NEEDED, union
+
+
+def test_coverage_threshold_is_the_documented_binomial_design():
+    assert sps.binom.sf(COVERAGE_NEEDED - 1, COVERAGE_RUNS, 0.80) < 0.05
+    assert sps.binom.sf(COVERAGE_NEEDED - 1, COVERAGE_RUNS, 0.95) > 0.99
 
 
 # ------------------------------------------------------------------------------- honest edges
