@@ -44,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     rob.add_argument("--adversarial-seeds", type=int, default=None, help="seed prompts for the adversarial search")
     rob.add_argument("--adversarial-budget", type=int, default=None, help="candidates per search (default 192)")
     rob.add_argument("--quick", action="store_true",
-                     help="3 coefficients, 3 subsets on 12 prompts, 4 adversarial seeds x 96 candidates, 24 tokens")
+                     help="3 coefficients, 3 subsets on 12 prompts, 16 adversarial seeds x (search + random control) x 64 candidates, no GCG, 24 tokens")
     rob.add_argument("--max-new-tokens", type=int, default=None)
     rob.add_argument("--max-prompts", type=int, default=None, help="use only the first N items of every prompt set")
     rob.add_argument("--max-passages", type=int, default=None, help="use only the first N texts per training corpus")

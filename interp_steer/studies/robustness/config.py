@@ -60,10 +60,13 @@ class RobustnessConfig(ConfigIO):
     about this many examples.
 
     **Adversarial search** (finding 3): for each of the first ``adversarial_seeds`` in-distribution
-    items, an evolutionary search and a gradient-guided suffix search (GCG) of ``adversarial_budget``
-    candidates each, minimising the steering's signed effect on the next-token readout. A reversal
-    counts when the effect is below ``−reversal_margin`` times the mean in-distribution readout
-    effect. ``readout_tokens``: how many promoted and suppressed tokens define the open-ended readout.
+    items, an evolutionary search of ``adversarial_budget`` candidates minimising the steering's
+    signed effect on the next-token readout, its control (random edits of the same budget: the same
+    breeding without selection) and, with ``gcg``, a gradient-guided suffix search (GCG; reported,
+    not judged: it has no control). A reversal counts when the effect is below ``−reversal_margin``
+    times the mean in-distribution readout effect. The verdict compares the search with its control
+    seed by seed, and can say "not reproduced" only from 13 seeds on (no reversal at all).
+    ``readout_tokens``: how many promoted and suppressed tokens define the open-ended readout.
 
     **Perplexity** (finding 4): NLL per token of a neutral corpus (built-in: the baseline passages) and
     of the held-out on-topic texts at each of ``perplexity_coefficients`` (must include 0 and a
@@ -86,8 +89,9 @@ class RobustnessConfig(ConfigIO):
     subsets: int = 5
     sample_size_prompts: int | None = None
     plateau_limit: int = 128
-    adversarial_seeds: int = 8
+    adversarial_seeds: int = 20
     adversarial_budget: int = 192
+    gcg: bool = True
     population: int = 16
     suffix_length: int = 6
     readout_tokens: int = 20
@@ -132,6 +136,8 @@ class RobustnessConfig(ConfigIO):
                               ("readout_tokens", 1), ("max_new_tokens", 1), ("folds", 2), ("batch_size", 1),
                               ("keep_samples", 0), ("seed", 0)):
             _check_int(name, getattr(self, name), minimum)
+        if not isinstance(self.gcg, bool):
+            raise ValueError(f"gcg must be True or False, got {self.gcg!r}")
         if self.n_boot != 0:
             _check_int("n_boot", self.n_boot, 100)
         for name in ("max_prompts", "max_passages", "sample_size_prompts", "max_perplexity_texts"):
@@ -157,11 +163,11 @@ class RobustnessConfig(ConfigIO):
     @classmethod
     def quick(cls, **overrides: Any) -> RobustnessConfig:
         """The ``--quick`` profile: coefficients −0.2, 0, 0.2; 3 subsets per sample size on 12
-        prompts; 4 adversarial seeds with 96 candidates per search; 24 new tokens; perplexity at
-        −0.4 … 0.4 on 40 texts per corpus; 3-fold layer probes; 500 bootstrap replicates. About 5
-        minutes on a 2-core CPU."""
+        prompts; 16 adversarial seeds, each with an evolutionary search and its random-edit control of
+        64 candidates (no GCG); 24 new tokens; perplexity at −0.4 … 0.4 on 40 texts per corpus;
+        3-fold layer probes; 500 bootstrap replicates. About 5 minutes on a quiet 2-core CPU."""
         settings: dict[str, Any] = {"coefficients": QUICK_COEFFICIENTS, "subsets": 3, "sample_size_prompts": 12,
-                                    "adversarial_seeds": 4, "adversarial_budget": 96, "max_new_tokens": 24,
+                                    "adversarial_seeds": 16, "adversarial_budget": 64, "gcg": False, "max_new_tokens": 24,
                                     "perplexity_coefficients": (-0.4, -0.2, 0.0, 0.2, 0.4), "max_perplexity_texts": 40,
                                     "folds": 3, "n_boot": 500, "profile": "quick"}
         settings.update({k: v for k, v in overrides.items() if v is not None})

@@ -148,11 +148,14 @@ def render_report(result: RobustnessResult, *, figures: Sequence[str] = ()) -> s
              f"Vector: mean difference at layer {first['vector']['layer']} ({first['vector']['rule']}), rescaled to the "
              f"layer's mean residual norm {first['vector']['resid_norm']:.1f}; coefficients {list(c.coefficients)} "
              f"(primary {c.primary_coefficient:g}), steering from each prompt's last token on, greedy decoding.", "",
-             "## Verdicts", "", "| finding | verdict | why |", "| --- | --- | --- |"]
+             "## Verdicts", "", "| finding | verdict | why | rule |", "| --- | --- | --- | --- |"]
     for claim in result.claims:
-        lines.append(f"| {claim.claim} | **{claim.verdict}** | {claim.summary.replace('|', '/')} |")
-    lines += ["", "Rules and their error rates: `interp_steer/studies/robustness/claims.py`. Findings 1-4 are judged on "
-              "the first model.", ""]
+        rule = claim.numbers.get("rule", "")
+        card = f"`{rule}` — `interp-steer rules {rule}`" if rule else ""
+        lines.append(f"| {claim.claim} | **{claim.verdict}** | {claim.summary.replace('|', '/')} | {card} |")
+    lines += ["", "Each verdict is a registered rule (`interp_steer/studies/rules/robustness.py`); its card, with the rule "
+              "in words and its simulated error rates and power at the shipped sizes, is printed by the command beside "
+              "it. Findings 1-4 are judged on the first model.", ""]
     for i, report in enumerate(result.models):
         lines += _model_section(result, report, i)
     for name in figures:
@@ -198,23 +201,34 @@ def _model_section(result: RobustnessResult, report: dict[str, Any], index: int)
                      f"{p['cosine_to_full']['mean']:.3f}, {p['cosine_to_full']['min']:.3f} |")
     levels = ", ".join(f"n{float(q) * 100:.0f} = {fmt_num(v['estimate'], 0)} [{fmt_num(v['low'], 0)}, {fmt_num(v['high'], 0)}]"
                        for q, v in fit["n_at"].items())
-    lines += ["", f"Fit: {fit.get('form') or 'none'}; plateau {fmt_interval(fit['e_max'])}; {levels}."
+    union = (fit.get("n_at_union") or {}).get("0.9") or {}
+    union_text = (f" Over every form (each form's own bootstrap interval, their union: what the verdict reads): n90 in "
+                  f"[{fmt_num(union.get('low'), 0)}, {fmt_num(union.get('high'), 0)}]." if union else "")
+    lines += ["", f"Fit: {fit.get('form') or 'none'}; plateau {fmt_interval(fit['e_max'])}; {levels}.{union_text}"
               + (f" Note: {fit['note']}" if fit.get("note") else ""), ""]
     adv = report["adversarial"]
     lines += ["### 3. Adversarial reversal", ""]
     if adv.get("status") == "skipped":
         lines += [adv["reason"], ""]
     else:
-        lines += [f"{adv['n_seeds']} seed prompts x (evolutionary edits, gradient-guided suffix), {adv['budget_per_search']} "
+        names = {"evolutionary": "evolutionary edits", "gcg": "gradient-guided suffix"}
+        methods = [names.get(m, m) for m in adv.get("per_method", {})] + (["random edits (control)"]
+                                                                            if adv.get("control") else [])
+        lines += [f"{adv['n_seeds']} seed prompts x ({', '.join(methods)}), {adv['budget_per_search']} "
                   f"candidates each, vocabulary of {adv['vocabulary_size']} tokens. Readout: {adv['readout']['kind']} "
                   f"(in-distribution readout effect {fmt_interval(adv['in_distribution_readout_effect'])}); "
                   f"{adv['threshold_rule']} ({adv['threshold']:+.3f}). Seeds with a reversal: "
-                  f"{fmt_rate(adv['seeds_with_reversal'])}."
+                  f"{fmt_rate(adv['seeds_with_reversal'])} (any search); by method: "
+                  + ", ".join(f"{m} {fmt_rate(r)}" for m, r in adv.get("per_method", {}).items())
+                  + (f"; control ({adv['control']['definition']}): "
+                     f"{fmt_rate(adv['control']['seeds_with_reversal'])}. The verdict compares the "
+                     f"{adv['paired']['search_method']} search with the control, seed by seed."
+                     if adv.get("control") else ".")
                   + (f" Seeds already below the threshold unedited (not counted): {adv['seeds_already_reversed']}."
                      if adv.get("seeds_already_reversed") else ""), "",
                   "| seed | search | seed effect | found effect | reversal | perplexity seed → found | generation check | input |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for s in adv["searches"]:
+        for s in [*adv["searches"], *(adv.get("control") or {}).get("searches", [])]:
             check = s.get("generation_check")
             check_text = "—" if not check else f"{check['effect']:+.2f}"
             lines.append(f"| {s['seed_index']} | {s['method']} | {s['seed_effect']:+.3f} | {s['effect']:+.3f} | "
@@ -242,6 +256,9 @@ def _caveats(result: RobustnessResult) -> list[str]:
     out = []
     if len(result.models) < 2:
         out.append("- One model: finding 5 needs at least two (`--models SPEC,SPEC`).")
+    else:
+        out.append("- Finding 5 compares the smallest and the largest model, which differ in more than size (family, "
+                   "training data, tokenizer): its verdict is about these models, not about size alone.")
     if c.profile == "quick":
         out.append("- Quick profile: few items, subsets and search candidates; intervals are wide and the sample-size "
                    "curve may not reach the paper's 80-100 examples.")

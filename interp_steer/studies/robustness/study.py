@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from interp_steer.activations import collect_activations
-from interp_steer.adversarial import SearchResult, evolutionary_search, gcg_search
+from interp_steer.adversarial import SearchResult, evolutionary_search, gcg_search, random_search
 from interp_steer.data import (
     ABQuestion,
     ContrastPair,
@@ -67,7 +67,6 @@ from interp_steer.metrics import token_nll, vader_valence
 from interp_steer.models import Model, load_model
 from interp_steer.probes import probe_layers
 from interp_steer.stats import (
-    independent_ratio,
     log_ratio_interval,
     proportion_interval,
     summarise,
@@ -90,6 +89,7 @@ from interp_steer.studies.robustness.readout import (
 )
 from interp_steer.studies.robustness.result import RobustnessResult
 from interp_steer.studies.robustness.saturation import fit_saturation
+from interp_steer.studies.rules.robustness import OOD_SCALE, ood_ratio
 from interp_steer.units import (
     BackendSpec,
     LocalBackend,
@@ -109,6 +109,14 @@ Scorer = Callable[[list[str]], Any]
 """A function from completion texts to one number each (higher = more of the concept)."""
 
 ID = "in_distribution"
+
+SEARCHES = ("evolutionary", "gcg")
+"""The optimised adversarial searches run from every seed."""
+CONTROL = "random"
+"""The control: random edits of the same budget (:func:`~interp_steer.adversarial.random_search`)."""
+PAIRED_SEARCH = "evolutionary"
+"""The search the verdict compares with the control: the same edit language, so the only difference
+is the selection (GCG edits a suffix by gradients; its reversals are reported, not judged)."""
 
 
 def run(
@@ -509,26 +517,24 @@ def _effects(work: UnitRunner, config: RobustnessConfig, inputs: _Inputs, vector
             "n_items": len(items), "unsteered": summarise(s[:, zero], seed=config.seed).to_dict(),
             "unsteered_sd": spread, "cells": cells, "primary_effect": t_interval(effect).to_dict(),
             "standardised_primary_effect": t_interval(effect / spread).to_dict() if spread > 0 else None,
-            "per_item_primary_effect": effect.tolist()}
+            "per_item_primary_effect": effect.tolist(), "per_item_unsteered": s[:, zero].tolist()}
     id_set = report["sets"][ID]
     ratios = {}
     for name, info in report["sets"].items():
         if name == ID:
             continue
         same = info["measure"] == id_set["measure"]
-        spreads = (info["unsteered_sd"], id_set["unsteered_sd"])
-        if same:
-            num, den = per_item[name], per_item[ID]
-        elif all(math.isfinite(x) and x > 0 for x in spreads):
-            num, den = per_item[name] / spreads[0], per_item[ID] / spreads[1]
-        else:
-            ratios[name] = {"mean": None, "low": None, "high": None, "n": 0, "scale": "standardised effects",
-                            "note": f"the sets are measured differently and an unsteered SD is {spreads}: no common scale"}
-            continue
-        ratio = independent_ratio(num, den)
-        ratios[name] = {**ratio.to_dict(), "scale": "raw effects" if same else
-                        "standardised effects (each set's effect over the SD of its unsteered scores): the sets are "
-                        "measured differently"}
+        # The rule's own ratio (robustness.ood), so that the table shows the interval the verdict reads.
+        ratio = {k: float(v) for k, v in ood_ratio(per_item[name], per_item[ID], scores[name][:, zero],
+                                                    scores[ID][:, zero], standardise=not same).items()}
+        entry = {"mean": ratio["ratio"], "low": ratio["low"], "high": ratio["high"], "n": int(ratio["n"]),
+                 "scale": "raw effects" if same else
+                 f"standardised effects (each set's effect over the {OOD_SCALE}): the sets are measured differently"}
+        if not ratio["bounded"]:
+            entry["note"] = ("the in-distribution effect is not significantly non-zero at this size: Fieller's interval "
+                             "is unbounded" if math.isfinite(ratio["ratio"]) else "no common scale (an unsteered "
+                             "spread is 0) or too few items")
+        ratios[name] = entry
     report["ood_over_id"] = ratios
     return report, {name: scores[name] for name in inputs.sets}
 
@@ -595,6 +601,7 @@ def _sample_size(work: UnitRunner, config: RobustnessConfig, inputs: _Inputs, fi
              for i, n in enumerate(sizes)]
     return {"coefficient": c, "n_items": n_items, "subsets": config.subsets, "sizes": sizes,
             "skipped_sizes": skipped, "per_n": per_n, "fit": fit.to_dict(), "plateau_limit": config.plateau_limit,
+            "effects": effects.tolist(),
             "unit": "examples per class (pairs for paired data)",
             "design": ("each subset's direction is rescaled to the full vector's norm, so only the direction varies; "
                        "effects at the primary coefficient on the first in-distribution items, against the same "
@@ -654,19 +661,33 @@ def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
     threshold = -config.reversal_margin * abs(typical)
     items = [{"seed_index": i, "method": method, "readout": readout.to_dict(), "ids": list(ids)}
              for i, (readout, ids) in enumerate(zip(readouts, seed_ids, strict=True))
-             for method in ("evolutionary", "gcg")]
+             for method in (*_searches(config), CONTROL)]
     shared = {"config": config, "vector": fitted.vector, "vocabulary": vocabulary, "threshold": threshold}
     identity = fingerprint(numeric(shared))
     found = work.run(_search_unit, "search", shared, identity, items)
     searches = [(item["seed_index"], item["method"], SearchResult.from_dict(result))
                 for item, result in zip(items, found, strict=True)]
-    entries = _check_found(work, config, readouts, seed_texts, searches, score, concept, kind)
-    by_seed = {}
+    entries = _check_found(work, config, readouts, seed_texts, [s for s in searches if s[1] != CONTROL], score,
+                           concept, kind)
+    control = _check_found(work, config, readouts, seed_texts, [s for s in searches if s[1] == CONTROL], score,
+                           concept, kind, generate=False)
+    n_seeds = len(seed_texts)
+    already = sorted({e["seed_index"] for e in entries if e["seed_already_reversed"]})
+    by_seed: dict[int, list[bool]] = {}
     for entry in entries:
         by_seed.setdefault(entry["seed_index"], []).append(entry["reversal"])
     n_found = sum(any(v) for v in by_seed.values())
-    per_method = {m: proportion_interval(sum(e["reversal"] for e in entries if e["method"] == m), len(seed_texts)).to_dict()
-                  for m in ("evolutionary", "gcg")}
+
+    def flags(rows: list[dict[str, Any]], method: str) -> list[float | None]:
+        """Per seed: 1.0 when ``method`` reversed it, 0.0 when not, None for a seed already reversed."""
+        reversed_ = {e["seed_index"]: e["reversal"] for e in rows if e["method"] == method}
+        return [None if i in already else float(reversed_[i]) for i in range(n_seeds)]
+
+    def rate(rows: list[dict[str, Any]], method: str) -> dict[str, Any]:
+        count = sum(e["reversal"] for e in rows if e["method"] == method)
+        return {**proportion_interval(count, n_seeds - len(already)).to_dict(), "reversed": int(count)}
+
+    per_method = {m: rate(entries, m) for m in _searches(config)}
     found_ppl = [e["perplexity"]["found"] for e in entries if e["reversal"]]
     seed_ppl = [e["perplexity"]["seed"] for e in entries if e["reversal"]]
     return {"readout": {**readouts[0].to_dict(), "tokens": token_info,
@@ -678,12 +699,24 @@ def _adversarial(model: Model, config: RobustnessConfig, inputs: _Inputs, fitted
             "threshold": threshold,
             "threshold_rule": f"a reversal is an edited input whose effect is below -{config.reversal_margin:g} x |mean "
                               "in-distribution readout effect|, from a seed that was not below it already",
-            "seeds_already_reversed": sorted({e["seed_index"] for e in entries if e["seed_already_reversed"]}),
-            "n_seeds": len(seed_texts), "seeds_with_reversal": proportion_interval(n_found, len(seed_texts)).to_dict(),
+            "seeds_already_reversed": already,
+            "n_seeds": n_seeds, "seeds_with_reversal": proportion_interval(n_found, n_seeds).to_dict(),
             "per_method": per_method,
             "found_over_seed_perplexity": log_ratio_interval(np.array(found_ppl), np.array(seed_ppl)).to_dict()
             if found_ppl else None,
-            "searches": entries}
+            "searches": entries,
+            "control": {"method": CONTROL, "searches": control, "seeds_with_reversal": rate(control, CONTROL),
+                        "definition": "random edits of the same budget: the evolutionary search's breeding (its edit "
+                                      "operators and crossover) with selection switched off, scored by the same "
+                                      "readout (interp_steer.adversarial.random_search)"},
+            "paired": {"search_method": PAIRED_SEARCH, "search": flags(entries, PAIRED_SEARCH),
+                       "control": flags(control, CONTROL),
+                       "definition": "per seed prompt: 1 when the method found an input below the threshold, 0 when "
+                                     "not, null for a seed already below it unedited (left out)"}}
+
+
+def _searches(config: RobustnessConfig) -> tuple[str, ...]:
+    return SEARCHES if config.gcg else SEARCHES[:1]
 
 
 def _search_unit(model: Model, shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
@@ -695,6 +728,11 @@ def _search_unit(model: Model, shared: dict[str, Any], item: dict[str, Any]) -> 
         found = evolutionary_search(readout, item["ids"], vocabulary, budget=config.adversarial_budget,
                                     population=config.population, elite=max(1, config.population // 4),
                                     threshold=threshold, stop_when_found=False, seed=seed)
+    elif item["method"] == CONTROL:
+        # Its own random stream: the control's edits should not copy the search's first draws.
+        found = random_search(readout, item["ids"], vocabulary, budget=config.adversarial_budget,
+                              population=config.population, elite=max(1, config.population // 4),
+                              threshold=threshold, stop_when_found=False, seed=seed + 1_000_003)
     else:
         found = gcg_search(readout, item["ids"], vocabulary, suffix_length=config.suffix_length,
                            budget=config.adversarial_budget, threshold=threshold, stop_when_found=False, seed=seed)
@@ -710,9 +748,12 @@ def _content_perplexity(model: Model, prefix: Sequence[int], contents: list[list
 
 
 def _check_found(work: UnitRunner, config: RobustnessConfig, readouts: list[SteeredReadout], seed_texts: list[str],
-                 searches: list, score: Scorer, concept: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    """Every search's best input with its replayable ids, perplexities and (open-ended) a check by
-    greedy generation, steered against unsteered, scored by the study's scorer."""
+                 searches: list, score: Scorer, concept: dict[str, Any], kind: str,
+                 generate: bool = True) -> list[dict[str, Any]]:
+    """Every search's best input with its replayable ids, perplexities and (open-ended, ``generate``)
+    a check by greedy generation, steered against unsteered, scored by the study's scorer."""
+    if not searches:
+        return []
     model = work.model
     prefix = list(readouts[0].prefix)
     best = [list(found.best_ids) for _, _, found in searches]
@@ -721,12 +762,16 @@ def _check_found(work: UnitRunner, config: RobustnessConfig, readouts: list[Stee
     ppl_seed = _content_perplexity(model, prefix, seeds)
     texts = [model.tokenizer.decode(ids) for ids in best]
     generated: np.ndarray | None = None
-    if kind == "prompts":
+    reversal = [bool(found.found and best[k] != seeds[k] and not found.seed_value < found.threshold)
+                for k, (_, _, found) in enumerate(searches)]
+    checked = [k for k in range(len(searches)) if reversal[k]]  # only reversals need the check
+    if kind == "prompts" and generate and checked:
         c = config.primary_coefficient
-        rows = [[(readouts[0].vector, x)] for _ in texts for x in (0.0, c)]
-        values, _ = _generatescore_texts(work, "found-check", config, [t for t in texts for _ in range(2)], rows,
-                                         score)
-        generated = concept["direction"] * np.sign(c) * (values[1::2] - values[0::2])
+        rows = [[(readouts[0].vector, x)] for _ in checked for x in (0.0, c)]
+        values, _ = _generatescore_texts(work, "found-check", config, [texts[k] for k in checked for _ in range(2)],
+                                         rows, score)
+        generated = np.full(len(searches), np.nan)
+        generated[checked] = concept["direction"] * np.sign(c) * (values[1::2] - values[0::2])
     entries = []
     for k, (i, method, found) in enumerate(searches):
         entry = {"seed_index": i, "method": method, "seed_text": seed_texts[i], "text": texts[k],
@@ -734,14 +779,14 @@ def _check_found(work: UnitRunner, config: RobustnessConfig, readouts: list[Stee
                  "text_round_trips": model.encode([texts[k]], add_special_tokens=False)[0] == best[k],
                  "effect": found.best_value, "seed_effect": found.seed_value,
                  # A reversal is something the search found: an edit, from a seed not reversed already.
-                 "reversal": bool(found.found and best[k] != seeds[k] and not found.seed_value < found.threshold),
+                 "reversal": reversal[k],
                  "seed_already_reversed": bool(found.seed_value < found.threshold),
                  "evaluations": found.evaluations, "edits": found.diff,
                  "history": found.history, "stop_reason": found.stop_reason,
                  "perplexity": {"seed": float(ppl_seed[k]), "found": float(ppl_best[k])}}
-        if generated is not None:
-            entry["generation_check"] = {"effect": float(generated[k]), "agrees": bool(generated[k] < 0)
-                                         if entry["reversal"] else None, "measure": concept["measure"], "tokens": config.max_new_tokens}
+        if generated is not None and reversal[k]:
+            entry["generation_check"] = {"effect": float(generated[k]), "agrees": bool(generated[k] < 0),
+                                         "measure": concept["measure"], "tokens": config.max_new_tokens}
         entries.append(entry)
     return entries
 
