@@ -629,6 +629,17 @@ def smallest_significant_count() -> int:
     return next(b for b in range(1, 64) if 0.5**b <= _MCNEMAR_LEVEL)
 
 
+def _detectable_excess(n: int) -> float | None:
+    """The smallest share of ``n`` seeds that the search must reverse (random edits reversing none)
+    for McNemar's test to say "reproduced" with 80 % power: the least ``p`` with
+    ``P(Bin(n, p) >= 6) >= 0.8``."""
+    need = smallest_significant_count()
+    if n < need:
+        return None
+    grid = np.linspace(0.0, 1.0, 1001)
+    return float(grid[np.argmax(_sps.binom.sf(need - 1, n, grid) >= 0.8)])
+
+
 def _adversarial(search: Any, control: Any, *, margin: float | int = ADVERSARIAL_MARGIN) -> Decision:
     """``search``, ``control``: per seed prompt 1 when the optimised search (resp. random edits of the same
     budget) found an input below the reversal threshold, 0 when not; NaN for a seed left out (already
@@ -662,7 +673,7 @@ def _adversarial(search: Any, control: Any, *, margin: float | int = ADVERSARIAL
     numbers = {"verdict": VERDICT_OF[code], "n_seeds": n, "search_reversed": int(out["search"]),
                "control_reversed": int(out["control"]), "search_only": b, "control_only": cc, "both": both,
                "mcnemar_p": float(out["p_value"]), "search_only_upper": _num(upper), "margin": margin,
-               "detectable": _num(need / n) if n else None}
+               "detectable": _detectable_excess(n)}
     return Decision(VERDICT_OF[code], why, numbers)
 
 
@@ -718,8 +729,9 @@ ADVERSARIAL = register(Rule(
     dgps=_adversarial_dgps(), detectable=lambda numbers: numbers["detectable"],
     notes="The flags are 0/1 per seed, so the rule is exact whatever the data: McNemar's test conditions on the "
           "discordant seeds (exact under any equal rates and any correlation), and Clopper-Pearson's bound on "
-          "P(S = 1, C = 0) bounds the excess from above. The detectable excess is the fewest search-only seeds a run "
-          "calls significant (6) over the seeds judged."))
+          "P(S = 1, C = 0) bounds the excess from above. The detectable excess is the share of seeds the search must "
+          "reverse for McNemar's test to call it significant with 80 % power when random edits reverse none (0.45 "
+          "with 16 seeds, 0.37 with 20)."))
 
 
 # ---------------------------------------------------------------------- finding 4: perplexity
