@@ -29,7 +29,7 @@ from interp_steer.studies.rules.collision import (
 )
 
 RULES = (DOMINANCE, COHERENCE, SHARED_LAYER)
-RUNS = {DOMINANCE.id: 1000, COHERENCE.id: 2000, SHARED_LAYER.id: 150}
+RUNS = {DOMINANCE.id: 800, COHERENCE.id: 2000, SHARED_LAYER.id: 150}
 
 
 def test_the_rules_are_registered_under_their_ids():

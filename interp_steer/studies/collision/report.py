@@ -334,10 +334,10 @@ def _dominance_section(result: CollisionResult) -> list[str]:
     smaller = ("lies inside ±{b:.3f}: the effect is significantly smaller than the paper's" if eq["inside"]
                else "does not lie inside ±{b:.3f}: an effect as large as the paper's is not ruled out")
     dropped = f", {nb['n_dropped']} left out for unscored cells" if nb["n_dropped"] else ""
-    others = [name for name in nb.get("scales_checked", [nb["scale"]]) if name != nb["scale"]]
-    checked = (" A verdict counts only when it holds on every scale checked: on "
-               + ", ".join(f"the {scale_label(nb['score'], name)}: {nb['scale_verdicts'][name]}" for name in others)
-               + f" (on the {scale}: {nb['scale_verdicts'][nb['scale']]}).") if others else ""
+    names = nb.get("scales_checked", [nb["scale"]])
+    checked = (" The verdict on each scale checked: " + "; ".join(
+        f"{scale_label(nb['score'], name)}: {nb['scale_verdicts'][name]}" for name in names)
+        + "; a verdict counts only when they agree.") if len(names) > 1 else ""
     lines = ["", "## Dominance verdict (finding i)", "",
              f"- **Verdict by the rule: {nb['verdict']}** (rule `{nb['rule']}`, its card: `interp-steer rules "
              f"{nb['rule']}`; VADER at λ = {nb['lambda']:g}, on the {scale}; {nb['n_items']} prompts{dropped}).",

@@ -18,8 +18,10 @@ Each rule is registered in :data:`~interp_steer.studies.rules.base.REGISTRY`; th
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,12 +29,6 @@ from scipy import stats as _sps
 from scipy.special import expit
 
 from interp_steer.stats import fieller, mean_and_se, t_quantile
-from interp_steer.studies.mixing import (
-    dominance_functionals,
-    quiet_nan_warnings,
-    to_dominance_scale,
-    trapezoid_weights,
-)
 from interp_steer.studies.rules.base import (
     DGP,
     VERDICTS,
@@ -50,6 +46,22 @@ QUICK_PROMPTS, FULL_PROMPTS = 16, 30
 """The study's shipped sizes (``CollisionConfig.quick()`` and the default config on the 30 built-in
 prompts; greedy decoding, one completion per cell). ``tests/test_rules_collision.py`` checks that
 they match the config."""
+
+
+def _mixing():
+    """:mod:`interp_steer.studies.mixing`, imported on first use: it imports torch, and the command
+    line's parser imports this registry (``interp-steer --help`` stays light)."""
+    from interp_steer.studies import mixing
+
+    return mixing
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """NaN is the intended mean of an all-NaN slice (a cell whose completions are all unscored)."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def _num(value: Any) -> float | None:
@@ -112,14 +124,15 @@ def _check_alphas(alphas: np.ndarray) -> np.ndarray:
 def _on_scale(scores: np.ndarray, scale: str) -> np.ndarray:
     """``scores [..., alphas, items, samples]`` mapped to ``scale`` completion by completion, then
     averaged over each cell's completions (NaNs left out)."""
-    with quiet_nan_warnings():
-        return np.nanmean(to_dominance_scale(scores, scale), axis=-1)
+    with _quiet():
+        return np.nanmean(_mixing().to_dominance_scale(scores, scale), axis=-1)
 
 
 def _scale_core(alphas: np.ndarray, z: np.ndarray, margin: float | int) -> dict[str, np.ndarray]:
     """The rule on one scale for a batch ``z [runs, alphas, items]``: a code per run (1 reproduced,
     −1 not reproduced, 0 inconclusive) and every number it used."""
-    ends, bend, rise = dominance_functionals(alphas, z)
+    mixing = _mixing()
+    ends, bend, rise = mixing.dominance_functionals(alphas, z)
     area = fieller(bend, ends, level=0.95, axis=-1)
     area90 = fieller(bend, ends, level=0.90, axis=-1)
     d = fieller(rise, ends[..., None, :], level=0.95, axis=-1)
@@ -142,7 +155,7 @@ def _scale_core(alphas: np.ndarray, z: np.ndarray, margin: float | int) -> dict[
     above = (diagonal > diagonal_t).sum(-1)
     below = (diagonal < -diagonal_t).sum(-1)
     below_paper = (paper < -paper_t).sum(-1)
-    margin_on_grid = float(trapezoid_weights(alphas) @ alphas**gamma - 0.5)
+    margin_on_grid = float(mixing.trapezoid_weights(alphas) @ alphas**gamma - 0.5)
 
     a_dominates = separated & (area.low > 0)
     most_of_range = above_point >= majority
@@ -238,7 +251,7 @@ def _dominance(alphas: Any, scores: Any, *, scale: str = "vader", margin: float 
     names = SCORER_SCALES[scale]
     by_scale = {name: _scale_numbers(per[name], grid, name, margin) for name in names}
     primary = by_scale[names[0]]
-    with quiet_nan_warnings():
+    with _quiet():
         cells = np.nanmean(s4[0], axis=-1)  # [alphas, items] on the score's own scale
     complete = np.isfinite(cells).all(axis=0)
     ends = cells[-1, complete] - cells[0, complete]
