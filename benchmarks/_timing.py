@@ -27,7 +27,7 @@ COLLISION_BEFORE_ISSUE_14 = {"batch_size": 64}
 @contextlib.contextmanager
 def as_before_issue_14() -> Iterator[None]:
     """Undo, inside the block, what issue 14 changed on the path of generation and scoring: every
-    forward pass goes through the bridge's wrappers (``interp_steer._plain.enabled = False``:
+    forward pass goes through the bridge's wrappers (``interp_steer.fast_path(False)``:
     generation, perplexity and activation collection; with no plain view no forward resumes after a
     block, so the decomposition runs whole forwards and ``generate(..., perplexity=True)`` keeps
     nothing and scores its completions with a whole forward, as ``score_generations`` did), every
@@ -37,16 +37,17 @@ def as_before_issue_14() -> Iterator[None]:
     change too: run it with ``COLLISION_BEFORE_ISSUE_14``.)"""
     from transformers import DynamicCache
 
+    import interp_steer as ist
     import interp_steer.generation as generation
     import interp_steer.studies.collision.study as collision
-    from interp_steer import _plain
 
-    saved = _plain.enabled, generation.sharing_plan, generation._new_cache, collision.build_personas
+    saved = generation.sharing_plan, generation._new_cache, collision.build_personas
     build_personas = collision.build_personas
-    _plain.enabled, generation.sharing_plan = False, lambda *args: None
+    generation.sharing_plan = lambda *args: None
     generation._new_cache = lambda capacity: DynamicCache()
     collision.build_personas = lambda *args, **kwargs: build_personas(*args, **{**kwargs, "pooled": False})
     try:
-        yield
+        with ist.fast_path(False):
+            yield
     finally:
-        _plain.enabled, generation.sharing_plan, generation._new_cache, collision.build_personas = saved
+        generation.sharing_plan, generation._new_cache, collision.build_personas = saved

@@ -34,14 +34,9 @@ def model(request) -> ist.Model:
     return ist.load_model(f"tiny-random:{request.param}")
 
 
-@contextlib.contextmanager
 def bridged_only():
-    """Generation on the bridged model, as before the plain view (``_plain.enabled = False``)."""
-    _plain.enabled = False
-    try:
-        yield
-    finally:
-        _plain.enabled = True
+    """Generation on the bridged model, as before the plain view."""
+    return ist.fast_path(False)
 
 
 @contextlib.contextmanager
@@ -109,19 +104,19 @@ def test_grouped_decoding_attention_matches_eager_and_is_used(model, monkeypatch
 
     @torch.inference_mode()
     def run(root, grouped):
-        monkeypatch.setattr(_plain, "grouped", grouped)
         fallbacks.clear()
-        first = root(input_ids=ids, attention_mask=mask, use_cache=True)
-        prefill_fallbacks = len(fallbacks)
-        nxt = first.logits[:, -1].argmax(-1, keepdim=True)
-        longer = torch.cat([mask, torch.ones_like(nxt)], dim=1)
-        # Decode well past Gemma's and Mistral's sliding windows.
-        logits, cache = [], first.past_key_values
-        for _ in range(20):
-            out = root(input_ids=nxt, attention_mask=longer, past_key_values=cache, use_cache=True)
-            cache, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
-            longer = torch.cat([longer, torch.ones_like(nxt)], dim=1)
-            logits.append(out.logits)
+        with ist.fast_path(grouped=grouped):
+            first = root(input_ids=ids, attention_mask=mask, use_cache=True)
+            prefill_fallbacks = len(fallbacks)
+            nxt = first.logits[:, -1].argmax(-1, keepdim=True)
+            longer = torch.cat([mask, torch.ones_like(nxt)], dim=1)
+            # Decode well past Gemma's and Mistral's sliding windows.
+            logits, cache = [], first.past_key_values
+            for _ in range(20):
+                out = root(input_ids=nxt, attention_mask=longer, past_key_values=cache, use_cache=True)
+                cache, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+                longer = torch.cat([longer, torch.ones_like(nxt)], dim=1)
+                logits.append(out.logits)
         return first.logits, torch.cat(logits, 1), prefill_fallbacks, len(fallbacks) - prefill_fallbacks
 
     prefill, decoded, prefill_eager, decode_eager = run(view.root, True)
