@@ -62,6 +62,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
+from interp_steer import _plain
 from interp_steer._device import on_device_of
 from interp_steer._io import atomic_path
 from interp_steer._plain import forward_module, plain_view
@@ -251,6 +252,76 @@ def collect_positions(
             model_name=model.name,
         )
     return out
+
+
+def residual_shifts(
+    model: Model,
+    sequences: Sequence[Sequence[int]],
+    steerings: Sequence[Any],
+    layers: Sequence[int],
+    *,
+    prompt_ends: Sequence[int] | None = None,
+    hook_point: str = "resid_post",
+    batch_size: int = 16,
+) -> list[list[Tensor]]:
+    """What each steering does to the residual stream of some token sequences: per steering, per
+    sequence, ``[tokens, layers, d_model]`` in float64, the residual at ``layers`` (``hook_point``,
+    columns in the order given) in a forward of the sequence under the steering minus the residual in
+    the clean forward of the same batch. Sequences run in right-padded batches of ``batch_size``, in
+    order; ``prompt_ends[i]`` is sequence ``i``'s prompt length, for ``positions="after_prompt"``.
+
+    ``steerings`` are :class:`~interp_steer.steering.Steering` specifications (this module sits below
+    steering, so any object with their ``applied``, ``rows``, ``n_rows`` and ``untouched_through``
+    will do); a per-row one (:class:`~interp_steer.steering.RowDeltas`) has one row per sequence.
+
+    A steering leaves every block before its earliest layer as the clean forward computed it (block
+    ``steering.untouched_through(model)`` and those before it), so with ``hook_point="resid_post"``
+    the steered forwards of a batch resume after the last block that no steering touches and no
+    requested layer reads, from the clean forward's output of that block, instead of computing those
+    blocks again (:func:`interp_steer._plain.resumed`, on the fast path). The shifts are the whole
+    forwards' bit for bit (``tests/test_activations.py``); other hook points run whole forwards.
+    """
+    sequences = [list(sequence) for sequence in sequences]
+    steerings = list(steerings)
+    if not sequences or any(not sequence for sequence in sequences):
+        raise ValueError("sequences must be a non-empty list of non-empty token id lists")
+    if not steerings:
+        raise ValueError("steerings is empty: pass at least one Steering")
+    if prompt_ends is not None and len(prompt_ends) != len(sequences):
+        raise ValueError(f"prompt_ends has {len(prompt_ends)} entries for {len(sequences)} sequences: one per sequence")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected an int >= 1")
+    for i, steering in enumerate(steerings):
+        rows = getattr(steering, "n_rows", None)
+        if rows is not None and rows != len(sequences):
+            raise ValueError(f"steerings[{i}] has {rows} rows but there are {len(sequences)} sequences: "
+                             "a per-row steering needs one row per sequence")
+    layers = list(model.resolve_layers(list(layers)))
+    hook_names = [model.hook_name(layer, hook_point) for layer in layers]
+    deepest = hook_names[layers.index(max(layers))]
+    untouched = min(steering.untouched_through(model) for steering in steerings)
+    first = min(min(layers), untouched) if hook_point == "resid_post" and untouched >= 0 else None
+    shifts: list[list[Tensor]] = [[] for _ in steerings]
+    for start in range(0, len(sequences), batch_size):
+        rows = sequences[start : start + batch_size]
+        ends = None if prompt_ends is None else list(prompt_ends[start : start + batch_size])
+        batch = slice(start, start + len(rows))
+        ids, mask = model.pad(rows, padding_side="right")
+        with contextlib.nullcontext([]) if first is None else _plain.block_output(model, first) as recorded:
+            clean = _token_residuals(model, ids, mask, hook_names, deepest)
+        for out, steering in zip(shifts, steerings, strict=True):
+            steering = steering.rows(batch) if steering.n_rows is not None else steering
+            with steering.applied(model, prompt_end=ends), \
+                    _plain.resumed(model, first or 0, recorded[0] if recorded else None):
+                steered = _token_residuals(model, ids, mask, hook_names, deepest)
+            out += list(torch.split(steered - clean, [len(r) for r in rows]))
+    return shifts
+
+
+def _token_residuals(model: Model, ids: Tensor, mask: Tensor, hook_names: list[str], deepest: str) -> Tensor:
+    """``[real tokens of every row, layers, d_model]`` in float64, rows in order."""
+    found = _forward_collect(model, ids, mask, hook_names, deepest, "all")
+    return torch.stack([found[name] for name in hook_names], dim=1).double()
 
 
 def _plan(model: Model, texts: Sequence[str], positions: list[str | int], layers: Any, hook_point: str,
@@ -509,4 +580,5 @@ def _read_header(path: Path) -> tuple[dict[str, Any], int]:
     return header, 8 + size
 
 
-__all__ = ["Activations", "ActivationsFileError", "Position", "collect_activations", "collect_positions"]
+__all__ = ["Activations", "ActivationsFileError", "Position", "collect_activations", "collect_positions",
+           "residual_shifts"]

@@ -385,3 +385,115 @@ def test_several_positions_from_one_collection_equal_each_alone(tiny, texts, pad
 def test_collect_positions_refuses_bad_positions(tiny, texts, positions, match):
     with pytest.raises(ValueError, match=match):
         ist.collect_positions(tiny, texts, positions)
+
+
+# --- Residual shifts of steered forwards ---------------------------------------------------------
+
+
+def _shift_inputs(model: ist.Model):
+    """Token sequences of unequal length (padded in a batch), each with its prompt length, and two
+    steerings from a prompt's last token on: one vector at layer 1, and per-row deltas at layer 2."""
+    from interp_steer.directions import SteeringVector, VectorMetadata
+    from interp_steer.steering import RowDeltas, Steering
+
+    sequences = model.encode(["The harbour at dawn, with boats", "Rain.", "A letter arrived for the keeper",
+                              "She laughs and the door opens"])
+    ends = [3, 1, 4, 2]
+    gen = torch.Generator().manual_seed(3)
+
+    def vector(layer):
+        return SteeringVector({layer: 3 * torch.randn(model.d_model, generator=gen)},
+                              VectorMetadata(model=model.name, d_model=model.d_model, hook_point="resid_post"))
+
+    one, other = vector(1), vector(2)
+    rows = RowDeltas.from_rows([[(other, c)] for c in (1.0, -1.0, 0.5, 2.0)])
+    return sequences, ends, [Steering(one, positions="after_prompt"), Steering(rows, positions="after_prompt")]
+
+
+def test_residual_shifts_are_the_steered_minus_the_clean_residual(tiny):
+    """Oracle: the bridge's own cache of each sequence alone, steered and clean; the shift is zero
+    before the prompt's last token and at layers before the steering."""
+    from interp_steer.activations import residual_shifts
+
+    sequences, ends, steerings = _shift_inputs(tiny)
+    layers = [0, 1, 2, 3]
+    shifts = residual_shifts(tiny, sequences, steerings, layers, prompt_ends=ends, batch_size=3)
+    names = [tiny.hook_name(layer) for layer in layers]
+    for s, steering in enumerate(steerings):
+        for i, (ids, end) in enumerate(zip(sequences, ends, strict=True)):
+            one = steering.rows([i]) if steering.n_rows is not None else steering
+            with torch.inference_mode():
+                _, clean = tiny.bridge.run_with_cache(torch.tensor([ids]), names_filter=names)
+                with one.applied(tiny, prompt_end=[end]):
+                    _, steered = tiny.bridge.run_with_cache(torch.tensor([ids]), names_filter=names)
+            expected = torch.stack([(steered[n][0] - clean[n][0]).double() for n in names], dim=1)
+            assert shifts[s][i].shape == (len(ids), len(layers), tiny.d_model)
+            torch.testing.assert_close(shifts[s][i], expected, atol=1e-4, rtol=1e-4)
+            assert not shifts[s][i][: end - 1].any() and shifts[s][i][end - 1 :].abs().amax() > 0.1
+        first = 1 if s == 0 else 2  # the steered block: nothing before its output moves
+        assert all(not shifts[s][i][:, :first].any() for i in range(len(sequences)))
+
+
+@pytest.mark.parametrize("family", ["smollm2", "gemma2", "phi3", "gpt2"])
+def test_residual_shifts_resume_after_the_untouched_blocks_bit_for_bit(family, monkeypatch):
+    """The steered forwards skip the blocks no steering touches (from the clean forward's output of
+    the last one) and give whole forwards' shifts bit for bit; with the fast path off they run whole."""
+    from interp_steer import _plain
+    from interp_steer.activations import residual_shifts
+
+    model = ist.load_model(f"tiny-random:{family}")
+    sequences, ends, steerings = _shift_inputs(model)
+    used, resumed = [], _plain.resumed
+
+    def spy(model, layer, output):
+        context = resumed(model, layer, output)
+
+        class Recorded:
+            def __enter__(self):
+                on = context.__enter__()
+                used.append((layer, on))
+                return on
+
+            def __exit__(self, *exc):
+                return context.__exit__(*exc)
+
+        return Recorded()
+
+    monkeypatch.setattr(_plain, "resumed", spy)
+    fast = residual_shifts(model, sequences, steerings, [1, 2, 3], prompt_ends=ends, batch_size=3)
+    viewed = _plain.plain_view(model) is not None
+    assert used == [(1, viewed)] * 4  # two batches x two steerings, after block 1 (the earliest steered)
+    with ist.fast_path(False):
+        whole = residual_shifts(model, sequences, steerings, [1, 2, 3], prompt_ends=ends, batch_size=3)
+    assert all(torch.equal(a, b) for per_fast, per_whole in zip(fast, whole, strict=True)
+               for a, b in zip(per_fast, per_whole, strict=True))
+    used.clear()
+    read_early = residual_shifts(model, sequences, steerings[1:], [0, 3], prompt_ends=ends, batch_size=3)
+    assert used == [(0, viewed)] * 2  # layer 0 is read: resume after block 0, not 2
+    assert torch.equal(read_early[0][0][:, 1], fast[1][0][:, 2])
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"sequences": []}, ValueError, "non-empty"),
+    ({"steerings": []}, ValueError, "steerings is empty"),
+    ({"prompt_ends": [1]}, ValueError, "one per sequence"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"layers": []}, ValueError, "layers is empty"),
+    ({"layers": [9]}, ValueError, "layer"),
+    ({"hook_point": "resid_middle"}, ValueError, "unknown hook point"),
+])
+def test_residual_shifts_refuse_bad_arguments(tiny, kwargs, error, match):
+    from interp_steer.activations import residual_shifts
+
+    sequences, ends, steerings = _shift_inputs(tiny)
+    call = {"sequences": sequences, "steerings": steerings, "layers": [1, 2], "prompt_ends": ends, **kwargs}
+    with pytest.raises(error, match=match):
+        residual_shifts(tiny, call.pop("sequences"), call.pop("steerings"), call.pop("layers"), **call)
+
+
+def test_residual_shifts_refuse_per_row_steering_of_another_size(tiny):
+    from interp_steer.activations import residual_shifts
+
+    sequences, ends, steerings = _shift_inputs(tiny)
+    with pytest.raises(ValueError, match="4 rows but there are 3 sequences"):
+        residual_shifts(tiny, sequences[:3], steerings, [2], prompt_ends=ends[:3])

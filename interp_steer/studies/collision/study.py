@@ -37,7 +37,6 @@ log-perplexity gaps) by t-intervals; A's decomposition share by Fieller
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -48,8 +47,7 @@ import numpy as np
 import torch
 from scipy import stats as _sps
 
-from interp_steer import _plain
-from interp_steer.activations import _forward_collect, collect_activations
+from interp_steer.activations import collect_activations, residual_shifts
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField, fit_scorer
 from interp_steer.generation import Generation, format_prompts, generate
@@ -61,7 +59,7 @@ from interp_steer.metrics import (
 )
 from interp_steer.models import Model, load_model
 from interp_steer.stats import ratio_of_means, summarise, t_interval
-from interp_steer.steering import RowDeltas, RowMix, Steerer, Steering, steer
+from interp_steer.steering import RowDeltas, RowMix, Steerer, Steering
 from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.collision.config import CollisionConfig, Settings
 from interp_steer.studies.collision.findings import judge_findings
@@ -533,33 +531,11 @@ def _observed_shifts(model: Model, transcripts: list[list[int]], prompt_ends: li
     coefficient) terms), per transcript ``[tokens, layers, d_model]`` (float64): the residual at
     ``layers`` with the intervention applied as the grid applies it (``positions="after_prompt"``:
     from the prompt's last token on), minus the unsteered residual. Positions before the prompt's
-    last token are not steered, and a causal model leaves them unchanged at every layer."""
-    hook_names = [model.hook_name(layer, hook_point) for layer in layers]
-    deepest = hook_names[int(np.argmax(layers))]
-    # Blocks before the first one read or steered are the same in every forward of a batch: the steered
-    # forwards resume after it from the clean forward's output (bit for bit the same result; see
-    # interp_steer._plain.resumed) instead of recomputing them.
-    acting = [layer for v in vectors for term, _ in (v if isinstance(v, list) else [(v, 1.0)]) for layer in term.layers]
-    first = min([*layers, *acting]) if hook_point == "resid_post" else None
-    shifts: list[list[torch.Tensor]] = [[] for _ in vectors]
-    for start in range(0, len(transcripts), batch_size):
-        rows, ends = transcripts[start : start + batch_size], prompt_ends[start : start + batch_size]
-        ids, mask = model.pad(rows, padding_side="right")
-        with contextlib.nullcontext([]) if first is None else _plain.block_output(model, first) as recorded:
-            clean = _token_residuals(model, ids, mask, hook_names, deepest)
-        for out, vector in zip(shifts, vectors, strict=True):
-            with steer(model, vector, positions="after_prompt", prompt_end=ends), \
-                    _plain.resumed(model, first or 0, recorded[0] if recorded else None):
-                steered = _token_residuals(model, ids, mask, hook_names, deepest)
-            out += list(torch.split(steered - clean, [len(r) for r in rows]))
-    return shifts
-
-
-def _token_residuals(model: Model, ids: torch.Tensor, mask: torch.Tensor, hook_names: list[str],
-                     deepest: str) -> torch.Tensor:
-    """``[real tokens of every row, layers, d_model]`` in float64, rows in order."""
-    found = _forward_collect(model, ids, mask, hook_names, deepest, "all")
-    return torch.stack([found[name] for name in hook_names], dim=1).double()
+    last token are not steered, and a causal model leaves them unchanged at every layer. The steered
+    forwards resume after the blocks no intervention touches (:func:`residual_shifts`)."""
+    steerings = [Steering(vector, positions="after_prompt") for vector in vectors]
+    return residual_shifts(model, transcripts, steerings, layers, prompt_ends=prompt_ends, hook_point=hook_point,
+                           batch_size=batch_size)
 
 
 @torch.inference_mode()
