@@ -29,7 +29,7 @@ from interp_steer.studies.rules.base import (
     vader_compound,
 )
 
-STUDIES = ("robustness", "collision")
+STUDIES = ("robustness", "svf", "collision")
 """The modules that register rules, imported here so that :data:`REGISTRY` is complete on import."""
 
 for _study in STUDIES:
