@@ -1,44 +1,46 @@
-"""The one verdict rule of the SVF comparison: a paired difference over prompts, field against vector.
+"""The one-sample paired rule: a mean over items of per-item differences ``d``, judged against 0 and
+an equivalence margin. It was the SVF comparison's rule (moved here from ``svf/rule.py``); the SVF
+claims now have their own registered rules (:mod:`interp_steer.studies.rules.svf`, which take both
+methods' per-prompt numbers), and the robustness study judges one-sample claims with this one.
+``d`` is oriented so that a positive mean supports the claim, and :func:`paired_verdict` says:
 
-Each of the paper's four claims (stronger control, fewer backfires, better long-form, better
-multi-attribute control) is turned into one number per held-out prompt, ``d_i = field_i − vector_i``,
-oriented so that a positive ``d`` favours the field, and judged by :func:`paired_verdict`:
+- **reproduced** when the 95 % interval of ``mean(d)`` lies above 0 (a one-sided 2.5 % test);
+- **not reproduced** when that interval lies below 0, or when the 90 % interval lies inside
+  ``±margin`` (two one-sided tests at 5 %: whatever effect there is, it is smaller than the smallest
+  effect of interest);
+- **inconclusive** otherwise (and with fewer than two items).
 
-- **reproduced** when the 95 % Student-t interval of ``mean(d)`` lies above 0 (a one-sided 2.5 %
-  test that the field does better);
-- **not reproduced** when that interval lies below 0 (the vector does better), or when the 90 %
-  interval lies inside ``±margin`` (two one-sided tests at 5 %: whatever advantage there is, it is
-  smaller than the smallest effect of interest);
-- **inconclusive** otherwise (and with fewer than two prompts).
+The intervals are t intervals with Hall's (1992) skewness correction
+(:func:`~interp_steer.stats.skew_corrected_interval`) by default, since per-item effects are often
+skewed and a plain t interval then errs on one side; ``skew=False`` gives plain t intervals (for data
+where a sample skewness means nothing, such as a few ±1 among zeros: differences of 0/1 flags need an
+exact test instead, see ``svf.backfire``). The margin is given, not estimated: a margin estimated
+from the same items is correlated with ``d`` and needs its own simulation (``svf.control`` tests a
+relative margin per item instead). The minimum detectable effect ``(t_.975 + t_.80) · se`` on
+``n − 1`` degrees of freedom and ``n`` are always reported, with the power of the "reproduced" test
+against an effect of ``margin``.
 
-The minimum detectable effect ``(t_.975 + t_.80) · se`` on ``n − 1`` degrees of freedom and ``n``
-are always reported, with the power of the "reproduced" test against an advantage of ``margin``.
+Simulated rates with the skewness correction (``tests/test_rules_paired.py``, 20 000 runs each; Monte
+Carlo slack ``2·√(p(1 − p)/runs)``), margin 0.3 SD:
 
-Simulated error rates (``tests/test_svf.py``, 20 000 runs each; Monte Carlo slack
-``2·√(p(1 − p)/runs)``), measured with the seeds there:
-
-===============================================================  =========  =========  =========
-rate                                                             n = 16     n = 30     n = 100
-===============================================================  =========  =========  =========
-"reproduced" when d ~ N(0, 1) (design: ≤ 2.5 %)                    0.024      0.024
-"reproduced", d = difference of two 0/1 backfire flags with        0.026      0.021
-  equal rates 0.2 (design: ≤ 2.5 %)
-  the same with one discordant pair added each way (the backfire   0.006      0.012
-  claim's d, see ``claims.backfire_differences``)
-"not reproduced" at a true advantage equal to the margin                      0.016      0.052
-  (0.3 SD; design: ≤ 5 %)
-  the same with the margin estimated as 0.25 × (|vector's mean                0.003      0.031
-  effect| − se) (the control and long-form claims)
-  ... and with the naive 0.25 × |mean| instead                                0.011      0.053
-power ("reproduced") at an advantage of 0.5 SD                     0.46       0.76
-power at an advantage of 0.8 SD                                    0.85       0.99
-"not reproduced" when d ~ N(0, 1), margin 0.3 SD                   0.029      0.079      0.84
-===============================================================  =========  =========  =========
+==================================================================  =========  =========  =========
+rate                                                                 n = 16     n = 30     n = 100
+==================================================================  =========  =========  =========
+"reproduced" when d ~ N(0, 1) (design: ≤ 2.5 %)                       0.025      0.025
+"reproduced" when d ~ t3 (heavy tails)                                0.036      0.036
+"reproduced" when d = 1 − Exp(1) (left-skewed, mean 0)                0.048      0.035
+  ... with plain t intervals (``skew=False``)                         0.082      0.065
+"not reproduced" at a true effect equal to the margin                            0.015      0.050
+  (design: ≤ 5 %)
+power ("reproduced") at an effect of 0.5 SD                           0.46       0.75
+power at an effect of 0.8 SD                                          0.84       0.99
+"not reproduced" when d ~ N(0, 1) (correct: the effect is 0)          0.027      0.076      0.85
+==================================================================  =========  =========  =========
 
 The equivalence arm needs ``se`` below about ``margin / 1.7``: with a margin of 0.3 SD it rarely
-fires at 30 prompts and usually at 100, so small runs are honestly inconclusive more often than not.
-A significant advantage smaller than the margin is still "reproduced" (the claim is qualitative);
-the reason then says it is smaller than the smallest effect of interest.
+fires at 30 items and usually at 100, so small runs are honestly inconclusive more often than not.
+A significant effect smaller than the margin is still "reproduced" (the claim is qualitative); the
+reason then says it is smaller than the smallest effect of interest.
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ from interp_steer.stats import ArrayLike, mean_and_se, skew_corrected_interval, 
 
 VERDICTS = {1: "reproduced", -1: "not reproduced", 0: "inconclusive"}
 
-RULE = ("per prompt d = field - vector, oriented so that d > 0 favours the field; reproduced: the 95 % Student-t "
-        "interval of mean(d) over prompts lies above 0; not reproduced: it lies below 0, or the 90 % interval lies "
-        "inside +-margin (TOST at 5 %: any advantage is smaller than the smallest effect of interest); inconclusive "
+RULE = ("per item d, oriented so that d > 0 supports the claim; reproduced: the 95 % t interval (Hall's skewness "
+        "correction) of mean(d) over items lies above 0; not reproduced: it lies below 0, or the 90 % interval lies "
+        "inside +-margin (TOST at 5 %: any effect is smaller than the smallest effect of interest); inconclusive "
         "otherwise. MDE = (t_.975 + t_.80) * se on n - 1 degrees of freedom (80 % power, 5 % two-sided)")
 
 
@@ -136,7 +138,8 @@ def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: 
     if not (margin >= 0 or np.isnan(margin)):
         raise ValueError(f"margin must be >= 0 (or NaN to disable the equivalence test), got {margin}")
     values = np.asarray(d, dtype=float).ravel()
-    out = {k: (v.item() if isinstance(v, np.ndarray) else v) for k, v in core(values, margin).items()}
+    # a batch of one run: the interval functions return arrays for batches (a bare 1-D input gives numpy scalars)
+    out = {k: (np.asarray(v)[0].item() if np.ndim(v) else v) for k, v in core(values[None], margin).items()}
     code = int(out["code"])
     n = int(out["n"])
     unit = f" {units}" if units else ""
@@ -169,4 +172,4 @@ def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: 
                          float(out["mde"]), float(out["power_at_margin"]), criteria, rule)
 
 
-__all__ = ["RULE", "VERDICTS", "PairedVerdict", "paired_verdict"]
+__all__ = ["RULE", "VERDICTS", "PairedVerdict", "core", "mde", "paired_verdict"]

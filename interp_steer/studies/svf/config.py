@@ -44,14 +44,17 @@ class SvfConfig(ConfigIO):
     raise the score, −1 when they should lower it, ``"auto"``: the sign of mean score(positive
     texts) − mean score(negative texts), measured on the training texts. ``max_new_tokens`` per
     completion; ``long_tokens`` (>= ``max_new_tokens``) for the long-form run (first vs last third),
-    which continues the primary cells' greedy completions; the backfire noise floor comes from two
-    unsteered samples per prompt at ``floor_temperature``.
+    which continues the primary cells' greedy completions. The backfire noise floor comes from
+    ``floor_draws`` random directions per prompt and coefficient size, each as long as the vector
+    and the field's step at the same layers, decoded greedily like the grid: what a perturbation
+    with no concept in it does to the score (a steering that changes nothing backfires on no prompt;
+    such a random perturbation on 5 %).
 
-    **Margins** (the smallest effects of interest, :func:`~interp_steer.studies.rules.paired.paired_verdict`):
-    ``effect_margin`` is relative — a fraction of the vector's own mean effect at the primary
-    coefficient (control) or in the first third of long completions (long-form); ``backfire_margin``
-    a difference of backfire rates; ``retention_margin`` a difference of retentions
-    (together / alone) in the multi-attribute test.
+    **Margins** (the smallest effects of interest of the registered rules ``svf.*``,
+    :mod:`interp_steer.studies.rules.svf`): ``effect_margin`` is relative — the field must be
+    ``1 + effect_margin`` times as strong as the vector (control); ``backfire_margin`` a difference of
+    backfire rates; ``retention_margin`` a difference of retentions: together / alone in the
+    multi-attribute test, last third / first third in the long-form test.
     """
 
     layers: str | Sequence[int] = "auto"
@@ -64,7 +67,7 @@ class SvfConfig(ConfigIO):
     direction: str | int = "auto"
     max_new_tokens: int = 40
     long_tokens: int = 128
-    floor_temperature: float | int = 1.0
+    floor_draws: int = 2
     max_prompts: int | None = None
     max_passages: int | None = None
     question_split: float | int = 0.5
@@ -128,8 +131,9 @@ class SvfConfig(ConfigIO):
         if not 0.0 < self.question_split < 1.0:
             raise ValueError(f"question_split (the held-out fraction of A/B questions) must be in (0, 1), "
                              f"got {self.question_split}")
-        if not self.floor_temperature > 0:
-            raise ValueError(f"floor_temperature must be > 0 (the floor needs sampled completions), got {self.floor_temperature}")
+        if isinstance(self.floor_draws, bool) or not isinstance(self.floor_draws, int) or self.floor_draws < 1:
+            raise ValueError(f"floor_draws (random control directions per prompt for the backfire floor) must be a "
+                             f"positive integer, got {self.floor_draws!r}")
         for name in ("effect_margin", "backfire_margin", "retention_margin"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

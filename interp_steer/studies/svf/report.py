@@ -154,7 +154,8 @@ def figure_backfire(result: SvfResult) -> Axes:
     floor = result.noise_floor["value"]
     ax = plot_curves(xs, curves, ylabel="backfire rate (Wilson 95 %)", reference=None, lines=False,
                      title=f"inputs moved against the intended direction beyond the floor {floor:.3f}\n"
-                           "(dotted: 5 %, a steering that does nothing)")
+                           "(dotted: 5 %, a random direction of the same length; a steering that changes "
+                           "nothing: 0 %)")
     ax.set_ylim(-0.02, 1.02)
     ax.axhline(0.05, color="grey", linestyle=":", linewidth=0.8)
     return ax
@@ -259,14 +260,18 @@ def render_report(result: SvfResult, *, figures: Sequence[str] = ()) -> str:
         "",
         "## Claims",
         "",
-        "| claim | verdict | evidence |",
-        "| --- | --- | --- |",
+        "| claim | verdict | rule (its card: claim, simulated error rates, power) | evidence |",
+        "| --- | --- | --- | --- |",
     ]
     for claim in result.claims:
-        lines.append(f"| {claim.claim} | **{claim.verdict}** | {claim.summary.replace('|', '/')} |")
+        rule = claim.numbers.get("rule", "")
+        lines.append(f"| {claim.claim} | **{claim.verdict}** | `{rule}` — `interp-steer rules {rule}` | "
+                     f"{claim.summary.replace('|', '/')} |")
     lines += ["", "Minimum detectable effects (80 % power, 5 % two-sided) and sample sizes: " + "; ".join(
         f"{c.key}: {_num(c.numbers.get('mde'))} (n = {c.numbers.get('difference', {}).get('n', 0)})" for c in result.claims)
-        + ".", "", f"Rule (the same for every claim): {result.claims[0].numbers['rule']}.", ""]
+        + ".", "", "The rules:", ""]
+    lines += [f"- `{c.numbers.get('rule')}`: {c.numbers.get('rule_text', '')}." for c in result.claims]
+    lines += [""]
     lines += _fits_section(result)
     lines += _cells_section(result)
     lines += _context_section(result)
@@ -310,7 +315,10 @@ def _cells_section(result: SvfResult) -> list[str]:
     lines = ["## Every coefficient", "",
              f"Unsteered: {measure} {_iv(u['score'])}"
              + (f", perplexity {_iv(u['perplexity'], 1, False)}" if "perplexity" in u else "") + ". "
-             f"Noise floor for backfires: {_num(floor['value'])} ({floor['source']}).", "",
+             f"Noise floor for backfires: {_num(floor['value'])} at |c| = {floor['coefficient']:g}"
+             + ("" if len(floor["by_coefficient"]) < 2 else " (" + ", ".join(
+                 f"{_num(v)} at |c| = {k}" for k, v in floor["by_coefficient"].items()) + ")")
+             + f" ({floor['source']}).", "",
              f"| c | method | {measure} | shift | effect (intended direction) | backfire rate | moved against at all |"
              + ("" if ab else " perplexity ratio |"),
              "| --- | --- | --- | --- | --- | --- | --- |" + ("" if ab else " --- |")]
@@ -321,8 +329,9 @@ def _cells_section(result: SvfResult) -> list[str]:
             row += f" {_iv(cell.get('perplexity_ratio'), 2, False)} |"
         lines.append(row)
     lines += ["", "\"Moved against at all\" counts any move against the intended direction, with no floor: descriptive "
-              "only, since with greedy decoding any change of text moves the score and a steering that does nothing "
-              "reaches up to about half the inputs there."]
+              "only, since with greedy decoding any change of text moves the score, so a perturbation with no concept "
+              "in it reaches up to about half the inputs there (a steering that changes nothing: none). Each cell's "
+              "backfire rate uses the floor of its coefficient's size."]
     if result.anti_steerable:
         a = result.anti_steerable
         lines += ["", f"Anti-steerable questions ({a['definition']}): vector {_rate(a['vector'])}, field "
@@ -359,11 +368,13 @@ def _long_form_section(result: SvfResult) -> list[str]:
     if lf.get("status") != "measured":
         return ["## Long-form", "", f"Not measured: {lf.get('reason')}.", ""]
     lines = ["## Long-form", "", f"{lf['tokens']} new tokens at c = {lf['coefficient']:g}; {lf['definition']}.", "",
-             "| method | first third | middle third | last third | decay (last - first) | words |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| method | first third | middle third | last third | decay (last - first) | retention (last / first) | words |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for m in ("vector", "field"):
         e = lf[m]["effect"]
-        lines.append(f"| {m} | {_iv(e[0])} | {_iv(e[1])} | {_iv(e[2])} | {_iv(lf[m]['decay'])} | {lf['n_words'][m]:.0f} |")
+        retention = _iv(lf[m]["retention"], 2, False) if "retention" in lf[m] else ""
+        lines.append(f"| {m} | {_iv(e[0])} | {_iv(e[1])} | {_iv(e[2])} | {_iv(lf[m]['decay'])} | {retention} | "
+                     f"{lf['n_words'][m]:.0f} |")
     return lines + ["", f"Unsteered words per completion: {lf['n_words']['unsteered']:.0f}.", ""]
 
 
@@ -414,10 +425,10 @@ def _caveats(result: SvfResult) -> list[str]:
         lines.append("- Some chosen layers are weak (held-out accuracy < 0.6): their field direction is close to noise.")
     floor = result.noise_floor
     if result.mode != "ab" and result.concept["measure"] == "vader" and floor["value"] > 0.5:
-        lines.append(f"- The backfire noise floor is large ({floor['value']:.2f} on VADER's [-1, 1] scale): two unsteered "
-                     "samples of the same prompt differ that much in 5 % of prompts, so only large reversals count as "
-                     "backfires and low rates for both methods are expected; the floor keeps a steering that does "
-                     "nothing at about 5 %.")
+        lines.append(f"- The backfire noise floor is large ({floor['value']:.2f} on VADER's [-1, 1] scale): a random "
+                     "direction of the same length moves the score that much on 5 % of prompts (any change of greedy "
+                     "text moves VADER), so only large reversals count as backfires and low rates for both methods are "
+                     "expected.")
     ma = result.multi_attribute
     if ma.get("status") == "measured":
         shares = [ma["methods"][m][k]["off_target"]["mean"] / ma["methods"][m][k]["alone"]["mean"]

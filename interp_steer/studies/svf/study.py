@@ -19,8 +19,13 @@ contents); :func:`svf` builds the config from keywords and calls it. ``result.sa
    layers at once from the prompt's last token on: open-ended, one greedy completion per prompt and
    cell scored by the scorer (VADER by default) and by its perplexity under the unsteered model; A/B,
    P(matching answer) from one batched forward per block of questions. The backfire noise floor comes
-   from two unsteered sampled completions per prompt (open-ended; A/B readouts are deterministic:
-   floor 0).
+   from control cells in the same grid: ``floor_draws`` random directions per prompt and coefficient
+   size, each as long as the vector's (and the field's) step at the same layers, decoded greedily like
+   every other cell (A/B: read like every other cell). It is the symmetrised 95 % quantile of the
+   score changes they make (:func:`~interp_steer.studies.rules.svf.control_floor`): greedy text that
+   steering leaves unchanged cannot backfire, while any real perturbation changes the text and moves
+   the score both ways, so the reference is a perturbation of the same size with no concept in it,
+   which then backfires on 5 % of prompts.
 4. **Context dependence** of the field per layer: the mean pairwise cosine of its directions at the
    activations it actually steers (each held-out input's unsteered transcript, from the prompt's last
    token on); the vector's is 1 by construction.
@@ -29,8 +34,8 @@ contents); :func:`svf` builds the config from keywords and calls it. ``result.sa
    generated tokens.
 6. **Multi-attribute**: persona A vs baseline and persona B vs baseline, one field and one vector
    each, read by their own probe readouts; each attribute's effect steered alone and both together.
-7. **Claims**, each judged by :func:`~interp_steer.studies.rules.paired.paired_verdict` at the primary
-   coefficient.
+7. **Claims**, each judged at the primary coefficient by its registered rule (``svf.control``,
+   ``svf.backfire``, ``svf.long_form``, ``svf.multi_attribute``: :mod:`interp_steer.studies.rules.svf`).
 
 Intervals (95 %, over held-out prompts or questions): per-cell score means, percentile bootstrap
 (:func:`~interp_steer.stats.summarise`); effects, shifts and paired differences, Student-t; backfire
@@ -40,6 +45,7 @@ Fieller.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -74,7 +80,6 @@ from interp_steer.models import Model, load_model
 from interp_steer.stats import (
     backfire_rate,
     log_ratio_interval,
-    noise_floor,
     proportion_interval,
     ratio_of_means,
     summarise,
@@ -83,6 +88,7 @@ from interp_steer.stats import (
 from interp_steer.steering import RowMix, Steering
 from interp_steer.studies._common import Stopwatch, describe_items, load_items, score_texts
 from interp_steer.studies._units import UnitRunner, steered_ab, steered_generations
+from interp_steer.studies.rules.svf import control_floor
 from interp_steer.studies.svf.claims import judge_claims
 from interp_steer.studies.svf.config import SvfConfig
 from interp_steer.studies.svf.result import METHODS, SvfResult
@@ -174,8 +180,8 @@ def run(
         else:
             multi = {"status": "skipped", "reason": "multi_attribute=False in the config"}
         clock.lap("multi_attribute")
-    claims = judge_claims(config, evaluation.per_prompt, direction=concept["direction"],
-                          floor=evaluation.floor["value"], long_form=long_form, multi=multi, mode=inputs.mode)
+    claims = judge_claims(config, evaluation.per_prompt, direction=concept["direction"], long_form=long_form,
+                          multi=multi, mode=inputs.mode)
     return SvfResult(
         model={"name": model.name, "source": str(model.source), "n_layers": model.n_layers, "d_model": model.d_model},
         config=config, mode=inputs.mode, data=inputs.data, concept=concept, layers=fitted.describe(),
@@ -472,42 +478,109 @@ def _grid_cells(config: SvfConfig) -> list[tuple[str, float]]:
     return [("unsteered", 0.0)] + [(method, c) for c in config.coefficients if c != 0.0 for method in METHODS]
 
 
-def _row_mix(fitted: _Fitted | _Steerers, cells: list[tuple[str, float]], n_items: int) -> RowMix:
+def control_cells(config: SvfConfig) -> list[tuple[str, float]]:
+    """The backfire floor's control cells: ``("control{k}", size)``, draw ``k`` of a random direction
+    at each coefficient size ``|c|`` (a random direction's sign is itself random)."""
+    sizes = sorted({abs(c) for c in config.coefficients if c != 0.0})
+    return [(f"control{k}", size) for size in sizes for k in range(config.floor_draws)]
+
+
+def control_direction(vector: SteeringVector, key: str, draw: int, seed: int) -> SteeringVector:
+    """A random direction at each of ``vector``'s layers (isotropic Gaussian, fixed by ``seed``, the
+    input's text ``key`` and ``draw``, so a unit of any size draws the same one), as long as
+    ``vector`` is there: the same step length as the vector and the field at the same coefficient."""
+    digest = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "little")
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, digest, int(draw)])
+    directions = {}
+    for layer in vector.layers:
+        r = torch.from_numpy(rng.standard_normal(vector.d_model))
+        directions[layer] = (r / r.norm() * vector[layer].double().norm()).float()
+    return SteeringVector(directions, replace(vector.metadata, description="svf study: random control direction"))
+
+
+def _controls(config: SvfConfig, vector: SteeringVector, keys: list[str]) -> list[list[SteeringVector]]:
+    """Per input, its ``floor_draws`` random control directions."""
+    return [[control_direction(vector, key, k, config.seed) for k in range(config.floor_draws)] for key in keys]
+
+
+FLOOR_SOURCE = ("control: {level:.0%} quantile of the symmetrised score changes (the {quantile:.0%} quantile of |change|) "
+                "made by {draws} random direction(s) per input of the same length as the steering, at each coefficient "
+                "size, {decoding}; a steering that changes nothing backfires on no input, a perturbation with no concept "
+                "in it on 5 %")
+
+
+def _floors(config: SvfConfig, controls: list[tuple[str, float]], control_scores: np.ndarray, base: np.ndarray,
+            direction: int, decoding: str) -> dict[str, Any]:
+    """The backfire floor at each coefficient size from the control cells' scores ``[inputs, cells]``
+    (:func:`~interp_steer.studies.rules.svf.control_floor`, the function the backfire rule uses)."""
+    sizes = sorted({size for _, size in controls})
+    changes = {size: np.stack([(control_scores[:, j] - base) * direction for j, (_, s) in enumerate(controls)
+                               if s == size], axis=-1) for size in sizes}
+    floors = {size: float(control_floor(changes[size][None], FLOOR_LEVEL)[0]) for size in sizes}
+    source = FLOOR_SOURCE.format(level=FLOOR_LEVEL, quantile=2 * FLOOR_LEVEL - 1, draws=config.floor_draws,
+                                 decoding=decoding)
+    if not all(math.isfinite(f) for f in floors.values()):
+        source += "; no control completion could be scored at some size, whose floor is 0 (any move counts)"
+        floors = {size: f if math.isfinite(f) else 0.0 for size, f in floors.items()}
+    primary = abs(config.primary_coefficient)
+
+    def finite(values: np.ndarray) -> np.ndarray:
+        return values[np.isfinite(values)]
+
+    moved = {f"{size:g}": float(np.mean(finite(changes[size]) != 0)) if finite(changes[size]).size else None
+             for size in sizes}
+    spread = {f"{size:g}": float(np.std(finite(changes[size]), ddof=1)) if finite(changes[size]).size > 1 else None
+              for size in sizes}
+    return {"value": floors[primary], "source": source, "level": FLOOR_LEVEL, "n_prompts": int(base.shape[0]),
+            "draws": config.floor_draws, "coefficient": primary,
+            "by_coefficient": {f"{size:g}": floors[size] for size in sizes}, "moved_fraction": moved,
+            "reference_sd": spread, "floors": floors}
+
+
+def _row_mix(fitted: _Fitted | _Steerers, cells: list[tuple[str, float]], n_items: int,
+             controls: list[list[SteeringVector]] | None = None) -> RowMix:
     """Item-major rows (item i, cell j is row i * len(cells) + j), each steering one method."""
-    return RowMix.from_rows(_mix_rows(fitted, cells, n_items))
+    return RowMix.from_rows(_mix_rows(fitted, cells, n_items, controls))
 
 
-def _mix_rows(fitted: _Fitted | _Steerers, cells: list[tuple[str, float]], n_items: int) -> list[list[tuple]]:
-    """:func:`_row_mix`'s rows as ``(term, coefficient)`` lists."""
+def _mix_rows(fitted: _Fitted | _Steerers, cells: list[tuple[str, float]], n_items: int,
+              controls: list[list[SteeringVector]] | None = None) -> list[list[tuple]]:
+    """:func:`_row_mix`'s rows as ``(term, coefficient)`` lists; a ``control{k}`` cell steers item
+    ``i`` by ``controls[i][k]``."""
     terms = {"vector": fitted.vector, "field": fitted.field}
     rows = []
-    for _ in range(n_items):
+    for i in range(n_items):
         for method, c in cells:
-            rows.append([(fitted.vector, 0.0), (fitted.field, 0.0)] if method == "unsteered" else [(terms[method], c)])
+            if method == "unsteered":
+                rows.append([(fitted.vector, 0.0), (fitted.field, 0.0)])
+            elif method.startswith("control"):
+                if controls is None:
+                    raise ValueError("control cells need their random directions")
+                rows.append([(controls[i][int(method[len("control"):])], c)])
+            else:
+                rows.append([(terms[method], c)])
     return rows
 
 
 def _evaluate_open(model: Model, config: SvfConfig, fitted: _Fitted, prompts: list[str], score: Scorer,
                    direction: int, progress: bool | None, say: Callable[[str], None], *, store: Any = None,
                    backend: Any = None) -> _Evaluation:
-    cells = _grid_cells(config)
+    cells, controls = _grid_cells(config), control_cells(config)
     n_p, n_c = len(prompts), len(cells)
     say(f"generating {n_p * n_c} completions ({n_p} prompts x {n_c} cells; the primary cells run on to "
-        f"{config.long_tokens} tokens for the long-form test) and {2 * n_p} unsteered samples")
-    outputs, long_outputs = _grid_in_units(model, config, fitted, prompts, cells, store, backend, progress)
+        f"{config.long_tokens} tokens for the long-form test) and {n_p * len(controls)} greedy control completions "
+        "(random directions) for the backfire floor")
+    outputs, long_outputs, control_outputs = _grid_in_units(model, config, fitted, prompts, cells, store, backend,
+                                                            progress)
     texts = [g.text for g in outputs]
-    scores = score_texts(score, texts).reshape(n_p, n_c)
+    scored = score_texts(score, texts + [g.text for g in control_outputs])
+    scores = scored[: n_p * n_c].reshape(n_p, n_c)
+    control_scores = scored[n_p * n_c :].reshape(n_p, len(controls))
     perplexity = completion_perplexity(model, outputs).reshape(n_p, n_c)
-    samples = generate(model, prompts * 2, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                       temperature=config.floor_temperature, seed=config.seed, progress=progress)
-    sampled = score_texts(score, [g.text for g in samples])
-    floor = noise_floor(sampled[:n_p], sampled[n_p:], level=FLOOR_LEVEL)
-    source = (f"seeds: {FLOOR_LEVEL:.0%} quantile of |difference| between two unsteered sampled completions per prompt "
-              f"(temperature {config.floor_temperature:g}; symmetrised), so a steering that does nothing backfires on "
-              "about 5 % of prompts")
-    floor_info = {"value": floor, "source": source, "level": FLOOR_LEVEL, "n_prompts": n_p,
-                  "unsteered_sample_sd": float(np.nanstd(sampled[:n_p] - sampled[n_p:], ddof=1) / math.sqrt(2))}
     base, base_ppl = scores[:, 0], perplexity[:, 0]
+    floor_info = _floors(config, controls, control_scores, base, direction, "greedy like the grid")
+    floors = floor_info.pop("floors")
+    source = floor_info["source"]
     unsteered = {"score": summarise(base, seed=config.seed).to_dict(),
                  "perplexity": summarise(base_ppl, metric="perplexity", seed=config.seed).to_dict(),
                  "samples": [outputs[i * n_c].text for i in range(min(config.keep_samples, n_p))]}
@@ -515,36 +588,47 @@ def _evaluate_open(model: Model, config: SvfConfig, fitted: _Fitted, prompts: li
     for j, (method, c) in enumerate(cells[1:], start=1):
         per_prompt.setdefault(f"{method}_score", []).append(scores[:, j])
         per_prompt.setdefault(f"{method}_perplexity", []).append(perplexity[:, j])
-        summaries.append(_cell(config, method, c, scores[:, j], base, direction, floor, source,
+        summaries.append(_cell(config, method, c, scores[:, j], base, direction, floors[abs(c)], source,
                                perplexity[:, j], base_ppl, [outputs[i * n_c + j].text for i in range(min(config.keep_samples, n_p))]))
     per_prompt = {k: np.asarray(v) for k, v in per_prompt.items()}
+    per_prompt["control_score"] = _by_size(controls, control_scores, config.floor_draws)
     _, prompt_ends = format_prompts(model, prompts, chat=None, system=None)
     transcripts = [list(outputs[i * n_c].prompt_ids) + list(outputs[i * n_c].token_ids) for i in range(n_p)]
     return _Evaluation(list(prompts), unsteered, summaries, floor_info, None, per_prompt, (transcripts, prompt_ends),
                        [outputs[i * n_c] for i in range(n_p)], long_outputs)
 
 
+def _by_size(controls: list[tuple[str, float]], values: np.ndarray, draws: int) -> np.ndarray:
+    """Control scores ``[inputs, cells]`` as ``[sizes, inputs, draws]`` (sizes ascending, as
+    :func:`control_cells` orders them)."""
+    return values.reshape(values.shape[0], len(controls) // draws, draws).transpose(1, 0, 2)
+
+
 def _generate_grid(model: Model, config: SvfConfig, fitted: _Fitted | _Steerers, prompts: list[str], cells: list[tuple[str, float]],
-                   progress: bool | None) -> tuple[list[Generation], list[Generation]]:
+                   progress: bool | None) -> tuple[list[Generation], list[Generation], list[Generation]]:
     """Every prompt × cell (item-major), greedy. The primary cells (unsteered, vector and field at the
     primary coefficient) run on to ``long_tokens`` for the long-form test and are cut back to
     ``max_new_tokens`` for the grid: greedy decoding makes the first tokens of the long completion the
-    short completion, so the long-form run costs only the extra tokens. Returns the grid's completions
-    and the long ones (per prompt: unsteered, vector, field)."""
+    short completion, so the long-form run costs only the extra tokens. The control cells (random
+    directions, :func:`control_cells`) run with the other short cells. Returns the grid's completions,
+    the long ones (per prompt: unsteered, vector, field) and the control ones (per prompt, item-major)."""
     primary = {("unsteered", 0.0), ("vector", config.primary_coefficient), ("field", config.primary_coefficient)}
     long_cells = [cell for cell in cells if cell in primary]
     short_cells = [cell for cell in cells if cell not in primary]
+    controls = control_cells(config)
+    directions = _controls(config, fitted.vector, prompts)
     n_p = len(prompts)
 
     def run(chosen: list[tuple[str, float]], tokens: int) -> list[Generation]:
         if not chosen:
             return []
         return generate(model, [p for p in prompts for _ in chosen],
-                        steering=Steering(_row_mix(fitted, chosen, n_p), positions="after_prompt"),
+                        steering=Steering(_row_mix(fitted, chosen, n_p, directions), positions="after_prompt"),
                         max_new_tokens=tokens, batch_size=config.batch_size, progress=progress)
 
     long_out = run(long_cells, config.long_tokens)
-    short_out = run(short_cells, config.max_new_tokens)
+    short_out = run(short_cells + controls, config.max_new_tokens)
+    n_s = len(short_cells) + len(controls)
     outputs = []
     for i in range(n_p):
         for cell in cells:
@@ -552,8 +636,9 @@ def _generate_grid(model: Model, config: SvfConfig, fitted: _Fitted | _Steerers,
                 outputs.append(truncated(model, long_out[i * len(long_cells) + long_cells.index(cell)],
                                          config.max_new_tokens))
             else:
-                outputs.append(short_out[i * len(short_cells) + short_cells.index(cell)])
-    return outputs, long_out
+                outputs.append(short_out[i * n_s + short_cells.index(cell)])
+    control_out = [short_out[i * n_s + len(short_cells) + k] for i in range(n_p) for k in range(len(controls))]
+    return outputs, long_out, control_out
 
 
 UNIT_PROMPTS = 4
@@ -561,9 +646,10 @@ UNIT_PROMPTS = 4
 
 
 def _grid_in_units(model: Model, config: SvfConfig, fitted: _Fitted, prompts: list[str], cells: list[tuple[str, float]],
-                   store: Any, backend: Any, progress: bool | None) -> tuple[list[Generation], list[Generation]]:
+                   store: Any, backend: Any, progress: bool | None
+                   ) -> tuple[list[Generation], list[Generation], list[Generation]]:
     """:func:`_generate_grid` run as work units of :data:`UNIT_PROMPTS` prompts (:func:`_grid_unit`);
-    both lists are item-major, so the units' lists concatenate."""
+    the lists are item-major, so the units' lists concatenate."""
     chunks = [prompts[i : i + UNIT_PROMPTS] for i in range(0, len(prompts), UNIT_PROMPTS)]
     shared = {"config": config, "field": fitted.field, "vector": fitted.vector, "cells": cells}
     identity = fingerprint(numeric(shared))
@@ -571,15 +657,16 @@ def _grid_in_units(model: Model, config: SvfConfig, fitted: _Fitted, prompts: li
              for i, chunk in enumerate(chunks)]
     results = run_units(_grid_unit, units, model=model, shared=shared, store=store, backend=backend,
                         progress=progress, label="grid units")
-    return ([Generation.from_record(g) for r in results for g in r["outputs"]],
-            [Generation.from_record(g) for r in results for g in r["long"]])
+    return tuple([Generation.from_record(g) for r in results for g in r[key]]  # type: ignore[return-value]
+                 for key in ("outputs", "long", "control"))
 
 
 def _grid_unit(model: Model, shared: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
-    """One work unit: every cell of ``prompts``, short and long completions."""
+    """One work unit: every cell of ``prompts``, short and long completions, and the control cells."""
     fitted = _Steerers(shared["field"], shared["vector"])
-    outputs, long_out = _generate_grid(model, shared["config"], fitted, prompts, shared["cells"], False)
-    return {"outputs": [g.to_record() for g in outputs], "long": [g.to_record() for g in long_out]}
+    outputs, long_out, control_out = _generate_grid(model, shared["config"], fitted, prompts, shared["cells"], False)
+    return {"outputs": [g.to_record() for g in outputs], "long": [g.to_record() for g in long_out],
+            "control": [g.to_record() for g in control_out]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -626,19 +713,24 @@ def _cell(config: SvfConfig, method: str, c: float, steered: np.ndarray, base: n
 
 def _evaluate_ab(work: UnitRunner, config: SvfConfig, fitted: _Fitted, questions: list[ABQuestion]) -> _Evaluation:
     """The A/B grid: P(matching answer) per question and cell, as work units of one batch of questions."""
-    cells = _grid_cells(config)
-    values, token_ids, prompt_ends = steered_ab(work, "ab", questions, _mix_rows(fitted, cells, len(questions)),
-                                                len(cells), batch_size=config.batch_size, mix=True)
+    cells, controls = _grid_cells(config), control_cells(config)
+    directions = _controls(config, fitted.vector, [q.question for q in questions])
+    rows = _mix_rows(fitted, cells + controls, len(questions), directions)
+    values, token_ids, prompt_ends = steered_ab(work, "ab", questions, rows, len(cells) + len(controls),
+                                                batch_size=config.batch_size, mix=True)
+    values, control_values = values[:, : len(cells)], values[:, len(cells) :]
     base = values[:, 0]
-    source = "none: the A/B readout is deterministic, so any move against the coefficient counts (Tan et al.'s anti-steerable)"
+    floor = _floors(config, controls, control_values, base, 1, "read like every other cell")
+    floors = floor.pop("floors")
     summaries, per_prompt = [], {"unsteered_score": base}
     for j, (method, c) in enumerate(cells[1:], start=1):
         per_prompt.setdefault(f"{method}_score", []).append(values[:, j])
-        summaries.append(_cell(config, method, c, values[:, j], base, 1, 0.0, source, None, None, []))
+        summaries.append(_cell(config, method, c, values[:, j], base, 1, floors[abs(c)], floor["source"], None, None,
+                               []))
     per_prompt = {k: np.asarray(v) for k, v in per_prompt.items()}
+    per_prompt["control_score"] = _by_size(controls, control_values, config.floor_draws)
     anti = {method: _anti_steerable(config.coefficients, base, per_prompt[f"{method}_score"]) for method in METHODS}
     unsteered = {"score": summarise(base, seed=config.seed).to_dict(), "samples": []}
-    floor = {"value": 0.0, "source": source, "level": None, "n_prompts": len(questions)}
     return _Evaluation([q.question for q in questions], unsteered, summaries, floor,
                        {**anti, "definition": ANTI_STEERABLE}, per_prompt, (token_ids, prompt_ends))
 
@@ -751,10 +843,12 @@ def _long_form(model: Model, config: SvfConfig, outputs: list[Generation], promp
                                        for k, (m, _) in enumerate(cells)},
                            "definition": ("effect per third: (score of that third of the steered completion - score of the "
                                           "same third of the unsteered one) * direction * sign(c); thirds by generated "
-                                          "token count; decay = last - first")}
+                                          "token count; decay = last - first; retention = mean(last) / mean(first) "
+                                          "(Fieller), what the long-form claim is judged on")}
     for method, e in effects.items():
         out[method] = {"effect": [t_interval(e[:, t]).to_dict() for t in range(3)],
-                       "decay": t_interval(e[:, 2] - e[:, 0]).to_dict()}
+                       "decay": t_interval(e[:, 2] - e[:, 0]).to_dict(),
+                       "retention": ratio_of_means(e[:, 2], e[:, 0]).to_dict()}
     out["per_prompt"] = {method: e.tolist() for method, e in effects.items()}
     return out
 
@@ -892,5 +986,5 @@ def _fit_pair(config: SvfConfig, positive: Activations, baseline: Activations,
     return field, vector.normalised("resid")
 
 
-__all__ = ["units_key", "candidate_layers", "choose_window", "readout_log_odds", "run", "steered_activations",
+__all__ = ["units_key", "candidate_layers", "choose_window", "control_cells", "control_direction", "readout_log_odds", "run", "steered_activations",
            "svf", "thirds"]
