@@ -11,8 +11,10 @@ The shape every study follows (see :mod:`interp_steer.studies.collision`):
 - :mod:`.report` — figures and ``report.md`` from a result (the study never imports it);
 - :mod:`.cli` — the ``interp-steer svf`` subcommand.
 
-The study's own parts: :mod:`.rule` (the one tested verdict rule, :func:`paired_verdict`) and
-:mod:`.claims` (the paper's four claims, each put to that rule). The field itself is the core's
+The study's own part: :mod:`.claims` (the paper's four claims, each put to its registered rule,
+:mod:`interp_steer.studies.rules.svf`: ``svf.control``, ``svf.backfire``, ``svf.long_form``,
+``svf.multi_attribute``). :func:`paired_verdict` (the one-sample paired rule these claims once shared,
+:mod:`interp_steer.studies.rules.paired`) is still exported here. The field itself is the core's
 :mod:`interp_steer.fields`.
 """
 
