@@ -137,12 +137,15 @@ def skew_corrected_interval(values: ArrayLike, *, level: float = 0.95, axis: int
 
     For skewed data the t statistic is skewed the other way, so a plain t interval errs on one side
     much more often than ``(1 − level) / 2``: with exponential data at 12 items a one-sided 2.5 % test
-    rejects 8.8 % of the time, 5.2 % after the correction (lognormal, far more skewed: 15 % and 9 %);
-    symmetric data are untouched on average (normal: 2.5 %; t with 3 d.o.f.: 2 % becomes 3 %). With
-    ``T = (mean − μ) / se``, skewness estimate ``γ`` and ``a = γ / √n``, the statistic
-    ``g(T) = T + a (T²/3 + 1/6) + a² T³ / 27 = ((1 + aT/3)³ − 1) / a + a / 6`` is monotone in ``T``, so
-    the interval is ``{μ : |g(T)| ≤ t_q}``, inverted in closed form. Returns NaN bounds with fewer
-    than two items."""
+    rejects 9.0 % of the time, 4.4 % after the correction (lognormal, far more skewed: 15 % and
+    7.4 %); symmetric data are barely touched (normal: 2.5 % either way; t with 3 d.o.f.: 2.0 %
+    becomes 3.6 %). With ``T = (mean − μ) / se``, skewness estimate ``γ`` and ``a = γ / √n``, the
+    statistic ``g(T) = T + a (T²/3 + 1/6) + a² T³ / 27 = ((1 + aT/3)³ − 1) / a + a / 6`` is monotone in
+    ``T``, so the interval is ``{μ : |g(T)| ≤ t_q}``, inverted in closed form. ``γ`` is the adjusted
+    Fisher-Pearson coefficient ``G1 = g1 · √(n(n − 1)) / (n − 2)``, ``g1 = m3 / m2^{3/2}`` with the
+    central moments ``m2``, ``m3`` (divisor ``n``): ``g1`` underestimates the skewness at a dozen items,
+    and the correction with it leaves more of the one-sided error. Returns NaN bounds with fewer than
+    two items (and no correction with fewer than three)."""
     x = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
     mean, se, n = mean_and_se(x, axis=-1)
     mask = np.isfinite(x)
@@ -150,8 +153,8 @@ def skew_corrected_interval(values: ArrayLike, *, level: float = 0.95, axis: int
         dev = np.where(mask, x - mean[..., None], 0.0)
         m2 = (dev**2).sum(axis=-1) / n
         m3 = (dev**3).sum(axis=-1) / n
-        sd = np.sqrt(m2 * n / (n - 1))
-        gamma = np.where((n >= 3) & (m2 > 0), m3 / sd**3, 0.0)
+        g1 = np.where((n >= 3) & (m2 > 0), m3 / np.where(m2 > 0, m2, 1.0) ** 1.5, 0.0)
+        gamma = np.where(n >= 3, g1 * np.sqrt(n * (n - 1)) / np.maximum(n - 2, 1), 0.0)
         a = gamma / np.sqrt(np.maximum(n, 1))
         q = t_quantile(level, n - 1)
 

@@ -597,6 +597,30 @@ def test_the_runs_findings_carry_their_rules(tiny_run):
                                                             "collision.shared_layer"]
     assert all(f.numbers["verdict"] == f.verdict for f in result.findings)
     assert result.localisation.profiles["A vs baseline"].heldout_scores is not None
+    dominance, coherence, shared = result.findings
+    # the study passes the rules' optional inputs: VADER's word counts, the repetition rates
+    assert dominance.numbers["scales_checked"] == ["vader_raw", "artanh", "per_word"]
+    assert set(dominance.numbers["guards"]) == {"neutral", "repetition"}
+    assert coherence.numbers["repetition_guard"] is not None
+    # the tiny model has 4 layers, fewer than the shared-layer rule needs: inconclusive, saying why
+    assert shared.verdict == "inconclusive" and "at least 10 layers" in shared.numbers["reason"]
+
+
+def test_the_shared_layer_finding_rebuilds_the_probes_folds():
+    """The folds passed to the rule are the ones probe_layers held each example out in."""
+    from interp_steer.probes import Localisation, _splits, probe_layers
+    from interp_steer.studies.collision.findings import _fold_ids, finding_shared_layer
+
+    rng = np.random.default_rng(0)
+    bump = np.exp(-((np.arange(12) - 7) ** 2) / 2.0)[None, :, None]
+    pos, neg = rng.normal(size=(30, 12, 6)) + 0.6 + bump, rng.normal(size=(30, 12, 6))
+    profile = probe_layers(pos, neg, folds=3, seed=4)
+    ids = _fold_ids(profile)
+    for fold, (_, test) in enumerate(_splits(profile.heldout_labels, 3, 4)):
+        assert (ids[test] == fold).all()
+    localisation = Localisation(profiles={}, shared_layer=7, best_layers_indistinguishable=None)
+    finding = finding_shared_layer(localisation, {"A vs baseline": profile, "B vs baseline": profile, "A vs B": profile})
+    assert finding.numbers["spread"]["source"].startswith("estimated")
 
 
 # ------------------------------------------------------------------------- method="field"

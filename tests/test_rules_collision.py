@@ -21,10 +21,21 @@ from interp_steer.studies.rules.base import DGP, one_run, vader_compound
 from interp_steer.studies.rules.collision import (
     COHERENCE,
     DOMINANCE,
+    DOMINANCE_BEYOND,
+    PAPER_AREA,
+    RARE_MODES,
+    RARE_RATES,
     SATURATING_NULLS,
     SATURATING_RATES,
+    SCORER_SCALES,
     SHARED_LAYER,
+    SHARED_WIDTHS,
+    _coherence_core,
+    _count_world,
+    _on_scale,
     _scale_core,
+    _shared_codes,
+    _valence_world,
     separability_curve,
 )
 
@@ -80,9 +91,9 @@ def test_the_batched_core_decides_as_decide_does(rule):
 def test_power_at_the_papers_effect():
     """What the card reports: the dominance rule at the paper's √α with ends 3 SD apart, the coherence
     rule at an assumed 0.3 in log-perplexity, the shared-layer rule at equal clear peaks."""
-    expected = {DOMINANCE.id: {"quick": (0.55, 0.8), "full": (0.88, 1.0)},
+    expected = {DOMINANCE.id: {"quick": (0.5, 0.75), "full": (0.88, 1.0)},
                 COHERENCE.id: {"quick": (0.5, 0.7), "full": (0.88, 1.0)},
-                SHARED_LAYER.id: {"quick": (0.12, 0.4), "full": (0.75, 1.0)}}
+                SHARED_LAYER.id: {"quick": (0.2, 0.55), "full": (0.8, 1.0)}}
     for rule_id, bounds in expected.items():
         rule = REGISTRY[rule_id]
         paper = next(name for name, d in rule.dgps.items() if d.paper)
@@ -162,7 +173,7 @@ ALPHAS = np.linspace(0, 1, 9)
     (lambda a: 0 * a, "inconclusive", None),
 ])
 def test_dominance_on_constructed_curves(curve, expected, criterion):
-    decision = DOMINANCE.decide(alphas=ALPHAS, scores=_raw_scores(curve, ALPHAS))
+    decision = DOMINANCE.decide(alphas=ALPHAS, scores=_raw_scores(curve, ALPHAS), scale="vader")
     assert decision.verdict == expected, decision.reason
     nb = decision.numbers
     assert nb["scale"] == "vader_raw" and nb["scales_checked"] == ["vader_raw", "artanh"]
@@ -177,14 +188,14 @@ def test_a_linear_raw_sum_with_asymmetric_ends_is_not_dominance():
     """Raw valence linear in α from 0 to +8 (compounds 0 → 0.90): no dominance on VADER's own scale.
     On 2·artanh (the old rule's only scale) it reads as A dominating, so the two scales disagree and
     the verdict is inconclusive, never "reproduced"."""
-    decision = DOMINANCE.decide(alphas=ALPHAS, scores=_raw_scores(lambda a: a, ALPHAS, lo=0.0, hi=8.0))
+    decision = DOMINANCE.decide(alphas=ALPHAS, scores=_raw_scores(lambda a: a, ALPHAS, lo=0.0, hi=8.0), scale="vader")
     assert decision.numbers["scale_verdicts"] == {"vader_raw": "not reproduced", "artanh": "reproduced"}
     assert decision.verdict == "inconclusive" and "depends on the scale" in decision.reason
 
 
 def test_dominance_confined_to_one_mix_is_not_reproduced():
     confined = _raw_scores(lambda a: np.where(a == 0.875, 0.95, a), ALPHAS, noise=0.02)
-    decision = DOMINANCE.decide(alphas=ALPHAS, scores=confined)
+    decision = DOMINANCE.decide(alphas=ALPHAS, scores=confined, scale="vader")
     assert decision.verdict == "not reproduced", decision.reason
     assert decision.numbers["criteria"]["confined_to_minority"] and decision.numbers["area"]["low"] > 0
 
@@ -196,13 +207,13 @@ def test_dominance_on_probabilities_and_log_odds_reads_one_scale():
         assert decision.verdict == "reproduced" and len(decision.numbers["scales_checked"]) == 1
     with pytest.raises(ValueError, match="scale must be one of"):
         DOMINANCE.decide(alphas=ALPHAS, scores=logits, scale="logit")
-    with pytest.raises(ValueError, match="needs scores in"):
-        DOMINANCE.decide(alphas=ALPHAS, scores=logits)  # log-odds are not VADER compounds
+    with pytest.raises(ValueError, match="needs VADER compounds in"):
+        DOMINANCE.decide(alphas=ALPHAS, scores=logits, scale="vader")  # log-odds are not VADER compounds
 
 
 def test_dominance_without_separated_ends_or_scores_is_inconclusive():
     alphas = np.linspace(0, 1, 5)
-    decision = DOMINANCE.decide(alphas=alphas, scores=np.full((5, 4), np.nan))
+    decision = DOMINANCE.decide(alphas=alphas, scores=np.full((5, 4), np.nan), scale="vader")
     assert decision.verdict == "inconclusive" and "not separated" in decision.reason
     assert decision.numbers["n_dropped"] == 4
     json.dumps(decision.numbers, allow_nan=False)
@@ -379,3 +390,275 @@ def test_findings_name_their_rules_and_cards():
     finding = finding_coherence(config, per_prompt, coherence)
     assert finding.verdict == "reproduced" and finding.numbers["rule"] == "collision.coherence"
     assert "`interp-steer rules collision.coherence`" in finding.summary
+
+
+# ------------------------------------------------------------------ the red team's worlds (issue 29)
+#
+# Each world below broke the rules as they were (HEAD before this change); the ``head_*`` functions
+# are those rules, rebuilt from the pieces they kept (checked against the old module itself, run by
+# run, when written), so each test shows the old error and the new rule's.
+
+
+def head_dominance_codes(batch: dict) -> np.ndarray:
+    """The dominance rule before this change: VADER on its raw sum and on 2·artanh, "A dominates" by
+    Fieller's interval alone, no degenerate-mix guard, no per-word scale."""
+    alphas = np.asarray(batch["alphas"], dtype=float)[0]
+    s = np.asarray(batch["scores"], dtype=float)
+    s = s[..., None] if s.ndim == 3 else s
+    codes = []
+    for name in SCORER_SCALES[batch["scale"]]:
+        out = _scale_core(alphas, _on_scale(s, name), PAPER_AREA)
+        reproduced = out["separated"] & (out["area_low"] > 0) & out["most_of_range"]
+        b_dominates = out["separated"] & (out["area_high"] < 0)
+        not_reproduced = ~reproduced & (b_dominates | out["smaller_than_paper"] | out["confined_to_minority"])
+        codes.append(np.where(reproduced, 1, np.where(not_reproduced, -1, 0)))
+    codes = np.stack(codes)
+    return np.where((codes == 1).all(0), 1, np.where((codes == -1).all(0), -1, 0))
+
+
+def head_coherence_codes(batch: dict) -> np.ndarray:
+    """The coherence rule before this change: the same intervals, no repetition guard."""
+    return _coherence_core(batch["mid"], batch["pure_a"], batch["pure_b"], batch["degraded"])["code_before_guards"]
+
+
+def head_shared_codes(batch: dict) -> np.ndarray:
+    """The shared-layer rule before this change: resampled means spread a fixed 1.5x."""
+    return _shared_codes(**{k: v for k, v in batch.items() if k not in ("folds_a", "folds_b")})
+
+
+def _errors(rule, name: str, profile: str, runs: int, seed: int, head) -> tuple[float, float]:
+    """The old and the new rule's error rate on the same simulated runs of a registered world."""
+    dgp = rule.dgps[name]
+    batch = dgp.draw(np.random.default_rng(seed), rule.profile(profile), runs)
+    bad = CODES["reproduced"] if dgp.truth == "null" else CODES["not reproduced"]
+    return float((np.asarray(head(batch)) == bad).mean()), float((np.asarray(rule.codes(**batch)) == bad).mean())
+
+
+@pytest.mark.parametrize(("name", "profile", "old_at_least"), [
+    ("null: inner mixes collapse to neutral text (exact-0 compounds), ends -4→+1", "quick", 0.3),  # red team 0.42
+    ("null: inner mixes collapse to neutral text (exact-0 compounds), ends -4→+1", "full", 0.6),   # 0.77
+    ("null: inner mixes collapse to neutral text less often (0.3), ends -3→+1", "full", 0.12),       # 0.21
+    ("effect: √α, inner mixes collapse to neutral text, ends +0→+4", "quick", 0.6),                  # 0.79
+    ("null: inner mixes degenerate into repetitive text (repetition measured), ends -4→+1", "full", 0.6),
+    ("null: sentiment-word count x tone, N ~ Poisson(6→2), tone -1.5→+1.5 (counts given)", "quick", 0.6),  # 0.76
+    ("null: sentiment-word count x tone, N ~ Poisson(6→2), tone -1.5→+1.5 (counts given)", "full", 0.9),   # 0.97
+    ("null: sentiment-word count x tone, N ~ Poisson(4→3), tone -1→+1 (counts given)", "full", 0.08),       # 0.12
+])
+def test_degenerate_mixes_and_word_counts_fooled_the_old_dominance_rule(name, profile, old_at_least):
+    """D1/E1 (the mixes collapse to neutral or repetitive text: the paper's own failure mode) and D3
+    (VADER's raw sum = number of sentiment words x tone, both linear in α)."""
+    runs = 1500
+    old, new = _errors(DOMINANCE, name, profile, runs, 5, head_dominance_codes)
+    assert old >= old_at_least, old
+    assert new <= tolerance(DESIGN_RATE, runs), new
+
+
+def test_an_effusive_end_fooled_fiellers_interval_and_not_the_hall_corrected_bend():
+    """D4: zero-mean right-skewed noise at the pure A end (a centred exponential, SD 4), a raw sum
+    linear in α. Fieller's t-based interval erred about 6 % on that side; with the signed bend's
+    Hall-corrected interval it is within the design."""
+    runs = 10000
+    old, new = _errors(DOMINANCE, "null: linear raw VADER, effusive A end (skewed noise SD 4), ends +0→+6", "quick",
+                       runs, 5, head_dominance_codes)
+    assert old >= 0.053, old  # measured 0.060
+    assert new <= tolerance(DESIGN_RATE, runs), new
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_a_mix_of_repeated_function_words_fooled_the_old_coherence_rule(profile):
+    """C3: on 30 % of prompts the mix degenerates into repeated function words (very low perplexity);
+    the repetition rates the study measures now make the verdict inconclusive."""
+    runs = 2000
+    name = "null: the mix degenerates into repeated function words on 30 % of prompts (repetition given)"
+    old, new = _errors(COHERENCE, name, profile, runs, 5, head_coherence_codes)
+    assert old >= {"quick": 0.5, "full": 0.85}[profile], old  # measured 0.66 / 0.94
+    assert new <= tolerance(DESIGN_RATE, runs), new
+
+
+def test_large_training_noise_fooled_the_fixed_spread_and_not_the_estimated_one():
+    """Fold (training) noise of SD 2, unlike across layers, equal peaks: the fixed 1.5x spread said
+    "not reproduced" about 9 % of the time at the full size (the folds' share of the variance grows
+    with the number of examples); the spread estimated from the folds does not."""
+    runs = 400
+    old, new = _errors(SHARED_LAYER, "effect: equal peaks, large training noise unlike across layers (SD 2)", "full",
+                       runs, 5, head_shared_codes)
+    assert old >= 0.05, old
+    assert new <= tolerance(DESIGN_RATE, runs), new
+
+
+def test_the_fold_spread_grows_with_the_number_of_examples():
+    """The estimated spread is about 1 without training noise, about the measured 1.2-1.4 with the
+    default world's, and grows with the number of examples when the training noise is fixed."""
+    from interp_steer.studies.rules.collision import _probe_world, fold_inflation
+
+    rng = np.random.default_rng(2)
+    curve = separability_curve(18, plateau=2.5, bump=1.5, width=1.5)
+
+    def median_spread(training, per_class, folds=5):
+        batch = _probe_world(curve, curve, training=(training, training))(rng, {"per_class": per_class, "folds": folds}, 60)
+        q = -(1 - 1 / (1 + np.exp(-np.where(batch["labels_a"][0][:, None] == 1, 1, -1) * batch["scores_a"]))) ** 2
+        return float(np.median(fold_inflation(q, batch["folds_a"][0], folds)))
+
+    assert median_spread(0.0, 120) < 1.1
+    assert 1.1 < median_spread(0.4, 48, folds=3) < 1.6
+    assert median_spread(0.4, 480) > median_spread(0.4, 120) + 0.2
+
+
+def test_the_documented_beyond_design_rates_are_the_rules():
+    """The rates the notes quote for worlds beyond the design (rare modes in coherence, an
+    intermediate effect, heterogeneous prompts, uncounted words, lognormal tails in dominance)."""
+
+    runs = 800
+
+    def close(got, text, index):
+        rate = float(text.split("/")[index].strip().rstrip("%").strip()) / 100
+        assert abs(got - rate) <= 3 * np.sqrt(max(rate * (1 - rate), 0.01) / runs) + 0.006, (got, text)
+
+    for (name, (truth, draw)), key in zip(RARE_MODES.items(), ("m5", "m10", "e5", "e10"), strict=True):
+        for index, profile in enumerate(("quick", "full")):
+            rates = COHERENCE.simulate(DGP(name, truth, name, draw), profile, runs=runs, seed=7)
+            close(rates["reproduced" if truth == "null" else "not reproduced"], RARE_RATES[key], index)
+
+    def hetero(rng, profile, runs):
+        alphas = np.asarray(profile["alphas"], float)
+        n = int(profile["prompts"])
+        half = n // 2
+        curve = np.concatenate([np.repeat(np.sqrt(alphas)[:, None], half, 1),
+                                np.repeat((alphas**2)[:, None], n - half, 1)], 1)
+        ends = np.r_[np.full(half, 4.0), np.full(n - half, 1.0)]
+        raw = rng.normal(0, 1.0, (runs, 1, n)) + ends * curve + rng.standard_normal((runs, alphas.size, n))
+        return {"alphas": np.broadcast_to(alphas, (runs, alphas.size)), "scores": vader_compound(raw), "scale": "vader"}
+
+    worlds = {"i08_r": (_valence_world(-1, 2, curve=lambda a: a**0.8), "reproduced"),
+              "i08_nr": (_valence_world(-1, 2, curve=lambda a: a**0.8), "not reproduced"),
+              "hetero": (hetero, "reproduced"), "counts": (_count_world((6, 2), (-1.5, 1.5), words=False), "reproduced"),
+              "ln4": (_valence_world(0, 4, effusive=4.0, effusive_kind="lognormal"), "reproduced"),
+              "ln6": (_valence_world(0, 6, effusive=6.0, effusive_kind="lognormal"), "reproduced")}
+    for key, (draw, verdict) in worlds.items():
+        for index, profile in enumerate(("quick", "full")):
+            rates = DOMINANCE.simulate(DGP(key, "null", key, draw), profile, runs=runs, seed=7)
+            close(rates[verdict], DOMINANCE_BEYOND[key], index)
+        assert DOMINANCE_BEYOND[key] in DOMINANCE.notes
+
+
+def test_the_shared_layers_interval_width_is_as_documented():
+    paper = next(name for name, d in SHARED_LAYER.dgps.items() if d.paper)
+    for profile, key in (("quick", "width_q"), ("full", "width_f")):
+        batch = SHARED_LAYER.dgps[paper].draw(np.random.default_rng(0), SHARED_LAYER.profile(profile), 40)
+        widths = [SHARED_LAYER.decide(**one_run(batch, i)).numbers["interval_width"] for i in range(40)]
+        assert abs(np.median(widths) - float(SHARED_WIDTHS[key])) <= 1.0, widths
+    assert SHARED_LAYER.detectable is None and "interval_width" in SHARED_LAYER.notes
+
+
+# ------------------------------------------------------------------------ inputs refused, not misread
+
+
+def test_dominance_refuses_inputs_it_would_misread():
+    alphas = np.linspace(0, 1, 5)
+    rng = np.random.default_rng(0)
+    raw = rng.normal(-1, 1, (1, 16)) + 3 * np.sqrt(alphas)[:, None] + rng.normal(0, 1, (5, 16))
+    compounds = vader_compound(raw)
+    with pytest.raises(TypeError, match="scale"):
+        DOMINANCE.decide(alphas=alphas, scores=compounds)  # the scale is required: what are the scores?
+    with pytest.raises(ValueError, match="alphas must be finite"):
+        DOMINANCE.decide(alphas=[0, np.nan, 1], scores=compounds[[0, 2, 4]], scale="vader")
+    with pytest.raises(ValueError, match="rounded to 3 decimals"):
+        DOMINANCE.decide(alphas=alphas, scores=np.round(compounds, 2), scale="vader")
+    latent = rng.normal(-2, 1, (1, 16)) + 16 * alphas[:, None] + rng.normal(0, 1, (5, 16))
+    with pytest.raises(ValueError, match="strictly inside"):  # the A end saturates at the clip
+        DOMINANCE.decide(alphas=alphas, scores=1 / (1 + np.exp(-latent)), scale="probability")
+    with pytest.raises(ValueError, match="strictly inside"):
+        DOMINANCE.decide(alphas=alphas, scores=np.round(1 / (1 + np.exp(-(latent - 12))), 3), scale="probability")
+    moderate = 1 / (1 + np.exp(-(latent / 4)))
+    with pytest.raises(ValueError, match="rounded to 3 decimals"):
+        DOMINANCE.decide(alphas=alphas, scores=np.round(moderate, 3), scale="probability")
+    assert DOMINANCE.decide(alphas=alphas, scores=moderate, scale="probability").verdict in CODES
+    with pytest.raises(ValueError, match="±inf"):
+        DOMINANCE.decide(alphas=alphas, scores=np.where(np.arange(16) == 0, np.inf, raw), scale="log_odds")
+    with pytest.raises(ValueError, match="sentiment_words"):
+        DOMINANCE.decide(alphas=alphas, scores=raw, scale="log_odds", sentiment_words=np.ones((5, 16)))
+    with pytest.raises(ValueError, match="sentiment_words must be counts"):
+        DOMINANCE.decide(alphas=alphas, scores=compounds, scale="vader", sentiment_words=np.full((5, 16), 1.5))
+    with pytest.raises(ValueError, match="repetition must be rates"):
+        DOMINANCE.decide(alphas=alphas, scores=compounds, scale="vader", repetition=np.full((5, 16), 2.0))
+    with pytest.raises(ValueError, match="repetition must match"):
+        DOMINANCE.decide(alphas=alphas, scores=compounds, scale="vader", repetition=np.zeros((5, 15)))
+
+
+def test_dominance_reads_the_counts_and_the_guards_into_its_numbers():
+    batch = DOMINANCE.dgps["null: sentiment-word count x tone, N ~ Poisson(6→2), tone -1.5→+1.5 (counts given)"].draw(
+        np.random.default_rng(3), DOMINANCE.profile("full"), 1)
+    decision = DOMINANCE.decide(**one_run(batch, 0))
+    assert decision.numbers["scales_checked"] == ["vader_raw", "artanh", "per_word"]
+    assert "valence per sentiment word" in decision.numbers["relative_to_scale"]
+    json.dumps(decision.numbers, allow_nan=False)
+    collapsed = DOMINANCE.dgps["null: inner mixes collapse to neutral text (exact-0 compounds), ends -4→+1"].draw(
+        np.random.default_rng(3), DOMINANCE.profile("full"), 1)
+    decision = DOMINANCE.decide(**one_run(collapsed, 0))
+    assert decision.verdict == "inconclusive" and decision.numbers["guards"]["neutral"]["fired"]
+    assert "degenerate more than the pure ends" in decision.reason
+    json.dumps(decision.numbers, allow_nan=False)
+
+
+def test_coherence_refuses_inputs_it_would_misread():
+    rng = np.random.default_rng(0)
+    base = 2.5 + rng.normal(0, 0.5, 16)
+    mid, a, b = base - 0.12 + rng.normal(0, 0.3, 16), base + rng.normal(0, 0.3, 16), base + rng.normal(0, 0.3, 16)
+    per_completion = [x[:, None] + rng.normal(0, 0.3, (16, 5)) for x in (mid, a, b)]
+    with pytest.raises(ValueError, match="must be \\[prompts\\]"):  # not silently 80 'prompts'
+        COHERENCE.decide(mid=per_completion[0], pure_a=per_completion[1], pure_b=per_completion[2])
+    for flag in ("False", np.array([False, True]), 1):
+        with pytest.raises(ValueError, match="degraded must be a bool"):
+            COHERENCE.decide(mid=mid, pure_a=a, pure_b=b, degraded=flag)
+    with pytest.raises(ValueError, match="-inf"):
+        COHERENCE.decide(mid=np.r_[-np.inf, mid[1:]], pure_a=a, pure_b=b)
+    with pytest.raises(ValueError, match="all of repetition_mid"):
+        COHERENCE.decide(mid=mid, pure_a=a, pure_b=b, repetition_mid=np.zeros(16))
+    assert COHERENCE.decide(mid=mid, pure_a=a, pure_b=b, degraded=np.bool_(True)).verdict in CODES
+
+
+def test_an_infinite_log_perplexity_is_the_worst_value_not_dropped():
+    """+inf at the mix (where the end is finite) rules out "reproduced"; +inf at an end rules out "not
+    reproduced" against it; both +inf is a tie."""
+    base = 2.5 + np.random.default_rng(1).normal(0, 0.5, 16)
+    better = {"mid": base - 1.0, "pure_a": base + 0.01, "pure_b": base - 0.01}
+    assert COHERENCE.decide(**better).verdict == "reproduced"
+    broken = COHERENCE.decide(**{**better, "mid": np.r_[np.inf, better["mid"][1:]]})
+    assert broken.verdict == "inconclusive"  # the old rule dropped the prompt and said "reproduced"
+    assert broken.numbers["log_perplexity_mid_minus_A"]["prompts_mix_infinite"] == 1 and "+inf" in broken.reason
+    worse = {"mid": base + 1.0, "pure_a": base, "pure_b": base}
+    assert COHERENCE.decide(**worse).verdict == "not reproduced"
+    rescued = COHERENCE.decide(**{**worse, "pure_a": np.r_[np.inf, base[1:]], "pure_b": np.r_[np.inf, base[1:]]})
+    assert rescued.verdict == "inconclusive"
+    tie = COHERENCE.decide(**{**better, "mid": np.r_[np.inf, better["mid"][1:]], "pure_a": np.r_[np.inf, base[1:]],
+                              "pure_b": np.r_[np.inf, base[1:]]})
+    assert tie.verdict == "reproduced" and tie.numbers["log_perplexity_mid_minus_A"]["n"] == 15
+    json.dumps(broken.numbers, allow_nan=False)
+
+
+def test_shared_layer_refuses_inputs_it_would_misread():
+    labels = np.r_[np.ones(30, dtype=int), np.zeros(30, dtype=int)]
+    scores, _ = _scores(18, n=30)
+    ok = {"scores_a": scores, "labels_a": labels, "scores_b": scores, "labels_b": labels}
+    assert SHARED_LAYER.decide(**ok).verdict == "reproduced"
+    one = np.zeros((2, 30))
+    one[0], one[1] = 1, -1
+    with pytest.raises(ValueError, match="at least 10 of each"):  # the old rule: a zero-width interval
+        SHARED_LAYER.decide(scores_a=one, labels_a=[1, 0], scores_b=one, labels_b=[1, 0])
+    nan = scores.copy()
+    nan[3, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):  # the old rule: one NaN made the whole profile a tie
+        SHARED_LAYER.decide(**{**ok, "scores_a": nan})
+    with pytest.raises(ValueError, match="look like probabilities"):
+        SHARED_LAYER.decide(**{**ok, "scores_a": 1 / (1 + np.exp(-scores)), "scores_b": 1 / (1 + np.exp(-scores))})
+    with pytest.raises(ValueError, match="distinct integers in increasing order"):
+        SHARED_LAYER.decide(**ok, layers=[0] * 30)
+    with pytest.raises(ValueError, match="at least 10"):
+        SHARED_LAYER.decide(**{k: (v[:, 14:20] if k.startswith("scores") else v) for k, v in ok.items()})
+    with pytest.raises(ValueError, match="folds_a and folds_b together"):
+        SHARED_LAYER.decide(**ok, folds_a=np.arange(60) % 3)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        SHARED_LAYER.decide(**ok, folds_a=np.zeros(60), folds_b=np.zeros(60))
+    with_folds = SHARED_LAYER.decide(**ok, folds_a=np.arange(60) % 3, folds_b=np.arange(60) % 3)
+    assert with_folds.numbers["spread"]["source"].startswith("estimated")
+    assert SHARED_LAYER.decide(**ok).numbers["spread"]["source"].startswith("fixed")

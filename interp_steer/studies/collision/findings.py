@@ -17,7 +17,13 @@ from interp_steer.probes import Localisation
 from interp_steer.studies.collision.config import Settings
 from interp_steer.studies.collision.result import Finding
 from interp_steer.studies.mixing import Dominance
-from interp_steer.studies.rules.collision import COHERENCE, DOMINANCE, SHARED_LAYER
+from interp_steer.studies.rules.collision import (
+    COHERENCE,
+    DOMINANCE,
+    SHARED_LAYER,
+    SHARED_MIN_DEPTH,
+    SHARED_MIN_PER_CLASS,
+)
 
 
 def judge_findings(config: Settings, dominance: dict[str, list[Dominance]], coherence: dict[str, Any],
@@ -25,7 +31,8 @@ def judge_findings(config: Settings, dominance: dict[str, list[Dominance]], cohe
                    per_sample: dict[str, np.ndarray]) -> list[Finding]:
     """The three findings in the report's order: dominance, coherence, shared layer. ``per_sample``:
     each completion's ``"vader"`` compound and readout ``"probe_log_odds"``, ``[lambdas, alphas,
-    prompts, samples]`` (the dominance rule maps each completion to its scale before averaging)."""
+    prompts, samples]`` (the dominance rule maps each completion to its scale before averaging), and,
+    where the study has them, its ``"repetition"`` rate and ``"vader_words"`` (the words VADER scored)."""
     return [
         finding_dominance(config, dominance, coherence, per_sample),
         finding_coherence(config, per_prompt, coherence),
@@ -47,7 +54,13 @@ def finding_dominance(config: Settings, by_score: dict[str, list[Dominance]], co
         # an imported grid may lack a mix at some strength: the rule reads the mixes present there
         cells = np.asarray(per_sample[score][at], dtype=float)
         present = [i for i in range(len(config.alphas)) if np.isfinite(cells[i]).any()]
-        return DOMINANCE.decide(alphas=[config.alphas[i] for i in present], scores=cells[present], scale=scale)
+        aside = {}  # the degenerate-mix guard's repetition rates; VADER's per-word scale
+        if "repetition" in per_sample:
+            aside["repetition"] = np.asarray(per_sample["repetition"][at], dtype=float)[present]
+        if scale == "vader" and "vader_words" in per_sample:
+            aside["sentiment_words"] = np.asarray(per_sample["vader_words"][at], dtype=float)[present]
+        return DOMINANCE.decide(alphas=[config.alphas[i] for i in present], scores=cells[present], scale=scale,
+                                **aside)
 
     decision = decide("vader", li, "vader")
     readout = decide("probe_log_odds", li, "log_odds")
@@ -60,9 +73,11 @@ def finding_dominance(config: Settings, by_score: dict[str, list[Dominance]], co
                "verdicts_per_lambda": {f"{lam:g}": by_score["vader"][i].verdict for i, lam in enumerate(config.lambdas)},
                "rule_verdicts_per_lambda": per_lambda}
     ends = numbers["ends_difference"]
+    checked = ("2·artanh of the compound and the valence per sentiment word" if "per_word" in decision.numbers["scales_checked"]
+               else "2·artanh of the compound")
     text = (f"{decision.reason}. At λ = {coherence['best_lambda']:g} (the best non-degraded strength), VADER compound: "
             f"A end − B end = {_fmt_plain(ends)}; dominance is relative to the scale it is read on, here "
-            f"VADER's raw valence sum (checked on 2·artanh of the compound); balance point α* = "
+            f"VADER's raw valence sum (checked on {checked}); balance point α* = "
             f"{_fmt(main.balance_point)}. The same rule on the A-vs-B probe readout's log-odds: {readout.verdict}."
             + _rule_line(DOMINANCE.id))
     return Finding("dominance", DOMINANCE.claim, decision.verdict, text, numbers)
@@ -76,7 +91,9 @@ def finding_coherence(config: Settings, per_prompt: dict[str, np.ndarray], coher
     mid = min(inner, key=lambda i: abs(config.alphas[i] - 0.5))
     log_ppl = np.log(per_prompt["perplexity"][li])
     top = coherence["per_lambda"][li]
-    decision = COHERENCE.decide(mid=log_ppl[mid], pure_a=log_ppl[-1], pure_b=log_ppl[0], degraded=bool(top["degraded"]))
+    repetition = np.asarray(per_prompt["repetition"][li], dtype=float)
+    decision = COHERENCE.decide(mid=log_ppl[mid], pure_a=log_ppl[-1], pure_b=log_ppl[0], degraded=bool(top["degraded"]),
+                                repetition_mid=repetition[mid], repetition_a=repetition[-1], repetition_b=repetition[0])
     numbers = {**decision.numbers, "lambda": lam, "alpha_mid": config.alphas[mid],
                "repetition": {f"{config.alphas[i]:g}": float(np.nanmean(per_prompt["repetition"][li, i]))
                               for i in (0, mid, len(config.alphas) - 1)}}
@@ -105,11 +122,39 @@ def finding_shared_layer(localisation: Localisation, profiles: dict[str, Any]) -
         return Finding("shared_layer", SHARED_LAYER.claim, "inconclusive",
                        f"{reason}. {profile_text}." + _rule_line(SHARED_LAYER.id),
                        {"verdict": "inconclusive", "reason": reason, "rule": SHARED_LAYER.id, **context})
+    depth = max(pa.layers) - min(pa.layers) + 1
+    smallest = min(int(min(np.bincount(np.asarray(p.heldout_labels, dtype=int), minlength=2))) for p in (pa, pb))
+    if depth < SHARED_MIN_DEPTH or smallest < SHARED_MIN_PER_CLASS:
+        reason = (f"the rule needs at least {SHARED_MIN_DEPTH} layers and {SHARED_MIN_PER_CLASS} passages per class; "
+                  f"this model has {depth} layers and the smaller class {smallest} passages")
+        return Finding("shared_layer", SHARED_LAYER.claim, "inconclusive",
+                       f"{reason}. {profile_text}." + _rule_line(SHARED_LAYER.id),
+                       {"verdict": "inconclusive", "reason": reason, "rule": SHARED_LAYER.id, **context})
+    folds = {f"folds_{key}": ids for key, ids in (("a", _fold_ids(pa)), ("b", _fold_ids(pb))) if ids is not None}
+    if len(folds) < 2:
+        folds = {}
     decision = SHARED_LAYER.decide(scores_a=pa.heldout_scores, labels_a=pa.heldout_labels,
-                                   scores_b=pb.heldout_scores, labels_b=pb.heldout_labels, layers=list(pa.layers))
+                                   scores_b=pb.heldout_scores, labels_b=pb.heldout_labels, layers=list(pa.layers),
+                                   **folds)
     numbers = {**decision.numbers, **context}
     text = f"{decision.reason}. {profile_text}." + _rule_line(SHARED_LAYER.id)
     return Finding("shared_layer", SHARED_LAYER.claim, decision.verdict, text, numbers)
+
+
+def _fold_ids(profile: Any) -> np.ndarray | None:
+    """The cross-validation fold that held out each of a profile's examples (the rows of its
+    ``heldout_scores``), rebuilt from its labels, fold count and seed as ``probe_layers`` split them;
+    None for a profile that does not say how it was split."""
+    from interp_steer.probes import _splits
+
+    folds, seed = getattr(profile, "folds", None), getattr(profile, "seed", None)
+    if not isinstance(folds, int) or not isinstance(seed, int):
+        return None
+    labels = np.asarray(profile.heldout_labels, dtype=int)
+    ids = np.full(labels.size, -1)
+    for fold, (_, test) in enumerate(_splits(labels, folds, seed)):
+        ids[test] = fold
+    return ids
 
 
 def _fmt(value: float) -> str:

@@ -28,16 +28,21 @@ from typing import Any
 
 import numpy as np
 
-from interp_steer.data import CompletionRecord, load_generations
+from interp_steer.data import CompletionRecord, load_generations, reject_bare_strings
 from interp_steer.metrics import text_scores
 from interp_steer.models import Model
 from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.collision.config import ALPHA_MEANS, ScoreConfig
 from interp_steer.studies.collision.result import Finding, ImportedResult
+from interp_steer.studies.collision.sentiment_words import vader_word_counts
 from interp_steer.studies.mixing import SCORE_SCALES, dominance, quiet_nan_warnings
 
 DOMINANCE_SCORES = ("vader", "probe_log_odds")
 """The scores whose every completion dominance reads (as the study's)."""
+SAMPLE_SCORES = (*DOMINANCE_SCORES, "repetition", "vader_words")
+"""Kept per completion for the dominance rule (as the study keeps them)."""
+SAMPLE_ONLY = ("vader_words",)
+"""Kept per completion only (not a cell metric)."""
 
 # ------------------------------------------------------------------------------------------ the grid
 
@@ -145,8 +150,10 @@ def _per_prompt(grid: ImportedGrid, flat: dict[str, np.ndarray], order: list[tup
             full = np.full(shape, np.nan)
             for (p, c, s), value in zip(order, values, strict=True):
                 full[p, s, c] = value
-            if name in DOMINANCE_SCORES:
+            if name in SAMPLE_SCORES:
                 per_sample[name] = full[:, :, 1:].reshape(len(grid.prompts), grid.n_samples, n_l, n_a).transpose(2, 3, 0, 1)
+            if name in SAMPLE_ONLY:
+                continue
             if name == "perplexity":
                 per_prompt_all[name] = np.exp(np.nanmean(np.log(full), axis=1))
             else:
@@ -258,6 +265,8 @@ def score(
     text metrics only. Corpora are lists of texts or file paths; the style classifier needs both
     persona corpora, the coherence references a scorer too. ``source`` names where records passed
     as a list came from (a file's path is its own name)."""
+    reject_bare_strings(generations=generations, persona_a=persona_a, persona_b=persona_b, baseline=baseline,
+                        path_ok=True)
     from interp_steer.models import load_model
     from interp_steer.studies.collision.study import (
         _coherence,
@@ -275,7 +284,7 @@ def score(
     order = sorted(grid.rows)
     kept = [grid.rows[k] for k in order]
     texts_out = [r.completion for r in kept]
-    flat = text_scores(texts_out)
+    flat = {**text_scores(texts_out), "vader_words": vader_word_counts(texts_out)}
     notes: dict[str, Any] = {"empty_completions": sum(not t.strip() for t in texts_out)}
     corpora = _corpora(persona_a, persona_b, baseline, config)
     model = None if scorer is None else (scorer if isinstance(scorer, Model) else load_model(scorer))

@@ -302,9 +302,11 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
 
 INTERVALS = ("Intervals (95 %): per-cell means, percentile bootstrap over prompts (perplexity: geometric mean); "
              "dominance d(α) and its area, Fieller intervals (t quantiles) of ratios of per-prompt means on the "
-             "named unbounded scale; paired differences (pure ends) and decomposition coefficients, t-intervals over "
-             "prompts; mix vs ends (finding ii), t-intervals with Hall's skewness correction; the distance between the "
-             "persona peaks (finding iii), a 90 % bootstrap over held-out examples; A's decomposition share, Fieller.")
+             "named unbounded scale, the area's numerator per prompt also with Hall's skewness correction; paired "
+             "differences (pure ends) and decomposition coefficients, t-intervals over prompts; mix vs ends (finding "
+             "ii), t-intervals with Hall's skewness correction; the distance between the persona peaks (finding iii), "
+             "a 90 % bootstrap over held-out examples, spread for the training folds' own variation as estimated from "
+             "the folds; A's decomposition share, Fieller.")
 
 
 def _fields_lines(result: CollisionResult) -> list[str]:
@@ -354,6 +356,7 @@ def _dominance_section(result: CollisionResult) -> list[str]:
              f"(point estimates; a majority is {nb['majority']}), significantly above at {nb['mixes_above']}, "
              f"significantly below at {nb['mixes_below']}; significantly below the paper's curve at "
              f"{nb['mixes_below_paper']}.",
+             *_guard_lines(nb),
              f"- The same rule on the probe readout's log-odds: {nb['readout_rule_verdict']}; per strength on VADER: "
              + ", ".join(f"λ = {lam}: {v}" for lam, v in nb["rule_verdicts_per_lambda"].items()) + ".",
              "", "| α | d(α) [95 %] | paper's d(α) | vs the diagonal |", "| --- | --- | --- | --- |"]
@@ -362,6 +365,17 @@ def _dominance_section(result: CollisionResult) -> list[str]:
                      f"{mix['paper_d']:.2f} | {mix['vs_diagonal']} |")
     lines += ["", f"Rule `{nb['rule']}`: {nb.get('rule_text', '')}"]
     return lines
+
+
+def _guard_lines(nb: dict[str, Any]) -> list[str]:
+    """The dominance rule's degenerate-mix guards, as its numbers record them."""
+    guards = nb.get("guards") or {}
+    if not guards:
+        return []
+    parts = [f"{g['what']}: {_num(g['inner_mixes'])} at the inner mixes, {_num(g['ends'])} at the pure ends"
+             f"{' (significantly more: the verdict is inconclusive)' if g['fired'] else ''}" for g in guards.values()]
+    return ["- **Degenerate mixes** (the paper's own low mid-mix perplexities came from degenerate text): "
+            + "; ".join(parts) + "."]
 
 
 def _coherence_section(result: CollisionResult) -> list[str]:
@@ -401,6 +415,8 @@ def scale_label(score: str, scale: str) -> str:
         return "raw VADER valence scale (s = √15·c/√(1 − c²), the compound's exact inverse)"
     if scale == "artanh":
         return "2·artanh(VADER compound) scale" if score == "vader" else f"2·artanh({score}) scale"
+    if scale == "per_word":
+        return "VADER valence per sentiment word (the raw sum over the number of words VADER scored)"
     if scale == "logit":
         return f"logit({score}) scale"
     return "probe log-odds scale" if score.endswith("log_odds") else f"{score} scale (as measured)"

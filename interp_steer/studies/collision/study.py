@@ -48,6 +48,7 @@ import torch
 from scipy import stats as _sps
 
 from interp_steer.activations import collect_activations, residual_shifts
+from interp_steer.data import reject_bare_strings
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField, fit_scorer
 from interp_steer.generation import Generation, format_prompts, generate
@@ -64,6 +65,7 @@ from interp_steer.studies._common import Stopwatch
 from interp_steer.studies.collision.config import CollisionConfig, Settings
 from interp_steer.studies.collision.findings import judge_findings
 from interp_steer.studies.collision.result import CollisionResult
+from interp_steer.studies.collision.sentiment_words import vader_word_counts
 from interp_steer.studies.collision.style import StyleClassifier
 from interp_steer.studies.mixing import (
     SCORE_SCALES,
@@ -114,6 +116,7 @@ def run(
     with the same model, data and config skips it (``fresh=True`` discards them); ``backend``
     (``"local"``, ``"ray"`` or a backend object) says where units run. Results do not depend on either.
     """
+    reject_bare_strings(persona_a=persona_a, persona_b=persona_b, baseline=baseline, prompts=prompts, path_ok=True)
     clock = Stopwatch(log)
     model = model if isinstance(model, Model) else load_model(model)
     if config.layer != "auto":
@@ -348,27 +351,33 @@ class _Scores:
 
     per_prompt: dict[str, np.ndarray]  # metric -> [lambdas, alphas, prompts]
     unsteered: dict[str, np.ndarray]  # metric -> [prompts]
-    per_sample: dict[str, np.ndarray]  # "vader", "probe_log_odds" -> [lambdas, alphas, prompts, samples]
+    per_sample: dict[str, np.ndarray]  # SAMPLE_SCORES -> [lambdas, alphas, prompts, samples]
 
 
 DOMINANCE_SCORES = ("vader", "probe_log_odds")
 """The scores whose every completion dominance reads (VADER's compound, the readout's log-odds)."""
 
+SAMPLE_SCORES = (*DOMINANCE_SCORES, "repetition", "vader_words")
+"""What the dominance rule reads per completion: the two scores, and the repetition rate and the number
+of words VADER scored (its degenerate-mix guard and its per-sentiment-word scale)."""
+
 
 def _score(config: CollisionConfig, grid: _Grid, flat: dict[str, np.ndarray], style: StyleClassifier) -> _Scores:
     """Every completion's scores (``flat``: by the unsteered model, from the units; plus the style
     classifier's, here), averaged per prompt."""
-    flat = {**flat, "style_a": style.score([g.text for g in grid.outputs])}
+    texts = [g.text for g in grid.outputs]
+    flat = {**flat, "style_a": style.score(texts)}
     shape = (grid.n_prompts, grid.n_samples, len(grid.cells))
     per_row = {name: values.reshape(shape) for name, values in flat.items()}
+    rows = {**per_row, "vader_words": vader_word_counts(texts).reshape(shape)}  # per completion only
     with quiet_nan_warnings():
         log_ppl = np.nanmean(np.log(per_row["perplexity"]), axis=1)  # geometric mean over samples
         per_prompt_all = {name: np.nanmean(v, axis=1) for name, v in per_row.items()}  # [prompts, cells]
     per_prompt_all["perplexity"] = np.exp(log_ppl)
     n_l, n_a = len(config.lambdas), len(config.alphas)
     per_prompt = {name: v[:, 1:].reshape(grid.n_prompts, n_l, n_a).transpose(1, 2, 0) for name, v in per_prompt_all.items()}
-    per_sample = {name: per_row[name][:, :, 1:].reshape(grid.n_prompts, grid.n_samples, n_l, n_a).transpose(2, 3, 0, 1)
-                  for name in DOMINANCE_SCORES}
+    per_sample = {name: rows[name][:, :, 1:].reshape(grid.n_prompts, grid.n_samples, n_l, n_a).transpose(2, 3, 0, 1)
+                  for name in SAMPLE_SCORES}
     return _Scores(per_prompt, {name: v[:, 0] for name, v in per_prompt_all.items()}, per_sample)
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from interp_steer.data import reject_bare_strings
+
 
 @dataclass(frozen=True, eq=False)
 class StyleClassifier:
@@ -51,6 +53,7 @@ class StyleClassifier:
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
         """P(A's style) per text; NaN for texts without a word."""
+        reject_bare_strings(texts=texts)
         out = np.full(len(texts), np.nan)
         keep = [i for i, t in enumerate(texts) if any(ch.isalnum() for ch in t)]
         if keep:
