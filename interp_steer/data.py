@@ -85,6 +85,13 @@ def reject_bare_string(value: Any, name: str, *, path_ok: bool = False) -> None:
     raise TypeError(f"{name} must be a list, not a single string: pass {name}=[{shown}]")
 
 
+def reject_bare_strings(*, path_ok: bool = False, **values: Any) -> None:
+    """:func:`reject_bare_string` on each keyword argument, named by its keyword (a study's entry
+    point checks all of its corpora and prompts this way before anything else runs)."""
+    for name, value in values.items():
+        reject_bare_string(value, name, path_ok=path_ok)
+
+
 # ----------------------------------------------------------------------------- reading
 
 
@@ -416,5 +423,6 @@ __all__ = [
     "load_pairs",
     "load_prompts",
     "reject_bare_string",
+    "reject_bare_strings",
     "save_generations",
 ]

@@ -49,7 +49,7 @@ ACCEPTS_STRING = {
     ("interp_steer.stats.backfire_rate", "baseline"): "takes numbers",
 }
 
-PATH_OK = {"persona_a", "persona_b", "baseline", "prompts", "pairs", "questions", "neutral", "generations"}
+PATH_OK = {"positive", "negative", "persona_a", "persona_b", "baseline", "prompts", "pairs", "questions", "neutral", "generations"}
 """Study entry points read a string as a file path: they refuse one that names no file."""
 
 ONE_LINE = re.compile(r"^(\w[\w ]*) must be a list, not a single string: pass \1=\['.*'\]$")

@@ -180,3 +180,48 @@ def test_every_study_subcommand_is_assembled():
     assembled = {module.__name__ for module in cli.SUBCOMMANDS}
     assert {f"interp_steer.studies.{s}.cli" for s in STUDIES} <= assembled
     assert all(callable(module.add_parser) for module in cli.SUBCOMMANDS)
+
+
+FAST_PATH = "interp_steer._plain"
+
+
+def _fast_path_uses(source: str) -> list[str]:
+    """Every place in ``source`` that reaches the fast path: an import of its module (at any depth,
+    function bodies included, absolute or relative), an attribute ``._plain`` or ``.fast_path``, or a
+    string naming the module (``importlib.import_module``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.startswith(FAST_PATH)]
+        elif isinstance(node, ast.ImportFrom):
+            if (node.module or "").split(".")[-1] == "_plain":
+                found.append(f"from {node.module} import ...")
+            found += [f"import {alias.name}" for alias in node.names if alias.name in ("_plain", "fast_path")]
+        elif isinstance(node, ast.Attribute) and node.attr in ("_plain", "fast_path"):
+            found.append(ast.unparse(node))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and FAST_PATH in node.value:
+            found.append(repr(node.value))
+    return found
+
+
+def test_the_fast_path_scan_finds_every_way_in():
+    source = '''
+import interp_steer._plain
+def f():
+    from interp_steer import _plain
+    from ... import fast_path
+    from .._plain import resumed
+    import interp_steer as ist
+    with ist.fast_path(False):
+        importlib.import_module("interp_steer._plain")
+'''
+    assert len(_fast_path_uses(source)) == 6
+    assert _fast_path_uses("from interp_steer.activations import residual_shifts\nx.plain = 1\n") == []
+
+
+def test_no_study_reaches_the_fast_path():
+    """The fast path is an optimisation of the core, invisible above it (DESIGN principles 12, 14):
+    studies compose the public core functions and never import its module nor call its switch."""
+    offenders = {module: _fast_path_uses(path.read_text(encoding="utf-8"))
+                 for module, path in MODULES.items() if module.startswith("interp_steer.studies")}
+    assert {module: uses for module, uses in offenders.items() if uses} == {}

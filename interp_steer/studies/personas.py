@@ -22,6 +22,7 @@ from interp_steer.data import (
     load_corpus,
     load_prompts,
     reject_bare_string,
+    reject_bare_strings,
 )
 from interp_steer.directions import SteeringVector, from_activations
 from interp_steer.models import Model
@@ -46,6 +47,7 @@ def study_inputs(persona_a: Texts, persona_b: Texts, baseline: Texts, prompts: T
                  min_passages: int) -> tuple[dict[str, Any], StudyTexts]:
     """Load (or take) the two persona corpora, the baseline and the prompts (``None``: the built-in
     ones), keep the first ``max_passages``/``max_prompts``, and describe each for the JSON."""
+    reject_bare_strings(persona_a=persona_a, persona_b=persona_b, baseline=baseline, prompts=prompts, path_ok=True)
     def corpus(value, builtin: str, loader) -> tuple[list[str], str]:
         if value is None:
             return list(load_builtin(builtin)), f"built-in:{builtin}"
@@ -119,6 +121,7 @@ def build_personas(
     the steering layer (``"auto"``: the shared layer where the weakest of the three profiles is
     strongest). ``on_stage`` is called with ``"persona_vectors"`` and ``"localisation"`` as each ends.
     ``pooled=True`` also reads the persona passages mean-pooled, from the same forward passes."""
+    reject_bare_strings(persona_a=persona_a, persona_b=persona_b, baseline=baseline)
     a_texts, b_texts, base_texts = list(persona_a), list(persona_b), list(baseline)
     positions = [position, "mean"] if pooled and position != "mean" else [position]
     read = collect_positions(model, a_texts + b_texts + base_texts, positions, progress=progress)

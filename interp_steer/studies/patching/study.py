@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from interp_steer.data import reject_bare_strings
 from interp_steer.models import Model, load_model
 from interp_steer.patching import (
     METRICS,
@@ -84,6 +85,7 @@ def run(
     two: its runs and attribution first, then the heads chosen from every prompt's attribution):
     ``units=DIR`` stores finished ones so that a re-run skips them, ``backend`` says where they run.
     """
+    reject_bare_strings(persona_a=persona_a, persona_b=persona_b, baseline=baseline, prompts=prompts, path_ok=True)
     clock = Stopwatch(log)
     model = model if isinstance(model, Model) else load_model(model)
     if config.layer != "auto":
@@ -247,13 +249,14 @@ def _heads_to_patch(model: Model, config: PatchingConfig, runs: Runs, attributio
     return sorted(set(by_half[0]) | set(by_half[1])), by_half
 
 
-def attribution_ranking(estimates: np.ndarray, span: np.ndarray, prompts: list[int], k: int) -> list[int]:
-    """The ``k`` cells (flat indices) with the largest attribution estimate on the given prompts:
-    ``estimates`` is ``[prompts, *cells]``, each prompt's estimates divided by its ``span``
-    (``m_source − m_target``) so that every prompt weighs alike, then averaged over ``prompts``."""
+def attribution_ranking(estimates: np.ndarray, span: np.ndarray, prompt_ids: list[int], k: int) -> list[int]:
+    """The ``k`` cells (flat indices) with the largest attribution estimate on the prompts numbered
+    ``prompt_ids``: ``estimates`` is ``[prompts, *cells]``, each prompt's estimates divided by its
+    ``span`` (``m_source − m_target``) so that every prompt weighs alike, then averaged over those
+    prompts."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        scaled = np.abs(estimates[prompts] / span[prompts].reshape((-1,) + (1,) * (estimates.ndim - 1)))
-    score, _, _ = mean_and_se(scaled.reshape(len(prompts), -1))
+        scaled = np.abs(estimates[prompt_ids] / span[prompt_ids].reshape((-1,) + (1,) * (estimates.ndim - 1)))
+    score, _, _ = mean_and_se(scaled.reshape(len(prompt_ids), -1))
     return sorted(np.argsort(-np.nan_to_num(score), kind="stable")[:k].tolist())
 
 

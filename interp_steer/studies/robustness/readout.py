@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from interp_steer.data import reject_bare_strings
 from interp_steer.directions import SteeringVector
 from interp_steer.models import Model
 from interp_steer.steering import RowDeltas, steer
@@ -63,6 +64,7 @@ def template_ids(model: Model, *, answer_prefix: str = "") -> tuple[list[int], l
 
 def content_ids(model: Model, prompts: Sequence[str]) -> list[list[int]]:
     """The prompts as content token ids (no special tokens: the template's prefix carries them)."""
+    reject_bare_strings(prompts=prompts)
     return model.encode(list(prompts), add_special_tokens=False)
 
 
@@ -304,6 +306,7 @@ def indicative_tokens(model: Model, vector: SteeringVector, coefficient: float, 
                       *, batch_size: int = 64) -> tuple[list[int], list[int], dict[str, Any]]:
     """The ``k`` tokens whose probability as the first response token ``coefficient · vector`` raises
     most, and the ``k`` it lowers most, averaged over ``prompts`` (special tokens excluded)."""
+    reject_bare_strings(prompts=prompts)
     prefix, tail = template_ids(model)
     contents = content_ids(model, prompts)
     rows = [[*prefix, *c, *tail] for c in contents for _ in range(2)]

@@ -54,6 +54,7 @@ from interp_steer.data import (
     load_corpus,
     load_pairs,
     load_prompts,
+    reject_bare_strings,
 )
 from interp_steer.directions import (
     SteeringVector,
@@ -160,6 +161,8 @@ def run(
     finished ones so that a re-run skips them (``fresh=True`` discards them), ``backend`` (``"local"``,
     ``"ray"`` or a backend object for a single model) says where they run.
     """
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions,
+                        prompts=prompts, neutral=neutral, path_ok=True)
     clock = Stopwatch(log)
     inputs = _inputs(config, positive, negative, pairs, questions, prompts, ood_prompts, ood_questions, neutral)
     score = scorer or vader_valence
@@ -190,6 +193,8 @@ def units_key(models: Sequence[Any], config: RobustnessConfig, *, device: str | 
               ood_questions: dict[str, Any] | Sequence[Any] | None = None, neutral: Texts = None) -> dict[str, Any]:
     """The key of a run's units (:func:`~interp_steer.units.run_key`), found without loading the
     models: each is a :class:`Model` or a spec, loaded on ``device``."""
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions,
+                        prompts=prompts, neutral=neutral, path_ok=True)
     inputs = _inputs(config, positive, negative, pairs, questions, prompts, ood_prompts, ood_questions, neutral)
     return _key(models, config, inputs, device)
 

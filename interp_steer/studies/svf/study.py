@@ -64,6 +64,7 @@ from interp_steer.data import (
     load_corpus,
     load_pairs,
     load_prompts,
+    reject_bare_strings,
 )
 from interp_steer.directions import (
     SteeringVector,
@@ -147,6 +148,8 @@ def run(
     ``backend`` says where they run. The context-dependence forward passes and the long-form scoring
     are light and re-run.
     """
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions,
+                        prompts=prompts, path_ok=True)
     clock = Stopwatch(log)
     model = model if isinstance(model, Model) else load_model(model)
     clock.lap("load_model")
@@ -198,6 +201,8 @@ def units_key(model: Any, config: SvfConfig, *, positive: Texts = None, negative
               attributes: tuple[Texts, Texts, Texts] | None = None) -> dict[str, Any]:
     """The key of a run's units (:func:`~interp_steer.units.run_key`), found without loading the
     model: ``model`` is a :class:`Model` or a ``(spec, dtype, device)`` tuple."""
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions,
+                        prompts=prompts, path_ok=True)
     return run_key(model, config, _inputs(config, positive, negative, pairs, questions, prompts, attributes).data)
 
 
@@ -224,6 +229,8 @@ def svf(
     """The SVF comparison in one call: the settings come from ``config``, or from
     :meth:`SvfConfig.quick` when ``quick``, with keyword ``overrides`` (e.g. ``layers=(12, 13)``,
     ``coefficients=(-0.2, 0, 0.2)``); everything else is passed to :func:`run`."""
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions,
+                        prompts=prompts, path_ok=True)
     if config is None:
         config = SvfConfig.quick(**overrides) if quick else SvfConfig(**overrides)
     elif overrides:
@@ -962,6 +969,7 @@ def _attribute_activations(model: Model, config: SvfConfig, fitted: _Fitted, tex
 def readout_log_odds(model: Model, readouts: Sequence[ProbeReadout], texts: list[str]) -> list[np.ndarray]:
     """:meth:`ProbeReadout.log_odds` of several readouts at one layer from a single collection
     (NaN for empty texts)."""
+    reject_bare_strings(texts=texts)
     layer = readouts[0].layer
     if any(r.layer != layer for r in readouts):
         raise ValueError(f"readouts at different layers {[r.layer for r in readouts]}; score them one by one")
