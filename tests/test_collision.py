@@ -481,13 +481,14 @@ def _dominance_inputs(raw, alphas=ALPHAS):
     return per_sample, by_score
 
 
-@pytest.mark.parametrize(("curve", "lo", "hi", "expected"), [
-    (np.sqrt, -2.0, 2.0, "reproduced"),           # the paper's d(α) = √α on VADER's raw scale
-    (lambda a: a, -2.0, 2.0, "not reproduced"),    # linear: smaller than the paper's effect
-    (np.square, -2.0, 2.0, "not reproduced"),      # B dominates
-    (lambda a: a, 0.0, 8.0, "inconclusive"),       # linear raw sum, asymmetric ends: reads as A on 2·artanh only
+@pytest.mark.parametrize(("curve", "lo", "hi", "noise", "expected"), [
+    (np.sqrt, -2.0, 2.0, 0.7, "reproduced"),         # the paper's d(α) = √α on VADER's raw scale (noise enough
+                                                     # for the scale-free rank check to see the bend)
+    (lambda a: a, -2.0, 2.0, 0.05, "not reproduced"),  # linear: smaller than the paper's effect
+    (np.square, -2.0, 2.0, 0.05, "not reproduced"),    # B dominates
+    (lambda a: a, 0.0, 8.0, 0.05, "inconclusive"),     # linear raw sum, asymmetric ends: reads as A on 2·artanh only
 ])
-def test_dominance_finding_on_constructed_grids(curve, lo, hi, expected):
+def test_dominance_finding_on_constructed_grids(curve, lo, hi, noise, expected):
     """Oracle: raw valence sums with a known shape in α, read through VADER's compound; the finding's
     verdict is known by construction (the old finding, on 2·artanh alone, called the last one
     "reproduced")."""
@@ -497,7 +498,7 @@ def test_dominance_finding_on_constructed_grids(curve, lo, hi, expected):
 
     rng = np.random.default_rng(0)
     raw = (lo + rng.normal(0, 0.3, 24)) + rng.normal(hi - lo, 0.1, 24) * curve(ALPHAS)[:, None] \
-        + 0.05 * rng.normal(size=(9, 24))
+        + noise * rng.normal(size=(9, 24))
     per_sample, by_score = _dominance_inputs(raw)
     config = SimpleNamespace(alphas=tuple(ALPHAS), lambdas=(0.3, 0.8))
     finding = finding_dominance(config, by_score, {"best_lambda": 0.8}, per_sample)
@@ -515,7 +516,7 @@ def test_dominance_finding_reads_only_the_mixes_a_strength_has():
     from interp_steer.studies.collision.findings import finding_dominance
 
     rng = np.random.default_rng(1)
-    raw = -2 + rng.normal(4, 0.1, 24) * np.sqrt(ALPHAS)[:, None] + 0.05 * rng.normal(size=(9, 24))
+    raw = -2 + rng.normal(4, 0.1, 24) * np.sqrt(ALPHAS)[:, None] + 0.7 * rng.normal(size=(9, 24))
     per_sample, by_score = _dominance_inputs(raw)
     per_sample["vader"][0, 3] = np.nan  # λ = 0.3 has no α = 0.375
     config = SimpleNamespace(alphas=tuple(ALPHAS), lambdas=(0.3, 0.8))

@@ -32,6 +32,7 @@ from interp_steer.studies.rules.collision import (
     SHARED_WIDTHS,
     _coherence_core,
     _count_world,
+    _dominance_batch,
     _on_scale,
     _scale_core,
     _shared_codes,
@@ -91,7 +92,7 @@ def test_the_batched_core_decides_as_decide_does(rule):
 def test_power_at_the_papers_effect():
     """What the card reports: the dominance rule at the paper's √α with ends 3 SD apart, the coherence
     rule at an assumed 0.3 in log-perplexity, the shared-layer rule at equal clear peaks."""
-    expected = {DOMINANCE.id: {"quick": (0.5, 0.75), "full": (0.88, 1.0)},
+    expected = {DOMINANCE.id: {"quick": (0.3, 0.5), "full": (0.72, 0.92)},
                 COHERENCE.id: {"quick": (0.5, 0.7), "full": (0.88, 1.0)},
                 SHARED_LAYER.id: {"quick": (0.2, 0.55), "full": (0.8, 1.0)}}
     for rule_id, bounds in expected.items():
@@ -142,16 +143,49 @@ def test_the_inverse_is_applied_per_completion():
     assert (np.asarray(DOMINANCE.codes(**batch)) == 1).mean() <= tolerance(DESIGN_RATE, runs)
 
 
-def test_saturating_nulls_are_beyond_the_design_as_documented():
-    """The rule's notes give its false "reproduced" rate under nulls whose raw valence sum saturates
-    before VADER's normalisation (beyond any fixed-scale rule); they must be the rates it has."""
+def test_saturating_nulls_fooled_the_fixed_scales_and_not_the_rank_check():
+    """A raw valence sum that saturates before VADER's normalisation bends every fixed scale as the
+    paper's √α does: on the fixed scales alone "reproduced" at the rates the notes give; with the
+    scale-free rank check the rule stays within the design (the worlds are registered nulls)."""
     runs = 400
     for (name, draw), key in zip(SATURATING_NULLS.items(), ("sat4", "sat6", "sat3", "satsym"), strict=True):
         documented = [float(x.strip().rstrip("%")) / 100 for x in SATURATING_RATES[key].split("/")]
         for profile, rate in zip(("full", "quick"), documented, strict=True):
-            got = DOMINANCE.simulate(DGP(name, "null", name, draw), profile, runs=runs, seed=7)["reproduced"]
-            assert abs(got - rate) <= 3 * np.sqrt(max(rate * (1 - rate), 0.01) / runs), (name, profile, got, rate)
-    assert SATURATING_RATES["sat4"] in DOMINANCE.notes and "NOT within the design" in DOMINANCE.notes
+            batch = draw(np.random.default_rng(7), DOMINANCE.profile(profile), runs)
+            out = _dominance_batch(batch["alphas"], batch["scores"], batch["scale"], PAPER_AREA)
+            fixed, rule = (out["on_scales"] == 1).mean(), (out["code"] == 1).mean()
+            assert abs(fixed - rate) <= 3 * np.sqrt(max(rate * (1 - rate), 0.01) / runs), (name, profile, fixed, rate)
+            assert rule <= tolerance(DESIGN_RATE, runs), (name, profile, rule)
+        assert f"null: saturating raw sum, {name}" in DOMINANCE.dgps
+    assert SATURATING_RATES["sat4"] in DOMINANCE.notes and "rank check" in DOMINANCE.text
+
+
+def test_the_rank_check_ignores_the_scale_and_sees_the_noise():
+    """The rank check reads only the order of the completions' scores: any increasing re-expression
+    gives the same numbers; a clear bend towards A in noisy data passes it, a linear curve does not,
+    and a noiseless curve cannot (with no noise for a yardstick any increasing re-expression makes it
+    linear: dominance is not identified without one)."""
+    rng = np.random.default_rng(3)
+    alphas = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    n, m = 30, 4
+    latent = {"sqrt": np.sqrt(alphas), "linear": alphas}
+    checks = {}
+    for shape, curve in latent.items():
+        x = -1 + 3 * curve[:, None, None] + rng.normal(0, 1, (alphas.size, n, m))
+        a = DOMINANCE.decide(alphas=alphas, scores=x, scale="log_odds").numbers["rank_check"]
+        b = DOMINANCE.decide(alphas=alphas, scores=np.exp(x) - 3 * np.tanh(-x), scale="log_odds").numbers["rank_check"]
+        assert a == b
+        checks[shape] = a
+    assert checks["sqrt"]["passes"] and checks["sqrt"]["low"] > 0
+    assert not checks["linear"]["passes"] and checks["linear"]["low"] < 0 < checks["linear"]["high"]
+    assert checks["sqrt"]["mirror_pairs"] == [[0.25, 0.75], [0.5, 0.5], [0.75, 0.25]]
+    clean = -1 + 3 * np.sqrt(alphas)[:, None] + rng.normal(0, 0.01, (1, n))
+    decision = DOMINANCE.decide(alphas=alphas, scores=clean, scale="log_odds")
+    assert decision.numbers["verdict_on_scales"] == "reproduced" and decision.verdict == "inconclusive"
+    assert "rank check" in decision.reason
+    # no inner mix with its mirror on the grid: the check cannot pass
+    lopsided = DOMINANCE.decide(alphas=[0.0, 0.3, 0.4, 1.0], scores=np.repeat(x[:4], 1, 0), scale="log_odds")
+    assert lopsided.numbers["rank_check"]["mirror_pairs"] == [] and lopsided.verdict != "reproduced"
 
 
 def _raw_scores(curve, alphas, *, lo=-2.0, hi=2.0, n=30, noise=0.05, seed=0):
@@ -166,14 +200,14 @@ def _raw_scores(curve, alphas, *, lo=-2.0, hi=2.0, n=30, noise=0.05, seed=0):
 ALPHAS = np.linspace(0, 1, 9)
 
 
-@pytest.mark.parametrize("curve, expected, criterion", [
-    (np.sqrt, "reproduced", "a_dominates"),
-    (lambda a: a, "not reproduced", "smaller_than_paper"),
-    (np.square, "not reproduced", "b_dominates"),
-    (lambda a: 0 * a, "inconclusive", None),
+@pytest.mark.parametrize("curve, noise, expected, criterion", [
+    (np.sqrt, 0.7, "reproduced", "a_dominates"),  # noise enough for the rank check to see the bend
+    (lambda a: a, 0.05, "not reproduced", "smaller_than_paper"),
+    (np.square, 0.05, "not reproduced", "b_dominates"),
+    (lambda a: 0 * a, 0.05, "inconclusive", None),
 ])
-def test_dominance_on_constructed_curves(curve, expected, criterion):
-    decision = DOMINANCE.decide(alphas=ALPHAS, scores=_raw_scores(curve, ALPHAS), scale="vader")
+def test_dominance_on_constructed_curves(curve, noise, expected, criterion):
+    decision = DOMINANCE.decide(alphas=ALPHAS, scores=_raw_scores(curve, ALPHAS, noise=noise), scale="vader")
     assert decision.verdict == expected, decision.reason
     nb = decision.numbers
     assert nb["scale"] == "vader_raw" and nb["scales_checked"] == ["vader_raw", "artanh"]
@@ -201,7 +235,7 @@ def test_dominance_confined_to_one_mix_is_not_reproduced():
 
 
 def test_dominance_on_probabilities_and_log_odds_reads_one_scale():
-    logits = np.log(9) * (2 * np.sqrt(ALPHAS)[:, None] - 1) + 0.02 * np.random.default_rng(1).normal(size=(9, 20))
+    logits = np.log(9) * (2 * np.sqrt(ALPHAS)[:, None] - 1) + 0.4 * np.random.default_rng(1).normal(size=(9, 40))
     for scores, scale in ((1 / (1 + np.exp(-logits)), "probability"), (logits, "log_odds")):
         decision = DOMINANCE.decide(alphas=ALPHAS, scores=scores, scale=scale)
         assert decision.verdict == "reproduced" and len(decision.numbers["scales_checked"]) == 1

@@ -356,6 +356,7 @@ def _dominance_section(result: CollisionResult) -> list[str]:
              f"(point estimates; a majority is {nb['majority']}), significantly above at {nb['mixes_above']}, "
              f"significantly below at {nb['mixes_below']}; significantly below the paper's curve at "
              f"{nb['mixes_below_paper']}.",
+             *_rank_lines(nb),
              *_guard_lines(nb),
              f"- The same rule on the probe readout's log-odds: {nb['readout_rule_verdict']}; per strength on VADER: "
              + ", ".join(f"λ = {lam}: {v}" for lam, v in nb["rule_verdicts_per_lambda"].items()) + ".",
@@ -365,6 +366,21 @@ def _dominance_section(result: CollisionResult) -> list[str]:
                      f"{mix['paper_d']:.2f} | {mix['vs_diagonal']} |")
     lines += ["", f"Rule `{nb['rule']}`: {nb.get('rule_text', '')}"]
     return lines
+
+
+def _rank_lines(nb: dict[str, Any]) -> list[str]:
+    """The scale-free rank check "reproduced" also needs, as the rule's numbers record it."""
+    rank = nb.get("rank_check")
+    if not rank:
+        return []
+    if not rank["mirror_pairs"]:
+        told = "undefined: no inner mix has its mirror 1 − α on the grid, so the rule cannot say reproduced"
+    else:
+        told = (f"per prompt, P(mix α above pure B) − P(pure A above mix 1 − α) averages {_num(rank['mean'])} "
+                f"[{_num(rank['low'])}, {_num(rank['high'])}] (95 %) over {rank['n']} prompts: "
+                + ("above 0, A leans on every monotone scale" if rank["passes"]
+                   else "not above 0, so no scale-free lean to A is shown"))
+    return [f"- **Scale-free rank check** (reproduced needs it, as well as every fixed scale): {told}."]
 
 
 def _guard_lines(nb: dict[str, Any]) -> list[str]:

@@ -116,7 +116,9 @@ DOMINANCE_TEXT = (
     "completions; on each scale: reproduced when the pure ends are separated, the area between d(alpha) and the "
     "diagonal has a 95 % Fieller interval above 0, the orientation-signed bend (the area's numerator per prompt) has "
     "a 95 % Hall-corrected t interval above 0 too, and d(alpha) > alpha at a majority of the interior mixes (point "
-    "estimates); not reproduced when the area lies below 0 by both intervals (B dominates), or its 90 % interval "
+    "estimates), and the scale-free rank check passes (per prompt, the mean over inner mixes alpha of P(mix alpha "
+    "above pure B) - P(pure A above mix 1 - alpha), its 95 % t interval over prompts above 0: unchanged by any "
+    "monotone re-expression of the scores, a saturating scorer included); not reproduced when the area lies below 0 by both intervals (B dominates), or its 90 % interval "
     "lies inside +-the paper's effect on the grid (TOST at 5 %), or at a majority of interior mixes d(alpha) is "
     "significantly below alpha^gamma (one-sided 2.5 %; gamma = 1 / (margin + 1/2) - 1, 1/2 at the paper's area "
     "1/6); inconclusive otherwise. A verdict counts only when every scale of the scorer gives it; otherwise "
@@ -237,6 +239,48 @@ def _degenerate_guard(alphas: np.ndarray, values: np.ndarray) -> dict[str, np.nd
                 "ends": np.nanmean(ends, axis=-1)}
 
 
+RANK_LEVEL = 0.95
+"""Two-sided level of the rank check's interval (its lower bound above 0 is a one-sided 2.5 % test)."""
+
+
+def _superiority(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """P(a > b) + P(a = b) / 2 over every pair of a cell's completions, per run and prompt: ``a``,
+    ``b`` ``[runs, items, samples]``; NaN where either cell is unscored."""
+    d = a[..., :, None] - b[..., None, :]
+    with _quiet():
+        return np.nanmean(np.where(np.isnan(d), np.nan, (d > 0) + 0.5 * (d == 0)), axis=(-1, -2))
+
+
+def _rank_check(alphas: np.ndarray, s: np.ndarray) -> dict[str, Any]:
+    """The scale-free check ``"reproduced"`` also needs. ``s [runs, alphas, items, samples]``, any
+    monotone scale (each completion's own score: ranks do not depend on it). Per prompt and inner
+    mix α whose mirror 1 − α is on the grid: r(α) = P(mix α above pure B) − P(pure A above mix 1 − α),
+    both probabilities of superiority over the cells' completions (ties count half), signed so that
+    A's end is the higher; r > 0 when the mix stands further from B than the mirror mix from A. With
+    no dominance on *some* scale where the noise is symmetric and alike at the two ends, r has mean 0
+    whatever monotone re-expression the scorer applies (saturation included), which no fixed-scale
+    area can say. Per prompt, the mean of r over the mixes; passes when its 95 % t interval over
+    prompts lies above 0."""
+    inner = [j for j, a in enumerate(alphas) if 0 < a < 1]
+    pairs = [(j, int(np.nonzero(np.isclose(alphas, 1 - alphas[j]))[0][0])) for j in inner
+             if np.isclose(alphas, 1 - alphas[j]).any()]
+    runs = s.shape[0]
+    if not pairs:
+        nan = np.full(runs, np.nan)
+        return {"passes": np.zeros(runs, dtype=bool), "mean": nan, "low": nan, "high": nan,
+                "n": np.zeros(runs, dtype=int), "pairs": []}
+    with _quiet():
+        ends = np.nanmean(s[:, -1], axis=(-1, -2)) - np.nanmean(s[:, 0], axis=(-1, -2))
+        sign = np.where(ends < 0, -1.0, 1.0)[:, None]
+        r = np.stack([_superiority(s[:, j], s[:, 0]) - _superiority(s[:, -1], s[:, k]) for j, k in pairs])
+        per_prompt = sign * np.nanmean(r, axis=0)  # [runs, items]
+        mean, se, n = mean_and_se(per_prompt, axis=-1)
+        half = t_quantile(RANK_LEVEL, n - 1) * se
+    low, high = mean - half, mean + half
+    return {"passes": (n >= 2) & (low > 0), "mean": mean, "low": low, "high": high, "n": n,
+            "pairs": [(float(alphas[j]), float(alphas[k])) for j, k in pairs]}
+
+
 def _scale_core(alphas: np.ndarray, z: np.ndarray, margin: float | int) -> dict[str, np.ndarray]:
     """The rule on one scale for a batch ``z [runs, alphas, items]``: a code per run (1 reproduced,
     −1 not reproduced, 0 inconclusive) and every number it used."""
@@ -314,7 +358,9 @@ def _dominance_batch(alphas: Any, scores: Any, scale: str, margin: float | int, 
         names = (*names, PER_WORD)
     per = {name: _scale_core(alphas, _on_scale(s, name, words), margin) for name in names}
     codes = np.stack([out["code"] for out in per.values()])
-    combined = np.where((codes == 1).all(0), 1, np.where((codes == -1).all(0), -1, 0))
+    on_scales = np.where((codes == 1).all(0), 1, np.where((codes == -1).all(0), -1, 0))
+    rank = _rank_check(alphas, s)
+    combined = np.where((on_scales == 1) & ~rank["passes"], 0, on_scales)
     guards: dict[str, dict[str, np.ndarray]] = {}
     if scale == "vader":
         guards["neutral"] = _degenerate_guard(alphas, np.where(np.isfinite(s), (s == 0).astype(float), np.nan))
@@ -324,8 +370,8 @@ def _dominance_batch(alphas: Any, scores: Any, scale: str, margin: float | int, 
     for guard in guards.values():
         guarded |= guard["fires"]
     code = np.where(guarded, 0, combined)
-    return {"code": code, "combined": combined, "alphas": alphas, "scores": s, "per": per, "names": names,
-            "guards": guards}
+    return {"code": code, "combined": combined, "on_scales": on_scales, "rank": rank, "alphas": alphas, "scores": s,
+            "per": per, "names": names, "guards": guards}
 
 
 def _dominance_codes(alphas: Any, scores: Any, scale: str, sentiment_words: Any = None, repetition: Any = None,
@@ -423,6 +469,8 @@ def _dominance(alphas: Any, scores: Any, scale: str, sentiment_words: Any = None
         "ends_difference": {"mean": _num(ends_mean), "low": _num(ends_mean - half), "high": _num(ends_mean + half),
                             "n": int(ends_n), "level": 0.95, "on": "the scores' own scale"},
         "guards": {name: {**_guard_numbers(guard), "what": GUARD_WORDS[name]} for name, guard in guards.items()},
+        "verdict_on_scales": VERDICTS[int(out["on_scales"][0])],
+        "rank_check": _rank_numbers(out["rank"]),
         "relative_to_scale": (f"dominance is relative to the scale it is read on: here {SCALE_WORDS[names[0]]}"
                               + (f", checked on {checked}" if checked else "")),
     }
@@ -445,6 +493,11 @@ def _dominance_reason(code: int, nb: dict[str, Any], by_scale: dict[str, dict[st
                 f"{SCALE_WORDS[names[0]]} ({text})"
                 + "".join(f", {by_scale[name]['verdict']} on {SCALE_WORDS[name]} (area {_area_text(by_scale[name])})"
                           for name in others))
+    rank = nb["rank_check"]
+    if nb["verdict_on_scales"] == "reproduced" and not rank["passes"]:
+        line = (f"A dominates on every scale, but not by the scale-free rank check, so it is inconclusive: "
+                f"P(mix above B) - P(A above the mirror mix) is {_rank_text(rank)} (a monotone re-expression of "
+                f"the scores, such as a scorer that saturates, can bend every fixed scale; {line})")
     fired = [name for name, guard in nb["guards"].items() if guard["fired"]]
     if not fired:
         return line
@@ -456,6 +509,22 @@ def _dominance_reason(code: int, nb: dict[str, Any], by_scale: dict[str, dict[st
     return (f"the inner mixes degenerate more than the pure ends ({'; '.join(parts)}; one-sided paired t at "
             f"{DOMINANCE_GUARD_LEVEL:.0%}), so their scores do not measure a blend of the two tones and the verdict "
             f"is inconclusive (without this guard: {nb['verdict_before_guards']}; {line})")
+
+
+def _rank_numbers(rank: dict[str, Any]) -> dict[str, Any]:
+    return {"passes": bool(rank["passes"][0]), "mean": _num(rank["mean"][0]), "low": _num(rank["low"][0]),
+            "high": _num(rank["high"][0]), "n": int(rank["n"][0]), "level": RANK_LEVEL,
+            "mirror_pairs": [list(pair) for pair in rank["pairs"]],
+            "what": "per prompt, mean over the inner mixes of P(mix alpha above pure B) - P(pure A above mix "
+                    "1 - alpha) (probabilities of superiority over the completions, ties half, signed so A's end is "
+                    "the higher): > 0 leans to A on every monotone scale; 'reproduced' needs its t interval above 0"}
+
+
+def _rank_text(rank: dict[str, Any]) -> str:
+    if not rank["mirror_pairs"]:
+        return "undefined (no inner mix has its mirror 1 - alpha on the grid)"
+    f = lambda v: "n/a" if v is None else f"{v:+.2f}"  # noqa: E731
+    return f"{f(rank['mean'])} [{f(rank['low'])}, {f(rank['high'])}] over {rank['n']} prompts"
 
 
 def _area_text(nb: dict[str, Any]) -> str:
@@ -707,25 +776,30 @@ SATURATING_NULLS = {
     "raw sum 3·tanh(x/3), ends 0→+3": _valence_world(0, 3, saturation=3.0),
     "raw sum 2·tanh(x/2), ends -2→+2 (symmetric)": _valence_world(-2, 2, saturation=2.0),
 }
-"""Nulls the rule is NOT designed for (see the rule's notes): a latent linear in α whose raw valence
-sum saturates (``S · tanh(x / S)``) *before* VADER's normalisation. On the raw scale the mix then
-really does sit closer to the saturated end, the same bend as the paper's √α, and no rule that reads
-the scores on a fixed scale can tell the two apart."""
+"""Nulls no fixed scale can tell from dominance: a latent linear in α whose raw valence sum saturates
+(``S · tanh(x / S)``) *before* VADER's normalisation. On every fixed scale the mix then really does
+sit closer to the saturated end, the same bend as the paper's √α; the rank check, unchanged by any
+monotone re-expression, keeps them within the design (they are registered nulls too)."""
 
-SATURATING_RATES = {"sat4": "99 % / 86 %", "sat6": "77 % / 48 %", "sat3": "20 % / 12 %", "satsym": "3.3 % / 2.2 %"}
-"""False "reproduced" under :data:`SATURATING_NULLS`, full / quick (2000 runs, seed 7;
-``tests/test_rules_collision.py`` re-measures them)."""
+_DOMINANCE_DGPS.update(_dgp(f"null: saturating raw sum, {name}", "null",
+                             "a latent linear in α whose raw valence sum saturates before VADER's normalisation: on "
+                             "every fixed scale the mix sits nearer the saturated end; only the rank check sees no "
+                             "dominance", draw) for name, draw in SATURATING_NULLS.items())
 
-DOMINANCE_BEYOND = {"i08_r": "11 % / 22 %", "i08_nr": "39 % / 65 %", "hetero": "12 % / 29 %", "counts": "69 % / 94 %",
-                    "ln4": "6.9 % / 6.8 %", "ln6": "8.4 % / 6.9 %"}
+SATURATING_RATES = {"sat4": "98 % / 81 %", "sat6": "76 % / 42 %", "sat3": "18 % / 10 %", "satsym": "3.6 % / 2.7 %"}
+"""False "reproduced" under :data:`SATURATING_NULLS` on the fixed scales alone (without the rank
+check), full / quick (2000 runs, seed 7; ``tests/test_rules_collision.py`` re-measures them)."""
+
+DOMINANCE_BEYOND = {"i08_r": "5.6 % / 15 %", "i08_nr": "37 % / 62 %", "hetero": "3.4 % / 4.8 %",
+                    "counts": "41 % / 80 %", "ln4": "5.4 % / 7.9 %", "ln6": "6.2 % / 7.1 %"}
 """Measured rates quoted in the notes (``tests/test_rules_collision.py`` re-measures them)."""
 
 DOMINANCE_NOTES = (
     "Estimand: the area between d(alpha) = mean(s(alpha) - s(0)) / mean(s(1) - s(0)) and the diagonal on the named "
     "scale, a ratio of means over prompts (the dominance of the average prompt's curve), not the mean of per-prompt "
     "areas: prompts whose ends are far apart weigh more (half the prompts with sqrt(alpha) and ends 4 apart, half with "
-    "alpha^2 and ends 1 apart have a mean per-prompt area of 0 but a ratio of means above 0, and read 'reproduced' "
-    "{hetero}, quick / full, as they should under this estimand). "
+    "alpha^2 and ends 1 apart have a mean per-prompt area of 0 but a ratio of means above 0; the rank check weighs "
+    "every prompt alike, so such runs rarely read 'reproduced': {hetero}, quick / full). "
     "'Reproduced' and 'not reproduced' answer two claims, and when the true area lies between 0 and the paper's "
     "both can be true: 'reproduced' says A leans significantly across most of the range (the qualitative claim), "
     "'not reproduced' that the effect is significantly smaller than the paper's (TOST against the paper's area) or "
@@ -745,14 +819,16 @@ DOMINANCE_NOTES = (
     "'reproduced' {counts}, quick / full). The paper's own low mid-mix perplexities come from degenerate "
     "function-word text, which VADER scores as exactly neutral: a verdict is inconclusive when the inner mixes have "
     "significantly more exact-0 compounds than the pure ends, or (given repetition) are significantly more "
-    "repetitive. NOT within the design: nulls where the raw valence sum "
-    "itself saturates before VADER's normalisation (s = S tanh(x/S) of a latent x linear in alpha). On the raw scale "
-    "the mix then truly sits nearer the saturated end, the same bend as the paper's sqrt(alpha), and the false "
-    "'reproduced' rate is whatever power the rule has against that bend (measured, full / quick, 2000 runs: "
-    "4 tanh(x/4) at ends 0->+6: {sat4}; 6 tanh(x/6) at 0->+6: {sat6}; 3 tanh(x/3) at 0->+3: {sat3}; symmetric ends "
-    "-2->+2 stay within the design: {satsym}). A scale-free (rank-based) rule would not remove this: ranks are "
-    "invariant to the scorer's scale but their 'no dominance' needs equal noise at every mix, which unequal noise at "
-    "the ends breaks, and ties (VADER 0 for neutral text, identical greedy completions) make them coarse. Beyond the "
+    "repetitive. Saturating scorers: when the raw valence sum itself saturates before VADER's normalisation "
+    "(s = S tanh(x/S) of a latent x linear in alpha) the mix truly sits nearer the saturated end on every fixed "
+    "scale, the same bend as the paper's sqrt(alpha): on the fixed scales alone the false 'reproduced' rate was "
+    "(full / quick, 2000 runs) {sat4} at 4 tanh(x/4), ends 0->+6; {sat6} at 6 tanh(x/6), 0->+6; {sat3} at "
+    "3 tanh(x/3), 0->+3; {satsym} at symmetric ends -2->+2. 'Reproduced' therefore also needs the scale-free rank "
+    "check (ranks do not change under any monotone re-expression, so these worlds are registered nulls within the "
+    "design); on its own a rank rule would err where the noise differs between the ends (there the fixed scales are "
+    "right), so it only vetoes. It costs power (the paper's effect with the ends 3 SD apart: about 0.6 -> 0.3 quick, "
+    "0.96 -> 0.73 full). Ties (exact-0 compounds, identical greedy completions) count half. Beyond the "
+
     "design too: far more skewed noise at one end (an effusive A end with centred lognormal noise, skewness 6): "
     "Fieller's interval alone said 'reproduced' 9 % / 7 % (SD 4, ends 0->+4) and 11 % / 9 % (SD 6, 0->+6), the "
     "signed bend's Hall-corrected interval brings it to {ln4} and {ln6} (quick / full; the correction is first-order "
