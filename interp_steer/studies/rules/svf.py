@@ -15,16 +15,20 @@ together); the simulations (``interp-steer rules svf.control`` ..., ``tests/test
 within 4 % under every world here (the scorers' real scales, heavy tails, skew, unequal variances),
 which leaves room for worlds nobody simulated.
 
-- ``svf.control``: per prompt the two effects (move of the score in the intended direction). The
+- ``svf.control``: per prompt the two effects (move of the score in the intended direction);
+  "reproduced" also needs the field's own mean effect significantly above 0. The
   smallest effect of interest is relative (the field ``1 + margin`` times as strong as the vector);
   it is tested per prompt as ``field − (1 + margin)·vector`` (Fieller's test of the ratio), never
   through a margin estimated from the vector's mean, whose noise is correlated with the difference.
 - ``svf.backfire``: per prompt the two effects and the changes a content-free perturbation of the
   same length makes (a random direction, decoded greedily like the grid). The floor is their
   symmetrised 95 % quantile; a prompt backfires when its effect is below −floor. The paired 0/1 flags
-  are judged by exact unconditional tests (Tango's score ordering, the nuisance maximised over).
-- ``svf.long_form``: retention, last third ÷ first third, per method; the difference of retentions
-  by the jackknife (per-prompt pseudo-values of the difference of two ratios of means). Undefined,
+  are judged by exact unconditional tests (Tango's score ordering, the nuisance maximised over), and
+  a verdict counts only when it holds at every floor in the floor's distribution-free 95 % interval.
+- ``svf.long_form``: retention, last third ÷ first third, per method; decided on the denominator-free
+  form mean(last f)·mean(first v) − mean(last v)·mean(first f) (and the same minus margin·mean(first
+  f)·mean(first v)) by the jackknife over prompts; the difference of retentions by the jackknife is
+  reported. Undefined,
   so inconclusive, unless both methods' first-third effects are significantly in the intended
   direction.
 - ``svf.multi_attribute``: retention, together ÷ alone, per attribute and method, averaged over the
@@ -107,6 +111,43 @@ def _batch(value: Any, ndim: int) -> np.ndarray:
     return x[None] if x.ndim == ndim else x
 
 
+def _check_effects(value: Any, name: str, ndim: int | tuple[int, ...], *, what: str = "effects",
+                   last: int | None = None) -> np.ndarray:
+    """``value`` as a float array of ``ndim`` axes (``last``: the size of its last axis), with no ±inf
+    (NaN marks a prompt or third that was not scored); otherwise an error naming ``name``."""
+    x = np.asarray(value, dtype=float)
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if x.ndim not in allowed or (last is not None and x.shape[-1] != last):
+        want = " or ".join(f"{d}-D" for d in allowed) + (f" with {last} on the last axis" if last is not None else "")
+        raise ValueError(f"{name} must be {want} (one run's {what}), got shape {x.shape}; for many runs use the "
+                         f"rule's batched core or codes")
+    if np.isinf(x).any():
+        raise ValueError(f"{name} holds ±inf at {int(np.isinf(x).sum())} place(s); every value must be finite (NaN for "
+                         f"an unscored prompt, which the rule leaves out). An infinite readout (a probability of 0 or "
+                         f"1) has no usable size: clip it or pass the scorer's finite output")
+    return x
+
+
+def _same_shape(*named: tuple[str, np.ndarray]) -> None:
+    shapes = {name: x.shape for name, x in named}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"{', '.join(shapes)} need the same shape (the same prompts), got "
+                         + ", ".join(f"{k} {v}" for k, v in shapes.items()))
+
+
+def _check_setting(value: Any, name: str, low: float, high: float, *, low_open: bool = False,
+                   high_open: bool = False) -> float:
+    """A scalar setting in ``[low, high]`` (ends open as asked)."""
+    if np.ndim(value) != 0:
+        raise ValueError(f"{name} must be one number, got an array of shape {np.shape(value)}")
+    x = float(value)
+    ok = (x > low if low_open else x >= low) and (x < high if high_open else x <= high)
+    if not ok:
+        bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {bounds}, got {value}")
+    return x
+
+
 def _one(out: Mapping[str, Any]) -> dict[str, Any]:
     """Run 0 of a batched core's output, as Python scalars."""
     return {k: (v[0].item() if isinstance(v, np.ndarray) and v.ndim and v[0].ndim == 0 else
@@ -131,7 +172,8 @@ CONTROL_CLAIM = ("The field gives stronger control than the static vector: a lar
                  "direction at the same step length.")
 CONTROL_MARGIN = 0.25
 CONTROL_TEXT = ("per prompt the effects of field and vector (move of the score in the intended direction at the primary "
-                "coefficient). Reproduced: the 95 % interval of mean(field - vector) lies above 0. Not reproduced: it "
+                "coefficient). Reproduced: the 95 % interval of mean(field - vector) lies above 0 and so does the field's "
+                "own mean effect's (a field that moves nothing is not stronger control). Not reproduced: it "
                 "lies below 0, or the 95 % interval of mean(field - (1 + margin) x vector) lies below 0 (the field is "
                 "shown less than 1 + margin times as strong as the vector: Fieller's test of the ratio, per prompt, so "
                 "the margin's noise is part of the test). Inconclusive otherwise. Intervals: the hull of the Student t "
@@ -152,17 +194,19 @@ def control_core(field: Any, vector: Any, margin: Any = CONTROL_MARGIN, *,
     factor = 1 + (margin[..., None] if margin.ndim else margin)  # a margin per run applies to each of its prompts
     mean, se, n, low, high = _interval(f - v, skew=skew)
     short_mean, _, _, short_low, short_high = _interval(f - factor * v, skew=skew)
+    _, _, _, own_low, own_high = _interval(f, skew=skew)
     valid = (n >= 2) & np.isfinite(se)
+    moves = valid & (own_low > 0)  # the field itself moves the score the intended way: control, not less harm
     above = valid & (low > 0)
     below = valid & (high < 0)
     short = valid & np.isfinite(short_high) & (short_high < 0)
-    code = np.where(above, 1, np.where(below | short, -1, 0))
+    code = np.where(above & moves, 1, np.where(below | short, -1, 0))
     fm, fse, _ = mean_and_se(f, axis=-1)
     vm, vse, _ = mean_and_se(v, axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(vm != 0, fm / vm, np.nan)
     return {"code": code, "mean": mean, "se": se, "n": n, "low": low, "high": high, "above": above, "below": below,
-            "short": short, "short_mean": short_mean, "short_low": short_low, "short_high": short_high,
+            "short": short, "moves": moves, "field_low": own_low, "field_high": own_high, "short_mean": short_mean, "short_low": short_low, "short_high": short_high,
             "field_mean": fm, "field_se": fse, "vector_mean": vm, "vector_se": vse, "ratio": ratio,
             "mde": mde(se, n), "margin": np.broadcast_to(margin, mean.shape)}
 
@@ -175,11 +219,9 @@ def _control(field: Any, vector: Any, *, margin: float = CONTROL_MARGIN, units: 
     """``field``, ``vector``: per held-out prompt, each method's effect at the primary coefficient
     (steered − unsteered score, oriented so that the intended direction is positive; NaNs left out).
     ``margin``: the field must be ``1 + margin`` times as strong as the vector to matter."""
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    f, v = np.asarray(field, dtype=float).ravel(), np.asarray(vector, dtype=float).ravel()
-    if f.shape != v.shape:
-        raise ValueError(f"field and vector need one effect per prompt each, got {f.shape} and {v.shape}")
+    margin = _check_setting(margin, "margin", 0.0, math.inf, high_open=True)
+    f, v = _check_effects(field, "field", 1), _check_effects(vector, "vector", 1)
+    _same_shape(("field", f), ("vector", v))
     out = _one(control_core(f, v, margin))
     code, n = int(out["code"]), int(out["n"])
     unit = f" {units}" if units else ""
@@ -193,7 +235,11 @@ def _control(field: Any, vector: Any, *, margin: float = CONTROL_MARGIN, units: 
     elif code == 1:
         small = (f" (but the field is shown less than {times} as strong as the vector: field - {times} vector = {short})"
                  if out["short"] else "")
-        reason = f"field - vector = {diff}, above 0{small}; {detect}"
+        reason = f"field - vector = {diff}, above 0, and the field's own effect is above 0{small}; {detect}"
+    elif out["above"] and not out["moves"]:
+        own = _iv(out["field_mean"], out["field_low"], out["field_high"])
+        reason = (f"field - vector = {diff}, above 0, but the field's own effect {own}{unit} is not above 0: the "
+                  f"vector does more harm, which is not stronger control; {detect}")
     elif out["below"]:
         reason = f"the vector does better: field - vector = {diff}, below 0; {detect}"
     elif code == -1:
@@ -211,8 +257,10 @@ def _control(field: Any, vector: Any, *, margin: float = CONTROL_MARGIN, units: 
                "ratio": _num(out["ratio"]), "se": _num(out["se"]), "margin": float(margin),
                "margin_rule": f"relative: the field must be {times} as strong as the vector (tested per prompt)",
                "mde": _num(out["mde"]),
-               "criteria": {"above_zero": bool(out["above"]), "below_zero": bool(out["below"]),
-                            "short_of_margin": bool(out["short"])}}
+               "field_effect": {"mean": _num(out["field_mean"]), "low": _num(out["field_low"]),
+                                "high": _num(out["field_high"]), "n": n, "level": LEVEL},
+               "criteria": {"above_zero": bool(out["above"]), "field_moves": bool(out["moves"]),
+                            "below_zero": bool(out["below"]), "short_of_margin": bool(out["short"])}}
     return Decision(_verdict(code), reason, numbers)
 
 
@@ -357,7 +405,12 @@ CONTROL = register(Rule(
     profiles={**PROFILES, "prompts_100": {**PROFILES["full"], "prompts": 100}},
     dgps=_control_dgps(), detectable=lambda numbers: numbers["mde"],
     notes=(PROFILE_NOTES + "; prompts_100: 100 prompts, where the issue measured the old estimated margin at 5.6 %. "
-           "The ratio is on the scorer's own scale: a monotone rescaling of the score changes it.")))
+           "The ratio is on the scorer's own scale: a monotone rescaling of the score changes it. Beyond the design: rare, "
+           "large per-prompt jumps (greedy decoding leaves most completions unchanged, so an effect can be 0 on most "
+           "prompts and a large VADER jump on a few). The red team measured false 'reproduced' 13.3 % (vector +1.8 on "
+           "5 % of prompts, field +0.6 on 15 %) and 15-17 % (every prompt moved a little, the vector also jumping +1.5 "
+           "on 3-5 %), false 'not reproduced' 11.3 % in the mirror: no mean over 30 prompts sees a tail that is "
+           "usually not in the sample, so the 5 % assumes no such jumps (red team F2, not fixed).")))
 
 
 # ============================================================================= svf.backfire
@@ -366,14 +419,18 @@ BACKFIRE_CLAIM = ("The field backfires on fewer inputs than the vector (moves fe
                   "direction beyond what a content-free perturbation of the same size does).")
 BACKFIRE_MARGIN = 0.05
 ALPHA = 0.025
+FLOOR_COVERAGE = 0.95
+"""The floor's own sampling error: a verdict must hold over a distribution-free 95 % interval of it."""
 BACKFIRE_TEXT = ("floor = the symmetrised 95 % quantile of the score changes a random direction of the same length makes "
                  "(decoded greedily like the grid; the 90 % quantile of |change|), so such a perturbation backfires on "
                  "5 % of prompts and a steering that changes nothing on 0 %; a prompt backfires when its effect < -floor. "
                  "Paired flags: b prompts where only the vector backfires, c where only the field does. Reproduced: "
                  "exact unconditional test of rate(vector) - rate(field) > 0 at one-sided 2.5 % (Tango's score "
                  "statistic, the nuisance maximised over). Not reproduced: the same test shows the difference below "
-                 "the margin, or shows it below 0 (the field backfires more), each at one-sided 2.5 %. Inconclusive "
-                 "otherwise")
+                 "the margin, or shows it below 0 (the field backfires more), each at one-sided 2.5 %. The floor is "
+                 "itself estimated: a verdict counts only when the tests give it at every floor in the floor's "
+                 "distribution-free 95 % interval (order statistics of the |changes|), else inconclusive. "
+                 "Inconclusive otherwise")
 
 
 def control_floor(reference: Any, level: float = LEVEL) -> np.ndarray:
@@ -446,38 +503,87 @@ def _pvalue(n: np.ndarray, b: np.ndarray, c: np.ndarray, delta: float) -> np.nda
     return out
 
 
+def floor_interval(reference: Any, level: float = LEVEL, coverage: float = FLOOR_COVERAGE) -> tuple[np.ndarray, ...]:
+    """A distribution-free ``coverage`` interval for the population floor (the ``2·level − 1`` quantile
+    of ``|change|``) from the ``m`` finite content-free changes of each run (``reference [runs, ...]``):
+    the order statistics ``X(l) ≤ X(u)`` with ``P(Bin(m, p) < l) ≤ (1 − coverage)/2`` and
+    ``P(Bin(m, p) ≥ u) ≤ (1 − coverage)/2``, so ``P(X(l) ≤ floor ≤ X(u)) ≥ coverage`` whatever the
+    changes' distribution. ``+inf`` where ``m`` is too small for an upper rank (NaN when no change is
+    finite). Returns ``(low, high, l, u, m)``."""
+    r = np.abs(np.asarray(reference, dtype=float))
+    flat = r.reshape(r.shape[0], -1) if r.ndim > 1 else r[None]
+    m = np.isfinite(flat).sum(-1)
+    p, tail = 2 * level - 1, (1 - coverage) / 2
+    ranks = np.arange(flat.shape[-1] + 1)
+    # l - 1 = the largest k with P(Bin(m, p) <= k) <= tail; u - 1 = the smallest k with P(Bin(m, p) > k) <= tail
+    cdf = _sps.binom.cdf(ranks[None], m[:, None], p)
+    low_rank = (cdf <= tail).sum(-1)  # = l - 1 + 1 = l (cdf is increasing; 0 when none qualifies: no lower bound)
+    sf = _sps.binom.sf(ranks[None], m[:, None], p)
+    high_rank = np.argmax(sf <= tail, axis=-1) + 1  # u
+    ordered = np.sort(np.where(np.isfinite(flat), flat, np.inf), axis=-1)
+    take = np.clip(np.stack([low_rank, high_rank], -1) - 1, 0, max(flat.shape[-1] - 1, 0))
+    vals = np.take_along_axis(ordered, take, axis=-1) if flat.shape[-1] else np.full(take.shape, np.nan)
+    low = np.where(low_rank >= 1, vals[..., 0], 0.0)
+    high = np.where(high_rank <= m, vals[..., 1], np.inf)
+    none = m == 0
+    return np.where(none, np.nan, low), np.where(none, np.nan, high), low_rank, high_rank, m
+
+
+def _flag_codes(f: np.ndarray, v: np.ndarray, floors: np.ndarray, margin: float) -> dict[str, np.ndarray]:
+    """The paired exact tests at each floor of ``floors [runs, C]`` (``f``, ``v`` ``[runs, prompts]``)."""
+    scored = np.isfinite(f)[:, None, :]
+    flag_f = scored & (f[:, None, :] < -floors[..., None])
+    flag_v = scored & (v[:, None, :] < -floors[..., None])
+    n = np.broadcast_to(scored.sum(-1), floors.shape)
+    b = (flag_v & ~flag_f).sum(-1)
+    c = (flag_f & ~flag_v).sum(-1)
+    valid = (n >= 1) & np.isfinite(floors)
+    p_fewer = np.where(valid, _pvalue(n, c, b, 0.0), np.nan)  # H0: field backfires at least as often
+    p_more = np.where(valid, _pvalue(n, b, c, 0.0), np.nan)  # H0: field backfires at most as often
+    p_margin = np.where(valid, _pvalue(n, b, c, margin), np.nan)  # H0: the field's advantage >= margin
+    fewer, more, short = (valid & (p <= ALPHA) for p in (p_fewer, p_more, p_margin))
+    code = np.where(fewer, 1, np.where(more | short, -1, 0))
+    return {"code": code, "n": n, "b": b, "c": c, "flag_f": flag_f, "flag_v": flag_v, "p_fewer": p_fewer,
+            "p_more": p_more, "p_margin": p_margin, "fewer": fewer, "more": more, "short": short}
+
+
 def backfire_core(field: Any, vector: Any, reference: Any, margin: Any = BACKFIRE_MARGIN, *,
-                  level: float = LEVEL) -> dict[str, np.ndarray]:
+                  level: float = LEVEL, coverage: float = FLOOR_COVERAGE) -> dict[str, np.ndarray]:
     """The backfire rule on a batch: ``field``, ``vector`` ``[runs, prompts]`` effects, ``reference``
-    ``[runs, ...]`` content-free changes (prompts × draws)."""
+    ``[runs, ...]`` content-free changes (prompts × draws). The tests are run at the estimated floor
+    and at every floor in its distribution-free ``coverage`` interval (the interval's ends and each
+    effect inside it: the flags change only there); a verdict counts only when it is the same at all
+    of them, so that effects clustered just inside the estimated floor cannot decide it."""
     f, v = _complete(_batch(field, 1), _batch(vector, 1))
     reference = np.asarray(reference, dtype=float)
     reference = reference.reshape(f.shape[0], -1) if reference.ndim > 1 else reference[None]
     floor = control_floor(reference, level)
+    low, high, _, _, m = floor_interval(reference, level, coverage)
     margin = float(margin)
-    scored = np.isfinite(f)
-    flag_f = scored & (f < -floor[:, None])
-    flag_v = scored & (v < -floor[:, None])
-    n = scored.sum(-1)
-    b = (flag_v & ~flag_f).sum(-1)
-    c = (flag_f & ~flag_v).sum(-1)
-    valid = (n >= 1) & np.isfinite(floor)
-    p_fewer = np.where(valid, _pvalue(n, c, b, 0.0), np.nan)  # H0: field backfires at least as often
-    p_more = np.where(valid, _pvalue(n, b, c, 0.0), np.nan)  # H0: field backfires at most as often
-    p_margin = np.where(valid, _pvalue(n, b, c, margin), np.nan)  # H0: the field's advantage >= margin
-    fewer = valid & (p_fewer <= ALPHA)
-    more = valid & (p_more <= ALPHA)
-    short = valid & (p_margin <= ALPHA)
-    code = np.where(fewer, 1, np.where(more | short, -1, 0))
+    # every distinct set of flags over floors in [low, high]: at low and where an effect's -e lies inside
+    inside = np.concatenate([-f, -v], axis=-1)
+    inside = np.where(np.isfinite(inside), np.clip(inside, low[:, None], high[:, None]), low[:, None])
+    floors = np.concatenate([floor[:, None], low[:, None], high[:, None], inside], axis=-1)
+    at = _flag_codes(f, v, floors, margin)
+    point = {k: x[:, 0] for k, x in at.items()}
+    codes = at["code"]
+    robust = (codes == codes[:, :1]).all(-1)
+    code = np.where(robust, point["code"], 0)
+    valid = (point["n"] >= 1) & np.isfinite(floor)
+    n = point["n"]
+    b, c = point["b"], point["c"]
+    flag_f, flag_v = point["flag_f"], point["flag_v"]
     with np.errstate(invalid="ignore", divide="ignore"):
         rate_v, rate_f = flag_v.sum(-1) / n, flag_f.sum(-1) / n
         discordant = (b + c) / n
         diff = (b - c) / n
         se = np.sqrt(np.maximum(discordant - diff**2, 1.0 / np.maximum(n, 1)) / n)
-    return {"code": code, "floor": floor, "n": n, "b": b, "c": c, "rate_vector": rate_v, "rate_field": rate_f,
-            "difference": diff, "p_fewer": p_fewer, "p_more": p_more, "p_margin": p_margin, "fewer": fewer,
-            "more": more, "short": short, "mde": (_sps.norm.ppf(0.975) + _sps.norm.ppf(0.8)) * se,
-            "n_reference": np.isfinite(reference).sum(-1)}
+    return {"code": code, "code_at_floor": np.where(valid, point["code"], 0), "robust": robust, "floor": floor,
+            "floor_low": low, "floor_high": high, "n": n, "b": b, "c": c, "rate_vector": rate_v, "rate_field": rate_f,
+            "difference": diff, "p_fewer": point["p_fewer"], "p_more": point["p_more"], "p_margin": point["p_margin"],
+            "p_fewer_worst": np.nanmax(np.where(np.isfinite(at["p_fewer"]), at["p_fewer"], 1.0), axis=-1),
+            "fewer": point["fewer"] & robust, "more": point["more"] & robust, "short": point["short"] & robust,
+            "mde": (_sps.norm.ppf(0.975) + _sps.norm.ppf(0.8)) * se, "n_reference": m}
 
 
 def _backfire_codes(field: Any, vector: Any, reference: Any, margin: Any = BACKFIRE_MARGIN) -> np.ndarray:
@@ -489,49 +595,60 @@ def _backfire(field: Any, vector: Any, reference: Any, *, margin: float = BACKFI
     (oriented: the intended direction is positive). ``reference``: ``[prompts, draws]`` the same
     change made by random directions of the same length at the same coefficient (oriented the same
     way; its sign does not matter). ``margin``: the smallest difference of backfire rates of interest."""
-    if not 0 <= margin < 1:
-        raise ValueError(f"margin must be in [0, 1), got {margin}")
-    if not 0.5 < level < 1:
-        raise ValueError(f"level must be in (0.5, 1), got {level}")
-    f, v = np.asarray(field, dtype=float).ravel(), np.asarray(vector, dtype=float).ravel()
-    if f.shape != v.shape:
-        raise ValueError(f"field and vector need one effect per prompt each, got {f.shape} and {v.shape}")
-    ref = np.asarray(reference, dtype=float).ravel()
-    out = _one(backfire_core(f, v, ref[None], margin, level=level))
+    margin = _check_setting(margin, "margin", 0.0, 1.0, high_open=True)
+    level = _check_setting(level, "level", 0.5, 1.0, low_open=True, high_open=True)
+    f, v = _check_effects(field, "field", 1), _check_effects(vector, "vector", 1)
+    _same_shape(("field", f), ("vector", v))
+    ref = _check_effects(reference, "reference", (1, 2), what="content-free changes")
+    if ref.ndim == 2 and ref.shape[0] != f.shape[0]:
+        raise ValueError(f"reference must be [prompts, draws] with one row per prompt of field ({f.shape[0]}), got "
+                         f"{ref.shape}")
+    out = _one(backfire_core(f, v, ref.ravel()[None], margin, level=level))
     code, n, b, c = int(out["code"]), int(out["n"]), int(out["b"]), int(out["c"])
 
     def pct(x: float) -> str:
         return f"{x:.0%}" if np.isfinite(x) else "n/a"
 
-    counts = (f"backfire beyond the floor {out['floor']:.3f}: vector {pct(out['rate_vector'])}, field "
-              f"{pct(out['rate_field'])} of {n} prompts; only the vector on {b}, only the field on {c}")
+    span = f"[{out['floor_low']:.3f}, {out['floor_high']:.3f}]"
+    counts = (f"backfire beyond the floor {out['floor']:.3f} (95 % interval {span} from {int(out['n_reference'])} "
+              f"content-free changes): vector {pct(out['rate_vector'])}, field {pct(out['rate_field'])} of {n} prompts; "
+              f"only the vector on {b}, only the field on {c}")
     detect = (f"this run could detect a difference of rates of about {out['mde']:.2f} (80 % power, 5 % two-sided)"
               if np.isfinite(out["mde"]) else "no prompts")
+    fragile = (f"; but that verdict ({_verdict(int(out['code_at_floor']))}) does not hold at every floor in the "
+               f"floor's 95 % interval {span}, so the floor's own sampling error decides it")
     if not np.isfinite(out["floor"]):
         reason = "no finite content-free change to set the floor from"
     elif n < 1:
         reason = "no prompt with both effects"
     elif code == 1:
-        reason = f"{counts}: the field backfires less (exact p = {out['p_fewer']:.3f}); {detect}"
+        reason = (f"{counts}: the field backfires less (exact p = {out['p_fewer']:.3f}, at most "
+                  f"{out['p_fewer_worst']:.3f} over the floor's interval); {detect}")
     elif out["more"]:
         reason = f"{counts}: the field backfires more (exact p = {out['p_more']:.3f}); {detect}"
     elif code == -1:
         reason = (f"{counts}: any advantage of the field is below {margin:g} (exact p = {out['p_margin']:.3f}); "
                   f"{detect}")
+    elif out["code_at_floor"] != 0:
+        reason = f"{counts}{fragile}; {detect}"
     else:
         reason = (f"{counts}: neither fewer backfires (exact p = {out['p_fewer']:.3f}) nor an advantage below "
                   f"{margin:g} (p = {out['p_margin']:.3f}) is shown; {detect}")
     numbers = {"verdict": _verdict(code), "reason": reason,
                "difference": {"mean": _num(out["difference"]), "low": None, "high": None, "n": n, "level": LEVEL,
                               "definition": "backfire rate of the vector - of the field (tests are exact; no interval)"},
-               "floor": _num(out["floor"]), "floor_level": level, "n_reference": int(out["n_reference"]),
+               "floor": _num(out["floor"]), "floor_level": level,
+               "floor_interval": {"low": _num(out["floor_low"]), "high": _num(out["floor_high"]),
+                                  "coverage": FLOOR_COVERAGE, "method": "order statistics (distribution-free)"},
+               "n_reference": int(out["n_reference"]),
                "rate_vector": _num(out["rate_vector"]), "rate_field": _num(out["rate_field"]),
                "only_vector": b, "only_field": c,
                "p_values": {"field_fewer": _num(out["p_fewer"]), "field_more": _num(out["p_more"]),
-                            "below_margin": _num(out["p_margin"])},
+                            "below_margin": _num(out["p_margin"]),
+                            "field_fewer_worst_over_floor_interval": _num(out["p_fewer_worst"])},
                "alpha": ALPHA, "margin": float(margin), "mde": _num(out["mde"]),
                "criteria": {"field_fewer": bool(out["fewer"]), "field_more": bool(out["more"]),
-                            "below_margin": bool(out["short"])}}
+                            "below_margin": bool(out["short"]), "holds_over_floor_interval": bool(out["robust"])}}
     return Decision(_verdict(code), reason, numbers)
 
 
@@ -572,6 +689,27 @@ def _backfire_world(kind: str, rate_vector: float, rate_field: float, *, rho: fl
     return draw
 
 
+def _backfire_cluster_world(rate_vector: float, rate_field: float, cluster_vector: float, cluster_field: float, *,
+                            at: float = -0.62) -> Callable[..., dict[str, Any]]:
+    """The red team's world (F1): flags as in ``flags`` (−1 with each method's rate, one uniform per
+    prompt shared by both methods, else +0.5 ± 0.2), plus a share ``cluster_*`` of prompts whose effect
+    sits at ``at`` ± 0.01, just inside the true floor (0.69 for reference changes N(0, 0.42)): VADER's
+    compound is discrete, so many prompts can land on nearly the same value. Whether they count as
+    backfires turns on the floor's own sampling error."""
+
+    def draw(rng: np.random.Generator, profile: Mapping[str, Any], runs: int) -> dict[str, Any]:
+        n, draws = int(profile["prompts"]), int(profile["floor_draws"])
+        reference = REAL["reference_sd"] * rng.standard_normal((runs, n, draws))
+        u = rng.random((runs, n))
+        out = []
+        for rate, cluster in ((rate_field, cluster_field), (rate_vector, cluster_vector)):
+            e = np.where(u < rate, -1.0, 0.5 + 0.2 * rng.standard_normal((runs, n)))
+            out.append(np.where((u >= 0.5) & (u < 0.5 + cluster), at + 0.01 * rng.standard_normal((runs, n)), e))
+        return {"field": out[0], "vector": out[1], "reference": reference}
+
+    return draw
+
+
 def _true_floor(kind: str, reference_sd: float) -> float:
     """The population floor: the 90 % quantile of |reference|."""
     if kind == "t3":
@@ -595,6 +733,12 @@ def _backfire_dgps() -> dict[str, DGP]:
         ("null: equal rates, field twice as variable", "null", f"both {r:.0%} below the true floor, the field's "
          "effects twice as spread (so the estimated floor moves their rates differently)",
          _backfire_world("normal", r, r, field_sd=2.0)),
+        ("null: equal rates, vector's effects clustered just inside the floor", "null", f"both {r:.0%} beyond the "
+         "true floor (0.69); on 20 % of prompts the vector's effect sits at -0.62, just inside it, so it counts as a "
+         "backfire whenever the floor estimated from 60 changes falls below 0.62 (the red team's F1)",
+         _backfire_cluster_world(r, r, 0.2, 0.0)),
+        ("null: equal rates, 30 % clustered just inside the floor", "null", "the same with the cluster on 30 % of "
+         "prompts", _backfire_cluster_world(r, r, 0.3, 0.0)),
         (f"effect: advantage exactly {m:g}, 0/1 flags", "effect", f"the boundary: vector {r + m:.0%}, field {r:.0%}",
          _backfire_world("flags", r + m, r)),
         (f"effect: advantage exactly {m:g}, independent flags", "effect", "the boundary, uncorrelated flags",
@@ -603,6 +747,9 @@ def _backfire_dgps() -> dict[str, DGP]:
          _backfire_world("t3", r + m, r)),
         (f"effect: advantage exactly {m:g}, field twice as variable", "effect", "the boundary, unequal variances",
          _backfire_world("normal", r + m, r, field_sd=2.0)),
+        (f"effect: advantage exactly {m:g}, field's effects clustered just inside the floor", "effect",
+         f"the boundary (vector {r + m:.0%}, field {r:.0%}) with the field's effect at -0.62 on 20 % of prompts (the "
+         "mirror of the clustered null)", _backfire_cluster_world(r + m, r, 0.0, 0.2)),
         ("effect: vector 25 %, field 5 %", "effect", "an assumed paper-sized advantage (the paper reports no backfire "
          "numbers): the vector backfires on 25 % of prompts, the field on 5 %", _backfire_world("flags", 0.25, 0.05)),
     ]
@@ -621,8 +768,13 @@ BACKFIRE = register(Rule(
     detectable=lambda numbers: numbers["mde"],
     notes=(PROFILE_NOTES + ". At 30 prompts no discordant prompt at all cannot show the rates within the margin "
            "(0 of 30 is still 21 % likely at a true advantage of 0.05): 'not reproduced' then needs the field to "
-           "backfire on a few more prompts than the vector. The floor only sets which moves count; the paired tests "
-           "are valid whatever it is.")))
+           "backfire on a few more prompts than the vector. The paired tests are exact given the floor, but the claim is "
+           "about the population floor, and the floor from 60 changes has an SD of about 0.08 on VADER's scale: prompts "
+           "clustered just inside it (VADER is discrete) decided the verdict whenever it fell below them (red team F1: "
+           "false 'reproduced' 12.9 % / 15.4 % with 20 % / 30 % of the vector's effects at -0.62, true floor 0.69). "
+           "Requiring the verdict over the floor's 95 % interval bounds the error by 2.5 % + 5 % whatever the effects "
+           "(simulated: 0.2 %), at a cost in power: at 60 changes the interval's upper end is near their maximum, so "
+           "power at the paper's effect fell from about 0.70 to 0.52. More random directions per prompt narrow it.")))
 
 
 # ====================================================================== ratios by the jackknife
@@ -684,16 +836,58 @@ def retention_core(together: Mapping[str, np.ndarray], alone: Mapping[str, np.nd
     gate = significant["field"].all(-1) & significant["vector"].all(-1)
     pseudo = jackknife(theta, loo)
     mean, se, n, low, high = _interval(pseudo, skew=False)
-    valid = gate & (n >= 3) & np.isfinite(se) & np.isfinite(low)
     margin = np.broadcast_to(np.asarray(margin, dtype=float), mean.shape)
-    above = valid & (low > 0)
-    short = valid & (high < margin)
-    code = np.where(above, 1, np.where(short, -1, 0))
+    # The decision (long-form, k = 1): the denominator-free forms of mean_j(R_f,j - R_v,j) > 0 and < margin, i.e. multiplied by
+    # every denominator, G = mean_j[(T_f,j A_v,j - T_v,j A_f,j) prod_{i != j} A_f,i A_v,i] and
+    # G - margin prod_j A_f,j A_v,j (their signs agree with the ratios' whenever the denominators are
+    # positive): polynomials in the means, judged by their jackknife t intervals. The ratio's own interval
+    # is liberal when one denominator is weak (red team F3: 6-8 %); these are not.
+    stats = [[_loo_means(x[j]) for j in range(k)] for x in (tf, af, tv, av)]
+
+    def forms(i: int, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        (mtf, maf, mtv, mav) = ([s[j][i] for j in range(k)] for s in stats)
+        dens = [maf[j] * mav[j] for j in range(k)]
+        total = 0
+        for j in range(k):
+            others = functools.reduce(np.multiply, [dens[q] for q in range(k) if q != j], 1.0)
+            total = total + (mtf[j] * mav[j] - mtv[j] * maf[j]) * others / k
+        return total, total - shift * functools.reduce(np.multiply, dens, 1.0)
+
+    g, g_short = forms(0, margin)
+    lg, lg_short = forms(1, margin[..., None])
+    product = _t_bounds(jackknife(g, lg), LEVEL)
+    product_short = _t_bounds(jackknife(g_short, lg_short), LEVEL)
+    valid = gate & (n >= 3) & np.isfinite(se) & np.isfinite(low)
+    if k == 1:
+        above, short, below = valid & (product[1] > 0), valid & (product_short[2] < 0), valid & (product[2] < 0)
+    else:
+        # Averaged over k > 1 ratios the polynomial carries the product of 2k noisy denominators, whose
+        # spread cost most of the power (0.26 -> 0.09 at the paper's effect); the ratio's interval stayed
+        # within the design there (red team: 1.7-2.3 % with one weak solo effect), so it decides
+        above, short, below = valid & (low > 0), valid & (high < margin), valid & (high < 0)
+    code = np.where(above, 1, np.where(short | below, -1, 0))
     return {"code": code, "gate": gate, "mean": mean, "se": se, "n": n, "low": low, "high": high, "estimate": theta,
             "retention_field": retention["field"], "retention_vector": retention["vector"],
             "per_field": per["field"], "per_vector": per["vector"], "significant_field": significant["field"],
-            "significant_vector": significant["vector"], "above": above, "short": short,
-            "below": valid & (high < 0), "margin": margin, "mde": mde(se, n)}
+            "significant_vector": significant["vector"], "above": above, "short": short, "below": below,
+            "product": product[0], "product_low": product[1], "product_high": product[2],
+            "short_product": product_short[0], "short_low": product_short[1], "short_high": product_short[2],
+            "margin": margin, "mde": mde(se, n)}
+
+
+def _loo_means(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over prompts (last axis, NaNs left out) and its leave-one-out values (NaN where left out)."""
+    mask = np.isfinite(x)
+    total, count = np.where(mask, x, 0).sum(-1), mask.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count, np.where(mask, (total[..., None] - x) / (count[..., None] - 1), np.nan)
+
+
+def _t_bounds(pseudo: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and the two-sided ``level`` t interval of jackknife pseudo-values (last axis)."""
+    mean, se, n = mean_and_se(pseudo, axis=-1)
+    half = t_quantile(level, n - 1) * se
+    return mean, mean - half, mean + half
 
 
 # ============================================================================ svf.long_form
@@ -701,8 +895,11 @@ def retention_core(together: Mapping[str, np.ndarray], alone: Mapping[str, np.nd
 LONG_FORM_CLAIM = "The field keeps its effect better over long completions (last third against first third)."
 RETENTION_MARGIN = 0.1
 LONG_FORM_TEXT = ("per prompt and method the effect on the first and the last third of a long completion; retention = "
-                  "mean(last third) / mean(first third) per method; the difference field - vector by the jackknife "
-                  "(pseudo-values over prompts) with a 95 % t interval. Undefined, so inconclusive, unless both "
+                  "mean(last third) / mean(first third) per method. Decided without a denominator (a ratio's interval "
+                  "is liberal when one first-third effect is weak): D = mean(last f) mean(first v) - mean(last v) "
+                  "mean(first f), whose sign is that of the difference of retentions, and D - margin mean(first f) "
+                  "mean(first v), each with a jackknife 95 % t interval over prompts (the retention difference's own "
+                  "jackknife interval is reported). Undefined, so inconclusive, unless both "
                   "methods' first-third effects are significantly in the intended direction (95 % t interval above 0). "
                   "Reproduced: the interval lies above 0; not reproduced: it lies below the margin (the field's "
                   "retention is not higher by the smallest amount of interest, or is lower); inconclusive otherwise")
@@ -732,17 +929,22 @@ def _retention_decision(out: Mapping[str, Any], margin: float, what: str, gate_t
     diff = f"{_iv(out['mean'], out['low'], out['high'], 2)} (jackknife, 95 %, n = {n})"
     detect = (f"this run could detect ±{out['mde']:.2f} in retention (80 % power, 5 % two-sided)"
               if np.isfinite(out["mde"]) else "too few prompts to detect anything")
+    product = ""
+    if "product" in out and np.ndim(out["product_low"]) == 0 and what.startswith("last third"):
+        product = (f"; decided on the denominator-free form mean(last f) mean(first v) - mean(last v) mean(first f) "
+                   f"= {_iv(out['product'], out['product_low'], out['product_high'])} and the same minus {margin:g} "
+                   f"mean(first f) mean(first v) = {_iv(out['short_product'], out['short_low'], out['short_high'])}")
     if not out["gate"]:
         reason = f"{gate_text}, so retention ({what}) is undefined; {retained}"
     elif not np.isfinite(out["low"]):
         reason = f"fewer than three complete prompts ({n}): no interval"
     elif code == 1:
-        reason = f"{retained}; field - vector {diff}, above 0; {detect}"
+        reason = f"{retained}; field - vector {diff}, above 0{product}; {detect}"
     elif code == -1:
         lower = "the vector keeps more" if out["below"] else f"any advantage of the field is below {margin:g}"
-        reason = f"{retained}; field - vector {diff}, below {margin:g}: {lower}; {detect}"
+        reason = f"{retained}; field - vector {diff}, below {margin:g}: {lower}{product}; {detect}"
     else:
-        reason = f"{retained}; field - vector {diff}: neither above 0 nor below {margin:g}; {detect}"
+        reason = f"{retained}; field - vector {diff}: neither above 0 nor below {margin:g}{product}; {detect}"
     numbers = {"verdict": _verdict(code), "reason": reason, "measured": True,
                "difference": {"mean": _num(out["mean"]), "low": _num(out["low"]), "high": _num(out["high"]), "n": n,
                               "level": LEVEL, "definition": f"retention ({what}) of the field - of the vector, "
@@ -750,6 +952,13 @@ def _retention_decision(out: Mapping[str, Any], margin: float, what: str, gate_t
                "retention": {"field": _num(out["retention_field"]), "vector": _num(out["retention_vector"])},
                "estimate": _num(out["estimate"]), "se": _num(out["se"]), "defined": bool(out["gate"]),
                "margin": float(margin), "mde": _num(out["mde"]),
+               **({"denominator_free": {
+                   "difference": {"mean": _num(out["product"]), "low": _num(out["product_low"]),
+                                  "high": _num(out["product_high"])},
+                   "short_of_margin": {"mean": _num(out["short_product"]), "low": _num(out["short_low"]),
+                                       "high": _num(out["short_high"])},
+                   "definition": "mean(last f) mean(first v) - mean(last v) mean(first f) [- margin mean(first f) "
+                                 "mean(first v)], jackknife 95 % t intervals; they decide"}} if product else {}),
                "criteria": {"defined": bool(out["gate"]), "above_zero": bool(out["above"]),
                             "below_margin": bool(out["short"]), "below_zero": bool(out["below"])}}
     return Decision(_verdict(code), reason, numbers)
@@ -759,9 +968,11 @@ def _long_form(field: Any, vector: Any, *, margin: float = RETENTION_MARGIN) -> 
     """``field``, ``vector``: ``[prompts, 3]`` each method's effect on the first, middle and last third
     of a long completion (oriented: intended direction positive; NaN for an empty third).
     ``margin``: the smallest difference of retentions of interest."""
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    out = _one(long_form_core(field, vector, margin))
+    margin = _check_setting(margin, "margin", 0.0, math.inf, high_open=True)
+    f = _check_effects(field, "field", 2, what="effects per third, [prompts, 3]", last=3)
+    v = _check_effects(vector, "vector", 2, what="effects per third, [prompts, 3]", last=3)
+    _same_shape(("field", f), ("vector", v))
+    out = _one(long_form_core(f, v, margin))
     weak = [m for m in ("field", "vector") if not out[f"significant_{m}"].all()]
     return _retention_decision(out, margin, "last third / first third",
                                f"the first-third effect of the {' and the '.join(weak)} is not significantly in the "
@@ -826,6 +1037,14 @@ def _long_form_dgps() -> dict[str, DGP]:
          "on VADER's compound of thirds (calibrated)", _long_form_world("vader", (2 * mu, mu), (0.5, 0.5))),
         ("null: equal retention, VADER", "null", f"both retain {r:g}, VADER's compound (calibrated)",
          _long_form_world("vader", (mu, mu), (r, r))),
+        ("null: equal retention, the vector's first third weak", "null", f"both retain {r:g}; first-third effects "
+         "0.5 (field) and 0.15 (vector, barely significant: the gate keeps runs that overestimate it, and its ratio's "
+         "interval is liberal; the red team's F3)", _long_form_world("normal", (0.5, 0.15), (r, r))),
+        ("null: equal retention 2, the vector's first third weak", "null", "the same with both retaining 2 (the "
+         "red team's worst case)", _long_form_world("normal", (0.5, 0.15), (2.0, 2.0))),
+        (f"effect: retention higher by exactly {m:g}, the field's first third weak", "effect", "the boundary's mirror "
+         f"of the weak world: first-third effects 0.15 (field) and 0.5 (vector), retentions {r:g} and {r - m:g}",
+         _long_form_world("normal", (0.15, 0.5), (r, r - m))),
         (f"effect: retention higher by exactly {m:g}, normal", "effect", f"the boundary: field {r:g}, vector {r - m:g}",
          _long_form_world("normal", (mu, mu), (r, r - m))),
         (f"effect: retention higher by exactly {m:g}, t3", "effect", "the boundary with t3 noise",
@@ -860,8 +1079,8 @@ LONG_FORM = register(Rule(
 
 # ======================================================================= svf.multi_attribute
 
-MULTI_CLAIM = ("Steering two attributes at once, the field keeps more of each attribute's solo effect than the vector "
-               "does.")
+MULTI_CLAIM = ("Steering two attributes at once, the field keeps more of the attributes' solo effects than the vector "
+               "does (retention averaged over the two attributes; not shown for each one).")
 MULTI_TEXT = ("per prompt, method and attribute the effect steered alone and steered together with the other attribute; "
               "retention per method = the mean over the two attributes of mean(together) / mean(alone); the "
               "difference field - vector by the jackknife (pseudo-values over prompts) with a 95 % t interval. "
@@ -895,9 +1114,12 @@ def _multi(field_alone: Any, field_together: Any, vector_alone: Any, vector_toge
            margin: float = RETENTION_MARGIN) -> Decision:
     """Per prompt ``[prompts, 2]`` (attributes A and B): each method's effect on each attribute steered
     alone and steered together. ``margin``: the smallest difference of retentions of interest."""
-    if not margin >= 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
-    out = _one(multi_core(field_alone, field_together, vector_alone, vector_together, margin))
+    margin = _check_setting(margin, "margin", 0.0, math.inf, high_open=True)
+    arrays = {name: _check_effects(x, name, 2, what="effects on attributes A and B, [prompts, 2]", last=2)
+              for name, x in (("field_alone", field_alone), ("field_together", field_together),
+                              ("vector_alone", vector_alone), ("vector_together", vector_together))}
+    _same_shape(*arrays.items())
+    out = _one(multi_core(**arrays, margin=margin))
     weak = [f"{m} {k}" for m in ("field", "vector") for j, k in enumerate("AB") if not out[f"significant_{m}"][j]]
     decision = _retention_decision(out, margin, "together / alone, mean over attributes A and B",
                                    f"the solo effect of {', '.join(weak)} is not significantly in the intended "
@@ -976,7 +1198,12 @@ MULTI = register(Rule(
     decide_one=_multi, codes=_multi_codes, profiles=PROFILES, dgps=_multi_dgps(),
     detectable=lambda numbers: numbers["mde"],
     notes=(PROFILE_NOTES + ". Retentions above 1 are possible (overlapping attributes push each other's readout); "
-           "the rule reads only their difference.")))
+           "the rule reads only their difference. It judges the average over the two attributes, not each one (red "
+           "team F5: field retentions 1.0 and 0.3 against 0.5 and 0.5 read 'reproduced'); requiring each attribute's "
+           "difference (intersection-union) cut the power at the paper's effect from 0.26 to 0.02, so the claim is "
+           "worded as tested. The decision stays on the ratio's jackknife interval (long-form's denominator-free form, "
+           "here a product of four noisy means, cut that power to 0.09); with one solo effect weak it stayed within "
+           "the design (1.7-2.3 %).")))
 
 
 __all__ = ["BACKFIRE", "CONTROL", "LONG_FORM", "MULTI", "REAL", "backfire_core", "control_core", "control_floor",
