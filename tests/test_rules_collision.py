@@ -160,6 +160,30 @@ def test_saturating_nulls_fooled_the_fixed_scales_and_not_the_rank_check():
     assert SATURATING_RATES["sat4"] in DOMINANCE.notes and "rank check" in DOMINANCE.text
 
 
+def test_a_capped_scorer_fooled_ties_counted_half_and_not_ties_left_out():
+    """A raw sum capped at +4 (ends 0→+6) piles ties up at A's end; counted half they made the rank
+    check lean to A and the rule read 'reproduced' (measured 55 % quick); left out, within the design."""
+    import interp_steer.studies.rules.collision as rules_collision
+
+    runs = 400
+    name = "null: raw sum capped at +4 (a plateau of ties), ends 0→+6"
+    batch = DOMINANCE.dgps[name].draw(np.random.default_rng(7), DOMINANCE.profile("quick"), runs)
+    now = (np.asarray(DOMINANCE.codes(**batch)) == 1).mean()
+
+    def half(a, b):
+        d = a[..., :, None] - b[..., None, :]
+        return np.nanmean(np.where(np.isnan(d), np.nan, (d > 0) + 0.5 * (d == 0)), axis=(-1, -2))
+
+    kept = rules_collision._superiority
+    rules_collision._superiority = half
+    try:
+        before = (np.asarray(DOMINANCE.codes(**batch)) == 1).mean()
+    finally:
+        rules_collision._superiority = kept
+    assert before >= 0.35, before
+    assert now <= tolerance(DESIGN_RATE, runs), now
+
+
 def test_the_rank_check_ignores_the_scale_and_sees_the_noise():
     """The rank check reads only the order of the completions' scores: any increasing re-expression
     gives the same numbers; a clear bend towards A in noisy data passes it, a linear curve does not,
@@ -567,7 +591,9 @@ def test_the_documented_beyond_design_rates_are_the_rules():
               "i08_nr": (_valence_world(-1, 2, curve=lambda a: a**0.8), "not reproduced"),
               "hetero": (hetero, "reproduced"), "counts": (_count_world((6, 2), (-1.5, 1.5), words=False), "reproduced"),
               "ln4": (_valence_world(0, 4, effusive=4.0, effusive_kind="lognormal"), "reproduced"),
-              "ln6": (_valence_world(0, 6, effusive=6.0, effusive_kind="lognormal"), "reproduced")}
+              "ln6": (_valence_world(0, 6, effusive=6.0, effusive_kind="lognormal"), "reproduced"),
+              "satnoise": (_valence_world(0, 6, saturation=4.0, sd=(0.3, 2.0)), "reproduced"),
+              "satnoise12": (_valence_world(0, 6, saturation=4.0, sd=(1.0, 2.0)), "reproduced")}
     for key, (draw, verdict) in worlds.items():
         for index, profile in enumerate(("quick", "full")):
             rates = DOMINANCE.simulate(DGP(key, "null", key, draw), profile, runs=runs, seed=7)

@@ -244,18 +244,21 @@ RANK_LEVEL = 0.95
 
 
 def _superiority(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """P(a > b) + P(a = b) / 2 over every pair of a cell's completions, per run and prompt: ``a``,
-    ``b`` ``[runs, items, samples]``; NaN where either cell is unscored."""
+    """P(a > b | a ≠ b) over every pair of a cell's completions, per run and prompt: ``a``, ``b``
+    ``[runs, items, samples]``; NaN where either cell is unscored or every pair ties. Ties are left
+    out, not counted half: a scorer that plateaus (a capped raw sum) piles ties up at its saturated
+    end, and counting them half understated how often that end beats the mix next to it (a raw sum
+    capped at +4, ends 0→+6: false "reproduced" 55 % / 88 % with ties counted half)."""
     d = a[..., :, None] - b[..., None, :]
     with _quiet():
-        return np.nanmean(np.where(np.isnan(d), np.nan, (d > 0) + 0.5 * (d == 0)), axis=(-1, -2))
+        return np.nanmean(np.where(np.isnan(d) | (d == 0), np.nan, (d > 0) * 1.0), axis=(-1, -2))
 
 
 def _rank_check(alphas: np.ndarray, s: np.ndarray) -> dict[str, Any]:
     """The scale-free check ``"reproduced"`` also needs. ``s [runs, alphas, items, samples]``, any
     monotone scale (each completion's own score: ranks do not depend on it). Per prompt and inner
     mix α whose mirror 1 − α is on the grid: r(α) = P(mix α above pure B) − P(pure A above mix 1 − α),
-    both probabilities of superiority over the cells' completions (ties count half), signed so that
+    both probabilities of superiority over the cells' completions (ties left out), signed so that
     A's end is the higher; r > 0 when the mix stands further from B than the mirror mix from A. With
     no dominance on *some* scale where the noise is symmetric and alike at the two ends, r has mean 0
     whatever monotone re-expression the scorer applies (saturation included), which no fixed-scale
@@ -598,7 +601,7 @@ def _valence_world(lo: float | int, hi: float | int, *, curve: Callable[[np.ndar
                    kind: str = "normal", sd: tuple[float | int, float | int] = (1.0, 1.0), scorer: str = "vader",
                    samples: int | None = None, saturation: float | None = None, collapse: float = 0.0,
                    collapse_everywhere: bool = False, effusive: float = 0.0, effusive_kind: str = "exp",
-                   repetitive: float = 0.0):
+                   repetitive: float = 0.0, cap: bool = False):
     """Per prompt ``k`` a latent valence ``x_k(α) = a_k + b_k · curve(α) + σ(α) · ε`` with
     ``a_k ~ N(lo, 1)``, ``b_k ~ N(hi − lo, 0.5)`` (the pure ends' means are ``lo`` and ``hi``), noise
     ``ε`` of ``kind`` per completion with SD ``σ(α)`` from ``sd[0]`` (pure B) to ``sd[1]`` (pure A),
@@ -606,7 +609,8 @@ def _valence_world(lo: float | int, hi: float | int, *, curve: Callable[[np.ndar
     VADER's raw valence sum (compound ``x / √(x² + 15)``, rounded to 4 decimals); ``"tanh"``, a
     compound ``tanh(x / 2)`` rounded to 4 decimals (the logistic world); ``"probability"``, a
     probe's ``sigmoid(x)``. ``saturation=S``: VADER reads ``S · tanh(x / S)`` instead of ``x`` (the
-    raw sum saturates before VADER's normalisation). ``effusive``: the pure A end's completions get
+    raw sum saturates before VADER's normalisation; ``cap``: reads ``min(x, S)``, a plateau of ties).
+    ``effusive``: the pure A end's completions get
     right-skewed noise of that SD too (``effusive_kind``: :func:`_skewed_unit`). ``collapse``: a completion of an inner mix
     collapses to neutral text (raw sum exactly 0) with probability ``collapse · 4α(1 − α)`` (every
     mix with probability ``collapse`` if ``collapse_everywhere``); ``repetitive``: an inner mix
@@ -624,7 +628,7 @@ def _valence_world(lo: float | int, hi: float | int, *, curve: Callable[[np.ndar
         if effusive:
             x[:, -1] += effusive * _skewed_unit(rng, effusive_kind, x[:, -1].shape)
         if saturation is not None:
-            x = saturation * np.tanh(x / saturation)
+            x = np.minimum(x, saturation) if cap else saturation * np.tanh(x / saturation)
         bell = 4 * alphas * (1 - alphas)
         if collapse:
             p = np.full(alphas.size, collapse) if collapse_everywhere else collapse * bell
@@ -781,6 +785,14 @@ SATURATING_NULLS = {
 sit closer to the saturated end, the same bend as the paper's √α; the rank check, unchanged by any
 monotone re-expression, keeps them within the design (they are registered nulls too)."""
 
+_DOMINANCE_DGPS.update([
+    _dgp("null: raw sum capped at +4 (a plateau of ties), ends 0→+6", "null",
+         "a latent linear in α whose raw valence sum is capped at +4: ties pile up at A's end; the rank check leaves "
+         "tied pairs out (counted half they read 'reproduced' 55 % / 88 %, quick / full)",
+         _valence_world(0, 6, saturation=4.0, cap=True)),
+    _dgp("null: raw sum capped at +3 (a plateau of ties), ends 0→+6", "null", "as above, a lower cap (before: 90 % / "
+         "99.9 %)", _valence_world(0, 6, saturation=3.0, cap=True)),
+])
 _DOMINANCE_DGPS.update(_dgp(f"null: saturating raw sum, {name}", "null",
                              "a latent linear in α whose raw valence sum saturates before VADER's normalisation: on "
                              "every fixed scale the mix sits nearer the saturated end; only the rank check sees no "
@@ -791,7 +803,8 @@ SATURATING_RATES = {"sat4": "98 % / 81 %", "sat6": "76 % / 42 %", "sat3": "18 % 
 check), full / quick (2000 runs, seed 7; ``tests/test_rules_collision.py`` re-measures them)."""
 
 DOMINANCE_BEYOND = {"i08_r": "5.6 % / 15 %", "i08_nr": "37 % / 62 %", "hetero": "3.4 % / 4.8 %",
-                    "counts": "41 % / 80 %", "ln4": "5.4 % / 7.9 %", "ln6": "6.2 % / 7.1 %"}
+                    "counts": "41 % / 80 %", "ln4": "5.4 % / 7.9 %", "ln6": "6.2 % / 7.1 %",
+                    "satnoise": "43 % / 96 %", "satnoise12": "8.6 % / 26 %"}
 """Measured rates quoted in the notes (``tests/test_rules_collision.py`` re-measures them)."""
 
 DOMINANCE_NOTES = (
@@ -827,7 +840,12 @@ DOMINANCE_NOTES = (
     "check (ranks do not change under any monotone re-expression, so these worlds are registered nulls within the "
     "design); on its own a rank rule would err where the noise differs between the ends (there the fixed scales are "
     "right), so it only vetoes. It costs power (the paper's effect with the ends 3 SD apart: about 0.6 -> 0.3 quick, "
-    "0.96 -> 0.73 full). Ties (exact-0 compounds, identical greedy completions) count half. Beyond the "
+    "0.96 -> 0.73 full). Tied pairs (exact-0 compounds, identical greedy completions, a capped scorer) are left "
+    "out. Beyond the design: a saturating scorer AND unequal noise at the two ends together (the A end noisier or "
+    "more skewed): saturation bends every fixed scale towards A, and the noisier end lowers P(pure A above the "
+    "mix), so the rank check leans to A too; no statistic of the scores can tell that world from dominance "
+    "(4 tanh(x/4), ends 0->+6, noise SD 0.3 at B and 2 at A: 'reproduced' {satnoise}; SD 1 and 2: {satnoise12}, "
+    "quick / full). With equal noise, or unequal noise without saturation, it is within the design. Beyond the "
 
     "design too: far more skewed noise at one end (an effusive A end with centred lognormal noise, skewness 6): "
     "Fieller's interval alone said 'reproduced' 9 % / 7 % (SD 4, ends 0->+4) and 11 % / 9 % (SD 6, 0->+6), the "
