@@ -27,6 +27,8 @@ def true_curve(form: str, n, e_max: float, k: float) -> np.ndarray:
         "hyperbolic": e_max * n / (n + k),
         "exponential": e_max * (1 - np.exp(-n / k)),
         "sqrt_hyperbolic": e_max * np.sqrt(n / (n + k)),
+        "hill2": e_max * n**2 / (n**2 + k**2),
+        "hill3": e_max * n**3 / (n**3 + k**3),
     }[form]
 
 
@@ -314,3 +316,23 @@ def test_keeping_the_full_data_form_in_the_bootstrap():
     assert kept.boot_form_share == {kept.form: 1.0}
     free = fit_saturation(NS, effects, n_boot=300)
     assert set(free.boot_form_share) == set(FORMS) and free.n_at == kept.n_at
+
+
+def test_an_s_shaped_form_joins_the_union_only_where_the_data_show_an_s_shape():
+    """A Hill curve fitted to a straight line has 1000 times the concave forms' residual, yet its own
+    n90 interval (about 80-160) would put the union's lower bound inside the data and hide a growth
+    that shows no plateau. It is left out unless it fits best in the data or in at least
+    ``S_SHAPED_MIN_SHARE`` of the replicates; on an S-shaped truth it is in, and the union covers n90."""
+    from interp_steer.studies.robustness.saturation import S_SHAPED
+
+    rng = np.random.default_rng(0)
+    ns = [4, 8, 16, 32, 64, 90]
+    line = 0.01 * np.array(ns, float)[:, None, None] + 0.02 * rng.standard_normal((6, 5, 30))
+    fit = fit_saturation(ns, line, n_boot=300)
+    assert fit.by_form["hill3"]["n_at"][0.9][2] < 128 and fit.boot_form_share["hill3"] < 0.05
+    assert fit.n_at_union(0.9)[0] > 1000
+    k = 128 / 9 ** (1 / 3)  # hill3 reaching 90 % at 128
+    s_curve = true_curve("hill3", ns, 1.0, k)[:, None, None] + 0.05 * rng.standard_normal((6, 5, 30))
+    fit = fit_saturation(ns, s_curve, n_boot=300)
+    assert fit.form in S_SHAPED and fit.n_at_union(0.9)[0] <= 128 <= fit.n_at_union(0.9)[1]
+    assert all(f.by_form[name]["n_at"][0.9][1] > 128 for f in (fit,) for name in ("hyperbolic", "exponential"))

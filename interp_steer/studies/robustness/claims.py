@@ -11,7 +11,8 @@ simulated error rates under nulls and effects at the shipped sizes.
    are measured differently), gated on a significant ID effect; reproduced when every set's interval
    lies below ``1 − ood_margin``, not reproduced when every one lies above it.
 2. **Diminishing returns by about 80 examples** (``robustness.sample_size``): the union over curve
-   forms of each form's bootstrap interval of n₉₀; reproduced when it lies within the data and at or
+   forms (three concave, two S-shaped Hill curves counted where the data show an S-shape) of each
+   form's bootstrap interval of n₉₀; reproduced when it lies within the data and at or
    below ``plateau_limit`` with a positive plateau, not reproduced when it lies above ``plateau_limit``.
 3. **Adversarial inputs can reverse the steering** (``robustness.adversarial``): per seed prompt, did
    the evolutionary search reverse the steering, and did random edits of the same budget (the

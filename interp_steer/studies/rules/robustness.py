@@ -51,12 +51,17 @@ OOD_CLAIM = ("Steering is reliable only in-distribution: out of distribution it 
 OOD_TEXT = ("per out-of-distribution set, Fieller's 95 % interval of r = mean OOD effect / mean ID effect at the primary "
             "coefficient (independent item sets, t on min(n) - 1 d.o.f.; when a set is measured differently from the "
             "ID set, each set's effects are divided by the mean absolute deviation of its unsteered scores from their "
-            "median, with that scale's own uncertainty in the standard errors); reproduced: the ID effect is "
+            "median, with that scale's own uncertainty in the standard errors; a set whose scale rests on fewer than 5 unsteered "
+            "scores differing from their median, or is 0, is inconclusive); reproduced: the ID effect is "
             "significantly in the intended direction (its 95 % t interval above 0) and every set's interval lies "
             "below 1 - margin; not reproduced: the ID effect is significant and every set's interval lies above "
             "1 - margin; inconclusive otherwise (an unbounded interval, a non-significant ID effect, sets that "
             "disagree). Each arm is a one-sided 2.5 % test at the boundary ratio 1 - margin")
 OOD_SCALE = "mean absolute deviation of the unsteered scores from their median"
+OOD_MIN_INFORMATIVE = 5
+"""A standardised set's scale needs at least this many unsteered scores that differ from their median:
+a scale resting on 3 of 15 items (VADER scoring most texts exactly 0) has a badly estimated variance
+(false "reproduced" 9.6 % at 80 % zeros, red team); with fewer the set is inconclusive."""
 
 
 def _raw_mean(effects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,7 +70,8 @@ def _raw_mean(effects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(mean), np.asarray(se**2), np.asarray(n)
 
 
-def _standardised_mean(effects: np.ndarray, unsteered: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _standardised_mean(effects: np.ndarray, unsteered: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``mean(effect) / D`` with ``D`` the mean absolute deviation of the unsteered scores from their
     median, over items where both are finite, and its squared standard error from the influence
     function ``(e_i − ē) / D − (ē / D) · (|u_i − med| − D) / D`` (the scale's uncertainty and its
@@ -73,7 +79,8 @@ def _standardised_mean(effects: np.ndarray, unsteered: np.ndarray) -> tuple[np.n
     estimated from 15 items is far from exact: without its uncertainty a standardised ratio's
     interval is too narrow (simulated: a 27 % false "reproduced" at an ID effect of 6 SD). The mean
     absolute deviation, not the SD, because its influence function has a finite variance under
-    heavy tails (t with 3 d.o.f.), where the SD's does not."""
+    heavy tails (t with 3 d.o.f.), where the SD's does not. The fourth array is the number of
+    unsteered scores that differ from their median (the items the scale rests on)."""
     e, u = np.broadcast_arrays(np.asarray(effects, dtype=float), np.asarray(unsteered, dtype=float))
     mask = np.isfinite(e) & np.isfinite(u)
     n = mask.sum(axis=-1)
@@ -88,7 +95,8 @@ def _standardised_mean(effects: np.ndarray, unsteered: np.ndarray) -> tuple[np.n
                              - ratio[..., None] * (deviation - scale[..., None]) / scale[..., None], 0.0)
         var = (influence**2).sum(axis=-1) / (n * (n - 1))
         var = np.where((n >= 2) & (scale > 0), var, np.nan)
-    return ratio, var, n
+        informative = (mask & (deviation > 0)).sum(axis=-1)
+    return ratio, var, n, informative
 
 
 def ood_ratio(ood_effects: Any, id_effects: Any, ood_unsteered: Any = None, id_unsteered: Any = None, *,
@@ -98,22 +106,33 @@ def ood_ratio(ood_effects: Any, id_effects: Any, ood_unsteered: Any = None, id_u
     (:func:`_standardised_mean`). Shapes broadcast over leading axes, items on the last. Returns the
     ratio, ``low``/``high`` (NaN where unbounded: the ID mean is not significantly non-zero), ``bounded``,
     the delta-method ``se`` of the ratio, ``n`` (the smaller set) and ``mde`` (the smallest departure
-    from the estimate a run detects: ``(t_.975 + t_.80) · se``)."""
+    from the estimate a run detects: ``(t_.975 + t_.80) · se``), ``informative`` (standardised sets: the
+    fewer, over the two sets, of unsteered scores differing from their median; the items count
+    otherwise) and ``thin_scale`` (a standardised set whose scale rests on fewer than
+    :data:`OOD_MIN_INFORMATIVE` such scores, or is 0: unbounded). ±inf anywhere is refused."""
+    for name, arr in (("ood_effects", ood_effects), ("id_effects", id_effects), ("ood_unsteered", ood_unsteered),
+                      ("id_unsteered", id_unsteered)):
+        if arr is not None and np.isinf(np.asarray(arr, dtype=float)).any():
+            raise ValueError(f"{name} holds infinite values: pass finite scores (NaN for a missing item, which is "
+                             f"left out)")
     flag = np.asarray(standardise, dtype=bool)
     x, vx, nx = _raw_mean(ood_effects)
     y, vy, ny = _raw_mean(id_effects)
+    informative = np.minimum(nx, ny)
     if flag.any():
         if ood_unsteered is None or id_unsteered is None:
             raise ValueError("standardised ratios need the unsteered scores of both sets (ood_unsteered, id_unsteered)")
-        sx, svx, snx = _standardised_mean(ood_effects, ood_unsteered)
-        sy, svy, sny = _standardised_mean(id_effects, id_unsteered)
+        sx, svx, snx, ix = _standardised_mean(ood_effects, ood_unsteered)
+        sy, svy, sny, iy = _standardised_mean(id_effects, id_unsteered)
         x, vx, nx = (np.where(flag, s, r) for s, r in ((sx, x), (svx, vx), (snx, nx)))
         y, vy, ny = (np.where(flag, s, r) for s, r in ((sy, y), (svy, vy), (sny, ny)))
+        informative = np.where(flag, np.minimum(ix, iy), informative)
+    thin = flag & (informative < OOD_MIN_INFORMATIVE)
     n = np.minimum(nx, ny)
     with np.errstate(invalid="ignore", divide="ignore"):
         t2 = t_quantile(level, n - 1) ** 2
         a, b, c = y * y - t2 * vy, x * y, x * x - t2 * vx
-        bounded = (n >= 2) & (a > 0)
+        bounded = (n >= 2) & (a > 0) & ~thin
         root = np.sqrt(np.maximum(b * b - a * c, 0.0))
         low = np.where(bounded, (b - root) / a, np.nan)
         high = np.where(bounded, (b + root) / a, np.nan)
@@ -121,7 +140,7 @@ def ood_ratio(ood_effects: Any, id_effects: Any, ood_unsteered: Any = None, id_u
         se = np.sqrt(vx + ratio**2 * vy) / np.abs(y)
         t80 = np.where(n >= 2, _sps.t.ppf(0.80, np.maximum(n - 1, 1)), np.nan)
     return {"ratio": ratio, "low": low, "high": high, "bounded": bounded, "se": se, "n": n,
-            "mde": (t_quantile(0.95, n - 1) + t80) * se}
+            "mde": (t_quantile(0.95, n - 1) + t80) * se, "informative": informative, "thin_scale": thin}
 
 
 def _ood_core(id_effects: Any, ood_effects: Any, id_unsteered: Any = None, ood_unsteered: Any = None,
@@ -159,15 +178,22 @@ def _ood_codes(id_effects: Any, ood_effects: Any, id_unsteered: Any = None, ood_
     return _ood_core(id_effects, ood_effects, id_unsteered, ood_unsteered, margin, standardise)["code"]
 
 
-def _padded(sets: Any) -> np.ndarray | None:
+def _padded(sets: Any, what: str = "ood_effects") -> np.ndarray | None:
     """Per-set arrays (a list of 1-D arrays of any lengths, a 2-D array, or one 1-D array) as one
     NaN-padded ``[sets, items]`` array."""
     if sets is None:
         return None
     if isinstance(sets, np.ndarray) and sets.dtype != object:
         arr = np.asarray(sets, dtype=float)
+        if arr.ndim not in (1, 2):
+            raise ValueError(f"{what} must be [sets, items] (a list of 1-D arrays, a 2-D array, or one 1-D array "
+                             f"for one set), got an array of shape {arr.shape}")
         return arr[None] if arr.ndim == 1 else arr
-    rows = [np.asarray(s, dtype=float).ravel() for s in sets]
+    rows = [np.asarray(s, dtype=float) for s in sets]
+    if any(r.ndim > 1 for r in rows):
+        raise ValueError(f"{what} must be [sets, items]: each set a 1-D array of per-item values, got sets of shapes "
+                         f"{[r.shape for r in rows]}")
+    rows = [r.ravel() for r in rows]
     if rows and all(r.ndim == 0 or r.size == 1 for r in rows) and not isinstance(sets[0], (list, tuple, np.ndarray)):
         return np.asarray(rows, dtype=float).reshape(1, -1)  # one set given as a flat list of numbers
     width = max((r.size for r in rows), default=0)
@@ -175,6 +201,18 @@ def _padded(sets: Any) -> np.ndarray | None:
     for i, r in enumerate(rows):
         out[i, : r.size] = r
     return out
+
+
+def _one_d(values: Any, name: str, per: str, hint: str = "") -> np.ndarray:
+    """``values`` as a 1-D float array, refusing other shapes and ±inf with a message naming ``name``."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, one value {per}; got shape {arr.shape} (a 2-D array is not "
+                         f"flattened: pass the column of the primary coefficient)")
+    if np.isinf(arr).any():
+        raise ValueError(f"{name} holds infinite values: pass finite numbers (NaN for a missing value, which is left "
+                         f"out){hint}")
+    return arr
 
 
 def _ood(id_effects: Any, ood_effects: Any, id_unsteered: Any = None, ood_unsteered: Any = None, *,
@@ -187,12 +225,15 @@ def _ood(id_effects: Any, ood_effects: Any, id_unsteered: Any = None, ood_unstee
     ID set (e.g. A/B probabilities against open-ended scores); ``names``: the sets' names."""
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin}")
-    idx = np.asarray(id_effects, dtype=float).ravel()
+    idx = _one_d(id_effects, "id_effects", "per in-distribution item")
     ood = _padded(ood_effects)
+    if isinstance(ood_effects, np.ndarray) and ood_effects.ndim == 2 and ood.shape[0] > ood.shape[1]:
+        raise ValueError(f"ood_effects looks transposed: [sets, items] is expected, and shape {ood.shape} would be "
+                         f"{ood.shape[0]} sets of {ood.shape[1]} items; pass ood_effects.T (and ood_unsteered.T)")
     sets = ood.shape[0]
     flag = np.broadcast_to(np.asarray(standardise, dtype=bool), (sets,))
-    u_ood = _padded(ood_unsteered)
-    u_id = None if id_unsteered is None else np.asarray(id_unsteered, dtype=float).ravel()
+    u_ood = _padded(ood_unsteered, "ood_unsteered")
+    u_id = None if id_unsteered is None else _one_d(id_unsteered, "id_unsteered", "per in-distribution item")
     if flag.any():
         if u_ood is None or u_id is None:
             raise ValueError("standardised sets need id_unsteered and ood_unsteered (the unsteered score per item)")
@@ -213,8 +254,16 @@ def _ood(id_effects: Any, ood_effects: Any, id_unsteered: Any = None, ood_unstee
         code = int(out["per_set"][0, k])
         low, high, ratio = (float(out[key][0, k]) for key in ("low", "high", "ratio"))
         interval = f"[{low:.2f}, {high:.2f}]"
-        if not out["bounded"][0, k]:
-            why = "the ratio's interval is unbounded (the ID effect is not significantly non-zero at this set's size)"
+        n_k = int(np.isfinite(ood[k]).sum())
+        if out["thin_scale"][0, k]:
+            why = (f"the standardised scale rests on {int(out['informative'][0, k])} unsteered scores that differ from "
+                   f"their median (fewer than {OOD_MIN_INFORMATIVE}; 0 means the scale is 0): no reliable common "
+                   f"scale, so no interval")
+        elif n_k < 2:
+            why = f"this set has {n_k} item(s) with an effect: no interval"
+        elif not out["bounded"][0, k]:
+            why = (f"the ratio's interval is unbounded: the ID effect is not significantly non-zero with t on "
+                   f"{int(out['n'][0, k]) - 1} d.o.f. (min(n) - 1; this set has {n_k} items)")
         elif high < bound:
             why = f"OOD/ID ratio {ratio:.2f} {interval} lies below {bound:.2f}"
         elif low > bound:
@@ -256,15 +305,15 @@ class _Set:
     ``s / √(s² + 15)`` rounded to 4 decimals) or "prob" (A/B: ``P = sigmoid(l)`` unsteered and
     ``sigmoid(l + delta + eta)`` steered, ``l ~ N(mu, tau)``, ``eta ~ N(0, 0.7)``)."""
 
-    def __init__(self, kind: str, mu: float = 0.0, sd: float = 1.0, tau: float = 2.0) -> None:
-        self.kind, self.mu, self.sd, self.tau = kind, mu, sd, tau
+    def __init__(self, kind: str, mu: float = 0.0, sd: float = 1.0, tau: float = 2.0, p0: float = 0.25) -> None:
+        self.kind, self.mu, self.sd, self.tau, self.p0 = kind, mu, sd, tau, p0
 
     def draw(self, rng: np.random.Generator, size: Any, delta: float) -> tuple[np.ndarray, np.ndarray]:
         if self.kind in ("normal", "t3"):
             return delta + self.sd * noise(rng, self.kind, size), self.sd * noise(rng, self.kind, size)
         z, w = rng.standard_normal(size), rng.standard_normal(size)
         if self.kind == "vader":
-            rho, p0 = 0.5, 0.25
+            rho, p0 = 0.5, self.p0
             raw_u = np.where(rng.random(size) < p0, 0.0, self.mu + self.tau * z)
             raw_s = np.where(rng.random(size) < p0, 0.0,
                              self.mu + delta + self.tau * (rho * z + math.sqrt(1 - rho * rho) * w))
@@ -313,6 +362,12 @@ _OOD_WORLDS: dict[str, dict[str, Any]] = {
     "standardised": {"id": _Set("prob", mu=0.0, tau=1.0), "id_delta": 3.0, "ood": _Set("vader", mu=0.5),
                      "standardise": True},
     "standardised, t3": {"id": _Set("t3", sd=0.3), "id_delta": 1.8, "ood": _Set("t3", sd=0.6), "standardise": True},
+    # As "standardised", with most OOD texts scoring exactly 0 (no sentiment word): the scale rests on
+    # few items (red team: false "reproduced" 5.6 % at 60 % zeros, 9.6 % at 80 % before the guard).
+    "standardised, VADER 60 % zeros": {"id": _Set("prob", mu=0.0, tau=1.0), "id_delta": 3.0,
+                                       "ood": _Set("vader", mu=0.5, p0=0.6), "standardise": True},
+    "standardised, VADER 80 % zeros": {"id": _Set("prob", mu=0.0, tau=1.0), "id_delta": 3.0,
+                                       "ood": _Set("vader", mu=0.5, p0=0.8), "standardise": True},
 }
 
 
@@ -352,6 +407,10 @@ def _ood_dgps() -> dict[str, DGP]:
         "probabilities": "A/B P(matching): ID questions around 0.5, OOD ones near the ceiling",
         "standardised": "A/B probabilities in distribution, VADER out of it: standardised effects, a large ID effect",
         "standardised, t3": "standardised t (3 d.o.f.) effects and unsteered scores, a large ID effect",
+        "standardised, VADER 60 % zeros": "as 'standardised', with 60 % of OOD texts scoring exactly 0 (no sentiment "
+                                          "word), so the scale rests on a few items",
+        "standardised, VADER 80 % zeros": "as 'standardised', with 80 % of OOD texts scoring exactly 0: the scale "
+                                          "usually rests on fewer than 5 items (then inconclusive)",
     }
     dgps = {}
     for truth in ("null", "effect"):
@@ -398,7 +457,15 @@ OOD = register(Rule(
     notes="Both profiles use every built-in prompt (30 in distribution, 15 out of it: the quick profile caps neither), "
           "so their rates differ only by Monte Carlo error. The ID effect's significance gate makes a vector that "
           "does nothing, or backfires, inconclusive: a ratio to an effect that is not there says nothing about "
-          "losing reliability."))
+          "losing reliability. Beyond the design (red team, 4000 quick runs each, ratio exactly 0.75): strongly skewed "
+          "per-item OOD effects push Fieller's t interval off by a point or three: false 'reproduced' 5.7 % (centred "
+          "exponential, skewness 2) and 8.0 % (lognormal, skewness 6), false 'not reproduced' 5.7 % (left-skewed); "
+          "no skew-corrected Fieller interval is implemented yet. Standardised sets whose scale rests on fewer than 5 "
+          "unsteered scores differing from their median are inconclusive: at 80 % exact-0 VADER texts false "
+          "'reproduced' fell from 9.5 % to 3.8 % (4000 quick runs); at 60 % the guard rarely bites (5.4 % before, "
+          "5.2 % after: at the design's edge). The sets are assumed independent (different "
+          "items); correlated ID and OOD items are not simulated. Infinite values are refused; 2-D input must be "
+          "[sets, items] (more sets than items is refused as transposed)."))
 
 
 # ---------------------------------------------------------------------- finding 2: sample size
@@ -406,11 +473,13 @@ OOD = register(Rule(
 PLATEAU_LIMIT = 128
 SAMPLE_SIZE_CLAIM = ("Returns diminish at about 80 examples: the steering effect reaches 90 % of its plateau by "
                      "plateau_limit (128) examples per class")
-SAMPLE_SIZE_TEXT = ("three saturating curves (hyperbolic, exponential, sqrt-hyperbolic), each fitted by least squares to "
-                    "the mean effect per training-set size n, give n90, where the curve reaches 90 % of its plateau; "
-                    "n90's interval is the union of each form's own 95 % percentile bootstrap interval (items and "
-                    "subsets resampled; the choice of form decides any extrapolation past the data, so the interval "
-                    "must not lean on it); reproduced: the plateau's interval (best-fitting form) lies above 0 and "
+SAMPLE_SIZE_TEXT = ("five saturating curves, three concave (hyperbolic, exponential, sqrt-hyperbolic) and two S-shaped "
+                    "(Hill n^h / (n^h + K^h) with h = 2 and 3, for readouts that start convex), each with two parameters "
+                    "and fitted by least squares to the mean effect per training-set size n, give n90, where the curve "
+                    "reaches 90 % of its plateau; n90's interval is the union of each form's own 95 % percentile "
+                    "bootstrap interval (items and subsets resampled; the choice of form decides any extrapolation past "
+                    "the data, so the interval must not lean on it), an S-shaped form counting only when it fits best "
+                    "on the data or in at least 5 % of the bootstrap replicates; reproduced: the plateau's interval (best-fitting form) lies above 0 and "
                     "n90's interval lies at or below min(plateau_limit, the largest n tested); not reproduced: n90's "
                     "interval lies above plateau_limit (no plateau counts as infinite); inconclusive otherwise, and "
                     "when more than 2.5 % of the bootstrap fits failed")
@@ -495,6 +564,10 @@ def _saturating(shape: str, n90: float, e_max: float) -> Callable[[np.ndarray], 
     if shape == "exponential":
         k = n90 / math.log(10)
         return lambda n: e_max * -np.expm1(-n / k)
+    if shape in ("hill2", "hill3"):
+        h = 2.0 if shape == "hill2" else 3.0
+        k = n90 / 9.0 ** (1.0 / h)
+        return lambda n: e_max * n**h / (n**h + k**h)
     if shape == "linear":
         return lambda n: e_max * n / 90.0
     if shape == "none":
@@ -558,6 +631,13 @@ _SAMPLE_SIZE_DGPS = {
         "1 - exp(-n/K) reaching 90 % at exactly 128 examples, plateau 1.0: least favourable for a false 'not "
         "reproduced' (the chosen form's interval alone read 'not reproduced' in 12-16 % of runs here)",
         _sample_size_world("exponential", 128.0, e_max=1.0)),
+    **{f"effect: S-shaped (Hill h = {h}), n90 = {n90}, strong effect": DGP(
+        f"effect: S-shaped (Hill h = {h}), n90 = {n90}, strong effect", "effect",
+        f"n^{h} / (n^{h} + K^{h}) reaching 90 % at {n90} examples, plateau 1.0: a readout that starts convex (a "
+        f"threshold, such as an A/B logit or VADER needing a sentiment word); with only the concave forms the rule "
+        f"read 'not reproduced' in {rate} of quick runs here (red team)",
+        _sample_size_world(f"hill{h}", float(n90), e_max=1.0))
+       for h, n90, rate in ((2, 128, "28 %"), (2, 100, "12 %"), (3, 128, "73 %"), (3, 100, "72 %"))},
     "effect: early plateau (n90 = 20), strong effect": DGP(
         "effect: early plateau (n90 = 20), strong effect", "effect",
         "hyperbolic, n90 = 20, plateau 1.0", _sample_size_world("hyperbolic", 20.0, e_max=1.0)),
@@ -572,13 +652,21 @@ SAMPLE_SIZE = register(Rule(
     decide_one=_sample_size, codes=_sample_size_codes,
     profiles={"quick": {"ns": _SAMPLE_SIZES, "subsets": 3, "items": 12, "n_boot": 500},
               "full": {"ns": _SAMPLE_SIZES, "subsets": 5, "items": 30, "n_boot": 1000}},
-    dgps=_SAMPLE_SIZE_DGPS, cost=50.0,
+    dgps=_SAMPLE_SIZE_DGPS, cost=5.0,
     detectable=lambda numbers: (numbers["n90"]["high"] - numbers["n90"]["low"]
                                 if numbers["n90"]["high"] is not None and numbers["n90"]["low"] is not None else None),
     notes="The built-in personas hold 120 texts each, a quarter held out: the largest size is the whole training split "
           "of 90 per class (128 is skipped). Each run refits a bootstrap of n_boot replicates (the profile's: 500 "
-          "quick, 1000 full), about 0.2 s: the card simulates 50 runs per world (cost 50); the tests may pass a "
-          "smaller n_boot through the profile. The detectable 'effect' is the width of n90's interval."))
+          "quick, 1000 full), about 0.1 s quick and 0.15 s full on 2 cores: the card simulates 200 runs per world "
+          "(cost 5; the whole card takes about 8 minutes); the tests may pass a smaller n_boot through the profile. "
+          "The detectable 'effect' is the width of n90's interval. S-shaped curves: with only the three concave "
+          "forms, Hill truths reaching 90 % at 128/100 examples read 'not reproduced' in 28 %/15 % (h = 2) and "
+          "75 %/75 % (h = 3) of 200 quick runs; with the Hill forms 0-4 %. Limits: the rule tests only 'n90 <= "
+          "128', so a curve flat from the smallest n reads 'reproduced' for the paper's 'returns diminish at about "
+          "80' (n90 = 0 [0, 37] does not say 80); at the paper-like plateau of 0.3 both arms have little power "
+          "(quick: 'reproduced' under 2 % at plateau 0.2-0.3), so most runs are inconclusive; a truth outside the "
+          "five forms (e.g. a Hill exponent above 3, or two phases) can still mislead the extrapolation (two-phase "
+          "nulls with n90 200 and 400: false 'reproduced' 3.5-4 % in the red team's 200 runs)."))
 
 
 # ---------------------------------------------------------------------- finding 3: adversarial
@@ -646,8 +734,13 @@ def _adversarial(search: Any, control: Any, *, margin: float | int = ADVERSARIAL
     reversed unedited)."""
     if not 0 < margin < 1:
         raise ValueError(f"margin must be in (0, 1), got {margin}")
-    s = np.asarray(search, dtype=float).ravel()
-    c = np.asarray(control, dtype=float).ravel()
+    s = _one_d(search, "search", "per seed prompt")
+    c = _one_d(control, "control", "per seed prompt")
+    for name, flags in (("search", s), ("control", c)):
+        odd = flags[np.isfinite(flags) & (flags != 0) & (flags != 1)]
+        if odd.size:
+            raise ValueError(f"{name} must hold 0/1 flags per seed (1: reversed; booleans are fine; NaN: left out), got "
+                             f"{odd.size} other value(s) such as {odd[0]:g}: threshold the readout effects first")
     if s.shape != c.shape:
         raise ValueError(f"search and control must hold one flag per seed each; got {s.size} and {c.size}")
     out = {k: v[0] for k, v in _adversarial_core(s[None], c[None], margin).items()}
@@ -731,7 +824,11 @@ ADVERSARIAL = register(Rule(
           "discordant seeds (exact under any equal rates and any correlation), and Clopper-Pearson's bound on "
           "P(S = 1, C = 0) bounds the excess from above. The detectable excess is the share of seeds the search must "
           "reverse for McNemar's test to call it significant with 80 % power when random edits reverse none (0.45 "
-          "with 16 seeds, 0.37 with 20)."))
+          "with 16 seeds, 0.37 with 20). Both tests assume independent seeds: seeds that are paraphrases of each "
+          "other (clusters of 4 sharing their outcome, latent correlation 0.9) at an excess of exactly 25 % read "
+          "'not reproduced' in 17 % of runs (red team; the nulls stay at 0.1 % false 'reproduced'). The study's "
+          "seeds are distinct in-distribution prompts. Flags must be 0/1 (booleans fine, NaN left out): other "
+          "values, including infinities, are refused."))
 
 
 # ---------------------------------------------------------------------- finding 4: perplexity
@@ -749,12 +846,19 @@ def threshold_codes(d: np.ndarray, bound: Any) -> dict[str, np.ndarray]:
     scalar): code 1 when the 95 % interval of the mean lies above ``bound``, −1 below, 0 otherwise
     (and with fewer than two items). The interval is the t interval with Hall's skewness correction
     (:func:`~interp_steer.stats.skew_corrected_interval`)."""
+    d = np.asarray(d, dtype=float)
+    if np.isinf(d).any():
+        raise ValueError("the log ratios hold infinite values: pass finite numbers (NaN for a missing text)" + _INF_HINT)
     mean, se, n, low, high = skew_corrected_interval(d, level=0.95)
-    valid = (n >= 2) & np.isfinite(se)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: n < 2 anyway
+        spread = np.nanmax(d, axis=-1) - np.nanmin(d, axis=-1) if np.shape(d)[-1] else np.zeros(np.shape(d)[:-1])
+    # Identical values (spread 0): a zero-width interval is no evidence, so no verdict.
+    valid = (n >= 2) & np.isfinite(se) & (spread > 0)
     bound = np.broadcast_to(np.asarray(bound, dtype=float), mean.shape)
     code = np.where(valid & (low > bound), 1, np.where(valid & (high < bound), -1, 0))
     return {"code": code, "mean": mean, "se": se, "n": n, "low": low, "high": high, "bound": bound,
-            "mde": mde(se, n)}
+            "mde": mde(se, n), "spread": spread}
 
 
 def _perplexity_codes(log_ratios: np.ndarray, margin: Any = PERPLEXITY_MARGIN) -> np.ndarray:
@@ -778,8 +882,11 @@ def _threshold_decision(d: np.ndarray, margin: float, *, what: str, more: str, u
            0: f"{what} {interval}: cannot tell from {rise}"}[code]
     if n < 2:
         why = f"fewer than two {units} with a perplexity ({n}): no interval"
+    elif not out["spread"] > 0:
+        why = (f"every one of the {n} {units} has the same log ratio ({out['mean']:.4g}): a zero-width interval is not "
+               f"evidence (a constant is more likely a bug, e.g. one value copied, than a measurement); no interval")
     detect = (f"; this run could detect ±{out['mde']:.3f} in log ratio (n = {n} {units})"
-              if np.isfinite(out["mde"]) else "")
+              if np.isfinite(out["mde"]) and out["spread"] > 0 else "")
     verdict = VERDICT_OF[code]
     numbers = {"verdict": verdict, "difference": {"mean": _num(out["mean"]), "low": _num(out["low"]),
                                                   "high": _num(out["high"]), "n": n, "level": 0.95},
@@ -794,10 +901,14 @@ def _threshold_decision(d: np.ndarray, margin: float, *, what: str, more: str, u
 def _perplexity(log_ratios: Any, *, margin: float | int = PERPLEXITY_MARGIN) -> Decision:
     """``log_ratios``: per neutral text, ``log(steered / unsteered perplexity)`` at the primary coefficient
     (NaNs left out); ``margin``: the smallest relative rise that counts."""
-    d = np.asarray(log_ratios, dtype=float).ravel()
+    d = _one_d(log_ratios, "log_ratios", "per neutral text", _INF_HINT)
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin}")
     return _threshold_decision(d, margin, what="perplexity", more="rises", units="texts")
+
+
+_INF_HINT = ("; an infinite log ratio is a degenerate text (the strongest evidence of a rise, so it must not be dropped): "
+             "replace it by a large finite value, e.g. the largest finite one, and report that you did")
 
 
 def _texts(profile: Mapping[str, Any], runs: int) -> tuple[int, int]:
@@ -858,7 +969,12 @@ PERPLEXITY = register(Rule(
     notes="Quick: up to 40 texts of the neutral corpus (max_perplexity_texts); full: the built-in neutral corpus (120 "
           "baseline passages). Checked against the study: the default model's quick run (c = 0.2) gave 40 per-text "
           "log ratios with mean 0.27 (x1.31), SD 0.089, skewness 0.77, excess kurtosis 0.73; the worlds above are as "
-          "spread or more, and as skewed or more."))
+          "spread or more, and as skewed or more. Beyond the design: a rise carried by rare degenerate texts (mean "
+          "exactly log 1.05 from most texts at -0.05 and 2.5 % at +2.0, or 5 % at +1.0) reads 'not reproduced' in "
+          "36 %/13 % of quick runs (40 texts) and 4.6 % full (120): P(no such text among 40), which no rule can tell "
+          "from a mean below the bound; lognormal log ratios (skewness 6) sit at the edge (5.4 % quick, 4.4 % full). "
+          "Infinite log ratios are refused (a degenerate text must be capped, and said so, not dropped); identical "
+          "log ratios give no interval (inconclusive); 2-D input is refused."))
 
 
 # ---------------------------------------------------------------------- finding 5: model size
@@ -885,8 +1001,8 @@ def _model_size(small_log_ratios: Any, large_log_ratios: Any, *, margin: float |
     """``small_log_ratios``, ``large_log_ratios``: per neutral text (the same texts, in the same order),
     ``log(steered / unsteered perplexity)`` of the smallest and of the largest model at the primary
     coefficient (NaN left out pairwise); ``small``/``large``: the models' names."""
-    a = np.asarray(small_log_ratios, dtype=float).ravel()
-    b = np.asarray(large_log_ratios, dtype=float).ravel()
+    a = _one_d(small_log_ratios, "small_log_ratios", "per neutral text", _INF_HINT)
+    b = _one_d(large_log_ratios, "large_log_ratios", "per neutral text", _INF_HINT)
     if a.shape != b.shape:
         raise ValueError(f"the two models' log ratios must be per text on the same texts; got {a.size} and {b.size}")
     if not 0 <= margin < 1:
@@ -954,7 +1070,9 @@ MODEL_SIZE = register(Rule(
     profiles={"quick": {"neutral_texts": 40}, "full": {"neutral_texts": 120}},
     dgps=_model_size_dgps(), detectable=lambda numbers: numbers["mde"],
     notes="Quick: 40 neutral texts (max_perplexity_texts); full: the built-in neutral corpus (120 baseline passages). "
-          "The models differ in more than size, so a verdict compares these two models, not sizes in general."))
+          "The models differ in more than size, so a verdict compares these two models, not sizes in general. As for "
+          "robustness.perplexity: rare degenerate texts are beyond the design at 40 texts; infinite or 2-D log "
+          "ratios are refused; identical differences give no interval."))
 
 
 __all__ = ["ADVERSARIAL", "MODEL_SIZE", "OOD", "PERPLEXITY", "SAMPLE_SIZE", "ood_ratio", "smallest_significant_count",
