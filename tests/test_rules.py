@@ -27,7 +27,7 @@ EXPECTED = {
     "collision.dominance", "collision.coherence", "collision.shared_layer",
     "svf.control", "svf.backfire", "svf.long_form", "svf.multi_attribute",
     "robustness.ood", "robustness.sample_size", "robustness.adversarial", "robustness.perplexity",
-    "robustness.model_size",
+    "robustness.model_size", "patching.holds_up",
 }
 FAST_RUNS = 400
 FAST_RUNS_OF = {"robustness.sample_size": 40}

@@ -195,7 +195,8 @@ def _findings_section(result: PatchingResult) -> list[str]:
              "their effects below are measured on the *other* half, which took no part in the choice. The effect on "
              "the choosing half is shown only to compare: it is biased away from 0 by the choice. *Holds up*: the "
              f"interval at the family-wise level {f['family_level']:.4f} (Bonferroni over the {f['k']}) excludes 0 "
-             "with the sign seen on the choosing half."]
+             "with the sign seen on the choosing half (rule `patching.holds_up`, its card: "
+             "`interp-steer rules patching.holds_up`)."]
     for fold in f["folds"]:
         lines += ["", f"Chosen on half {fold['choose_on'] + 1}, reported on half {fold['report_on'] + 1} "
                   f"({len(halves[fold['report_on']])} prompts):", "",

@@ -11,7 +11,8 @@ effect and a component that is chosen by both halves has replicated.
 A chosen component *holds up* when its interval on the reporting half, at the family-wise level
 ``1 − (1 − level) / k`` (Bonferroni over the ``k`` components a fold reports), excludes 0 with the
 sign it had on the choosing half: under no effect at all, a fold calls anything "holds up" at most
-``1 − level`` of the time.
+``1 − level`` of the time. That decision is the registered rule ``patching.holds_up``
+(:mod:`interp_steer.studies.rules.patching`; ``interp-steer rules patching.holds_up`` prints its card).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from interp_steer.patching import normalised_effect
 from interp_steer.stats import mean_and_se
+from interp_steer.studies.rules.patching import HOLDS_UP
 
 
 def split_halves(n_prompts: int, seed: int) -> tuple[list[int], list[int]]:
@@ -82,10 +84,13 @@ def select_and_report(
         effect, low, high = normalised_effect(values[report], target[report], source[report], level=level)
         _, fw_low, fw_high = normalised_effect(values[report], target[report], source[report], level=family)
         sign = np.sign(chosen)
+        # the registered rule decides whether it holds up (no sign on the choosing half: it cannot)
+        verdict = (HOLDS_UP.decide(patched=values[report], target=target[report], source=source[report],
+                                   sign=float(sign), k=k, level=level).verdict if sign in (-1.0, 1.0) else "inconclusive")
         rows.append({"component": name.removesuffix("_layer"), "index": [int(i) for i in cell], "rank": rank,
                      "selection_effect": float(chosen), "effect": float(effect), "low": float(low), "high": float(high),
                      "family_low": float(fw_low), "family_high": float(fw_high),
-                     "holds_up": bool(sign * fw_low > 0 and sign * fw_high > 0)})
+                     "holds_up": verdict == "reproduced", "verdict": verdict, "rule": HOLDS_UP.id})
     return rows
 
 

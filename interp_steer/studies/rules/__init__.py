@@ -7,7 +7,7 @@ verdict over simulated runs from a data-generating process with a known truth (s
 its rule, its error rates under each simulated world at the shipped quick and full sizes, its power at
 the paper's effect and the smallest effect a run detects.
 
-Rules live by study: :mod:`.collision`, :mod:`.svf`, :mod:`.robustness`; :mod:`.paired` is the
+Rules live by study: :mod:`.collision`, :mod:`.svf`, :mod:`.robustness`, :mod:`.patching`; :mod:`.paired` is the
 one-sample paired rule several of them share.
 """
 
@@ -29,7 +29,7 @@ from interp_steer.studies.rules.base import (
     vader_compound,
 )
 
-STUDIES = ("robustness", "svf", "collision")
+STUDIES = ("robustness", "svf", "collision", "patching")
 """The modules that register rules, imported here so that :data:`REGISTRY` is complete on import."""
 
 for _study in STUDIES:
