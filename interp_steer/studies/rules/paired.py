@@ -68,6 +68,13 @@ def mde(se: ArrayLike, n: ArrayLike) -> np.ndarray | float:
         return (t_quantile(0.95, df) + t_80) * np.asarray(se, dtype=float)
 
 
+def detect_text(mde_value: float, unit: str = "", digits: int = 3) -> str:
+    """The report's sentence for a minimum detectable effect (80 % power, 5 % two-sided)."""
+    if not np.isfinite(mde_value):
+        return "too few prompts to detect anything"
+    return f"this run could detect ±{abs(float(mde_value)):.{digits}f}{unit} (80 % power, 5 % two-sided)"
+
+
 def core(d: ArrayLike, margin: ArrayLike, *, skew: bool = True) -> dict[str, np.ndarray]:
     """The rule for a batch of runs, ``d [..., items]`` (NaNs left out) and a margin per run
     (broadcast): verdict codes (1, −1, 0) and every number the rule uses. Vectorised so that the
@@ -148,8 +155,7 @@ def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: 
         return "n/a" if not np.isfinite(x) else f"{x:+.3f}"
 
     interval = f"{f(out['mean'])} [{f(out['low'])}, {f(out['high'])}]{unit} (95 %, n = {n})"
-    detect = (f"this run could detect ±{abs(out['mde']):.3f}{unit} (80 % power, 5 % two-sided)"
-              if np.isfinite(out["mde"]) else "too few prompts to detect anything")
+    detect = detect_text(out["mde"], unit)
     margin_text = f"±{margin:.3f}{unit}" if np.isfinite(margin) else "no margin"
     if n < 2:
         reason = f"fewer than two prompts with both values ({n}): no interval; {detect}"
@@ -172,4 +178,4 @@ def paired_verdict(d: ArrayLike, margin: float | int, *, units: str = "", what: 
                          float(out["mde"]), float(out["power_at_margin"]), criteria, rule)
 
 
-__all__ = ["RULE", "VERDICTS", "PairedVerdict", "core", "mde", "paired_verdict"]
+__all__ = ["detect_text", "RULE", "VERDICTS", "PairedVerdict", "core", "mde", "paired_verdict"]

@@ -49,7 +49,13 @@ from scipy import stats as _sps
 
 from interp_steer.stats import mean_and_se, skew_corrected_interval, t_quantile
 from interp_steer.studies.rules.base import DGP, Decision, Rule, noise, register, vader_compound
-from interp_steer.studies.rules.paired import mde
+from interp_steer.studies.rules.paired import detect_text, mde
+
+
+def _dgps(worlds: list[tuple[str, str, str, Any]], *, paper: str) -> dict[str, DGP]:
+    """A rule's worlds ``(name, truth, description, draw)`` by name; the one whose name starts with
+    ``paper`` is the assumed paper-sized effect its card reports power at."""
+    return {name: DGP(name, truth, text, draw, paper=name.startswith(paper)) for name, truth, text, draw in worlds}
 
 LEVEL = 0.95
 """Every interval the rules read is two-sided 95 %: each verdict arm a one-sided 2.5 % test."""
@@ -227,8 +233,7 @@ def _control(field: Any, vector: Any, *, margin: float = CONTROL_MARGIN, units: 
     unit = f" {units}" if units else ""
     diff = f"{_iv(out['mean'], out['low'], out['high'])}{unit} (95 %, n = {n})"
     short = _iv(out["short_mean"], out["short_low"], out["short_high"])
-    detect = (f"this run could detect ±{out['mde']:.3f}{unit} (80 % power, 5 % two-sided)"
-              if np.isfinite(out["mde"]) else "too few prompts to detect anything")
+    detect = detect_text(out["mde"], unit)
     times = f"{1 + margin:g} x"
     if n < 2:
         reason = f"fewer than two prompts with both effects ({n}): no interval"
@@ -392,8 +397,7 @@ def _control_dgps() -> dict[str, DGP]:
         ("effect: field 1.5x the vector", "effect", "an assumed paper-sized advantage (the paper gives no per-prompt "
          f"numbers): field = 1.5 x vector, {real}", _control_world("normal", 1.5)),
     ]
-    return {name: DGP(name, truth, text, draw, paper=name.startswith("effect: field 1.5x"))
-            for name, truth, text, draw in worlds}
+    return _dgps(worlds, paper="effect: field 1.5x")
 
 
 CONTROL = register(Rule(
@@ -753,8 +757,7 @@ def _backfire_dgps() -> dict[str, DGP]:
         ("effect: vector 25 %, field 5 %", "effect", "an assumed paper-sized advantage (the paper reports no backfire "
          "numbers): the vector backfires on 25 % of prompts, the field on 5 %", _backfire_world("flags", 0.25, 0.05)),
     ]
-    return {name: DGP(name, truth, text, draw, paper=name.startswith("effect: vector 25 %"))
-            for name, truth, text, draw in worlds}
+    return _dgps(worlds, paper="effect: vector 25 %")
 
 
 BACKFIRE = register(Rule(
@@ -927,8 +930,7 @@ def _retention_decision(out: Mapping[str, Any], margin: float, what: str, gate_t
     code, n = int(out["code"]), int(out["n"])
     retained = f"retention field {out['retention_field']:.2f}, vector {out['retention_vector']:.2f}"
     diff = f"{_iv(out['mean'], out['low'], out['high'], 2)} (jackknife, 95 %, n = {n})"
-    detect = (f"this run could detect ±{out['mde']:.2f} in retention (80 % power, 5 % two-sided)"
-              if np.isfinite(out["mde"]) else "too few prompts to detect anything")
+    detect = detect_text(out["mde"], " in retention", digits=2)
     product = ""
     if "product" in out and np.ndim(out["product_low"]) == 0 and what.startswith("last third"):
         product = (f"; decided on the denominator-free form mean(last f) mean(first v) - mean(last v) mean(first f) "
@@ -1060,8 +1062,7 @@ def _long_form_dgps() -> dict[str, DGP]:
          f"long-form control but no per-prompt numbers), first-third effects {mu:g}",
          _long_form_world("normal", (mu, mu), (0.9, 0.4))),
     ]
-    return {name: DGP(name, truth, text, draw, paper=name.startswith("effect: field keeps 90"))
-            for name, truth, text, draw in worlds}
+    return _dgps(worlds, paper="effect: field keeps 90")
 
 
 LONG_FORM = register(Rule(
@@ -1189,8 +1190,7 @@ def _multi_dgps() -> dict[str, DGP]:
          "multi-attribute control but no per-prompt numbers)",
          _multi_world("normal", {"field": (0.9, 0.9), "vector": (0.6, 0.6)})),
     ]
-    return {name: DGP(name, truth, text, draw, paper=name.startswith("effect: field keeps 90"))
-            for name, truth, text, draw in worlds}
+    return _dgps(worlds, paper="effect: field keeps 90")
 
 
 MULTI = register(Rule(
