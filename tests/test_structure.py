@@ -85,22 +85,66 @@ def test_the_core_never_imports_the_studies():
     assert not {m: i for m, i in offenders.items() if i}, "core modules must not import interp_steer.studies"
 
 
-def test_no_module_level_import_cycles():
-    graph = {m: _imports(m, top_level_only=True) & set(MODULES) for m in MODULES}
-    done: set[str] = set()
+def _is_report_of_its_result(source: str, target: str) -> bool:
+    """The one documented exception to "layers point down": a study's result imports its own report
+    inside ``save`` (a result is what a report renders, and ``save`` writes both; the report module
+    is loaded only when something is saved, see test_importing_the_studies_loads_no_report_and_no_cli)."""
+    head, _, leaf = source.rpartition(".")
+    return leaf == "result" and head.startswith("interp_steer.studies.") and target == f"{head}.report"
 
-    def visit(module: str, path: list[str]) -> None:
-        if module in path:
-            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module):] + [module]))
-        if module in done:
-            return
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of modules (a package's edge to its own __init__ left out)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
         for target in sorted(graph[module]):
-            if target != module and not module.startswith(target + "."):  # a package's own __init__
-                visit(target, path + [module])
-        done.add(module)
+            if target == module or module.startswith(target + "."):
+                continue
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            members = []
+            while True:
+                member = stack.pop()
+                members.append(member)
+                if member == module:
+                    break
+            if len(members) > 1:
+                found.append(sorted(members))
 
     for module in sorted(graph):
-        visit(module, [])
+        if module not in index:
+            visit(module)
+    return found
+
+
+def _import_graph(top_level_only: bool) -> dict[str, set[str]]:
+    return {m: {t for t in _imports(m, top_level_only=top_level_only) & set(MODULES)
+                if not _is_report_of_its_result(m, t)} for m in MODULES}
+
+
+def test_the_cycle_finder_finds_a_cycle_through_a_function_body():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "p.q": {"p"}, "p": {"p.q"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    # The exception covers exactly a study's result reaching its own report.
+    assert _is_report_of_its_result("interp_steer.studies.svf.result", "interp_steer.studies.svf.report")
+    assert not _is_report_of_its_result("interp_steer.studies.svf.study", "interp_steer.studies.svf.report")
+    assert not _is_report_of_its_result("interp_steer.studies.svf.result", "interp_steer.studies.robustness.report")
+
+
+def test_no_import_cycles_counting_imports_inside_functions():
+    """Layers point down (DESIGN principle 14), imports in function bodies and lazy exports counted;
+    the one exception is documented in _is_report_of_its_result."""
+    assert _cycles(_import_graph(top_level_only=False)) == []
 
 
 @pytest.mark.parametrize("study", STUDIES)
@@ -225,3 +269,73 @@ def test_no_study_reaches_the_fast_path():
     offenders = {module: _fast_path_uses(path.read_text(encoding="utf-8"))
                  for module, path in MODULES.items() if module.startswith("interp_steer.studies")}
     assert {module: uses for module, uses in offenders.items() if uses} == {}
+
+
+CLI_LAYER = ("interp_steer.cli", "interp_steer.__main__", "interp_steer.commands")
+
+
+def _in_cli_layer(module: str) -> bool:
+    return module.startswith(CLI_LAYER) or (module.startswith("interp_steer.studies.") and module.endswith(".cli"))
+
+
+def test_nothing_below_the_command_line_imports_it():
+    """Studies and the core never depend on the CLI (a study's ``cli`` module is part of the CLI)."""
+    offenders = {m: sorted(i for i in _imports(m, top_level_only=False) if _in_cli_layer(i))
+                 for m in MODULES if not _in_cli_layer(m)}
+    assert {m: i for m, i in offenders.items() if i} == {}
+
+
+def _private_crossings(module: str, source: str) -> list[str]:
+    """Names beginning with one underscore that ``module`` takes from another module of the package:
+    ``from x import _name`` (at any depth) or ``alias._name`` where ``alias`` is a module of the
+    package imported under that name. Private *modules* (``_io``, ``_lazy``) are the package's own
+    helpers and may be imported; their ``_private`` names may not."""
+    tree = ast.parse(source)
+    aliases: dict[str, str] = {}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("interp_steer") and alias.asname:
+                    aliases[alias.asname] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(node, module) if module in MODULES else (node.module or "")
+            if not base.startswith("interp_steer"):
+                continue
+            for alias in node.names:
+                if f"{base}.{alias.name}" in MODULES:
+                    aliases[alias.asname or alias.name] = f"{base}.{alias.name}"
+                elif alias.name.startswith("_") and not alias.name.startswith("__") and base != module:
+                    found.append(f"{base}.{alias.name}")
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            found.append(f"{aliases[node.value.id]}.{node.attr}")
+    return sorted(set(found))
+
+
+def test_the_private_name_scan_sees_both_ways_in():
+    source = """
+from interp_steer import _plain
+import interp_steer.activations as acts
+def f():
+    from interp_steer.evaluation import _letter_ids, public
+    return acts._forward_collect, _plain.plain_view, _plain._cache
+"""
+    assert _private_crossings("interp_steer.studies.svf.study", source) == [
+        "interp_steer._plain._cache", "interp_steer.activations._forward_collect", "interp_steer.evaluation._letter_ids"]
+
+
+def test_no_private_name_crosses_a_module_boundary():
+    """A module offers public names to the others and keeps its ``_private`` ones to itself."""
+    offenders = {m: _private_crossings(m, path.read_text(encoding="utf-8")) for m, path in MODULES.items()}
+    assert {m: names for m, names in offenders.items() if names} == {}
+
+
+MAX_LINES = 600
+
+
+def test_no_module_is_longer_than_one_sitting():
+    """One concept per module, each small enough to read in one sitting (DESIGN's module map)."""
+    long = {m: n for m, p in MODULES.items() if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
