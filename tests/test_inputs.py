@@ -25,7 +25,7 @@ LIST_PARAMETERS = {"texts", "prompts", "positive", "negative", "pairs", "questio
 
 ACCEPTS_STRING = {
     # (qualified name, parameter): why a string is legitimate there
-    ("interp_steer.fields.SteeringField.top_tokens", "contexts"): "one context is a documented shorthand",
+    ("interp_steer.fields.field.SteeringField.top_tokens", "contexts"): "one context is a documented shorthand",
     ("interp_steer.vocab.field_gradient_directions", "contexts"): "one context is a documented shorthand",
     ("interp_steer.data.ContrastPair", "positive"): "a pair holds two strings",
     ("interp_steer.data.ContrastPair", "negative"): "a pair holds two strings",
@@ -40,8 +40,8 @@ ACCEPTS_STRING = {
     ("interp_steer.directions.pca_diff", "negative"): "takes tensors",
     ("interp_steer.directions.probe_direction", "positive"): "takes tensors",
     ("interp_steer.directions.probe_direction", "negative"): "takes tensors",
-    ("interp_steer.fields.fit_scorer", "positive"): "takes Activations or tensors",
-    ("interp_steer.fields.fit_scorer", "negative"): "takes Activations or tensors",
+    ("interp_steer.fields.fit.fit_scorer", "positive"): "takes Activations or tensors",
+    ("interp_steer.fields.fit.fit_scorer", "negative"): "takes Activations or tensors",
     ("interp_steer.probes.probe_layers", "positive"): "takes activations",
     ("interp_steer.probes.probe_layers", "negative"): "takes activations",
     ("interp_steer.probes.sample_size_curve", "positive"): "takes activations",
