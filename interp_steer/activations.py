@@ -49,8 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -63,8 +62,8 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from interp_steer import _plain
+from interp_steer._activations_file import ActivationsFileError, RowFile, read_header
 from interp_steer._device import on_device_of
-from interp_steer._io import atomic_path
 from interp_steer._plain import forward_module, plain_view
 from interp_steer.data import reject_bare_string
 from interp_steer.models import Model
@@ -124,7 +123,7 @@ class Activations:
         """Write a ``.safetensors`` file (``values``, ``text_index`` and the rest as JSON in the
         header), atomically; :meth:`load` reads it back memory-mapped."""
         counts = torch.bincount(self.text_index, minlength=self.n_texts).tolist()
-        with _RowFile(path, counts, len(self.layers), self.values.shape[-1], self._header()) as rows_file:
+        with RowFile(path, counts, len(self.layers), self.values.shape[-1], self._header()) as rows_file:
             for text_i, rows in enumerate(self.per_text()):
                 rows_file.write(text_i, rows)
         return Path(path)
@@ -139,7 +138,7 @@ class Activations:
         values are memory-mapped (copy-on-write: changing them never changes the file), so opening
         a file larger than memory is instant and rows are read from disk as they are used."""
         path = Path(path)
-        header, data_start = _read_header(path)
+        header, data_start = read_header(path)
         meta = header["__metadata__"]
         try:
             info = json.loads(meta["activations"])
@@ -203,7 +202,7 @@ def collect_activations(
     texts, token_ids, layer_list, hook_names, deepest, batches = _plan(
         model, texts, [position], layers, hook_point, batch_size, pad_free)
     counts = [len(ids) if position == "all" else 1 for ids in token_ids]
-    with _RowFile(out, counts, len(layer_list), model.d_model, {
+    with RowFile(out, counts, len(layer_list), model.d_model, {
             "layers": list(layer_list), "hook_point": hook_point, "position": position,
             "n_texts": len(texts), "model_name": model.name}) as rows_file:
         _run_batches(model, token_ids, batches, hook_names, deepest, [position], padding_side, progress,
@@ -316,6 +315,30 @@ def residual_shifts(
                 steered = _token_residuals(model, ids, mask, hook_names, deepest)
             out += list(torch.split(steered - clean, [len(r) for r in rows]))
     return shifts
+
+
+@torch.inference_mode()
+def sequence_residuals(model: Model, sequences: Sequence[Sequence[int]], starts: Sequence[int], layers: Sequence[int],
+                       *, hook_point: str = "resid_post", batch_size: int = 16) -> dict[int, Float[Tensor, "rows d_model"]]:
+    """The unsteered residuals at ``layers`` of token-id ``sequences`` from token ``starts[i]`` of
+    sequence ``i`` to its end, stacked over sequences in order: ``{layer: [rows, d_model]}`` (float32).
+    Batches are right-padded and the forward stops at the deepest layer; ``starts`` is where a
+    reader's interest begins, e.g. ``max(1, prompt_end - 1)`` for the positions a steering with
+    ``positions="after_prompt"`` acts on (the prompt's last token on, never the attention sink)."""
+    if len(starts) != len(sequences):
+        raise ValueError(f"starts has {len(starts)} entries for {len(sequences)} sequences: one per sequence")
+    model.resolve_layers(list(layers))  # an out-of-range layer fails before any forward
+    names = [model.hook_name(layer, hook_point) for layer in layers]
+    deepest = names[int(np.argmax(list(layers)))]
+    kept: dict[int, list[Tensor]] = {layer: [] for layer in layers}
+    for first in range(0, len(sequences), batch_size):
+        rows, begin = [list(r) for r in sequences[first : first + batch_size]], starts[first : first + batch_size]
+        ids, mask = model.pad(rows, padding_side="right")
+        found = _forward_collect(model, ids, mask, names, deepest, "all")
+        for layer, name in zip(layers, names, strict=True):
+            for tokens, start in zip(torch.split(found[name], [len(r) for r in rows]), begin, strict=True):
+                kept[layer].append(tokens[start:])
+    return {layer: torch.cat(parts) for layer, parts in kept.items()}
 
 
 def _token_residuals(model: Model, ids: Tensor, mask: Tensor, hook_names: list[str], deepest: str) -> Tensor:
@@ -505,80 +528,5 @@ def _check_lengths(texts: list[str], token_ids: list[list[int]], position: Posit
             )
 
 
-class ActivationsFileError(ValueError):
-    """An activations file that cannot be read: the message names it and says how to write one."""
-
-
-FORMAT = "interp_steer.activations"
-
-
-class _RowFile:
-    """A safetensors file of ``values [rows, layers, d_model]`` (float32) and ``text_index [rows]``
-    written one text at a time, in any order, straight to disk: the header is known up front (every
-    text's row count is), so each text's rows go to their place with a seek. Written atomically
-    (:func:`interp_steer._io.atomic_path`): renamed into place on success, removed on any error."""
-
-    def __init__(self, path: str | Path, counts: Sequence[int], n_layers: int, d_model: int,
-                 info: Mapping[str, Any]):
-        self.path = Path(path)
-        if self.path.suffix != ".safetensors":
-            raise ValueError(f"out={str(path)!r}: activations are written as a .safetensors file; "
-                             "give a path ending in .safetensors")
-        self.counts = list(counts)
-        self.starts = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
-        rows = int(self.starts[-1])
-        self.row_bytes = n_layers * d_model * 4
-        self.shape = (n_layers, d_model)
-        values_end = rows * self.row_bytes
-        header = {"values": {"dtype": "F32", "shape": [rows, n_layers, d_model], "data_offsets": [0, values_end]},
-                  "text_index": {"dtype": "I64", "shape": [rows], "data_offsets": [values_end, values_end + 8 * rows]},
-                  "__metadata__": {"format": FORMAT, "format_version": "1", "activations": json.dumps(dict(info))}}
-        encoded = json.dumps(header).encode()
-        encoded += b" " * (-len(encoded) % 8)  # the data starts 8-byte aligned
-        self.data_start = 8 + len(encoded)
-        self.total = self.data_start + values_end + 8 * rows
-        self.index = np.repeat(np.arange(len(self.counts), dtype="<i8"), self.counts)
-        self.prefix = struct.pack("<Q", len(encoded)) + encoded
-        self.values_end = values_end
-
-    def __enter__(self) -> _RowFile:
-        self.atomic = atomic_path(self.path)
-        self.file = open(self.atomic.__enter__(), "r+b")  # noqa: SIM115 - closed in __exit__
-        self.file.write(self.prefix)
-        self.file.truncate(self.total)
-        self.file.seek(self.data_start + self.values_end)
-        self.file.write(self.index.tobytes())
-        return self
-
-    def write(self, text_i: int, rows: Tensor) -> None:
-        if tuple(rows.shape) != (self.counts[text_i], *self.shape):
-            raise ValueError(f"text {text_i}: rows of shape {tuple(rows.shape)}, expected "
-                             f"{(self.counts[text_i], *self.shape)}")
-        self.file.seek(self.data_start + int(self.starts[text_i]) * self.row_bytes)
-        self.file.write(rows.detach().to(torch.float32).cpu().contiguous().numpy().tobytes())
-
-    def __exit__(self, kind, error, traceback) -> None:
-        self.file.close()
-        self.atomic.__exit__(kind, error, traceback)  # renamed into place, or removed after an error
-
-
-def _read_header(path: Path) -> tuple[dict[str, Any], int]:
-    """A safetensors file's JSON header and where its data starts."""
-    if not path.is_file():
-        raise ActivationsFileError(f"{path}: no such file")
-    try:
-        with open(path, "rb") as handle:
-            (size,) = struct.unpack("<Q", handle.read(8))
-            if size > 100_000_000:
-                raise ValueError(f"a header of {size} bytes")
-            header = json.loads(handle.read(size))
-        if not isinstance(header, dict) or header.get("__metadata__", {}).get("format") != FORMAT:
-            raise ValueError(f"its header does not say format {FORMAT!r}")
-    except (OSError, ValueError, struct.error, UnicodeDecodeError, AttributeError) as problem:
-        raise ActivationsFileError(f"{path}: not an activations file ({problem}); write one with "
-                                   "Activations.save or collect_activations(..., out=PATH)") from problem
-    return header, 8 + size
-
-
 __all__ = ["Activations", "ActivationsFileError", "Position", "collect_activations", "collect_positions",
-           "residual_shifts"]
+           "residual_shifts", "sequence_residuals"]

@@ -22,13 +22,10 @@ from interp_steer.stats import log_ratio_interval
 from interp_steer.studies.rules.svf import control_floor
 from interp_steer.studies.svf import SvfConfig, schema, svf
 from interp_steer.studies.svf.claims import primary_effects, primary_reference
-from interp_steer.studies.svf.study import (
-    candidate_layers,
-    choose_window,
-    control_direction,
-    steered_activations,
-    thirds,
-)
+from interp_steer.studies.svf.context import steered_activations
+from interp_steer.studies.svf.evaluation import control_direction
+from interp_steer.studies.svf.fit import candidate_layers, choose_window
+from interp_steer.studies.svf.long_form import thirds
 
 # ---------------------------------------------------------------------------- building blocks
 
@@ -203,7 +200,7 @@ def test_grid_cells_equal_each_method_run_alone(tiny, tiny_run):
 
 
 def test_truncated_is_the_shorter_greedy_completion(tiny):
-    from interp_steer.studies.svf.study import truncated
+    from interp_steer.studies.svf.evaluation import truncated
 
     prompts = ["The harbour at dawn", "Rain"]
     short, long = (ist.generate(tiny, prompts, max_new_tokens=n) for n in (4, 9))

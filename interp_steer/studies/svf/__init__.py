@@ -4,12 +4,17 @@ The shape every study follows (see :mod:`interp_steer.studies.collision`):
 
 - :mod:`.config` — :class:`SvfConfig`, validated on construction, ``to_dict``/``from_dict``, and the
   ``quick`` profile;
-- :mod:`.study` — :func:`run` (``run(model, config) -> SvfResult``, one call per stage) and the
-  keyword convenience :func:`svf`;
+- :mod:`.study` — :func:`run` (``run(model, config, *, <data>, execution=None) -> SvfResult``, one
+  call per stage: the table of contents) and the keyword convenience :func:`svf`;
 - :mod:`.result` — :class:`SvfResult` (``to_dict()`` is ``svf.json``, ``save(dir)``, ``to_frame(table)``)
   and :func:`schema`, the JSON Schema in ``schema.json``;
 - :mod:`.report` — figures and ``report.md`` from a result (the study never imports it);
 - :mod:`.cli` — the ``interp-steer svf`` subcommand.
+
+The stages, one module each: :mod:`.inputs` (the concept and held-out inputs, read by
+:mod:`interp_steer.studies.concept`, which the robustness study shares), :mod:`.fit` (vector and
+field on the same rows), :mod:`.evaluation` (the grid and the backfire floor's controls),
+:mod:`.context` (context dependence), :mod:`.long_form`, :mod:`.multi_attribute`.
 
 The study's own part: :mod:`.claims` (the paper's four claims, each put to its registered rule,
 :mod:`interp_steer.studies.rules.svf`: ``svf.control``, ``svf.backfire``, ``svf.long_form``,

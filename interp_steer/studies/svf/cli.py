@@ -63,7 +63,8 @@ def _layers(text: str | None):
 
 
 def _svf(args: argparse.Namespace) -> int:
-    from interp_steer.studies._common import already_finished, mark_finished
+    from interp_steer.commands.resume import already_finished, mark_finished
+    from interp_steer.execution import Execution
     from interp_steer.studies.svf.config import SvfConfig
     from interp_steer.studies.svf.study import svf, units_key
     from interp_steer.units import device_type
@@ -87,11 +88,11 @@ def _svf(args: argparse.Namespace) -> int:
     key = units_key((args.model, "float32", device_type(args.device)), config, **data)
     if already_finished(args, out, key):
         return 0
-    backend = backend_from_args(args)
+    execution = Execution(progress=True, log=lambda line: print(line, flush=True), store=out / "units",
+                          backend=backend_from_args(args), fresh=args.fresh)
     model = model_from_args(args)
     print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
-    result = svf(model, config=config, **data, progress=True, log=lambda line: print(line, flush=True),
-                 units=out / "units", backend=backend, fresh=args.fresh)
+    result = svf(model, config, **data, execution=execution)
     written = result.save(out)
     mark_finished(out, key, written)
     cd = result.context_dependence
