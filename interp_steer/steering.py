@@ -46,7 +46,8 @@ steered only by a boolean mask, over absolute positions (other rules refuse a 4-
   positions past its length are not steered.
 
 Negative positions are refused: they count from the end of a sequence, and under a KV cache the end
-is not known (every decoding step adds a token). Use ``"after_prompt"`` or a mask instead.
+is not known (every decoding step adds a token). Use ``"after_prompt"`` or a mask instead. The rules
+are checked, and turned into each forward's mask, in :mod:`interp_steer.positions`.
 
 How (``operator``):
 
@@ -73,6 +74,7 @@ from interp_steer._device import on_device_of
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
 from interp_steer.models import Model
+from interp_steer.positions import check_positions, position_mask
 
 OPERATORS = ("add", "ablate", "add_norm_preserving")
 
@@ -225,41 +227,6 @@ def _check_terms(terms: Sequence[Steerer]) -> None:
                              f"(d_model {first.d_model}) vs {other.metadata.model!r} (d_model {other.d_model})")
 
 
-def _check_positions(positions: Any) -> None:
-    """Refuse, when the steering is specified, a position rule that has no meaning in row coordinates."""
-    if isinstance(positions, str):
-        if positions not in ("all", "after_prompt"):
-            raise ValueError(f"positions={positions!r}: expected 'all', 'after_prompt', an int, a slice or a boolean mask")
-        return
-    if isinstance(positions, bool):
-        raise TypeError("positions must be 'all', 'after_prompt', an int, a slice or a boolean mask, not a bool")
-    if isinstance(positions, int):
-        if positions < 0:
-            raise ValueError(
-                f"positions={positions}: negative positions count from the end, which is unknown while "
-                "generating (every step adds a token); give a row index >= 0 (0 = the row's first real "
-                "token), positions='after_prompt', or a boolean mask"
-            )
-        return
-    if isinstance(positions, slice):
-        bounds = {"start": positions.start, "stop": positions.stop}
-        for name, value in bounds.items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(
-                    f"positions={positions!r}: slice {name} must be an int >= 0 or None (row coordinates, "
-                    "0 = the row's first real token; negative ones count from an end that is unknown "
-                    "while generating)"
-                )
-        if positions.step is not None and (not isinstance(positions.step, int) or positions.step < 1):
-            raise ValueError(f"positions={positions!r}: slice step must be a positive int")
-        return
-    if isinstance(positions, Tensor) and positions.dtype == torch.bool:
-        if positions.ndim not in (1, 2):
-            raise ValueError(f"a boolean position mask must be [length] or [batch, length], got {list(positions.shape)}")
-        return
-    raise TypeError(f"positions={positions!r}: expected 'all', 'after_prompt', an int, a slice or a boolean mask")
-
-
 @dataclass(frozen=True)
 class Steering:
     """A steering specification, independent of any run: what to add, at which layers and positions.
@@ -279,7 +246,7 @@ class Steering:
     steps: int = 1
 
     def __post_init__(self) -> None:
-        _check_positions(self.positions)
+        check_positions(self.positions)
         _check_steps(self.steps)
 
     @property
@@ -458,46 +425,6 @@ def _resolve(model: Model, vector: Any, coefficient: float, layers: Any,
     return out, removed
 
 
-def _position_mask(plan: _Plan, batch: int, seq: int, device: torch.device) -> Tensor | None:
-    """Which of this call's positions to steer, ``[batch, seq]`` bool, or None for all of them.
-
-    A position's row coordinate is its absolute position (``offset + j``) minus its row's first real
-    token; padding before that is negative and never matches a rule."""
-    positions = plan.positions
-    if isinstance(positions, str) and positions == "all":
-        return None
-    offset = plan.offset if isinstance(plan.offset, int) else on_device_of(plan.offset, device)
-    row = torch.arange(seq, device=device)[None, :] + offset  # [1, seq], absolute
-    if plan.starts is not None:
-        if plan.starts.shape[0] != batch:
-            raise ValueError(f"the attention mask has {plan.starts.shape[0]} rows but the batch has {batch}")
-        row = row - on_device_of(plan.starts, device)[:, None]  # [batch, seq]
-    if isinstance(positions, str):  # "after_prompt": from the prompt's last token on
-        prompt_end = on_device_of(plan.prompt_end, device)
-        if prompt_end.shape[0] != batch:
-            raise ValueError(f"prompt_end has {prompt_end.shape[0]} rows but the batch has {batch}")
-        wanted = row >= prompt_end[:, None] - 1
-    elif isinstance(positions, int):
-        wanted = row == positions
-    elif isinstance(positions, slice):
-        start, step = positions.start or 0, positions.step or 1
-        wanted = (row >= start) & ((row - start) % step == 0)
-        if positions.stop is not None:
-            wanted &= row < positions.stop
-    else:  # a boolean mask over row positions, [length] or [batch, length]
-        mask = on_device_of(positions, device)
-        length = mask.shape[-1]
-        index = row.clamp(0, length - 1)
-        if mask.ndim == 1:
-            picked = mask[index]
-        else:
-            if mask.shape[0] != batch:
-                raise ValueError(f"the position mask has {mask.shape[0]} rows but the batch has {batch}")
-            picked = mask.gather(1, index.expand(batch, seq))
-        wanted = picked & (row >= 0) & (row < length)
-    return wanted.expand(batch, seq)
-
-
 def _apply(resid: Tensor, delta: Tensor, operator: str, coefficient: float | Tensor) -> Tensor:
     """``delta`` is ``[d_model]``, ``[batch, 1, d_model]`` (per row) or ``[batch, seq, d_model]`` (fields)."""
     if operator == "add":
@@ -538,7 +465,7 @@ def steer(
         raise ValueError(f"operator={operator!r}: expected one of {list(OPERATORS)}")
     if isinstance(coefficient, bool) or not isinstance(coefficient, (int, float)):
         raise TypeError(f"coefficient must be a number, got {coefficient!r}")
-    _check_positions(positions)
+    check_positions(positions)
     _check_steps(steps)
     if isinstance(positions, str) and positions == "after_prompt" and prompt_end is None:
         raise ValueError(
@@ -570,7 +497,8 @@ def _steering_hooks(model: Model, plan: _Plan) -> Iterator[_Plan]:
             if not needs_rows:
                 return steered
             if plan.mask is None or plan.mask.shape != (batch, seq):
-                plan.mask = _position_mask(plan, batch, seq, resid.device)
+                plan.mask = position_mask(plan.positions, plan.offset, plan.starts, plan.prompt_end, batch, seq,
+                                          resid.device)
             return torch.where(on_device_of(plan.mask, resid)[..., None], steered, resid)
 
         return hook
