@@ -37,6 +37,7 @@ import numpy as np
 from _timing import COLLISION_BEFORE_ISSUE_14, as_before_issue_14
 
 import interp_steer as ist
+from interp_steer.execution import Execution
 from interp_steer.studies.collision import CollisionConfig, run
 
 
@@ -60,8 +61,8 @@ def main() -> None:
         started = time.perf_counter()
         label = "before" if before else "now"
         with as_before_issue_14() if before else contextlib.nullcontext():
-            result = run(model, before_config if before else config, progress=False,
-                         log=lambda line: print(f"[{label}] {line}", flush=True))
+            result = run(model, before_config if before else config, execution=Execution(
+                progress=False, log=lambda line: print(f"[{label}] {line}", flush=True)))
         total = time.perf_counter() - started
         stages = dict(result.to_dict().get("timings_s", {}))
         return total, {"stages": stages, "result": result}

@@ -20,6 +20,7 @@ import time
 import torch
 
 import interp_steer as ist
+from interp_steer.execution import Execution
 from interp_steer.studies.collision.config import CollisionConfig
 from interp_steer.studies.collision.study import run
 from interp_steer.units import RayBackend
@@ -54,7 +55,7 @@ def main() -> None:
         try:
             startup = time.perf_counter() - start
             start = time.perf_counter()
-            result = run(model, config, backend=backend)
+            result = run(model, config, execution=Execution(backend=backend))
             seconds = time.perf_counter() - start
         finally:
             backend.close()

@@ -15,7 +15,8 @@ import interp_steer as ist
 from interp_steer.cli import main
 from interp_steer.directions import VectorMetadata
 from interp_steer.generation import Generation
-from interp_steer.metrics import score_generations, token_nll
+from interp_steer.likelihood import token_nll
+from interp_steer.metrics import score_generations
 from interp_steer.studies.collision import (
     CollisionConfig,
     collide,
@@ -174,14 +175,14 @@ def test_config_validation():
 def test_coherence_flags_degenerate_text_not_a_change_of_tone(tiny):
     # Property: completions that are fluent text of a persona's tone (held-out passages of its own
     # corpus) are not "degraded" at either end; a looping, degenerate end is.
-    from interp_steer.studies.collision.study import _coherence, _references
+    from interp_steer.studies.collision.coherence import judge_coherence, references
     from interp_steer.studies.personas import StudyTexts
 
     n_new = 12
     config = CollisionConfig(alphas=(0.0, 0.5, 1.0), lambdas=(0.3, 0.8), max_new_tokens=n_new)
     a, b, base = (ist.load_builtin(name) for name in ("persona_a", "persona_b", "baseline"))
     prompts = ist.load_builtin("prompts")[:8]
-    references = _references(tiny, config, StudyTexts(a[:24], b[:24], base[:24], prompts))
+    refs = references(tiny, config, StudyTexts(a[:24], b[:24], base[:24], prompts))
     unsteered = ist.generate(tiny, prompts, max_new_tokens=n_new)
 
     def as_completions(passages):
@@ -198,7 +199,7 @@ def test_coherence_flags_degenerate_text_not_a_change_of_tone(tiny):
     per_prompt = {metric: np.stack([np.stack([grid["B"][li][metric], (grid["B"][li][metric] + grid["A"][li][metric]) / 2,
                                               grid["A"][li][metric]]) for li in range(2)])
                   for metric in ("perplexity", "repetition", "vader")}
-    coherence = _coherence(config, per_prompt, base_scores, references)
+    coherence = judge_coherence(config, per_prompt, base_scores, refs)
     fluent, looping = coherence["per_lambda"]
     assert not fluent["degraded"], fluent["ends"]
     assert looping["degraded"] and looping["ends"]["A"]["degraded"] and not looping["ends"]["B"]["degraded"]
@@ -212,13 +213,13 @@ def test_coherence_flags_degenerate_text_not_a_change_of_tone(tiny):
 
 
 def test_reference_window_is_the_completion_length(tiny):
-    from interp_steer.studies.collision.study import _references
+    from interp_steer.studies.collision.coherence import references
     from interp_steer.studies.personas import StudyTexts
 
     config = CollisionConfig(max_new_tokens=7, reference_passages=5)
     a = ist.load_builtin("persona_a")
-    references = _references(tiny, config, StudyTexts(a[:9], a[9:18], a[18:27], ["p", "q"]))
-    ref = references["A"]
+    refs = references(tiny, config, StudyTexts(a[:9], a[9:18], a[18:27], ["p", "q"]))
+    ref = refs["A"]
     assert ref.perplexity.shape == (5,) and ref.window == 7
     cut = [ids[:8] for ids in tiny.encode(a[:5])]  # 8 tokens: 7 predictions each
     nll = token_nll(tiny, cut, [1] * 5)
@@ -240,7 +241,7 @@ def _scaled_personas(model, layers=(1,)):
 def test_readout_from_the_personas_own_forwards_equals_a_separate_collection(tiny):
     """The study reads the passages mean-pooled in the same forward passes as the persona vectors
     (build_personas(pooled=True)); the readout fitted on them is the one a separate collection gives."""
-    from interp_steer.studies.collision.study import _readout
+    from interp_steer.studies.collision.readout import fit_readout
     from interp_steer.studies.personas import StudyTexts, build_personas
 
     texts = StudyTexts(*(ist.load_builtin(n)[:12] for n in ("persona_a", "persona_b", "baseline")), ["Hi", "Ho"])
@@ -249,7 +250,7 @@ def test_readout_from_the_personas_own_forwards_equals_a_separate_collection(tin
     assert both[0].pooled_a is not None and both[1].pooled_a is None
     assert both[0].pooled_a.position == "mean" and both[0].pooled_a.n_texts == 12
     torch.testing.assert_close(both[0].act_a.values, both[1].act_a.values, rtol=0, atol=0)
-    readouts = [_readout(tiny, config, personas, texts, False) for personas in both]
+    readouts = [fit_readout(tiny, config, personas, texts, False) for personas in both]
     probe = ["A calm morning by the sea.", "The storm broke the old mast."]
     assert np.array_equal(readouts[0].log_odds(tiny, probe), readouts[1].log_odds(tiny, probe))
     assert readouts[0].heldout_accuracy == readouts[1].heldout_accuracy
@@ -362,15 +363,15 @@ def test_decomposition_shift_is_the_grids_intervention(tiny):
     # The shift is measured with the grid's steering (from the prompt's last token on): positions
     # before it do not move at any layer, the steered ones move by exactly the vector at the steering
     # layer, and later layers match an independent unpadded run_with_cache of each transcript alone.
-    from interp_steer.studies.collision.study import _observed_shifts, _transcripts
+    from interp_steer.studies.collision.decomposition import observed_shifts, unsteered_transcripts
 
     prompts = ["The harbour at dawn", "A letter arrived for the keeper of the lighthouse"]
     unsteered = ist.generate(tiny, prompts, max_new_tokens=5)
-    transcripts, ends = _transcripts(tiny, prompts, unsteered)
+    transcripts, ends = unsteered_transcripts(tiny, prompts, unsteered)
     direction = 3.0 * torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(5))
     vector = ist.SteeringVector({1: direction}, VectorMetadata(model=tiny.name, d_model=tiny.d_model))
     layers = [1, 2, 3]
-    shifts = _observed_shifts(tiny, transcripts, ends, [vector], layers, batch_size=2)[0]
+    shifts = observed_shifts(tiny, transcripts, ends, [vector], layers, batch_size=2)[0]
     assert [s.shape[0] for s in shifts] == [len(t) for t in transcripts]
     names = [tiny.hook_name(layer, "resid_post") for layer in layers]
     for shift, ids, end in zip(shifts, transcripts, ends, strict=True):
@@ -392,11 +393,11 @@ def test_decomposition_resumes_after_the_steering_layer_with_the_same_shifts(tin
     import contextlib
 
     from interp_steer import _plain
-    from interp_steer.studies.collision.study import _observed_shifts, _transcripts
+    from interp_steer.studies.collision.decomposition import observed_shifts, unsteered_transcripts
 
     prompts = ["The harbour at dawn", "A letter arrived for the keeper of the lighthouse", "Rain."]
     unsteered = ist.generate(tiny, prompts, max_new_tokens=5)
-    transcripts, ends = _transcripts(tiny, prompts, unsteered)
+    transcripts, ends = unsteered_transcripts(tiny, prompts, unsteered)
     v_a, v_b = _scaled_personas(tiny, layers=(1, 2, 3))
     mixes = [collision_vector(v_a, v_b, alpha, 2.0).select([2]) for alpha in (0.0, 0.5, 1.0)]
     used, resumed = [], _plain.resumed
@@ -408,10 +409,10 @@ def test_decomposition_resumes_after_the_steering_layer_with_the_same_shifts(tin
             yield on
 
     monkeypatch.setattr(_plain, "resumed", spy)
-    fast = _observed_shifts(tiny, transcripts, ends, mixes, [2, 3], batch_size=2)
+    fast = observed_shifts(tiny, transcripts, ends, mixes, [2, 3], batch_size=2)
     assert used == [True] * 6  # two batches x three mixes
     with ist.fast_path(False):  # whole forwards through the bridge
-        whole = _observed_shifts(tiny, transcripts, ends, mixes, [2, 3], batch_size=2)
+        whole = observed_shifts(tiny, transcripts, ends, mixes, [2, 3], batch_size=2)
     assert used[6:] == [False] * 6
     for per_mix_fast, per_mix_whole in zip(fast, whole, strict=True):
         for a, b in zip(per_mix_fast, per_mix_whole, strict=True):
@@ -419,17 +420,21 @@ def test_decomposition_resumes_after_the_steering_layer_with_the_same_shifts(tin
 
 
 def test_decomposition_share_is_a_ratio_of_means(tiny):
-    from interp_steer.studies.collision.study import _decomposition, _observed_shifts, _transcripts
+    from interp_steer.studies.collision.decomposition import (
+        decomposition,
+        observed_shifts,
+        unsteered_transcripts,
+    )
 
     prompts = ["The harbour at dawn", "A letter arrived", "Rain on the old roof of the mill", "She laughs."]
     unsteered = ist.generate(tiny, prompts, max_new_tokens=6)
     v_a, v_b = _scaled_personas(tiny, layers=(1, 2, 3))
     config = CollisionConfig(alphas=(0.0, 0.5, 1.0))
-    out = _decomposition(tiny, v_a, v_b, 1, config, 2.0, prompts, unsteered)
+    out = decomposition(tiny, v_a, v_b, 1, config, 2.0, prompts, unsteered)
     assert "after_prompt" in out["measured_on"] and "steered positions" in out["measured_on"]
-    transcripts, ends = _transcripts(tiny, prompts, unsteered)
+    transcripts, ends = unsteered_transcripts(tiny, prompts, unsteered)
     mix = collision_vector(v_a, v_b, 0.5, 2.0).select([1])
-    shifts = _observed_shifts(tiny, transcripts, ends, [mix], [1, 2, 3])[0]
+    shifts = observed_shifts(tiny, transcripts, ends, [mix], [1, 2, 3])[0]
     differs = 0
     for i, layer in enumerate((1, 2, 3)):
         row = out["observed"][1]["layers"][i]
@@ -609,7 +614,7 @@ def test_the_runs_findings_carry_their_rules(tiny_run):
 
 def test_the_shared_layer_finding_rebuilds_the_probes_folds():
     """The folds passed to the rule are the ones probe_layers held each example out in."""
-    from interp_steer.probes import Localisation, _splits, probe_layers
+    from interp_steer.probes import Localisation, fold_splits, probe_layers
     from interp_steer.studies.collision.findings import _fold_ids, finding_shared_layer
 
     rng = np.random.default_rng(0)
@@ -617,7 +622,7 @@ def test_the_shared_layer_finding_rebuilds_the_probes_folds():
     pos, neg = rng.normal(size=(30, 12, 6)) + 0.6 + bump, rng.normal(size=(30, 12, 6))
     profile = probe_layers(pos, neg, folds=3, seed=4)
     ids = _fold_ids(profile)
-    for fold, (_, test) in enumerate(_splits(profile.heldout_labels, 3, 4)):
+    for fold, (_, test) in enumerate(fold_splits(profile.heldout_labels, 3, 4)):
         assert (ids[test] == fold).all()
     localisation = Localisation(profiles={}, shared_layer=7, best_layers_indistinguishable=None)
     finding = finding_shared_layer(localisation, {"A vs baseline": profile, "B vs baseline": profile, "A vs B": profile})

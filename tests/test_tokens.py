@@ -17,11 +17,11 @@ import interp_steer as ist
 from interp_steer import models, tiny_models
 from interp_steer.data import ABQuestion
 from interp_steer.directions import ab_contrast_pairs, build_vector
-from interp_steer.evaluation import _letter_ids, ab_eval
+from interp_steer.evaluation import ab_eval, answer_letter_ids
 from interp_steer.generation import format_prompts, generate
 from interp_steer.patching import PatchMetrics, prepare
 from interp_steer.studies.collision import CollisionConfig
-from interp_steer.studies.collision.study import _decomposition, _transcripts
+from interp_steer.studies.collision.decomposition import decomposition, unsteered_transcripts
 
 BOS, EOS = "<s>", "</s>"
 
@@ -149,10 +149,10 @@ def test_ab_eval_runs_every_row_with_one_bos(llama3, vector, encoded):
         handle.remove()
     assert len(fed) == 4
     assert_one_bos(llama3, fed)
-    assert_one_bos(llama3, encoded)  # _letter_ids' encodings too
+    assert_one_bos(llama3, encoded)  # answer_letter_ids' encodings too
     text = llama3.format_chat(QUESTIONS[0].question) + "("
     expected = [llama3.tokenizer(str(text) + c, add_special_tokens=False)["input_ids"][-1] for c in "AB"]
-    assert _letter_ids(llama3, text, ["A", "B"]) == expected
+    assert answer_letter_ids(llama3, text, ["A", "B"]) == expected
 
 
 def test_build_vector_chat_and_ab_contrast_pairs_have_one_bos(llama3, encoded):
@@ -202,12 +202,12 @@ def test_collision_decomposition_transcripts_have_one_bos(llama3, vector):
     # The decomposition replays the grid's own token ids (prompt + completion), never re-encoded text.
     prompts = ["Describe the harbour.", "Write about rain."]
     unsteered = generate(llama3, prompts, max_new_tokens=3)
-    transcripts, ends = _transcripts(llama3, prompts, unsteered)
+    transcripts, ends = unsteered_transcripts(llama3, prompts, unsteered)
     assert_one_bos(llama3, transcripts)
     assert all(t[: len(g.prompt_ids)] == list(g.prompt_ids) for t, g in zip(transcripts, unsteered, strict=True))
     assert transcripts[0][: len(hf_chat_ids(llama3, prompts[0]))] == hf_chat_ids(llama3, prompts[0])
     assert all(0 < end <= len(g.prompt_ids) for end, g in zip(ends, unsteered, strict=True))
-    out = _decomposition(llama3, vector, random_vector(llama3, 2), 1, CollisionConfig(alphas=(0.0, 0.5, 1.0)), 1.0,
+    out = decomposition(llama3, vector, random_vector(llama3, 2), 1, CollisionConfig(alphas=(0.0, 0.5, 1.0)), 1.0,
                          prompts, unsteered)
     assert out["n_prompts"] == 2 and len(out["observed"]) == 3
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import interp_steer as ist
+from interp_steer.execution import Execution
 from interp_steer.models import normalise_spec
 from interp_steer.studies import _units as study_units
 from interp_steer.studies.collision import study as collision_study
@@ -48,8 +49,9 @@ def _without_timings(path: Path) -> dict:
     return data
 
 
-def _collide(tiny, units, **kwargs):
-    return collision_study.collide(tiny, quick=True, units=units, **TINY_COLLISION, **kwargs)
+def _collide(tiny, units, log=None, **kwargs):
+    return collision_study.collide(tiny, quick=True, execution=Execution(store=units, log=log), **TINY_COLLISION,
+                                   **kwargs)
 
 
 def _assert_same_results(first: dict, second: dict) -> None:
@@ -185,12 +187,12 @@ def test_an_interrupted_collision_resumes_to_the_same_numbers_without_redoing_un
 
 def test_patching_resumes_per_prompt(tiny, tmp_path, monkeypatch):
     config = PatchingConfig(max_prompts=4, max_passages=12, method="attribution", top_k=2, components=("attn", "heads"))
-    whole = patching_study.run(tiny, config, units=tmp_path / "a")
+    whole = patching_study.run(tiny, config, execution=Execution(store=tmp_path / "a"))
     calls = _counting(monkeypatch, patching_study, "_prompt_unit", fail_after=5)
     with pytest.raises(KeyboardInterrupt):
-        patching_study.run(tiny, config, units=tmp_path / "b")
+        patching_study.run(tiny, config, execution=Execution(store=tmp_path / "b"))
     calls = _counting(monkeypatch, patching_study, "_prompt_unit")
-    resumed = patching_study.run(tiny, config, units=tmp_path / "b")
+    resumed = patching_study.run(tiny, config, execution=Execution(store=tmp_path / "b"))
     assert len(calls) == 3  # 4 prompts + 4 head passes, 5 done before the interruption
     a, b = whole.to_dict(), resumed.to_dict()
     a.pop("timings_s", None), b.pop("timings_s", None)
@@ -255,13 +257,13 @@ def test_ray_actors_retry_a_failed_task(ray_backend, tiny, tmp_path):
 def test_ray_gives_the_local_numbers(ray_backend, tiny, tmp_path):
     config = CollisionConfig.quick(**TINY_COLLISION)
     local = collision_study.run(tiny, config).to_dict()
-    on_ray = collision_study.run(tiny, config, backend=ray_backend, units=tmp_path / "c").to_dict()
+    on_ray = collision_study.run(tiny, config, execution=Execution(backend=ray_backend, store=tmp_path / "c")).to_dict()
     for result in (local, on_ray):
         result.pop("timings_s")
     assert json.dumps(local, sort_keys=True) == json.dumps(on_ray, sort_keys=True)
     patching = PatchingConfig(max_prompts=4, max_passages=12, components=("attn", "heads"))
     local = patching_study.run(tiny, patching).to_dict()
-    on_ray = patching_study.run(tiny, patching, backend=ray_backend).to_dict()
+    on_ray = patching_study.run(tiny, patching, execution=Execution(backend=ray_backend)).to_dict()
     _assert_same_results(local, on_ray)
 
 
@@ -306,6 +308,8 @@ def test_packed_rows_are_steered_only_by_a_boolean_position_mask(tiny):
 def test_robustness_units_resume(tiny, tmp_path, monkeypatch):
     import sys
 
+    from interp_steer.studies.robustness import adversarial as robustness_adversarial
+    from interp_steer.studies.robustness import perplexity as robustness_perplexity
     from interp_steer.studies.robustness import study as robustness_study
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -314,19 +318,19 @@ def test_robustness_units_resume(tiny, tmp_path, monkeypatch):
     kwargs = {"positive": POSITIVE, "negative": NEGATIVE, "prompts": PROMPTS, "ood_prompts": {"r": OOD},
               "neutral": POSITIVE[:4] + NEGATIVE[:4], **TINY}
     whole = robustness_study.robustness(tiny, **kwargs).to_dict()
-    searches = _counting(monkeypatch, robustness_study, "_search_unit", fail_after=1)
+    searches = _counting(monkeypatch, robustness_adversarial, "_search_unit", fail_after=1)
     with pytest.raises(KeyboardInterrupt):
-        robustness_study.robustness(tiny, units=tmp_path, **kwargs)
-    searches = _counting(monkeypatch, robustness_study, "_search_unit")
-    perplexity = _counting(monkeypatch, robustness_study, "_perplexity_unit")
-    resumed = robustness_study.robustness(tiny, units=tmp_path, **kwargs).to_dict()
+        robustness_study.robustness(tiny, execution=Execution(store=tmp_path), **kwargs)
+    searches = _counting(monkeypatch, robustness_adversarial, "_search_unit")
+    perplexity = _counting(monkeypatch, robustness_perplexity, "_perplexity_unit")
+    resumed = robustness_study.robustness(tiny, execution=Execution(store=tmp_path), **kwargs).to_dict()
     # Three searches per seed (evolutionary, GCG, the random-edit control); one finished before the kill.
     assert len(searches) == TINY["adversarial_seeds"] * 3 - 1 and perplexity
     _assert_same_results(whole, resumed)
     searches.clear()
     perplexity.clear()
     generations = _counting(monkeypatch, study_units, "_generation_unit")
-    robustness_study.robustness(tiny, units=tmp_path, **kwargs)
+    robustness_study.robustness(tiny, execution=Execution(store=tmp_path), **kwargs)
     assert searches == [] and perplexity == [] and generations == []
 
 
@@ -347,10 +351,10 @@ def test_robustness_generations_resume_mid_stage(tiny, tmp_path, monkeypatch):
     assert len(every) > 3  # several batches: ID and OOD sets, then the sample-size subsets
     done = _counting(monkeypatch, study_units, "_generation_unit", fail_after=2)
     with pytest.raises(KeyboardInterrupt):
-        robustness_study.robustness(tiny, units=tmp_path / "open", **kwargs)
+        robustness_study.robustness(tiny, execution=Execution(store=tmp_path / "open"), **kwargs)
     first = [tuple(item["prompts"]) for item in done]
     again = _counting(monkeypatch, study_units, "_generation_unit")
-    resumed = robustness_study.robustness(tiny, units=tmp_path / "open", **kwargs).to_dict()
+    resumed = robustness_study.robustness(tiny, execution=Execution(store=tmp_path / "open"), **kwargs).to_dict()
     assert len(first) == 2 and len(again) == len(every) - 2
     _assert_same_results(whole, resumed)
 
@@ -365,25 +369,28 @@ def test_robustness_generations_resume_mid_stage(tiny, tmp_path, monkeypatch):
     assert len(every) > 2
     _counting(monkeypatch, study_units, "_ab_unit", fail_after=1)
     with pytest.raises(KeyboardInterrupt):
-        robustness_study.robustness(tiny, units=tmp_path / "ab", **ab)
+        robustness_study.robustness(tiny, execution=Execution(store=tmp_path / "ab"), **ab)
     again = _counting(monkeypatch, study_units, "_ab_unit")
-    resumed = robustness_study.robustness(tiny, units=tmp_path / "ab", **ab).to_dict()
+    resumed = robustness_study.robustness(tiny, execution=Execution(store=tmp_path / "ab"), **ab).to_dict()
     assert len(again) == len(every) - 1
     _assert_same_results(whole, resumed)
 
 
 def test_svf_and_locate_units_are_reused(tiny, tmp_path, monkeypatch):
     from interp_steer import probes
+    from interp_steer.execution import Execution
+    from interp_steer.studies import localisation
+    from interp_steer.studies.svf import evaluation as svf_evaluation
     from interp_steer.studies.svf import study as svf_study
 
     settings = {"max_passages": 16, "max_prompts": 6, "max_new_tokens": 5, "long_tokens": 7,
                 "coefficients": (-3.0, 0.0, 3.0), "folds": 3, "multi_attribute": False}
     whole = svf_study.svf(tiny, quick=True, **settings).to_dict()
-    grid = _counting(monkeypatch, svf_study, "_grid_unit", fail_after=1)
+    grid = _counting(monkeypatch, svf_evaluation, "_grid_unit", fail_after=1)
     with pytest.raises(KeyboardInterrupt):
-        svf_study.svf(tiny, quick=True, units=tmp_path / "svf", **settings)
-    grid = _counting(monkeypatch, svf_study, "_grid_unit")
-    resumed = svf_study.svf(tiny, quick=True, units=tmp_path / "svf", **settings).to_dict()
+        svf_study.svf(tiny, quick=True, execution=Execution(store=tmp_path / "svf"), **settings)
+    grid = _counting(monkeypatch, svf_evaluation, "_grid_unit")
+    resumed = svf_study.svf(tiny, quick=True, execution=Execution(store=tmp_path / "svf"), **settings).to_dict()
     assert len(grid) == 1  # 6 prompts in units of 4: the second unit only
     _assert_same_results(whole, resumed)
 
@@ -400,17 +407,19 @@ def test_svf_and_locate_units_are_reused(tiny, tmp_path, monkeypatch):
     assert len(every) > 1
     _counting(monkeypatch, study_units, "_generation_unit", fail_after=1)
     with pytest.raises(KeyboardInterrupt):
-        svf_study.svf(tiny, units=tmp_path / "svf-ab", **ab)
+        svf_study.svf(tiny, execution=Execution(store=tmp_path / "svf-ab"), **ab)
     grids = _counting(monkeypatch, study_units, "_ab_unit")
     generations = _counting(monkeypatch, study_units, "_generation_unit")
-    resumed = svf_study.svf(tiny, units=tmp_path / "svf-ab", **ab).to_dict()
+    resumed = svf_study.svf(tiny, execution=Execution(store=tmp_path / "svf-ab"), **ab).to_dict()
     assert grids == [] and len(generations) == len(every) - 1  # the A/B grid was done; the generations went on
     _assert_same_results(whole, resumed)
 
     concepts = {"tone": (ist.load_builtin("persona_a")[:8], ist.load_builtin("persona_b")[:8]),
                 "other": (ist.load_builtin("persona_a")[8:16], ist.load_builtin("baseline")[:8])}
-    first = probes.localise(tiny, concepts, folds=2, units=tmp_path / "locate")
-    calls = _counting(monkeypatch, probes, "_concept_unit")
-    again = probes.localise(tiny, concepts, folds=2, units=tmp_path / "locate")
+    stored = Execution(store=tmp_path / "locate")
+    first = localisation.localise(tiny, concepts, folds=2, execution=stored)
+    calls = _counting(monkeypatch, localisation, "_concept_unit")
+    again = localisation.localise(tiny, concepts, folds=2, execution=stored)
     assert calls == [] and again.to_dict() == first.to_dict()
-    assert probes.localise(tiny, concepts, folds=2).to_dict() == first.to_dict()
+    assert localisation.localise(tiny, concepts, folds=2).to_dict() == first.to_dict()
+    assert probes.probe_concepts(tiny, concepts, folds=2).to_dict() == first.to_dict()  # the units change nothing

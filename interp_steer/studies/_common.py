@@ -7,14 +7,13 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from interp_steer._io import write_json
 from interp_steer.data import dataset_hash, load_builtin, reject_bare_string
 
 
@@ -50,6 +49,28 @@ class ConfigIO:
         return cls(**data)
 
 
+def settings(config_cls: type, config: Any = None, *, quick: bool = False, **overrides: Any) -> Any:
+    """The config a study's convenience function runs, built the same way by every study: ``config``
+    with keyword ``overrides`` applied (:func:`dataclasses.replace`), or, without one, the class's
+    quick settings (``quick=True``, when it has them) or its defaults, with the overrides."""
+    known = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"{config_cls.__name__}: unknown settings {unknown}; known ones are {sorted(known)}")
+    if config is not None:
+        if quick:
+            raise ValueError(f"quick=True and a config were both given: pass config={config_cls.__name__}.quick(...) "
+                             "or drop quick")
+        if not isinstance(config, config_cls):
+            raise TypeError(f"config: expected a {config_cls.__name__}, got {type(config).__name__}")
+        return replace(config, **overrides) if overrides else config
+    if quick:
+        if not hasattr(config_cls, "quick"):
+            raise ValueError(f"{config_cls.__name__} has no quick settings; drop quick=True")
+        return config_cls.quick(**overrides)
+    return config_cls(**overrides)
+
+
 def load_schema(package: str) -> dict:
     """The JSON Schema (draft 2020-12) a study ships as ``schema.json`` in its sub-package."""
     return json.loads(resources.files(package).joinpath("schema.json").read_text(encoding="utf-8"))
@@ -79,71 +100,6 @@ class Stopwatch:
         return self.timings
 
 
-
-
-COMPLETE = "complete.json"
-
-
-def finished_run(out: Path, key: dict[str, Any]) -> bool:
-    """True when ``out`` holds a finished run with this key whose output files are unchanged (what
-    a CLI checks before loading the model, so that re-running a finished command does no work)."""
-    from interp_steer.units import fingerprint
-
-    try:
-        marker = json.loads((out / "units" / COMPLETE).read_text())
-        return marker["key_hash"] == fingerprint(key) and bool(marker["files"]) and all(
-            _file_sha256(out / name) == digest for name, digest in marker["files"].items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def already_finished(args: Any, out: Path, key: dict[str, Any]) -> bool:
-    """True (and says so) when ``out`` holds the finished run of ``key`` and ``--fresh`` was not given."""
-    if args.fresh or not finished_run(out, key):
-        return False
-    print(f"{out} already holds this finished run (same model, data, config, code and library versions); nothing "
-          "to do. --fresh recomputes it.")
-    return True
-
-
-def mark_finished(out: Path, key: dict[str, Any], written: Mapping[str, Path]) -> None:
-    """Record that the run with ``key`` wrote ``written`` under ``out`` (see :func:`finished_run`)."""
-    from interp_steer.units import fingerprint
-
-    files = {str(Path(path).relative_to(out)): _file_sha256(Path(path)) for path in written.values()}
-    (out / "units").mkdir(parents=True, exist_ok=True)
-    write_json(out / "units" / COMPLETE, {"key_hash": fingerprint(key), "files": files})
-
-
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def resumable_command(args: Any, out: Path, config: Any, corpora: Mapping[str, Any],
-                      run: Callable[..., Any]) -> tuple[Any, dict[str, Path]] | None:
-    """What a study's CLI does around ``run(model, config, **corpora, ...)``: nothing when ``out``
-    already holds this finished run (checked before the model is loaded, so it takes seconds);
-    else load the model, run on the ``--backend`` with units under ``out/units`` (``--fresh``),
-    save, and mark the run finished. Returns ``(result, written)``, or None when there was nothing
-    to do."""
-    from interp_steer.commands.arguments import backend_from_args, model_from_args
-    from interp_steer.studies.personas import study_inputs
-    from interp_steer.units import device_type, run_key
-
-    data, _ = study_inputs(**corpora, max_passages=config.max_passages, max_prompts=config.max_prompts,
-                           min_passages=config.folds)
-    key = run_key((args.model, "float32", device_type(args.device)), config, data)
-    if already_finished(args, out, key):
-        return None
-    model = model_from_args(args)
-    print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
-    result = run(model, config, **corpora, progress=True, log=lambda line: print(line, flush=True),
-                 units=out / "units", backend=backend_from_args(args), fresh=args.fresh)
-    written = result.save(out)
-    mark_finished(out, key, written)
-    return result, written
 
 
 def load_items(value: Any, builtin: str | None, loader: Callable[..., list], what: str, kind: type) -> tuple[list, str]:
@@ -205,4 +161,4 @@ def score_texts(score: Callable[[list[str]], Any], texts: list[str]) -> np.ndarr
     return values
 
 
-__all__ = ["ConfigIO", "Stopwatch", "describe_items", "fmt_interval", "fmt_num", "fmt_rate", "quote", "score_texts", "load_items", "load_schema"]
+__all__ = ["ConfigIO", "Stopwatch", "describe_items", "fmt_interval", "fmt_num", "fmt_rate", "quote", "score_texts", "load_items", "load_schema", "settings"]

@@ -55,7 +55,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _collide(args: argparse.Namespace) -> int:
-    from interp_steer.studies._common import resumable_command
+    from interp_steer.commands.resume import resumable_command
     from interp_steer.studies.collision.config import CollisionConfig
     from interp_steer.studies.collision.study import run
 

@@ -21,7 +21,7 @@ nothing is dropped silently: ``imported.excluded`` counts the lines left out, ea
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,13 @@ from typing import Any
 import numpy as np
 
 from interp_steer.data import CompletionRecord, load_generations, reject_bare_strings
+from interp_steer.execution import Execution, as_execution
 from interp_steer.metrics import text_scores
 from interp_steer.models import Model
 from interp_steer.studies._common import Stopwatch
+from interp_steer.studies.collision.coherence import judge_coherence, metric_interval, references
 from interp_steer.studies.collision.config import ALPHA_MEANS, ScoreConfig
+from interp_steer.studies.collision.readout import describe_readout, fit_readout
 from interp_steer.studies.collision.result import Finding, ImportedResult
 from interp_steer.studies.collision.sentiment_words import vader_word_counts
 from interp_steer.studies.mixing import SCORE_SCALES, dominance, quiet_nan_warnings
@@ -167,8 +170,6 @@ def _missing(reason: str) -> dict[str, str]:
 
 
 def _cells(grid: ImportedGrid, per_prompt, unsteered, config: ScoreConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from interp_steer.studies.collision.study import _interval
-
     def samples(cell: int) -> list[str]:
         out = []
         for p in range(len(grid.prompts)):
@@ -182,7 +183,7 @@ def _cells(grid: ImportedGrid, per_prompt, unsteered, config: ScoreConfig) -> tu
     def present(cell: int) -> int:
         return sum(any((p, cell, s) in grid.rows for s in range(grid.n_samples)) for p in range(len(grid.prompts)))
 
-    unsteered_out = {"metrics": {name: _interval(name, v, config.seed) for name, v in unsteered.items()},
+    unsteered_out = {"metrics": {name: metric_interval(name, v, config.seed) for name, v in unsteered.items()},
                      "samples": samples(0), "n_prompts": present(0)}
     cells = []
     n_a = len(grid.alphas)
@@ -192,7 +193,7 @@ def _cells(grid: ImportedGrid, per_prompt, unsteered, config: ScoreConfig) -> tu
             if not present(index):
                 continue  # a cell no prompt has is not a cell of this grid
             cells.append({"lambda": lam, "alpha": alpha, "mix_norm": None, "n_prompts": present(index),
-                          "metrics": {name: _interval(name, v[li, ai], config.seed) for name, v in per_prompt.items()},
+                          "metrics": {name: metric_interval(name, v[li, ai], config.seed) for name, v in per_prompt.items()},
                           "samples": samples(index)})
     return unsteered_out, cells
 
@@ -255,29 +256,28 @@ def score(
     persona_b: Sequence[str] | str | Path | None = None,
     baseline: Sequence[str] | str | Path | None = None,
     config: ScoreConfig | None = None,
-    log: Callable[[str], None] | None = None,
-    progress: bool | None = None,
     source: str | None = None,
+    execution: Execution | None = None,
 ) -> ImportedResult:
     """Score a file (or list) of completions on the collision study's axes (see the module
     docstring). ``scorer``: a :class:`Model` or spec scores perplexity (and, with both persona
     corpora, the probe readout, the coherence references and the probe profiles); None scores the
     text metrics only. Corpora are lists of texts or file paths; the style classifier needs both
     persona corpora, the coherence references a scorer too. ``source`` names where records passed
-    as a list came from (a file's path is its own name)."""
+    as a list came from (a file's path is its own name). ``execution`` gives progress bars and the
+    log; scoring runs in this process and stores no work units."""
     reject_bare_strings(generations=generations, persona_a=persona_a, persona_b=persona_b, baseline=baseline,
                         path_ok=True)
     from interp_steer.models import load_model
-    from interp_steer.studies.collision.study import (
-        _coherence,
-        _describe_readout,
-        _readout,
-        _references,
-    )
     from interp_steer.studies.collision.style import StyleClassifier
 
     config = config or ScoreConfig()
-    clock = Stopwatch(log)
+    execution = as_execution(execution)
+    if execution.store is not None or execution.backend not in (None, "local"):
+        raise ValueError("score runs in this process and keeps no work units: pass Execution(progress=..., log=...) "
+                         "without store or backend")
+    progress = execution.progress
+    clock = Stopwatch(execution.log)
     source = str(generations) if isinstance(generations, (str, Path)) else (source or "list")
     records = load_generations(generations) if isinstance(generations, (str, Path)) else list(generations)
     grid = arrange(records, alpha_means=config.alpha_means)
@@ -290,7 +290,7 @@ def score(
     model = None if scorer is None else (scorer if isinstance(scorer, Model) else load_model(scorer))
     personas = readout = None
     if model is not None:
-        from interp_steer.metrics import completion_perplexity
+        from interp_steer.likelihood import completion_perplexity
 
         gens, counts = _generations(model, kept, config.max_completion_tokens)
         notes["tokens"] = counts
@@ -303,7 +303,7 @@ def score(
             personas = build_personas(model, corpora["persona_a"], corpora["persona_b"], corpora["baseline"],
                                       position=config.position, folds=config.folds, seed=config.seed,
                                       progress=progress, pooled=True)
-            readout = _readout(model, config, personas, _texts(corpora), progress)
+            readout = fit_readout(model, config, personas, _texts(corpora), progress)
             # the model reads each completion as perplexity did: cut to max_completion_tokens
             flat["probe_log_odds"] = readout.log_odds(model, [g.text for g in gens])
             flat["probe_valence"] = 1 / (1 + np.exp(-flat["probe_log_odds"]))
@@ -320,8 +320,7 @@ def score(
     per_prompt, unsteered, per_sample = _per_prompt(grid, flat, order)
     unsteered_out, cells = _cells(grid, per_prompt, unsteered, config)
     dominance_objects, dominance_out = _dominance(grid, per_prompt, per_sample)
-    coherence = _coherence_or_missing(grid, model, corpora, config, per_prompt, unsteered, _coherence, _references,
-                                      notes)
+    coherence = _coherence_or_missing(grid, model, corpora, config, per_prompt, unsteered, notes)
     lengths = notes.pop("completion_tokens", None)
     if lengths:
         notes["completion_tokens_max"] = max(lengths)
@@ -333,7 +332,7 @@ def score(
         per_prompt=per_prompt, per_prompt_unsteered=unsteered, dominance=dominance_out, coherence=coherence,
         style=style.to_dict() if style is not None else _missing("the style classifier needs both persona corpora"),
         readout=_missing("the probe readout needs a scorer model and all three corpora") if readout is None else
-        _describe_readout(readout),
+        describe_readout(readout),
         localisation=_missing("localisation needs a scorer model and all three corpora") if personas is None else
         personas.localisation.to_dict(),
         findings=findings, notes=notes, n_lines=len(records), timings=clock.total())
@@ -395,7 +394,7 @@ def _study_config(grid: ImportedGrid, config: ScoreConfig, window: int) -> Any:
                            folds=config.folds, position=config.position)
 
 
-def _coherence_or_missing(grid, model, corpora, config, per_prompt, unsteered, coherence_fn, references_fn, notes):
+def _coherence_or_missing(grid, model, corpora, config, per_prompt, unsteered, notes):
     lacking = []
     if model is None:
         lacking.append("a scorer model (perplexity)")
@@ -417,7 +416,7 @@ def _coherence_or_missing(grid, model, corpora, config, per_prompt, unsteered, c
         return _missing("the coherence comparison needs completions with at least one token (every one is empty)")
     notes["coherence_window_tokens"] = window
     study = _study_config(grid, config, window)
-    out = coherence_fn(study, per_prompt, unsteered, references_fn(model, study, _texts(corpora)))
+    out = judge_coherence(study, per_prompt, unsteered, references(model, study, _texts(corpora)))
     if not np.isfinite(unsteered["perplexity"]).any():
         out["unsteered_vs_baseline"] = _missing("no unsteered completions (λ = 0) in the file")
     return out

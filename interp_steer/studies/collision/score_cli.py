@@ -43,6 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _score(args: argparse.Namespace) -> int:
     from interp_steer.data import load_generations
+    from interp_steer.execution import Execution
     from interp_steer.studies.collision.imported import score
 
     started = time.perf_counter()
@@ -61,8 +62,8 @@ def _score(args: argparse.Namespace) -> int:
         from interp_steer.models import load_model
 
         scorer = load_model(None if args.scorer_model == "default" else args.scorer_model, device=args.device)
-    result = score(records, scorer=scorer, config=config, log=print, progress=False, source=args.generations,
-                   **corpora)
+    result = score(records, scorer=scorer, config=config, source=args.generations,
+                   execution=Execution(progress=False, log=print), **corpora)
     written = result.save(args.out, figures=not args.no_figures)
     done = result.to_dict()["imported"]["completeness"]
     print(f"{result.n_lines} completions: {done['prompts']} prompts, {done['cells']} cells, "

@@ -40,30 +40,26 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats as _sps
 
-from interp_steer.activations import collect_activations, residual_shifts
 from interp_steer.data import reject_bare_strings
 from interp_steer.directions import SteeringVector
+from interp_steer.execution import Execution, as_execution
 from interp_steer.fields import SteeringField, fit_scorer
-from interp_steer.generation import Generation, format_prompts, generate
-from interp_steer.metrics import (
-    ProbeReadout,
-    repetition_rate,
-    score_generations,
-    sequence_perplexity,
-)
+from interp_steer.generation import Generation, generate
+from interp_steer.metrics import score_generations
 from interp_steer.models import Model, load_model
-from interp_steer.stats import ratio_of_means, summarise, t_interval
+from interp_steer.probes import ProbeReadout
 from interp_steer.steering import RowDeltas, RowMix, Steerer, Steering
-from interp_steer.studies._common import Stopwatch
-from interp_steer.studies.collision.config import CollisionConfig, Settings
+from interp_steer.studies._common import Stopwatch, settings
+from interp_steer.studies.collision.coherence import judge_coherence, metric_interval, references
+from interp_steer.studies.collision.config import CollisionConfig
+from interp_steer.studies.collision.decomposition import decompose_shifts
 from interp_steer.studies.collision.findings import judge_findings
+from interp_steer.studies.collision.readout import describe_readout, fit_readout
 from interp_steer.studies.collision.result import CollisionResult
 from interp_steer.studies.collision.sentiment_words import vader_word_counts
 from interp_steer.studies.collision.style import StyleClassifier
@@ -71,24 +67,11 @@ from interp_steer.studies.mixing import (
     SCORE_SCALES,
     Dominance,
     collision_vector,
-    decompose,
     dominance,
     quiet_nan_warnings,
 )
-from interp_steer.studies.personas import Personas, StudyTexts, Texts, build_personas, study_inputs
-from interp_steer.units import (
-    BackendSpec,
-    LocalBackend,
-    RayBackend,
-    Unit,
-    fingerprint,
-    numeric,
-    open_store,
-    own_backend,
-    run_key,
-    run_units,
-    text_hash,
-)
+from interp_steer.studies.personas import Personas, Texts, build_personas, study_inputs
+from interp_steer.units import Unit, fingerprint, numeric, run_key, run_units, text_hash
 
 
 def run(
@@ -99,50 +82,51 @@ def run(
     persona_b: Texts = None,
     baseline: Texts = None,
     prompts: Texts = None,
-    progress: bool | None = None,
-    log: Callable[[str], None] | None = None,
-    units: str | Path | None = None,
-    backend: str | BackendSpec | LocalBackend | RayBackend | None = None,
-    fresh: bool = False,
+    execution: Execution | None = None,
 ) -> CollisionResult:
     """Run the collision study; one line per stage (see the module docstring).
 
     ``model`` is a :class:`Model` or a spec for :func:`~interp_steer.load_model` (``None``: the
     embedded SmolLM2). Corpora and prompts are lists of texts or file paths (``None``: the built-in
-    personas, baseline and prompts). ``log`` receives one line per stage, with its time.
+    personas, baseline and prompts). ``execution`` (:class:`~interp_steer.Execution`) says how to run:
+    progress bars, a ``log`` receiving one line per stage with its time, a ``store`` directory of
+    finished work units, the ``backend`` and ``fresh``.
 
     The grid (generation and scoring) runs as work units of a few prompts × every cell
-    (:mod:`interp_steer.units`): with ``units=DIR`` each finished unit is stored there and a re-run
-    with the same model, data and config skips it (``fresh=True`` discards them); ``backend``
+    (:mod:`interp_steer.units`): with ``Execution(store=DIR)`` each finished unit is stored there and a
+    re-run with the same model, data and config skips it (``fresh=True`` discards them); ``backend``
     (``"local"``, ``"ray"`` or a backend object) says where units run. Results do not depend on either.
     """
     reject_bare_strings(persona_a=persona_a, persona_b=persona_b, baseline=baseline, prompts=prompts, path_ok=True)
-    clock = Stopwatch(log)
+    execution = as_execution(execution)
+    progress = execution.progress
+    clock = Stopwatch(execution.log)
     model = model if isinstance(model, Model) else load_model(model)
     if config.layer != "auto":
         model.resolve_layers([config.layer])  # an out-of-range layer fails here, before any work
     clock.lap("load_model")
     data, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
                                max_prompts=config.max_prompts, min_passages=config.folds)
-    store = open_store(units, run_key(model, config, data), fresh=fresh, log=clock.say)
+    store = execution.open_store(run_key(model, config, data))
     personas = build_personas(model, texts.persona_a, texts.persona_b, texts.baseline, position=config.position,
                               pooled=True, folds=config.folds, seed=config.seed, layer=config.layer, progress=progress,
                               hashes=(data["persona_a"]["sha256"], data["persona_b"]["sha256"]), on_stage=clock.lap)
     steerers, fields = _steerers(model, config, personas)
     if fields:
         clock.lap("persona_fields")
-    readout = _readout(model, config, personas, texts, progress)
+    readout = fit_readout(model, config, personas, texts, progress)
     style = StyleClassifier.fit(texts.persona_a, texts.persona_b, folds=config.folds, seed=config.seed)
     clock.lap("readout_and_style")
     grid, flat = _grid_in_units(model, config, steerers, personas.layer, texts.prompts, readout, store=store,
-                                backend=backend, progress=progress, say=clock.say)
+                                execution=execution)
     clock.lap("generation")
     scores = _score(config, grid, flat, style)
     unsteered, cells = _summarise(config, grid, scores, personas, measured_mix_norm=bool(fields))
     dominance_by_score = _dominance(config, scores)
-    coherence = _coherence(config, scores.per_prompt, scores.unsteered, _references(model, config, texts))
+    coherence = judge_coherence(config, scores.per_prompt, scores.unsteered, references(model, config, texts))
     clock.lap("scoring")
-    decomposition = _decompose_shifts(model, config, personas, steerers, coherence["best_lambda"], texts.prompts, grid)
+    decomposition = decompose_shifts(model, config, personas, steerers, coherence["best_lambda"], texts.prompts,
+                                     [grid.completion(p, 0) for p in range(grid.n_prompts)])
     clock.lap("decomposition")
     geometry = _geometry(personas.raw_a, personas.raw_b, personas.resid_norm)
     findings = judge_findings(config, dominance_by_score, coherence, scores.per_prompt, personas.localisation,
@@ -152,7 +136,7 @@ def run(
         config=config, data=data, layer=personas.layer, localisation=personas.localisation, geometry=geometry,
         vector_a=personas.v_a, vector_b=personas.v_b, prompts=texts.prompts, unsteered=unsteered, cells=cells,
         per_prompt=scores.per_prompt, per_prompt_unsteered=scores.unsteered, dominance=dominance_by_score,
-        coherence=coherence, style=style.to_dict(), readout=_describe_readout(readout),
+        coherence=coherence, style=style.to_dict(), readout=describe_readout(readout),
         decomposition=decomposition, findings=findings, timings=clock.total(), fields=fields,
         field_a=steerers[0] if fields else None, field_b=steerers[1] if fields else None,
         generations=_records(model, grid),
@@ -175,30 +159,23 @@ def _records(model: Model, grid: _Grid) -> list[Any]:
 
 def collide(
     model: Model | str | None = None,
+    config: CollisionConfig | None = None,
     *,
     persona_a: Texts = None,
     persona_b: Texts = None,
     baseline: Texts = None,
     prompts: Texts = None,
-    config: CollisionConfig | None = None,
     quick: bool = False,
-    progress: bool | None = None,
-    log: Callable[[str], None] | None = None,
-    units: str | Path | None = None,
-    backend: str | BackendSpec | LocalBackend | RayBackend | None = None,
-    fresh: bool = False,
+    execution: Execution | None = None,
     **overrides: Any,
 ) -> CollisionResult:
     """The collision study in one call: the settings come from ``config``, or from
     :meth:`CollisionConfig.quick` when ``quick``, with keyword ``overrides`` (e.g. ``layer=15``,
     ``lambdas=(0.2, 0.4)``); everything else is passed to :func:`run`.
     """
-    if config is None:
-        config = CollisionConfig.quick(**overrides) if quick else CollisionConfig(**overrides)
-    elif overrides:
-        config = replace(config, **overrides)
+    config = settings(CollisionConfig, config, quick=quick, **overrides)
     return run(model, config, persona_a=persona_a, persona_b=persona_b, baseline=baseline, prompts=prompts,
-               progress=progress, log=log, units=units, backend=backend, fresh=fresh)
+               execution=execution)
 
 
 # ------------------------------------------------------------------------------------- stages
@@ -223,39 +200,6 @@ def _steerers(model: Model, config: CollisionConfig, personas: Personas) -> tupl
         fields.append(SteeringField(fitted.scorer, replace(fitted.metadata, resid_norm={layer: personas.resid_norm[layer]})))
         report[key] = {"description": description, **fitted.metadata.training[layer].to_dict()}
     return (fields[0], fields[1]), report
-
-
-def _readout(model: Model, config: Settings, personas: Personas, texts: StudyTexts,
-             progress: bool | None) -> ProbeReadout:
-    """The A-vs-B probe that reads completions: mean-over-token activations at the A-vs-B best layer,
-    with its own held-out accuracy on those features (the study's folds and seed)."""
-    readout_layer = personas.profiles["A vs B"].best_layer
-    if config.position == "mean":
-        mean_a, mean_b = personas.act_a.at(readout_layer), personas.act_b.at(readout_layer)
-    elif personas.pooled_a is not None:  # read in the personas' own forward passes (build_personas(pooled=True))
-        mean_a, mean_b = personas.pooled_a.at(readout_layer), personas.pooled_b.at(readout_layer)
-    else:
-        a_texts, b_texts = texts.persona_a, texts.persona_b
-        both = collect_activations(model, a_texts + b_texts, layers=[readout_layer], position="mean", progress=progress)
-        pa, pb = both.split(len(a_texts), len(b_texts))
-        mean_a, mean_b = pa.values[:, 0], pb.values[:, 0]
-    return ProbeReadout.from_activations(mean_a, mean_b, layer=readout_layer, labels=("persona A", "persona B"),
-                                         folds=config.folds, seed=config.seed)
-
-
-READOUT_MEASURED_ON = "persona corpus passages (mean-pooled), not completions"
-
-
-def _describe_readout(readout: ProbeReadout) -> dict[str, Any]:
-    """The readout probe and its own accuracy. Not the A-vs-B profile's ``heldout_accuracy``: that
-    one scores a layer-choosing procedure on the vectors' features (``position``), this one the fixed
-    probe on mean-pooled passages at its layer."""
-    return {"layer": readout.layer, "positive": readout.positive_label, "negative": readout.negative_label,
-            "train_accuracy": readout.train_accuracy, "heldout_accuracy": readout.heldout_accuracy,
-            "heldout_accuracy_std": readout.heldout_accuracy_std, "folds": readout.folds,
-            "measured_on": READOUT_MEASURED_ON,
-            "cross_validation": "stratified k-fold, shuffled with the study's seed (the probe profiles' folds)",
-            "reads": "mean residual over the completion's tokens, unsteered model"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -312,8 +256,8 @@ def unit_prompts(config: CollisionConfig) -> int:
 
 
 def _grid_in_units(model: Model, config: CollisionConfig, steerers: tuple[Steerer, Steerer], layer: int,
-                   prompts: list[str], readout: ProbeReadout, *, store: Any, backend: Any, progress: bool | None,
-                   say: Callable[[str], None]) -> tuple[_Grid, dict[str, np.ndarray]]:
+                   prompts: list[str], readout: ProbeReadout, *, store: Any,
+                   execution: Execution) -> tuple[_Grid, dict[str, np.ndarray]]:
     """The grid and its model-based scores, one work unit per chunk of prompts (:func:`_grid_unit`)."""
     size = unit_prompts(config)
     chunks = [(start, prompts[start : start + size]) for start in range(0, len(prompts), size)]
@@ -322,12 +266,12 @@ def _grid_in_units(model: Model, config: CollisionConfig, steerers: tuple[Steere
     units = [Unit(f"grid-{i:04d}", {**identity, "first_prompt": start, "prompts": text_hash(chunk)}, item=chunk)
              for i, (start, chunk) in enumerate(chunks)]
     n_cells = 1 + len(config.lambdas) * len(config.alphas)
-    say(f"generating {len(prompts) * (config.samples or 1) * n_cells} completions ({len(prompts)} prompts x "
+    execution.say(f"generating {len(prompts) * (config.samples or 1) * n_cells} completions ({len(prompts)} prompts x "
         f"{config.samples or 1} sample(s) x {n_cells} cells) at layer {layer}, steering with {config.method}s, "
         f"in {len(units)} unit(s) of up to {size} prompt(s)")
-    with own_backend(backend, model) as runner:
+    with execution.backend_for(model) as runner:
         results = run_units(_grid_unit, units, model=model, shared=shared, store=store, backend=runner,
-                            progress=progress, label="grid units")
+                            progress=execution.progress, label="grid units")
     outputs = [Generation.from_record(g) for result in results for g in result["generations"]]
     flat = {name: np.concatenate([r["scores"][name] for r in results]) for name in results[0]["scores"]}
     cells = [(0.0, None)] + [(lam, alpha) for lam in config.lambdas for alpha in config.alphas]
@@ -391,7 +335,7 @@ def _summarise(config: CollisionConfig, grid: _Grid, scores: _Scores, personas: 
     def samples(cell: int) -> list[str]:
         return [grid.completion(p, cell).text for p in range(min(config.keep_samples, grid.n_prompts))]
 
-    unsteered = {"metrics": {name: _interval(name, v, config.seed) for name, v in scores.unsteered.items()},
+    unsteered = {"metrics": {name: metric_interval(name, v, config.seed) for name, v in scores.unsteered.items()},
                  "samples": samples(0)}
     cells = []
     n_a = len(config.alphas)
@@ -400,7 +344,7 @@ def _summarise(config: CollisionConfig, grid: _Grid, scores: _Scores, personas: 
             mix_norm = None if measured_mix_norm else float(
                 collision_vector(a_layer, b_layer, alpha, lam)[layer].norm() / personas.resid_norm[layer])
             cells.append({"lambda": lam, "alpha": alpha, "mix_norm": mix_norm,
-                          "metrics": {name: _interval(name, v[li, ai], config.seed) for name, v in scores.per_prompt.items()},
+                          "metrics": {name: metric_interval(name, v[li, ai], config.seed) for name, v in scores.per_prompt.items()},
                           "samples": samples(1 + li * n_a + ai)})
     return unsteered, cells
 
@@ -411,207 +355,6 @@ def _dominance(config: CollisionConfig, scores: _Scores) -> dict[str, list[Domin
     return {key: [dominance(config.alphas, scores.per_sample[source][li], score=source, scale=SCORE_SCALES[source])
                   for li in range(len(config.lambdas))]
             for key, source in (("vader", "vader"), ("probe_valence", "probe_log_odds"))}
-
-
-def _interval(name: str, values: np.ndarray, seed: int) -> dict[str, Any]:
-    """Mean and 95 % bootstrap interval over prompts; perplexity as a geometric mean (:func:`summarise`)."""
-    values = np.asarray(values, dtype=float)
-    if np.isnan(values).all():
-        return {"mean": None, "low": None, "high": None, "n": 0}
-    return summarise(values, metric=name, seed=seed).to_dict()
-
-
-PURE_ENDS = {"B": 0, "A": -1}
-"""Each pure end's α index; each is judged against the reference of the same key (its persona's corpus)."""
-
-
-@dataclass(frozen=True, eq=False)
-class _Reference:
-    """Fluent text of one tone scored like a completion: per passage, the perplexity (unsteered
-    model) and repetition rate of its first ``window`` scored tokens."""
-
-    corpus: str
-    perplexity: np.ndarray
-    repetition: np.ndarray
-    window: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"corpus": self.corpus, "n_passages": int(self.perplexity.size), "window_tokens": self.window,
-                "perplexity": summarise(self.perplexity, metric="perplexity").to_dict(),
-                "repetition": t_interval(self.repetition).to_dict()}
-
-
-def _references(model: Model, config: Settings, texts: StudyTexts) -> dict[str, _Reference]:
-    """Coherence references: the persona corpora (and the baseline) cut to the completions' length.
-
-    Each passage is cut to its first ``max_new_tokens + 1`` tokens (counting a BOS the tokenizer
-    adds) and every token after the first is scored, so a passage, like a completion, contributes
-    ``max_new_tokens`` predictions; the repetition rate is read on the same window's text."""
-    window = config.max_new_tokens
-    out = {}
-    for key, (corpus, passages) in {"A": ("persona A corpus", texts.persona_a), "B": ("persona B corpus", texts.persona_b),
-                                    "baseline": ("baseline corpus", texts.baseline)}.items():
-        passages = passages[: config.reference_passages] if config.reference_passages else passages
-        cut = [ids[: window + 1] for ids in model.encode(passages)]
-        repetition = np.array([repetition_rate(model.tokenizer.decode(ids, skip_special_tokens=True)) for ids in cut])
-        out[key] = _Reference(corpus, sequence_perplexity(model, cut), repetition, window)
-    return out
-
-
-def _log_ratio(log_ppl: np.ndarray, reference: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """``mean(log_ppl) − mean(reference)`` (the log of a ratio of geometric means) with Welch's
-    t-interval: the completions and the reference passages are independent samples."""
-    a, b = log_ppl[np.isfinite(log_ppl)], reference[np.isfinite(reference)]
-    if a.size == 0 or b.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    estimate = float(a.mean() - b.mean())
-    if a.size < 2 or b.size < 2:
-        return estimate, float("nan"), float("nan")
-    interval = _sps.ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=level)
-    return estimate, float(interval.low), float(interval.high)
-
-
-def _judge_end(log_ppl: np.ndarray, repetition: np.ndarray, reference: _Reference,
-              config: Settings) -> dict[str, Any]:
-    """One pure end at one strength against fluent text of its tone: the ratio of geometric-mean
-    perplexities (with Welch's interval), the repetition excess, and whether it is degraded. NaN
-    perplexity (every completion empty) counts as degraded."""
-    reference_log_ppl = np.log(reference.perplexity)
-    log_ratio, low, high = _log_ratio(log_ppl, reference_log_ppl)
-    with quiet_nan_warnings():  # geometric means; NaN where nothing was scored
-        perplexity, reference_perplexity = (math.exp(float(np.nanmean(x))) for x in (log_ppl, reference_log_ppl))
-        rep, ref_rep = float(np.nanmean(repetition)), float(np.nanmean(reference.repetition))
-    ratio = math.exp(log_ratio)
-    degraded = not ratio <= config.degradation_ratio or rep > ref_rep + config.degradation_repetition
-    return {"reference": reference.corpus, "perplexity": perplexity, "reference_perplexity": reference_perplexity,
-            "perplexity_ratio": ratio, "perplexity_ratio_low": math.exp(low), "perplexity_ratio_high": math.exp(high),
-            "repetition": rep, "reference_repetition": ref_rep, "repetition_excess": rep - ref_rep,
-            "degraded": bool(degraded)}
-
-
-def _coherence(config: Settings, per_prompt: dict[str, np.ndarray], unsteered: dict[str, np.ndarray],
-               references: dict[str, _Reference]) -> dict[str, Any]:
-    """Per strength: whether each pure end reads worse than fluent text of its own tone (the persona
-    corpora as references, :func:`_judge_end`), and which strength is the best usable one (the
-    non-degraded strength whose pure ends differ most in VADER valence)."""
-    log_ppl = np.log(per_prompt["perplexity"])  # [lambdas, alphas, prompts]
-    strengths = []
-    for li, lam in enumerate(config.lambdas):
-        ends = {label: _judge_end(log_ppl[li, ai], per_prompt["repetition"][li, ai], references[label], config)
-                for label, ai in PURE_ENDS.items()}
-        separation = t_interval(per_prompt["vader"][li, -1] - per_prompt["vader"][li, 0])  # paired over prompts
-        strengths.append({"lambda": lam, "degraded": any(e["degraded"] for e in ends.values()), "ends": ends,
-                          "vader_a_minus_b": separation.to_dict()})
-    usable = [s for s in strengths if not s["degraded"]]
-    best = max(usable, key=lambda s: s["vader_a_minus_b"]["mean"]) if usable else strengths[0]
-    return {"reference": {key: ref.to_dict() for key, ref in references.items()},
-            "unsteered_vs_baseline": _judge_end(np.log(unsteered["perplexity"]), unsteered["repetition"],
-                                               references["baseline"], config),
-            "per_lambda": strengths, "best_lambda": best["lambda"], "best_lambda_is_degraded": not usable,
-            "rule": (f"degraded: a pure end's perplexity (geometric mean over prompts) > {config.degradation_ratio:g}x "
-                     f"that of fluent text of its own tone (the persona's corpus: A's for the A end, B's for the B end; "
-                     f"geometric mean over passages) or its repetition rate > the corpus's + {config.degradation_repetition:g}; "
-                     f"the corpora are scored by the unsteered model in windows of {config.max_new_tokens} scored tokens "
-                     "(each passage's first tokens), the completions' length; "
-                     "best: the non-degraded strength with the largest mean VADER(A end) - VADER(B end)")}
-
-
-def _decompose_shifts(model: Model, config: CollisionConfig, personas: Personas, steerers: tuple[Steerer, Steerer],
-                      lam: float, prompts: list[str], grid: _Grid) -> dict[str, Any]:
-    """:func:`_decomposition` at ``lam`` on the first ``config.decomposition_prompts`` prompts (all
-    when ``None``), each with its unsteered completion from the grid."""
-    prompts = prompts[: config.decomposition_prompts] if config.decomposition_prompts else prompts
-    unsteered = [grid.completion(p, 0) for p in range(len(prompts))]
-    return _decomposition(model, personas.v_a, personas.v_b, personas.layer, config, lam, prompts, unsteered, steerers)
-
-
-def _transcripts(model: Model, prompts: list[str], completions: list[Generation]) -> tuple[list[list[int]], list[int]]:
-    """Each prompt's transcript as the grid's generation saw it (the formatted prompt's token ids
-    followed by its completion's) and where its user prompt ends, in the grid's coordinates
-    (:func:`~interp_steer.generation.format_prompts`, which :func:`generate` uses)."""
-    _, prompt_ends = format_prompts(model, prompts, chat=None, system=None)
-    return [list(g.prompt_ids) + list(g.token_ids) for g in completions], prompt_ends
-
-
-def _observed_shifts(model: Model, transcripts: list[list[int]], prompt_ends: list[int],
-                     vectors: list[Any], layers: list[int], *, hook_point: str = "resid_post",
-                     batch_size: int = 16) -> list[list[torch.Tensor]]:
-    """Per intervention (anything :func:`steer` takes: a vector, or a list of (vector or field,
-    coefficient) terms), per transcript ``[tokens, layers, d_model]`` (float64): the residual at
-    ``layers`` with the intervention applied as the grid applies it (``positions="after_prompt"``:
-    from the prompt's last token on), minus the unsteered residual. Positions before the prompt's
-    last token are not steered, and a causal model leaves them unchanged at every layer. The steered
-    forwards resume after the blocks no intervention touches (:func:`residual_shifts`)."""
-    steerings = [Steering(vector, positions="after_prompt") for vector in vectors]
-    return residual_shifts(model, transcripts, steerings, layers, prompt_ends=prompt_ends, hook_point=hook_point,
-                           batch_size=batch_size)
-
-
-@torch.inference_mode()
-def _decomposition(model: Model, v_a: SteeringVector, v_b: SteeringVector, layer: int, config: CollisionConfig,
-                   lam: float, prompts: list[str], unsteered: list[Generation],
-                   steerers: tuple[Steerer, Steerer] | None = None) -> dict[str, Any]:
-    """(a) each collision vector of the grid at ``lam``, and (b) the observed residual shift it
-    causes at the steering layer and every later layer, decomposed onto ``v_A``/``v_B`` there.
-    With fields (``steerers``), (a) is empty (a mix of fields is no fixed vector) and (b) measures
-    the shift the fields' mix causes, still decomposed onto the persona vectors.
-
-    The shift is measured with the grid's own intervention (:func:`_observed_shifts`) on each
-    prompt's unsteered transcript, averaged over the steered positions (the prompt's last token
-    and every later one), per prompt. A's share is a ratio of means over prompts,
-    ``mean(a) / mean(a + b)`` with Fieller's interval: a mean of per-prompt ratios would let a
-    prompt whose shift is nearly orthogonal to both vectors (``a + b`` near 0) dominate it.
-    """
-    transcripts, prompt_ends = _transcripts(model, prompts, unsteered)
-    later = list(range(layer, model.n_layers))
-    with_fields = steerers is not None and isinstance(steerers[0], SteeringField)
-    if with_fields:
-        mixes = [[(steerers[0], lam * alpha), (steerers[1], lam * (1 - alpha))] for alpha in config.alphas]
-    else:
-        mixes = [collision_vector(v_a, v_b, alpha, lam).select([layer]) for alpha in config.alphas]
-    vectors, observed = [], []
-    shifts_per_mix = _observed_shifts(model, transcripts, prompt_ends, mixes, later, hook_point=v_a.hook_point)
-    for alpha, mixed, shifts in zip(config.alphas, mixes, shifts_per_mix, strict=True):
-        if not with_fields:
-            parts = decompose(mixed[layer], v_a[layer], v_b[layer])
-            vectors.append({"alpha": alpha, "coef_a": float(parts.coef_a[0]), "coef_b": float(parts.coef_b[0]),
-                            "residual_fraction": float(parts.residual_fraction[0])})
-        shift = torch.stack([s[end - 1 :].mean(0) for s, end in zip(shifts, prompt_ends, strict=True)])  # [prompts, layers, d]
-        per_layer = []
-        for i, at in enumerate(later):
-            parts = decompose(shift[:, i], v_a[at], v_b[at])
-            share = ratio_of_means(parts.coef_a, parts.coef_a + parts.coef_b)
-            per_layer.append({
-                "layer": at,
-                "coef_a": t_interval(parts.coef_a).to_dict(),
-                "coef_b": t_interval(parts.coef_b).to_dict(),
-                "share_a": share.mean,
-                "share_a_interval": share.to_dict(),
-                "residual_fraction": t_interval(parts.residual_fraction).to_dict(),
-                "shift_norm": float(shift[:, i].norm(dim=-1).mean()),
-                "cosine_ab": parts.cosine_ab,
-            })
-        observed.append({"alpha": alpha, "layers": per_layer})
-    # Later layers can tilt every shift towards one parent (pure B's shift picks up an A share too),
-    # so the share that speaks to dominance is where a mix sits between the pure ends' shares, the
-    # representational analogue of d(α): α at the steering layer by construction.
-    for i in range(len(later)):
-        low, high = observed[0]["layers"][i]["share_a"], observed[-1]["layers"][i]["share_a"]
-        for entry in observed:
-            row = entry["layers"][i]
-            row["share_between_ends"] = (row["share_a"] - low) / (high - low) if high != low else float("nan")
-    return {"lambda": lam, "layer": layer, "n_prompts": len(prompts), "steered_with": "fields" if with_fields else "vectors",
-            "collision_vectors": vectors, "observed": observed,
-            "basis": "v_A and v_B at each layer, on the common scale (coefficient 1 = one mean residual norm)",
-            "measured_on": DECOMPOSITION_MEASURED_ON,
-            "intervals": ("coef_a, coef_b, residual_fraction: 95 % t-intervals over prompts; share_a = mean(a) / "
-                          "mean(a + b) over prompts with a 95 % Fieller interval (share_a_interval)")}
-
-
-DECOMPOSITION_MEASURED_ON = (
-    "each prompt's unsteered transcript (its formatted prompt and unsteered completion, as the grid's token ids), "
-    "with the collision vector added as in the grid (positions='after_prompt': from the prompt's last token on); "
-    "the shift is the steered minus the unsteered residual, averaged over those steered positions, per prompt")
 
 
 def _geometry(v_a: SteeringVector, v_b: SteeringVector, resid_norm: dict[int, float]) -> dict[str, Any]:

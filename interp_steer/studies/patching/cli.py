@@ -59,7 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _patch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from interp_steer.studies._common import resumable_command
+    from interp_steer.commands.resume import resumable_command
     from interp_steer.studies.patching.study import run
 
     layer = args.layer if args.layer == "auto" else integer(args.layer, "--layer")

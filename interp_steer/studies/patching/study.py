@@ -19,14 +19,12 @@ heatmaps and ``report.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from interp_steer.data import reject_bare_strings
+from interp_steer.execution import Execution, as_execution
 from interp_steer.models import Model, load_model
 from interp_steer.patching import (
     METRICS,
@@ -39,24 +37,13 @@ from interp_steer.patching import (
     prepare,
 )
 from interp_steer.stats import mean_and_se
-from interp_steer.studies._common import Stopwatch
+from interp_steer.studies._common import Stopwatch, settings
 from interp_steer.studies.mixing import collision_vector
 from interp_steer.studies.patching.config import PatchingConfig
 from interp_steer.studies.patching.result import PatchingResult
 from interp_steer.studies.patching.selection import select_and_report, split_halves
 from interp_steer.studies.personas import Personas, StudyTexts, Texts, build_personas, study_inputs
-from interp_steer.units import (
-    BackendSpec,
-    LocalBackend,
-    RayBackend,
-    Unit,
-    fingerprint,
-    numeric,
-    open_store,
-    own_backend,
-    run_key,
-    run_units,
-)
+from interp_steer.units import Unit, fingerprint, numeric, run_key, run_units
 
 Runs = dict[str, dict[str, list[float]]]
 """``"source"``/``"target"`` -> metric -> one value per prompt."""
@@ -70,30 +57,30 @@ def run(
     persona_b: Texts = None,
     baseline: Texts = None,
     prompts: Texts = None,
-    progress: bool | None = None,
-    log: Callable[[str], None] | None = None,
-    units: str | Path | None = None,
-    backend: str | BackendSpec | LocalBackend | RayBackend | None = None,
-    fresh: bool = False,
+    execution: Execution | None = None,
 ) -> PatchingResult:
     """Patch every component from the pure-source run into the mix run (see the module docstring).
 
     ``model`` is a :class:`Model` or a spec for :func:`~interp_steer.load_model`; corpora and prompts
-    are lists of texts or file paths (``None``: the built-in ones). ``log`` receives progress lines.
+    are lists of texts or file paths (``None``: the built-in ones). ``execution``
+    (:class:`~interp_steer.Execution`) says how to run; its ``log`` receives progress lines.
 
     Each prompt is a work unit (:mod:`interp_steer.units`; with ``method="attribution"`` and heads,
     two: its runs and attribution first, then the heads chosen from every prompt's attribution):
-    ``units=DIR`` stores finished ones so that a re-run skips them, ``backend`` says where they run.
+    ``Execution(store=DIR)`` stores finished ones so that a re-run skips them, its ``backend`` says
+    where they run.
     """
     reject_bare_strings(persona_a=persona_a, persona_b=persona_b, baseline=baseline, prompts=prompts, path_ok=True)
-    clock = Stopwatch(log)
+    execution = as_execution(execution)
+    progress = execution.progress
+    clock = Stopwatch(execution.log)
     model = model if isinstance(model, Model) else load_model(model)
     if config.layer != "auto":
         model.resolve_layers([config.layer])  # an out-of-range layer fails here, before any work
     data, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
                                max_prompts=config.max_prompts, min_passages=config.folds)
     halves = split_halves(len(texts.prompts), config.seed)  # before the slow stages: too few prompts fail here
-    store = open_store(units, run_key(model, config, data), fresh=fresh, log=clock.say)
+    store = execution.open_store(run_key(model, config, data))
     personas = build_personas(model, texts.persona_a, texts.persona_b, texts.baseline, folds=config.folds,
                               seed=config.seed, layer=config.layer, progress=progress)
     metrics = _metrics(model, config, personas, texts)
@@ -104,7 +91,7 @@ def run(
     identity = fingerprint(numeric({"layer": personas.layer, "v_a": personas.v_a, "v_b": personas.v_b,
                                     "metrics": metrics, "source": source, "target": target}))
     split_heads = "heads" in config.components and config.method == "attribution"
-    with own_backend(backend, model) as runner:
+    with execution.backend_for(model) as runner:
         first = run_units(_prompt_unit, [Unit(f"prompt-{i:03d}", {"shared": identity, "prompt": prompt, "heads": None},
                                               item={"prompt": prompt, "heads": None if split_heads else "all"})
                                          for i, prompt in enumerate(texts.prompts)],
@@ -140,25 +127,21 @@ def run(
 
 def dominance_patching(
     model: Model | str | None = None,
+    config: PatchingConfig | None = None,
     *,
     persona_a: Texts = None,
     persona_b: Texts = None,
     baseline: Texts = None,
     prompts: Texts = None,
-    config: PatchingConfig | None = None,
-    log: Callable[[str], None] | None = None,
-    progress: bool | None = None,
+    execution: Execution | None = None,
     **overrides: Any,
 ) -> PatchingResult:
     """Dominance patching in one call: the settings come from ``config`` (default
     :class:`PatchingConfig`) with keyword ``overrides`` (e.g. ``alpha=0.25``, ``method="attribution"``);
     everything else is passed to :func:`run`."""
-    if config is None:
-        config = PatchingConfig(**overrides)
-    elif overrides:
-        config = replace(config, **overrides)
+    config = settings(PatchingConfig, config, **overrides)
     return run(model, config, persona_a=persona_a, persona_b=persona_b, baseline=baseline, prompts=prompts,
-               progress=progress, log=log)
+               execution=execution)
 
 
 # ------------------------------------------------------------------------------------- stages
