@@ -24,7 +24,7 @@ import numpy as np
 
 import interp_steer as ist
 from interp_steer.data import CompletionRecord
-from interp_steer.metrics import completion_perplexity
+from interp_steer.likelihood import completion_perplexity
 from interp_steer.studies.collision.config import QUICK_ALPHAS, QUICK_LAMBDAS
 from interp_steer.studies.collision.imported import _generations, score
 

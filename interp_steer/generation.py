@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from interp_steer._plain import block_output, forward_module, plain_view, resumed
 from interp_steer.data import reject_bare_string
+from interp_steer.likelihood import completion_perplexity, target_nll
 from interp_steer.models import Model
 from interp_steer.steering import RowDeltas, RowMix, Steering
 
@@ -131,7 +132,7 @@ def generate(
 
     ``perplexity=True`` also scores every completion given its prompt under the model without this
     call's steering (:attr:`Generation.perplexity`, what
-    :func:`~interp_steer.metrics.completion_perplexity` computes, to float rounding). Steering
+    :func:`~interp_steer.likelihood.completion_perplexity` computes, to float rounding). Steering
     changes nothing up to the output of the block before its first layer, so those outputs are kept
     as generation computes them and only the later blocks run again, unsteered (see
     :func:`_unsteered_perplexity`); where that cannot be done the completions are scored afterwards."""
@@ -194,8 +195,6 @@ def generate(
             shared_prefix=0 if plan is None else max(0, plan.length - (ids.shape[1] - len(token_ids[i]))),
         ) for row, i in enumerate(batch)]
         if perplexity and scores is None:  # nothing kept to resume from: score the completions whole
-            from interp_steer.metrics import completion_perplexity
-
             scores = completion_perplexity(model, made).tolist()
         for row, i in enumerate(batch):
             results[i] = made[row] if scores is None else replace(made[row], perplexity=float(scores[row]))
@@ -380,8 +379,6 @@ def _unsteered_perplexity(model: Model, ids: Tensor, mask: Tensor, positions: Te
     (from the prompt's last position on). ``ids``, ``mask`` and ``positions`` cover every position fed
     (``width`` is the padded prompt's)."""
     from transformers import DynamicCache
-
-    from interp_steer.metrics import target_nll
 
     end = ids.shape[1]
     assert outputs.shape[1] == end - start, (outputs.shape, start, end)

@@ -2,14 +2,18 @@
 
 | score | function | scale | better / more |
 | --- | --- | --- | --- |
-| perplexity | :func:`completion_perplexity` | ≥ 1 | lower = more fluent, under the *unsteered* model |
-| reference perplexity | :func:`sequence_perplexity` | ≥ 1 | the same for token sequences on their own (e.g. corpus passages cut to a completion's length) |
+| perplexity | :func:`~interp_steer.likelihood.completion_perplexity` | ≥ 1 | lower = more fluent, under the *unsteered* model |
+| reference perplexity | :func:`~interp_steer.likelihood.sequence_perplexity` | ≥ 1 | the same for token sequences on their own (e.g. corpus passages cut to a completion's length) |
 | repetition | :func:`repetition_rate` | 0–1 | higher = more repeated word 3-grams (degenerate loops); exactly 1 − distinct-3 |
 | distinct-n | :func:`distinct_n` | 0–1 | higher = more varied wording (NaN for texts shorter than n words) |
 | VADER compound | :func:`vader_valence` | −1–1 | higher = more positive sentiment |
-| probe valence | :class:`ProbeReadout` | 0–1 | probability of the readout's positive class (e.g. persona A) |
-| probe log-odds | :meth:`ProbeReadout.log_odds` | unbounded | the same probe's decision function (for curve shapes: it does not saturate) |
+| probe valence | :class:`~interp_steer.probes.ProbeReadout` | 0–1 | probability of the readout's positive class (e.g. persona A) |
+| probe log-odds | :meth:`~interp_steer.probes.ProbeReadout.log_odds` | unbounded | the same probe's decision function (for curve shapes: it does not saturate) |
 | style | :func:`style_features` | various | sentence length, type/token ratio, punctuation, exclamations, readability, length |
+
+This module holds the text metrics and :func:`score_generations`, which gathers every score for a
+list of completions; the likelihood scores live in :mod:`interp_steer.likelihood` (token ids under
+a model) and the probe readout in :mod:`interp_steer.probes` (a probe on the model's activations).
 
 VADER (vaderSentiment) is a lexicon-and-rules sentiment scorer. Readability is the Flesch reading
 ease (higher = easier) with syllables counted from pyphen's English hyphenation dictionary; textstat
@@ -21,22 +25,17 @@ what the model itself represents rather than surface words.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from jaxtyping import Float
-from torch import Tensor
 
-from interp_steer._plain import forward_module
-from interp_steer.activations import collect_activations
 from interp_steer.data import reject_bare_string
 from interp_steer.generation import Generation
+from interp_steer.likelihood import completion_perplexity
 from interp_steer.models import Model
+from interp_steer.probes.readout import ProbeReadout
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
@@ -113,207 +112,6 @@ def style_features(text: str) -> dict[str, float]:
     }
 
 
-def completion_perplexity(model: Model, generations: Sequence[Generation], *, batch_size: int = 16) -> np.ndarray:
-    """Perplexity of each completion given its prompt, under ``model`` as it is (call it outside any
-    ``steer`` block to score under the unsteered model). NaN for an empty completion.
-
-    Completions of the same prompt (a steering grid has one per cell) share one forward of the
-    prompt: its key/value cache is copied to every completion, so the prompt is read once instead of
-    once per cell. Results equal a full forward of prompt + completion to float rounding."""
-    reject_bare_string(generations, "generations")
-    out = np.full(len(generations), np.nan)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, g in enumerate(generations):
-        if g.token_ids:
-            groups.setdefault(tuple(g.prompt_ids), []).append(i)
-    for prompt_ids, members in groups.items():
-        prefix = _prefix(model, list(prompt_ids))
-        for start in range(0, len(members), batch_size):
-            chunk = members[start : start + batch_size]
-            nll = _completion_nll(model, prefix, len(prompt_ids), [list(generations[i].token_ids) for i in chunk])
-            for i, values in zip(chunk, nll, strict=True):
-                out[i] = math.exp(float(values.mean()))
-    return out
-
-
-@torch.inference_mode()
-def _prefix(model: Model, prompt_ids: list[int]) -> tuple[Any, torch.Tensor]:
-    """The prompt's key/value cache and its next-token log-probabilities."""
-    from transformers import DynamicCache
-
-    if not prompt_ids:
-        raise ValueError("a completion needs a non-empty prompt to be scored")
-    cache = DynamicCache()
-    prompt = torch.tensor([prompt_ids], device=model.device)
-    with forward_module(model) as hf:
-        logits = hf(input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
-    return cache, torch.log_softmax(logits[0, -1].float(), dim=-1)
-
-
-@torch.inference_mode()
-def _completion_nll(model: Model, prefix: tuple[Any, torch.Tensor], width: int, completions: list[list[int]]) -> list[torch.Tensor]:
-    """NLL of every token of each completion after a shared prompt of ``width`` tokens."""
-    import copy
-
-    cache, first_logprobs = prefix
-    rows = copy.deepcopy(cache)
-    rows.batch_repeat_interleave(len(completions))
-    ids, mask = model.pad(completions, padding_side="right")
-    full_mask = torch.cat([torch.ones(len(completions), width, dtype=mask.dtype, device=mask.device), mask], dim=1)
-    positions = torch.arange(width, width + ids.shape[1], device=ids.device).expand(len(completions), -1)
-    with forward_module(model) as hf:
-        logits = hf(input_ids=ids, attention_mask=full_mask, position_ids=positions, past_key_values=rows,
-                    use_cache=True, cache_position=torch.arange(width, width + ids.shape[1], device=ids.device)).logits
-    result = []
-    for row, completion in enumerate(completions):
-        later = target_nll(logits[row, : len(completion) - 1], ids[row, 1 : len(completion)])
-        result.append(torch.cat([-first_logprobs[completion[0]].reshape(1), later]).cpu())
-    return result
-
-
-def target_nll(logits: Float[Tensor, "... vocab"], targets: Tensor) -> Tensor:
-    """``-log softmax(logits)[target]`` at each position, in float32 whatever the model's dtype."""
-    return -torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
-
-
-@torch.inference_mode()
-def token_nll(model: Model, sequences: Sequence[Sequence[int]], score_from: Sequence[int]) -> list[torch.Tensor]:
-    """Negative log-likelihood of each token at or after ``score_from[i]`` in each sequence
-    (right-padded batch; the first token of a sequence has no prediction and is never scored)."""
-    ids, mask = model.pad(sequences, padding_side="right")
-    with forward_module(model) as hf:
-        logits = hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
-    nll = target_nll(logits[:, :-1], ids[:, 1:])
-    result = []
-    for row, (seq, start) in enumerate(zip(sequences, score_from, strict=True)):
-        first = max(int(start), 1)
-        result.append(nll[row, first - 1 : len(seq) - 1].cpu())
-    return result
-
-
-def sequence_perplexity(model: Model, sequences: Sequence[Sequence[int]], *, batch_size: int = 16) -> np.ndarray:
-    """Perplexity of each token sequence on its own (no prompt), under ``model`` as it is: ``exp`` of
-    the mean NLL of every token after the first (the first has no prediction; a BOS the tokenizer
-    adds is that first token). Use it to score reference text, e.g. a corpus cut to a completion's
-    length; NaN for a sequence of fewer than two tokens."""
-    out = np.full(len(sequences), np.nan)
-    for start in range(0, len(sequences), batch_size):
-        chunk = [list(s) for s in sequences[start : start + batch_size]]
-        scored = [i for i, s in enumerate(chunk) if len(s) >= 2]
-        if scored:
-            nll = token_nll(model, [chunk[i] for i in scored], [1] * len(scored))
-            for i, values in zip(scored, nll, strict=True):
-                out[start + i] = math.exp(float(values.mean()))
-    return out
-
-
-@dataclass(frozen=True, eq=False)
-class ProbeReadout:
-    """A logistic probe on the unsteered model's residual stream that reads a concept from text.
-
-    Fit it on two labelled corpora (:meth:`fit`); :meth:`score` gives, per text, the probability of
-    the positive class, from the mean residual over the text's tokens at ``layer``.
-
-    ``train_accuracy`` is measured on the texts it was fitted on (optimistic: with more dimensions
-    than texts it is often 1.0). With ``folds``, ``heldout_accuracy`` is this probe's own
-    cross-validated accuracy: the same features, the same pipeline, refitted on each training fold
-    of a stratified k-fold split (shuffled with ``seed``) and scored on the held-out fold;
-    ``heldout_accuracy_std`` is the spread over folds. It is measured on the fitting corpora, not on
-    the texts the readout is later applied to.
-    """
-
-    layer: int
-    pipeline: Any
-    positive_label: str
-    negative_label: str
-    train_accuracy: float
-    heldout_accuracy: float = float("nan")
-    heldout_accuracy_std: float = float("nan")
-    folds: int = 0
-
-    @classmethod
-    def fit(
-        cls,
-        model: Model,
-        positive: Sequence[str],
-        negative: Sequence[str],
-        *,
-        layer: int,
-        labels: tuple[str, str] = ("positive", "negative"),
-        C: float = 1.0,
-        folds: int | None = None,
-        seed: int = 0,
-    ) -> ProbeReadout:
-        acts = collect_activations(model, list(positive) + list(negative), layers=[layer], position="mean")
-        pos, neg = acts.split(len(positive), len(negative))
-        return cls.from_activations(pos.values[:, 0], neg.values[:, 0], layer=layer, labels=labels, C=C,
-                                    folds=folds, seed=seed)
-
-    @classmethod
-    def from_activations(
-        cls,
-        positive: Float[Tensor, "n d_model"] | np.ndarray,
-        negative: Float[Tensor, "m d_model"] | np.ndarray,
-        *,
-        layer: int,
-        labels: tuple[str, str] = ("positive", "negative"),
-        C: float = 1.0,
-        folds: int | None = None,
-        seed: int = 0,
-    ) -> ProbeReadout:
-        """Fit on already collected mean-over-tokens activations at ``layer`` (what :meth:`score`
-        reads), e.g. those a study collected for its vectors. ``folds`` (>= 2) also measures the
-        probe's own held-out accuracy by stratified k-fold cross-validation, shuffled with ``seed``:
-        the folds :func:`interp_steer.probes.probe_layers` uses for the same labels and seed."""
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_score
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        x = np.concatenate([np.asarray(torch.as_tensor(v).double()) for v in (positive, negative)])
-        y = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
-        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-        heldout, spread = float("nan"), float("nan")
-        if folds is not None:
-            if folds < 2 or folds > min(len(positive), len(negative)):
-                raise ValueError(f"folds must be between 2 and the smaller class size "
-                                 f"({min(len(positive), len(negative))}), got {folds}")
-            splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-            per_fold = cross_val_score(pipeline, x, y, cv=splits, scoring="accuracy")
-            heldout, spread = float(per_fold.mean()), float(per_fold.std(ddof=1))
-        pipeline.fit(x, y)
-        return cls(layer, pipeline, labels[0], labels[1], float(pipeline.score(x, y)), heldout, spread,
-                   folds or 0)
-
-    def log_odds(self, model: Model, texts: Sequence[str], *, progress: bool | None = False) -> np.ndarray:
-        """The probe's decision function for each text: the log-odds of the positive class, an
-        unbounded score (NaN for empty texts). Averages and ratios of it do not saturate the way
-        probabilities do near 0 and 1, so dominance and other curve shapes are read on it.
-        ``progress``: a progress bar over the texts (``None``: for more than 64)."""
-        reject_bare_string(texts, "texts")
-        out = np.full(len(texts), np.nan)
-        keep = [i for i, t in enumerate(texts) if t.strip()]
-        if keep:
-            acts = collect_activations(model, [texts[i] for i in keep], layers=[self.layer], position="mean",
-                                       progress=progress)
-            out[keep] = self.pipeline.decision_function(acts.values[:, 0].double().numpy())
-        return out
-
-    decision = log_odds
-
-    def score(self, model: Model, texts: Sequence[str], *, progress: bool | None = False) -> np.ndarray:
-        """Probability of the positive class for each text (NaN for empty texts): the logistic of
-        :meth:`log_odds`."""
-        reject_bare_string(texts, "texts")
-        return _expit(self.log_odds(model, texts, progress=progress))
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    from scipy.special import expit
-
-    return expit(x)
-
-
 def text_scores(texts: Sequence[str]) -> dict[str, np.ndarray]:
     """The metrics that need no model, per text: repetition, distinct-1/2, VADER valence and the
     style features."""
@@ -353,18 +151,20 @@ def score_generations(
     return scores
 
 
+def _expit(x: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(x)
+
+
 __all__ = [
-    "ProbeReadout",
-    "reading_ease",
-    "syllables",
-    "completion_perplexity",
     "distinct_n",
+    "reading_ease",
     "repetition_rate",
     "score_generations",
-    "sequence_perplexity",
     "style_features",
+    "syllables",
     "text_scores",
-    "token_nll",
     "vader_valence",
     "words",
 ]

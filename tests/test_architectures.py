@@ -235,7 +235,7 @@ def test_perplexity_kept_from_generation_is_the_unsteered_models(model, hook_poi
     where nothing can be kept (resid_mid, whose hook is inside a block; GPT-2's bridge) the completions
     are scored whole, with the same numbers."""
     from interp_steer import _plain
-    from interp_steer.metrics import completion_perplexity
+    from interp_steer.likelihood import completion_perplexity
 
     gen = torch.Generator().manual_seed(1)
     steer_at = SteeringVector({layer: 6 * torch.randn(model.d_model, generator=gen) for layer in (1, 2)},

@@ -42,10 +42,10 @@ ACCEPTS_STRING = {
     ("interp_steer.directions.probe_direction", "negative"): "takes tensors",
     ("interp_steer.fields.fit.fit_scorer", "positive"): "takes Activations or tensors",
     ("interp_steer.fields.fit.fit_scorer", "negative"): "takes Activations or tensors",
-    ("interp_steer.probes.probe_layers", "positive"): "takes activations",
-    ("interp_steer.probes.probe_layers", "negative"): "takes activations",
-    ("interp_steer.probes.sample_size_curve", "positive"): "takes activations",
-    ("interp_steer.probes.sample_size_curve", "negative"): "takes activations",
+    ("interp_steer.probes.layers.probe_layers", "positive"): "takes activations",
+    ("interp_steer.probes.layers.probe_layers", "negative"): "takes activations",
+    ("interp_steer.probes.sample_size.sample_size_curve", "positive"): "takes activations",
+    ("interp_steer.probes.sample_size.sample_size_curve", "negative"): "takes activations",
     ("interp_steer.stats.backfire_rate", "baseline"): "takes numbers",
 }
 

@@ -10,18 +10,16 @@ import torch
 
 import interp_steer as ist
 from interp_steer.generation import Generation
+from interp_steer.likelihood import completion_perplexity, sequence_perplexity, token_nll
 from interp_steer.metrics import (
-    ProbeReadout,
-    completion_perplexity,
     distinct_n,
     repetition_rate,
     score_generations,
-    sequence_perplexity,
     style_features,
-    token_nll,
     vader_valence,
     words,
 )
+from interp_steer.probes import ProbeReadout
 
 VARIED = "The ferry left at dawn. Gulls circled the harbour while the captain checked the ropes."
 LOOPING = "the ferry left the ferry left the ferry left the ferry left the ferry left"

@@ -12,7 +12,8 @@ from scipy import stats
 
 import interp_steer as ist
 from interp_steer import probes
-from interp_steer.probes import locate, probe_layers, sample_size_curve
+from interp_steer.probes import compare_profiles, probe_layers, sample_size_curve
+from interp_steer.probes.layers import _band
 
 
 def planted(
@@ -181,7 +182,7 @@ def test_band_matches_a_paired_t_test(seed):
     fold_accuracy = np.clip(0.8 + 0.1 * rng.standard_normal((5, 8)), 0, 1)
     fold_accuracy[:, 0] = 0.95  # best
     fold_accuracy[:, 1] = fold_accuracy[:, 0]  # identical to the best in every fold
-    inside = probes._band(fold_accuracy, 0)
+    inside = _band(fold_accuracy, 0)
     assert inside[0] and inside[1]
     for layer in range(2, 8):
         p_value = stats.ttest_rel(fold_accuracy[:, 0], fold_accuracy[:, layer]).pvalue
@@ -189,31 +190,31 @@ def test_band_matches_a_paired_t_test(seed):
 
 
 # --------------------------------------------------------------------------------------------
-# locate
+# compare_profiles
 
 
-def test_locate_concepts_peaking_at_the_same_layer():
+def test_compare_profiles_concepts_peaking_at_the_same_layer():
     a = probe_layers(*planted({3: 6.0}, seed=1))
     b = probe_layers(*planted({3: 6.0}, seed=2))
-    where = locate({"a": a, "b": b})
+    where = compare_profiles({"a": a, "b": b})
     assert where.shared_layer == 3
     assert where.best_layers_indistinguishable is True
     assert where.layers == tuple(range(6))
 
 
-def test_locate_concepts_peaking_apart_share_the_layer_where_both_are_good():
+def test_compare_profiles_concepts_peaking_apart_share_the_layer_where_both_are_good():
     # a peaks at 1, b at 3; both are fairly readable at 2, where neither is at its best.
     a = probe_layers(*planted({1: 8.0, 2: 3.0}, seed=1))
     b = probe_layers(*planted({3: 8.0, 2: 3.0}, seed=2))
     assert (a.best_layer, b.best_layer) == (1, 3)
-    where = locate({"a": a, "b": b})
+    where = compare_profiles({"a": a, "b": b})
     assert where.shared_layer == 2
     assert where.best_layers_indistinguishable is False
 
 
-def test_locate_single_concept_and_schema(layer3):
+def test_compare_profiles_single_concept_and_schema(layer3):
     profile = layer3
-    where = locate({"joy": profile})
+    where = compare_profiles({"joy": profile})
     assert where.shared_layer is None and where.best_layers_indistinguishable is None
 
     data = json.loads(json.dumps(where.to_dict()))
@@ -224,20 +225,20 @@ def test_locate_single_concept_and_schema(layer3):
     assert isinstance(concept["best_layer"], int)
     assert data["shared_layer"] is None and data["best_layers_indistinguishable"] is None
 
-    two = locate({"a": profile, "b": profile}).to_dict()
+    two = compare_profiles({"a": profile, "b": profile}).to_dict()
     assert json.loads(json.dumps(two)) == two
     assert isinstance(two["shared_layer"], int)
     assert isinstance(two["best_layers_indistinguishable"], bool)
 
 
-def test_locate_rejects_empty_and_mismatched_layers():
+def test_compare_profiles_rejects_empty_and_mismatched_layers():
     with pytest.raises(ValueError, match="empty"):
-        locate({})
+        compare_profiles({})
     pos, neg = planted({1: 6.0}, n_layers=3)
     a = probe_layers(pos, neg)
     b = probe_layers(pos, neg, layers=[4, 5, 6])
     with pytest.raises(ValueError, match="different layers"):
-        locate({"a": a, "b": b})
+        compare_profiles({"a": a, "b": b})
 
 
 # --------------------------------------------------------------------------------------------

@@ -328,7 +328,7 @@ def old_band_codes(batch: dict, folds: int) -> np.ndarray:
     """The old rule: each best layer (accuracy, then log-likelihood) inside the other's band of layers
     not detectably worse than it (paired t over folds), inconclusive when a band spans over half the
     layers; folds as the DGP assigns them (example i in fold i mod folds)."""
-    from interp_steer.probes import _band, _pick
+    from interp_steer.probes.layers import _band, pick_layer
 
     out = []
     for r in range(batch["scores_a"].shape[0]):
@@ -339,7 +339,7 @@ def old_band_codes(batch: dict, folds: int) -> np.ndarray:
             signed = np.where((labels == 1)[:, None], scores, -scores)
             accuracy = np.stack([(signed[fold == f] > 0).mean(0) for f in range(folds)])
             loglik = np.stack([-np.logaddexp(0, -signed[fold == f]).mean(0) for f in range(folds)])
-            best.append(_pick(accuracy.mean(0), loglik.mean(0)))
+            best.append(pick_layer(accuracy.mean(0), loglik.mean(0)))
             band.append(np.flatnonzero(_band(accuracy, best[-1])))
         wide = max(len(band[0]), len(band[1])) > scores.shape[-1] / 2
         out.append(0 if wide else 1 if best[0] in band[1] and best[1] in band[0] else -1)
@@ -407,7 +407,7 @@ def test_the_tolerance_scales_with_depth():
 def test_the_probes_keep_each_examples_held_out_score():
     """Oracle: the per-fold accuracies recomputed from the kept per-example scores are the profile's
     own, and the profile's JSON is unchanged (the scores stay in memory)."""
-    from interp_steer.probes import LayerProfile, _splits, probe_layers
+    from interp_steer.probes import LayerProfile, fold_splits, probe_layers
 
     rng = np.random.default_rng(0)
     pos = rng.normal(size=(24, 4, 8)) + np.array([0.2, 0.6, 1.2, 0.8])[None, :, None]
@@ -417,7 +417,7 @@ def test_the_probes_keep_each_examples_held_out_score():
     labels = profile.heldout_labels
     assert labels.tolist() == [1] * 24 + [0] * 21
     correct = (profile.heldout_scores > 0) == (labels == 1)[:, None]
-    per_fold = np.stack([correct[test].mean(0) for _, test in _splits(labels, 3, 4)])
+    per_fold = np.stack([correct[test].mean(0) for _, test in fold_splits(labels, 3, 4)])
     np.testing.assert_allclose(per_fold.mean(0), profile.accuracy, rtol=0, atol=1e-12)
     data = profile.to_dict()
     assert "heldout_scores" not in data

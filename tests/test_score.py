@@ -243,7 +243,7 @@ def test_a_files_generations_are_rebuilt_as_generate_made_them(family):
     """``score`` rebuilds each line's prompt with the scorer's chat template, as ``generate`` formats
     it (a template that writes a BOS, as Llama 3's and Gemma's do, included), and keeps the line's
     own token ids: the rebuilt generations are the originals, so their perplexities are too."""
-    from interp_steer.metrics import completion_perplexity
+    from interp_steer.likelihood import completion_perplexity
     from interp_steer.studies.collision.imported import _generations
 
     model = ist.load_model(f"tiny-random:{family}")

@@ -45,8 +45,10 @@ def _parse_concept(spec: str) -> tuple[str, list[str], list[str]]:
 
 
 def _locate(args: argparse.Namespace) -> int:
+    from interp_steer.execution import Execution
     from interp_steer.plotting import save_figure
-    from interp_steer.probes import localise, plot_localisation
+    from interp_steer.probes import plot_localisation
+    from interp_steer.studies.localisation import localise
 
     parsed = [_parse_concept(spec) for spec in args.concept]
     names = [name for name, _, _ in parsed]
@@ -57,9 +59,10 @@ def _locate(args: argparse.Namespace) -> int:
     for name, (pos, neg) in concepts.items():
         print(f"{name}: {len(pos)} positive / {len(neg)} negative texts", flush=True)
     out = Path(args.out)
+    # No log: locate prints only its own lines (a store made for other inputs is replaced quietly).
+    execution = Execution(progress=True, store=out / "units", backend=backend_from_args(args), fresh=bool(args.fresh))
     result = localise(model, concepts, layers=args.layers, position=args.position, folds=args.folds,
-                      seed=args.seed, batch_size=args.batch_size, progress=True, units=out / "units",
-                      backend=backend_from_args(args), fresh=args.fresh)
+                      seed=args.seed, batch_size=args.batch_size, execution=execution)
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": model.name, "n_layers": model.n_layers, "position": args.position,
               "folds": args.folds, "seed": args.seed, **result.to_dict()}

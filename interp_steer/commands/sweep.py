@@ -49,7 +49,7 @@ def _sweep(args: argparse.Namespace) -> int:
     readout = None
     if args.readout:
         from interp_steer.data import load_corpus
-        from interp_steer.metrics import ProbeReadout
+        from interp_steer.probes import ProbeReadout
 
         positive, sep, negative = args.readout.rpartition(":")
         if not sep or not positive:

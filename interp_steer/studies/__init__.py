@@ -22,8 +22,9 @@ Every study is a sub-package of the same shape:
 - ``cli.py`` — ``add_parser(subparsers)``: the study's ``interp-steer`` subcommand and its handler.
 
 Pieces shared by studies live here: :mod:`.personas` (corpora, persona vectors, steering layer),
-:mod:`.mixing` (mixing, decomposition, dominance) and :mod:`._common` (data loading, JSON,
-schema, timings, report formatting).
+:mod:`.mixing` (mixing, decomposition, dominance), :mod:`.localisation` (where concepts live, as
+resumable work units: :func:`localise`) and :mod:`._common` (data loading, JSON, schema, timings,
+report formatting).
 The core never imports this package.
 """
 
@@ -36,6 +37,7 @@ _EXPORTS = {
     **names_from("interp_steer.studies.patching", "PatchingConfig", "PatchingResult", "dominance_patching"),
     **names_from("interp_steer.studies.robustness", "RobustnessConfig", "RobustnessResult", "robustness"),
     **names_from("interp_steer.studies.svf", "SvfConfig", "SvfResult", "svf"),
+    **names_from("interp_steer.studies.localisation", "localise"),
 }
 export_lazily(globals(), _EXPORTS)  # imported on first use: the command line's parser needs none of it
 
@@ -51,6 +53,7 @@ __all__ = [
     "collide",
     "collision_schema",
     "dominance_patching",
+    "localise",
     "patching_schema",
     "robustness",
     "robustness_schema",

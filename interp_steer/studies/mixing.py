@@ -150,7 +150,7 @@ def to_dominance_scale(values: Numbers, scale: str) -> np.ndarray:
     - ``"identity"``: unbounded scores as they are (e.g. a probe's log-odds, a logit difference);
     - ``"logit"``: probabilities in [0, 1] (e.g. a probe's P(A)), ``log(p / (1 − p))`` after clipping
       to :data:`PROBABILITY_CLIP`. For a probe, prefer its decision function
-      (:meth:`~interp_steer.metrics.ProbeReadout.log_odds`), which needs no clipping;
+      (:meth:`~interp_steer.probes.ProbeReadout.log_odds`), which needs no clipping;
     - ``"vader_raw"``: VADER compounds in [−1, 1] mapped back to VADER's raw valence sum, the exact
       inverse of its normalisation ``c = s / √(s² + 15)``: ``s = √15 · c / √(1 − c²)``, after clipping
       to ±:data:`VADER_CLIP` (VADER rounds ``c`` to 4 decimals; below |c| = 0.99 the rounding moves

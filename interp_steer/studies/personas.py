@@ -26,7 +26,7 @@ from interp_steer.data import (
 )
 from interp_steer.directions import SteeringVector, from_activations
 from interp_steer.models import Model
-from interp_steer.probes import Localisation, locate, probe_layers
+from interp_steer.probes import Localisation, compare_profiles, probe_layers
 from interp_steer.studies.mixing import common_scale
 
 Texts = Sequence[str] | str | Path | None
@@ -141,7 +141,7 @@ def build_personas(
         "B vs baseline": probe_layers(act_b, act_base, folds=folds, seed=seed, concept="B vs baseline"),
         "A vs B": probe_layers(act_a, act_b, folds=folds, seed=seed, concept="A vs B"),
     }
-    localisation = locate(profiles)
+    localisation = compare_profiles(profiles)
     chosen = localisation.shared_layer if layer == "auto" else model.resolve_layers([layer])[0]
     if on_stage:
         on_stage("localisation")

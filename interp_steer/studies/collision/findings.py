@@ -145,14 +145,14 @@ def _fold_ids(profile: Any) -> np.ndarray | None:
     """The cross-validation fold that held out each of a profile's examples (the rows of its
     ``heldout_scores``), rebuilt from its labels, fold count and seed as ``probe_layers`` split them;
     None for a profile that does not say how it was split."""
-    from interp_steer.probes import _splits
+    from interp_steer.probes import fold_splits
 
     folds, seed = getattr(profile, "folds", None), getattr(profile, "seed", None)
     if not isinstance(folds, int) or not isinstance(seed, int):
         return None
     labels = np.asarray(profile.heldout_labels, dtype=int)
     ids = np.full(labels.size, -1)
-    for fold, (_, test) in enumerate(_splits(labels, folds, seed)):
+    for fold, (_, test) in enumerate(fold_splits(labels, folds, seed)):
         ids[test] = fold
     return ids
 
