@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from interp_steer.paths import cache_dir
+
 # ----------------------------------------------------------------------------- chat templates
 # Written for these tiny models in each family's layout. Jinja's filters bind tighter than ``+``,
 # so ``a + b | trim`` trims ``b`` only, as the families' own templates do.
@@ -298,8 +300,6 @@ def tokenizer_for(fam: TinyFamily) -> Any:
     """
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    from interp_steer.models import cache_dir
 
     spec = _trained_bpe(fam.special_tokens if fam.specials_first else ())
     settings = repr((spec, fam.special_tokens, fam.bos, fam.eos, fam.pad, fam.adds_bos, fam.chat_template))

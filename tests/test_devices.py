@@ -23,7 +23,8 @@ from interp_steer.data import ABQuestion
 from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.evaluation import ab_eval
 from interp_steer.fields import fit_scorer
-from interp_steer.models import _wrap, device_plan, gpu_budgets, load_hf, spread
+from interp_steer.models import device_plan, gpu_budgets, load_hf, spread
+from interp_steer.models.loading import _wrap
 from interp_steer.patching import Patch, PatchMetrics, attribution_patch, exact_patch, prepare
 from interp_steer.steering import RowDeltas, RowMix, Steering, steer
 from interp_steer.studies.robustness.readout import SteeredReadout, template_ids

@@ -8,6 +8,7 @@ import torch
 
 import interp_steer as ist
 from interp_steer import models
+from interp_steer.models import gguf
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +85,7 @@ def test_second_load_uses_the_converted_cache(monkeypatch):
     def no_conversion(*args, **kwargs):
         raise AssertionError("the GGUF was converted again instead of read from the cache")
 
-    monkeypatch.setattr(models, "_convert_gguf", no_conversion)
+    monkeypatch.setattr(gguf, "convert_gguf", no_conversion)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = ist.load_model()
     assert model.n_layers == 30

