@@ -23,7 +23,7 @@ from interp_steer.data import ABQuestion, reject_bare_string
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
 from interp_steer.generation import format_prompts
-from interp_steer.metrics import token_nll
+from interp_steer.likelihood import token_nll
 from interp_steer.models import Model
 from interp_steer.stats import GEOMETRIC_METRICS, summarise
 from interp_steer.steering import RowDeltas, RowMix, Steerer, steer
@@ -74,8 +74,11 @@ def _summarise(measure: str, layers: list[int], coefficients: list[float], value
     )
 
 
-def _letter_ids(model: Model, text: str, letters: Sequence[str]) -> list[int]:
-    """Token id of each answer letter right after ``text`` (which ends with ``(``)."""
+def answer_letter_ids(model: Model, text: str, letters: Sequence[str]) -> list[int]:
+    """The token id of each answer letter (``"A"``, ``"B"``, ...) as the one next token after
+    ``text``, a formatted A/B question ending with ``(``: the ids whose probabilities an A/B readout
+    compares. Raises when the tokenizer merges ``(`` with a letter or splits a letter, so that the
+    answer is not one next token."""
     base = model.encode([text])[0]
     ids = []
     for letter in letters:
@@ -122,7 +125,7 @@ def ab_probabilities(model: Model, questions: Sequence[ABQuestion], mix: RowMix 
     reject_bare_string(questions, "questions")
     texts, prompt_lengths = format_prompts(model, [q.question for q in questions], chat=None, system=None)
     texts = [t + "(" for t in texts]
-    letters = [_letter_ids(model, t, [q.matching_letter, q.not_matching_letter]) for t, q in zip(texts, questions, strict=True)]
+    letters = [answer_letter_ids(model, t, [q.matching_letter, q.not_matching_letter]) for t, q in zip(texts, questions, strict=True)]
     token_ids = model.encode(texts)
     values = np.zeros((len(questions), n_cells))
     per_batch = max(1, batch_size // n_cells)
@@ -164,7 +167,7 @@ def ab_eval(
     coefficients, chosen = _cells(model, vector, coefficients, layers)
     texts, prompt_lengths = format_prompts(model, [q.question for q in questions], chat=None, system=None)
     texts = [t + "(" for t in texts]
-    letters = [_letter_ids(model, t, [q.matching_letter, q.not_matching_letter]) for t, q in zip(texts, questions, strict=True)]
+    letters = [answer_letter_ids(model, t, [q.matching_letter, q.not_matching_letter]) for t, q in zip(texts, questions, strict=True)]
     token_ids = model.encode(texts)
     values = np.zeros((len(chosen), len(coefficients), len(questions)))
     n_coef = len(coefficients)
@@ -425,5 +428,6 @@ def anti_steerable_fraction(result: SweepResult, *, floor: float | int = 0.0, le
     return out
 
 
-__all__ = ["GenerationSweep", "SweepResult", "ab_eval", "ab_probabilities", "anti_steerable_fraction", "generation_sweep",
+__all__ = ["GenerationSweep", "SweepResult", "ab_eval", "ab_probabilities", "answer_letter_ids", "anti_steerable_fraction",
+           "generation_sweep",
            "perplexity_under_steering"]

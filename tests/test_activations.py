@@ -497,3 +497,30 @@ def test_residual_shifts_refuse_per_row_steering_of_another_size(tiny):
     sequences, ends, steerings = _shift_inputs(tiny)
     with pytest.raises(ValueError, match="4 rows but there are 3 sequences"):
         residual_shifts(tiny, sequences[:3], steerings, [2], prompt_ends=ends[:3])
+
+
+def test_sequence_residuals_are_the_bridge_cache_from_each_start(tiny):
+    """Oracle: the bridge's own cache of each token sequence alone, rows from its start on, stacked
+    in order; batch size and layer order do not change them."""
+    from interp_steer.activations import sequence_residuals
+
+    sequences = [tiny.encode([t])[0] for t in ("The cat sat on the mat today.", "A dog.", "Rain fell all night long")]
+    starts = [2, 1, 0]
+    layers = [3, 1]
+    found = sequence_residuals(tiny, sequences, starts, layers, batch_size=2)
+    names = [tiny.hook_name(layer) for layer in layers]
+    for layer, name in zip(layers, names, strict=True):
+        expected = []
+        for ids, start in zip(sequences, starts, strict=True):
+            with torch.inference_mode():
+                _, cache = tiny.bridge.run_with_cache(torch.tensor([ids]), names_filter=[name])
+            expected.append(cache[name][0, start:].float())
+        assert found[layer].dtype == torch.float32
+        assert found[layer].shape == (sum(len(s) - b for s, b in zip(sequences, starts, strict=True)), tiny.d_model)
+        torch.testing.assert_close(found[layer], torch.cat(expected), rtol=1e-5, atol=1e-5)
+    one_by_one = sequence_residuals(tiny, sequences, starts, [1], batch_size=1)
+    torch.testing.assert_close(one_by_one[1], found[1], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="one per sequence"):
+        sequence_residuals(tiny, sequences, starts[:2], layers)
+    with pytest.raises(ValueError, match="out of range"):
+        sequence_residuals(tiny, sequences, starts, [99])

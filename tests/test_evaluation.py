@@ -10,7 +10,7 @@ import interp_steer as ist
 from interp_steer.data import ABQuestion
 from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.evaluation import ab_eval, perplexity_under_steering
-from interp_steer.metrics import token_nll
+from interp_steer.likelihood import token_nll
 from interp_steer.stats import backfire_rate, bootstrap_mean, paired_difference
 from interp_steer.steering import steer
 
@@ -194,3 +194,18 @@ def test_generation_sweep_estimates_its_noise_floor_from_unsteered_seeds(tiny, v
     settings = sweep.to_dict()["backfire"]
     assert settings["floor_source"].startswith("seeds") and settings["floor"] >= 0.0
     assert sweep.backfire["1,4"]["floor"] == settings["floor"]
+
+
+def test_answer_letter_ids_are_the_letters_one_next_token(tiny):
+    """Oracle: the tokenizer's own vocabulary: each id decodes to its letter, and the text followed
+    by the letter encodes as the text's ids plus that id. A 'letter' that is several tokens raises."""
+    from interp_steer.evaluation import answer_letter_ids
+
+    text = "Is the sky blue?\n\nChoices:\n(A) yes\n(B) no\n\nAnswer: ("
+    ids = answer_letter_ids(tiny, text, ["A", "B"])
+    assert [tiny.tokenizer.decode([i]) for i in ids] == ["A", "B"] and ids[0] != ids[1]
+    base = tiny.encode([text])[0]
+    for letter, token in zip("AB", ids, strict=True):
+        assert tiny.encode([text + letter])[0] == [*base, token]
+    with pytest.raises(ValueError, match="not one next token"):
+        answer_letter_ids(tiny, text, ["xyzzyplughqwerty"])

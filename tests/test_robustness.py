@@ -23,8 +23,8 @@ from interp_steer.studies.robustness import (
     schema,
 )
 from interp_steer.studies.robustness.claims import _perplexity
+from interp_steer.studies.robustness.perplexity import _crossing
 from interp_steer.studies.robustness.readout import content_ids, indicative_tokens, template_ids
-from interp_steer.studies.robustness.study import _crossing
 
 # The verdict rules and their simulated error rates: tests/test_rules_robustness.py.
 

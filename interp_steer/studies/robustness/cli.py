@@ -75,8 +75,9 @@ def _ints(text: str | None, flag: str) -> tuple[int, ...] | None:
 
 
 def _robustness(args: argparse.Namespace) -> int:
+    from interp_steer.commands.resume import already_finished, mark_finished
+    from interp_steer.execution import Execution
     from interp_steer.models import load_model
-    from interp_steer.studies._common import already_finished, mark_finished
     from interp_steer.studies.robustness.config import RobustnessConfig
     from interp_steer.studies.robustness.study import robustness, units_key
 
@@ -108,11 +109,10 @@ def _robustness(args: argparse.Namespace) -> int:
     key = units_key(specs, config, device=args.device, **data)
     if already_finished(args, out, key):
         return 0
-    backend = backend_from_args(args)
+    execution = Execution(progress=True, log=lambda line: print(line, flush=True), store=out / "units",
+                          backend=backend_from_args(args), fresh=args.fresh)
     models = [load_model(specs[0], device=args.device, n_devices=args.n_devices)] if len(specs) == 1 else specs
-    result = robustness(models, config=config, device=args.device, n_devices=args.n_devices, **data, progress=True,
-                        log=lambda line: print(line, flush=True), units=out / "units", backend=backend,
-                        fresh=args.fresh)
+    result = robustness(models, config, device=args.device, n_devices=args.n_devices, **data, execution=execution)
     written = result.save(out)
     mark_finished(out, key, written)
     print()
