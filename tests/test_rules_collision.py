@@ -30,15 +30,13 @@ from interp_steer.studies.rules.collision import (
     SCORER_SCALES,
     SHARED_LAYER,
     SHARED_WIDTHS,
-    _coherence_core,
-    _count_world,
-    _dominance_batch,
-    _on_scale,
-    _scale_core,
-    _shared_codes,
-    _valence_world,
     separability_curve,
 )
+from interp_steer.studies.rules.collision.coherence import _coherence_core
+from interp_steer.studies.rules.collision.dominance import _dominance_batch, _scale_core
+from interp_steer.studies.rules.collision.dominance_worlds import _count_world, _valence_world
+from interp_steer.studies.rules.collision.scales import on_scale
+from interp_steer.studies.rules.collision.shared_layer import _shared_codes
 
 RULES = (DOMINANCE, COHERENCE, SHARED_LAYER)
 RUNS = {DOMINANCE.id: 800, COHERENCE.id: 2000, SHARED_LAYER.id: 150}
@@ -163,7 +161,7 @@ def test_saturating_nulls_fooled_the_fixed_scales_and_not_the_rank_check():
 def test_a_capped_scorer_fooled_ties_counted_half_and_not_ties_left_out():
     """A raw sum capped at +4 (ends 0→+6) piles ties up at A's end; counted half they made the rank
     check lean to A and the rule read 'reproduced' (measured 55 % quick); left out, within the design."""
-    import interp_steer.studies.rules.collision as rules_collision
+    import interp_steer.studies.rules.collision.dominance as rules_collision
 
     runs = 400
     name = "null: raw sum capped at +4 (a plateau of ties), ends 0→+6"
@@ -465,7 +463,7 @@ def head_dominance_codes(batch: dict) -> np.ndarray:
     s = s[..., None] if s.ndim == 3 else s
     codes = []
     for name in SCORER_SCALES[batch["scale"]]:
-        out = _scale_core(alphas, _on_scale(s, name), PAPER_AREA)
+        out = _scale_core(alphas, on_scale(s, name), PAPER_AREA)
         reproduced = out["separated"] & (out["area_low"] > 0) & out["most_of_range"]
         b_dominates = out["separated"] & (out["area_high"] < 0)
         not_reproduced = ~reproduced & (b_dominates | out["smaller_than_paper"] | out["confined_to_minority"])
@@ -547,7 +545,8 @@ def test_large_training_noise_fooled_the_fixed_spread_and_not_the_estimated_one(
 def test_the_fold_spread_grows_with_the_number_of_examples():
     """The estimated spread is about 1 without training noise, about the measured 1.2-1.4 with the
     default world's, and grows with the number of examples when the training noise is fixed."""
-    from interp_steer.studies.rules.collision import _probe_world, fold_inflation
+    from interp_steer.studies.rules.collision import fold_inflation
+    from interp_steer.studies.rules.collision.shared_layer_worlds import _probe_world
 
     rng = np.random.default_rng(2)
     curve = separability_curve(18, plateau=2.5, bump=1.5, width=1.5)

@@ -31,10 +31,10 @@ from interp_steer.studies.rules.robustness import (
     OOD,
     PERPLEXITY,
     SAMPLE_SIZE,
-    _sample_size_world,
     ood_ratio,
     smallest_significant_count,
 )
+from interp_steer.studies.rules.robustness.sample_size import _sample_size_world
 
 CHEAP = {"robustness.ood": 2000, "robustness.adversarial": 4000, "robustness.perplexity": 2000,
          "robustness.model_size": 2000}
@@ -395,7 +395,7 @@ def test_a_standardised_scale_on_few_informative_items_is_inconclusive(monkeypat
     15 items; its influence-function variance is badly estimated (red team: false "reproduced" 9.6 %
     at 80 % zeros). Without the guard (monkeypatched to 0) the same runs err above the design; with
     it, within. A zero scale says so."""
-    from interp_steer.studies.rules import robustness as rules
+    from interp_steer.studies.rules.robustness import ood as rules
 
     runs = 3000
     batch = OOD.dgps["null: ratio exactly 0.75, standardised, VADER 80 % zeros"].draw(

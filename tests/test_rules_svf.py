@@ -327,7 +327,7 @@ def test_the_rules_refuse_infinite_values_and_wrong_shapes_by_name(rule, inputs,
 
 
 def test_a_setting_must_be_one_number():
-    from interp_steer.studies.rules.svf import _check_setting
+    from interp_steer.studies.rules.svf.common import check_setting
 
     with pytest.raises(ValueError, match="margin must be one number"):
-        _check_setting(np.array([0.25, 0.5]), "margin", 0.0, np.inf)
+        check_setting(np.array([0.25, 0.5]), "margin", 0.0, np.inf)

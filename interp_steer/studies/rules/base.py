@@ -220,6 +220,18 @@ def noise(rng: np.random.Generator, kind: str, size: Any) -> np.ndarray:
     raise ValueError(f"unknown noise {kind!r}: 'normal' or 't3'")
 
 
+def json_number(value: Any) -> float | None:
+    """``value`` as a JSON number for a decision's numbers: ``None`` for NaN and ±inf, which JSON
+    lacks (``json.dumps(..., allow_nan=False)`` would refuse them)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def verdict_of(code: Any) -> str:
+    """The verdict a code stands for (1, −1 or 0, any integer type: :data:`VERDICTS`)."""
+    return VERDICTS[int(code)]
+
+
 def vader_compound(raw: np.ndarray) -> np.ndarray:
     """VADER's compound from its raw valence sum ``s``: ``s / √(s² + 15)``, rounded to 4 decimals as
     vaderSentiment does (``SentimentIntensityAnalyzer.polarity_scores``)."""
@@ -244,5 +256,5 @@ def register(rule: Rule) -> Rule:
     return rule
 
 
-__all__ = ["CODES", "DESIGN_RATE", "DGP", "REGISTRY", "VERDICTS", "Decision", "Rule", "noise", "one_run", "register",
-           "tolerance", "vader_compound"]
+__all__ = ["CODES", "DESIGN_RATE", "DGP", "REGISTRY", "VERDICTS", "Decision", "Rule", "json_number", "noise", "one_run",
+           "register", "tolerance", "vader_compound", "verdict_of"]
