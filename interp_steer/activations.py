@@ -52,7 +52,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,10 +65,11 @@ from interp_steer import _plain
 from interp_steer._activations_file import ActivationsFileError, RowFile, read_header
 from interp_steer._device import on_device_of
 from interp_steer._plain import forward_module, plain_view
+from interp_steer._types import HookPoint, PaddingSide, ReadPosition
 from interp_steer.data import reject_bare_string
 from interp_steer.models import Model
 
-Position = Literal["last", "mean", "mean_with_first", "all"] | int
+Position = ReadPosition  # the name this module has always exported
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,11 +175,11 @@ def collect_activations(
     texts: Sequence[str],
     *,
     layers: int | Sequence[int] | str | None = None,
-    position: str | int = "last",
-    hook_point: str = "resid_post",
+    position: ReadPosition = "last",
+    hook_point: HookPoint = "resid_post",
     batch_size: int = 16,
     pad_free: bool = True,
-    padding_side: str = "right",
+    padding_side: PaddingSide = "right",
     progress: bool | None = None,
     out: str | Path | None = None,
 ) -> Activations:
@@ -213,15 +214,15 @@ def collect_activations(
 def collect_positions(
     model: Model,
     texts: Sequence[str],
-    positions: Sequence[str | int],
+    positions: Sequence[ReadPosition],
     *,
     layers: int | Sequence[int] | str | None = None,
-    hook_point: str = "resid_post",
+    hook_point: HookPoint = "resid_post",
     batch_size: int = 16,
     pad_free: bool = True,
-    padding_side: str = "right",
+    padding_side: PaddingSide = "right",
     progress: bool | None = None,
-) -> dict[str | int, Activations]:
+) -> dict[ReadPosition, Activations]:
     """:func:`collect_activations` at several read positions from the same forward passes:
     ``{position: Activations}``, each exactly what ``collect_activations(..., position=position)``
     returns (e.g. ``["last", "mean"]`` for a last-token probe and a mean-pooled readout at the cost of
@@ -260,7 +261,7 @@ def residual_shifts(
     layers: Sequence[int],
     *,
     prompt_ends: Sequence[int] | None = None,
-    hook_point: str = "resid_post",
+    hook_point: HookPoint = "resid_post",
     batch_size: int = 16,
 ) -> list[list[Tensor]]:
     """What each steering does to the residual stream of some token sequences: per steering, per
@@ -319,7 +320,7 @@ def residual_shifts(
 
 @torch.inference_mode()
 def sequence_residuals(model: Model, sequences: Sequence[Sequence[int]], starts: Sequence[int], layers: Sequence[int],
-                       *, hook_point: str = "resid_post", batch_size: int = 16) -> dict[int, Float[Tensor, "rows d_model"]]:
+                       *, hook_point: HookPoint = "resid_post", batch_size: int = 16) -> dict[int, Float[Tensor, "rows d_model"]]:
     """The unsteered residuals at ``layers`` of token-id ``sequences`` from token ``starts[i]`` of
     sequence ``i`` to its end, stacked over sequences in order: ``{layer: [rows, d_model]}`` (float32).
     Batches are right-padded and the forward stops at the deepest layer; ``starts`` is where a
@@ -347,7 +348,7 @@ def _token_residuals(model: Model, ids: Tensor, mask: Tensor, hook_names: list[s
     return torch.stack([found[name] for name in hook_names], dim=1).double()
 
 
-def _plan(model: Model, texts: Sequence[str], positions: list[str | int], layers: Any, hook_point: str,
+def _plan(model: Model, texts: Sequence[str], positions: list[ReadPosition], layers: Any, hook_point: HookPoint,
           batch_size: int, pad_free: bool) -> tuple[list[str], list[list[int]], tuple[int, ...], list[str], str, list[list[int]]]:
     """Checked inputs of a collection: texts, their token ids, layers, hook names, the deepest hook
     (where the forward stops) and the batches."""

@@ -43,13 +43,14 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp_steer._tensor_files import read_safetensors, write_safetensors
+from interp_steer._types import HookPoint, Method, ReadPosition
 from interp_steer.activations import Activations, collect_activations
 from interp_steer.data import ABQuestion, ContrastPair, dataset_hash, reject_bare_string
 from interp_steer.models import RESID_POINTS, Model
 
 FORMAT = "interp_steer.steering_vector"
 FORMAT_VERSION = 1
-METHODS = ("mean_diff", "pca", "probe")
+METHODS: tuple[Method, ...] = ("mean_diff", "pca", "probe")
 _HOOK_KEY = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|resid_mid|resid_post)$")
 
 
@@ -458,7 +459,7 @@ def from_activations(
     positive: Activations,
     negative: Activations,
     *,
-    method: str = "mean_diff",
+    method: Method = "mean_diff",
     metadata: Mapping[str, Any] | None = None,
 ) -> SteeringVector:
     """Aggregate collected activations (same layers, hook point and position) into a vector."""
@@ -495,9 +496,9 @@ def build_vector(
     negative: Sequence[str] | None = None,
     *,
     layers: int | Sequence[int] | str | None = None,
-    method: str = "mean_diff",
-    position: str | int = "last",
-    hook_point: str = "resid_post",
+    method: Method = "mean_diff",
+    position: ReadPosition = "last",
+    hook_point: HookPoint = "resid_post",
     chat: bool = False,
     batch_size: int = 16,
     progress: bool | None = None,
@@ -548,7 +549,7 @@ def contrast_texts(
     return pos_texts, neg_texts, digest, negative is None
 
 
-def position_label(position: str | int, chat: bool) -> str:
+def position_label(position: ReadPosition, chat: bool) -> str:
     """How a read position is recorded in metadata (``"last (chat)"`` for chat-wrapped texts)."""
     return str(position) + (" (chat)" if chat else "")
 

@@ -48,6 +48,7 @@ from torch import Tensor
 
 from interp_steer._constants import PATCH_COMPONENTS
 from interp_steer._device import on_device_of
+from interp_steer._types import PatchMetric, PositionRule
 from interp_steer.data import reject_bare_string
 from interp_steer.directions import SteeringVector
 from interp_steer.models import Model
@@ -55,7 +56,7 @@ from interp_steer.stats import fieller
 from interp_steer.steering import steer
 
 COMPONENTS = PATCH_COMPONENTS
-METRICS = ("logit_diff", "logprob", "probe")
+METRICS: tuple[PatchMetric, ...] = ("logit_diff", "logprob", "probe")
 _HOOKS = {"resid": "hook_resid_pre", "attn": "hook_attn_out", "mlp": "hook_mlp_out", "heads": "attn.hook_z"}
 
 
@@ -262,7 +263,7 @@ class RunPair:
 
 def prepare(model: Model, prompt: str, source: tuple[SteeringVector | None, float],
             target: tuple[SteeringVector | None, float], metrics: PatchMetrics, components: Sequence[str] = COMPONENTS,
-            *, chat: bool | None = None, positions: str = "after_prompt") -> RunPair:
+            *, chat: bool | None = None, positions: PositionRule = "after_prompt") -> RunPair:
     """Run the prompt under the source and the target steering; cache what patches will need.
 
     ``positions``: steer ``"after_prompt"`` (from the user prompt's last token on, CAA's rule; with
@@ -312,7 +313,7 @@ def exact_patch(model: Model, pair: RunPair, target: tuple[SteeringVector | None
 
 
 def attribution_patch(model: Model, pair: RunPair, target: tuple[SteeringVector | None, float], metrics: PatchMetrics,
-                      components: Sequence[str] = COMPONENTS, *, metric: str = "logit_diff") -> dict[str, np.ndarray]:
+                      components: Sequence[str] = COMPONENTS, *, metric: PatchMetric = "logit_diff") -> dict[str, np.ndarray]:
     """Linear estimates of every patch's change of ``metric`` from one forward and one backward pass
     of the target run: ``resid`` ``[layers, positions]``, ``attn``/``mlp`` ``[layers]`` (all
     positions), ``heads`` ``[layers, heads]``."""

@@ -8,15 +8,14 @@ listed in :mod:`interp_steer.steering`; here they are checked when a steering is
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from interp_steer._device import on_device_of
+from interp_steer._types import Positions
 
 
-def check_positions(positions: Any) -> None:
+def check_positions(positions: object) -> None:
     """Refuse, when the steering is specified, a position rule that has no meaning in row coordinates."""
     if isinstance(positions, str):
         if positions not in ("all", "after_prompt"):
@@ -51,7 +50,7 @@ def check_positions(positions: Any) -> None:
     raise TypeError(f"positions={positions!r}: expected 'all', 'after_prompt', an int, a slice or a boolean mask")
 
 
-def position_mask(positions: Any, offset: int | Tensor, starts: Tensor | None, prompt_end: Tensor | None,
+def position_mask(positions: Positions, offset: int | Tensor, starts: Tensor | None, prompt_end: Tensor | None,
                   batch: int, seq: int, device: torch.device) -> Tensor | None:
     """Which of this call's positions to steer, ``[batch, seq]`` bool, or None for all of them.
 

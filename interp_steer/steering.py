@@ -64,19 +64,20 @@ import contextlib
 import inspect
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from interp_steer._device import on_device_of
+from interp_steer._types import Operator, Positions
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
 from interp_steer.models import Model
 from interp_steer.positions import check_positions, position_mask
 
-OPERATORS = ("add", "ablate", "add_norm_preserving")
+OPERATORS: tuple[Operator, ...] = ("add", "ablate", "add_norm_preserving")
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,6 +216,12 @@ class RowMix:
         return cls(tuple(terms), coefficients)
 
 
+Steerable = Steerer | RowDeltas | RowMix | Sequence[tuple[Steerer, float]]
+"""What :func:`steer` (and :class:`Steering`) can add: a vector or a field (times the coefficient), a
+list of ``(vector or field, coefficient)`` terms (summed), or the per-row forms :class:`RowDeltas`
+and :class:`RowMix`. A bare tensor is not one: a vector carries its layers, hook point and model."""
+
+
 def _check_terms(terms: Sequence[Steerer]) -> None:
     """Every term of a sum acts at one hook point, on one model, with one width."""
     first = terms[0]
@@ -238,11 +245,11 @@ class Steering:
     steps for :class:`~interp_steer.fields.SteeringField` terms.
     """
 
-    vector: Any
+    vector: Steerable
     coefficient: float = 1.0
     layers: int | Sequence[int] | None = None
-    positions: Any = "all"
-    operator: str = "add"
+    positions: Positions = "all"
+    operator: Operator = "add"
     steps: int = 1
 
     def __post_init__(self) -> None:
@@ -258,7 +265,7 @@ class Steering:
             return self.positions.shape[0]
         return None
 
-    def applied(self, model: Model, prompt_end: Tensor | Sequence[int] | None = None):
+    def applied(self, model: Model, prompt_end: Tensor | Sequence[int] | None = None) -> AbstractContextManager[None]:
         """This specification as a :func:`steer` context on ``model`` (``prompt_end``: each row's
         prompt length, for ``positions="after_prompt"``)."""
         return steer(model, self.vector, self.coefficient, layers=self.layers, positions=self.positions,
@@ -290,7 +297,7 @@ class Steering:
         return replace(self, vector=vector, positions=positions)
 
 
-def _check_steps(steps: Any) -> None:
+def _check_steps(steps: object) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r}: the number of gradient steps of a field must be an int >= 1")
 
@@ -331,8 +338,8 @@ class _Plan:
     """The resolved intervention of one :func:`steer` call, and what the current forward told it."""
 
     deltas: dict[str, _LayerDelta]  # hook name -> what to add there
-    positions: Any
-    operator: str
+    positions: Positions
+    operator: Operator
     coefficient: float | Tensor  # a number, or [batch] per-row coefficients (RowDeltas, for ablate)
     prompt_end: Tensor | None
     # Set by the pre-hook on every forward: the absolute position of the call's first token (an int,
@@ -344,7 +351,7 @@ class _Plan:
     mask: Tensor | None = field(default=None, repr=False)
 
 
-def _as_terms(vector: Any, coefficient: float) -> list[tuple[Steerer, float]] | None:
+def _as_terms(vector: Steerable, coefficient: float) -> list[tuple[Steerer, float]] | None:
     """The ``(vector or field, coefficient)`` terms of the accepted forms; None for per-row forms."""
     if isinstance(vector, (SteeringVector, SteeringField)):
         return [(vector, coefficient)]
@@ -360,8 +367,8 @@ def _as_terms(vector: Any, coefficient: float) -> list[tuple[Steerer, float]] | 
     )
 
 
-def _resolve(model: Model, vector: Any, coefficient: float, layers: Any,
-             operator: str, steps: int = 1) -> tuple[dict[str, _LayerDelta], float | Tensor]:
+def _resolve(model: Model, vector: Steerable, coefficient: float, layers: int | Sequence[int] | None,
+             operator: Operator, steps: int = 1) -> tuple[dict[str, _LayerDelta], float | Tensor]:
     """Turn the accepted ``vector`` forms into {hook name: what to add} on the model's device and
     dtype, and the coefficient ``ablate`` removes (per row for RowDeltas)."""
     terms = _as_terms(vector, coefficient)
@@ -425,7 +432,7 @@ def _resolve(model: Model, vector: Any, coefficient: float, layers: Any,
     return out, removed
 
 
-def _apply(resid: Tensor, delta: Tensor, operator: str, coefficient: float | Tensor) -> Tensor:
+def _apply(resid: Tensor, delta: Tensor, operator: Operator, coefficient: float | Tensor) -> Tensor:
     """``delta`` is ``[d_model]``, ``[batch, 1, d_model]`` (per row) or ``[batch, seq, d_model]`` (fields)."""
     if operator == "add":
         return resid + delta
@@ -443,12 +450,12 @@ def _apply(resid: Tensor, delta: Tensor, operator: str, coefficient: float | Ten
 @contextlib.contextmanager
 def steer(
     model: Model,
-    vector: Any,
+    vector: Steerable,
     coefficient: float = 1.0,
     *,
     layers: int | Sequence[int] | None = None,
-    positions: Any = "all",
-    operator: str = "add",
+    positions: Positions = "all",
+    operator: Operator = "add",
     prompt_end: Tensor | Sequence[int] | None = None,
     steps: int = 1,
 ) -> Iterator[None]:
@@ -539,4 +546,4 @@ def _steering_hooks(model: Model, plan: _Plan) -> Iterator[_Plan]:
         handle.remove()
 
 
-__all__ = ["OPERATORS", "RowDeltas", "RowMix", "Steering", "steer"]
+__all__ = ["OPERATORS", "RowDeltas", "RowMix", "Steerable", "Steerer", "Steering", "steer"]

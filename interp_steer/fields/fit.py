@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp_steer._types import FieldForm, HookPoint, ReadPosition, ScorerActivation, WeakLayers
 from interp_steer.activations import Activations, collect_activations
 from interp_steer.data import ContrastPair, reject_bare_string
 from interp_steer.directions import contrast_texts, position_label
@@ -27,7 +28,7 @@ from interp_steer.fields.scorer import DEFAULT_HIDDEN, FORMS, ConceptScorer
 from interp_steer.models import Model
 
 DEFAULT_LR: Mapping[str, float] = MappingProxyType({"per_layer": 1e-3, "shared": 1e-3, "linear": 1e-2})
-DROP_WEAK = ("warn", "drop", "keep")
+DROP_WEAK: tuple[WeakLayers, ...] = ("warn", "drop", "keep")
 
 
 class WeakLayerWarning(UserWarning):
@@ -129,10 +130,10 @@ def fit_scorer(
     positive: Activations | Mapping[int, Float[Tensor, "n_positive d_model"]],
     negative: Activations | Mapping[int, Float[Tensor, "n_negative d_model"]],
     *,
-    form: str = "per_layer",
+    form: FieldForm = "per_layer",
     hidden: Sequence[int] | None = None,
     rank: int = 16,
-    activation: str = "gelu",
+    activation: ScorerActivation = "gelu",
     epochs: int = 50,
     lr: float | None = None,
     weight_decay: float = 0.0,
@@ -140,7 +141,7 @@ def fit_scorer(
     val_fraction: float = 0.2,
     patience: int | None = 5,
     min_accuracy: float = 0.6,
-    drop_weak: str = "warn",
+    drop_weak: WeakLayers = "warn",
     paired: bool = False,
     seed: int = 0,
     threads: int | None = 1,
@@ -363,8 +364,8 @@ def fit_field(
     negative: Sequence[str] | None = None,
     *,
     layers: int | Sequence[int] | str | None,
-    position: str | int = "last",
-    hook_point: str = "resid_post",
+    position: ReadPosition = "last",
+    hook_point: HookPoint = "resid_post",
     chat: bool = False,
     batch_size: int = 16,
     progress: bool | None = None,

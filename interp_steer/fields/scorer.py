@@ -20,6 +20,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from interp_steer._constants import FIELD_FORMS
+from interp_steer._types import FieldForm, ScorerActivation
 
 FORMS = FIELD_FORMS
 DEFAULT_HIDDEN: Mapping[str, tuple[int, ...]] = MappingProxyType(
@@ -41,13 +42,13 @@ class ConceptScorer(nn.Module):
 
     def __init__(
         self,
-        form: str,
+        form: FieldForm,
         layers: Sequence[int],
         d_model: int,
         *,
         hidden: Sequence[int] | None = None,
         rank: int = 16,
-        activation: str = "gelu",
+        activation: ScorerActivation = "gelu",
     ) -> None:
         super().__init__()
         if form not in FORMS:
