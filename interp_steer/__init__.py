@@ -13,7 +13,62 @@ import os
 
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
+from typing import TYPE_CHECKING
+
 from interp_steer._lazy import export_lazily, names_from
+
+if TYPE_CHECKING:
+    # The same names, for type checkers and IDEs (tests/test_types.py keeps the two lists equal).
+    from interp_steer._plain import fast_path
+    from interp_steer.activations import (
+        Activations,
+        ActivationsFileError,
+        collect_activations,
+        collect_positions,
+    )
+    from interp_steer.data import (
+        ABQuestion,
+        ContrastPair,
+        DatasetError,
+        builtin_names,
+        builtin_path,
+        dataset_hash,
+        load_ab_questions,
+        load_builtin,
+        load_corpus,
+        load_pairs,
+        load_prompts,
+    )
+    from interp_steer.directions import (
+        SteeringVector,
+        VectorFileError,
+        VectorMetadata,
+        build_vector,
+        from_activations,
+        mix,
+    )
+    from interp_steer.dla import DlaResult, direct_logit_attribution
+    from interp_steer.execution import Execution
+    from interp_steer.fields import (
+        FieldFileError,
+        FieldMetadata,
+        SteeringField,
+        context_dependence,
+        fit_field,
+        fit_scorer,
+    )
+    from interp_steer.generation import Generation, generate
+    from interp_steer.lens import LensResult, steered_lens
+    from interp_steer.models import (
+        DEFAULT_MODEL,
+        ChatText,
+        Model,
+        ModelLoadError,
+        ModelSpecError,
+        load_model,
+    )
+    from interp_steer.steering import RowDeltas, RowMix, Steering, steer
+
 
 # Each public name and the module it lives in, imported on first use (interp_steer._lazy): importing
 # the package, or running ``interp-steer --help``, does not import torch or TransformerLens.

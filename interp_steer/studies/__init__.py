@@ -28,7 +28,22 @@ report formatting).
 The core never imports this package.
 """
 
+from typing import TYPE_CHECKING
+
 from interp_steer._lazy import export_lazily, names_from
+
+if TYPE_CHECKING:
+    # The same names, for type checkers and IDEs (tests/test_types.py keeps the two lists equal).
+    from interp_steer.studies.collision import CollisionConfig, CollisionResult, collide
+    from interp_steer.studies.collision.result import schema as collision_schema
+    from interp_steer.studies.localisation import localise
+    from interp_steer.studies.patching import PatchingConfig, PatchingResult, dominance_patching
+    from interp_steer.studies.patching.result import schema as patching_schema
+    from interp_steer.studies.robustness import RobustnessConfig, RobustnessResult, robustness
+    from interp_steer.studies.robustness.result import schema as robustness_schema
+    from interp_steer.studies.svf import SvfConfig, SvfResult, svf
+    from interp_steer.studies.svf.result import schema as svf_schema
+
 
 _EXPORTS = {
     **{f"{study}_schema": f"interp_steer.studies.{study}.result:schema"

@@ -22,7 +22,35 @@ classifier). The mixing arithmetic (:func:`collision_vector`, :func:`decompose`,
 lives in :mod:`interp_steer.studies.mixing`, shared with dominance patching.
 """
 
+from typing import TYPE_CHECKING
+
 from interp_steer._lazy import export_lazily, names_from
+
+if TYPE_CHECKING:
+    # The same names, for type checkers and IDEs (tests/test_types.py keeps the two lists equal).
+    from interp_steer.studies.collision.config import CollisionConfig, ScoreConfig
+    from interp_steer.studies.collision.imported import score
+    from interp_steer.studies.collision.result import (
+        AXES,
+        CollisionResult,
+        Finding,
+        ImportedResult,
+        schema,
+    )
+    from interp_steer.studies.collision.study import collide, run
+    from interp_steer.studies.mixing import (
+        Decomposition,
+        Dominance,
+        collision_vector,
+        common_scale,
+        decompose,
+        dominance,
+        to_dominance_scale,
+    )
+    from interp_steer.studies.rules.collision import COHERENCE as coherence_rule
+    from interp_steer.studies.rules.collision import DOMINANCE as dominance_rule
+    from interp_steer.studies.rules.collision import SHARED_LAYER as shared_layer_rule
+
 
 _EXPORTS = {
     **names_from("interp_steer.studies.collision.config", "CollisionConfig", "ScoreConfig"),

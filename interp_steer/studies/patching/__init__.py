@@ -7,7 +7,16 @@ convenience :func:`dominance_patching`), :mod:`.result` (:class:`PatchingResult`
 mechanics themselves are the core's :mod:`interp_steer.patching`.
 """
 
+from typing import TYPE_CHECKING
+
 from interp_steer._lazy import export_lazily, names_from
+
+if TYPE_CHECKING:
+    # The same names, for type checkers and IDEs (tests/test_types.py keeps the two lists equal).
+    from interp_steer.studies.patching.config import PatchingConfig
+    from interp_steer.studies.patching.result import PatchingResult, schema
+    from interp_steer.studies.patching.study import dominance_patching, run
+
 
 _EXPORTS = {
     **names_from("interp_steer.studies.patching.config", "PatchingConfig"),

@@ -2,7 +2,19 @@
 sample size, adversarial reversal, perplexity, model size) re-tested on any vector, model and data.
 See :mod:`interp_steer.studies.robustness.study`."""
 
+from typing import TYPE_CHECKING
+
 from interp_steer._lazy import export_lazily, names_from
+
+if TYPE_CHECKING:
+    # The same names, for type checkers and IDEs (tests/test_types.py keeps the two lists equal).
+    from interp_steer.studies.robustness.claims import CLAIMS, Finding
+    from interp_steer.studies.robustness.config import RobustnessConfig
+    from interp_steer.studies.robustness.readout import SteeredReadout
+    from interp_steer.studies.robustness.result import RobustnessResult, schema
+    from interp_steer.studies.robustness.saturation import SaturationFit, fit_saturation
+    from interp_steer.studies.robustness.study import replay, robustness, run
+
 
 _EXPORTS = {
     **names_from("interp_steer.studies.robustness.claims", "CLAIMS", "Finding"),

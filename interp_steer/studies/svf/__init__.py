@@ -23,7 +23,18 @@ The study's own part: :mod:`.claims` (the paper's four claims, each put to its r
 :mod:`interp_steer.fields`.
 """
 
+from typing import TYPE_CHECKING
+
 from interp_steer._lazy import export_lazily, names_from
+
+if TYPE_CHECKING:
+    # The same names, for type checkers and IDEs (tests/test_types.py keeps the two lists equal).
+    from interp_steer.studies.rules.paired import RULE, PairedVerdict, paired_verdict
+    from interp_steer.studies.svf.claims import CLAIMS
+    from interp_steer.studies.svf.config import SvfConfig
+    from interp_steer.studies.svf.result import METHODS, Claim, SvfResult, schema
+    from interp_steer.studies.svf.study import run, svf
+
 
 _EXPORTS = {
     **names_from("interp_steer.studies.svf.claims", "CLAIMS"),
