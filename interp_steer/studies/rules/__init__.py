@@ -7,8 +7,10 @@ verdict over simulated runs from a data-generating process with a known truth (s
 its rule, its error rates under each simulated world at the shipped quick and full sizes, its power at
 the paper's effect and the smallest effect a run detects.
 
-Rules live by study: :mod:`.collision`, :mod:`.svf`, :mod:`.robustness`, :mod:`.patching`; :mod:`.paired` is the
-one-sample paired rule several of them share.
+Rules live by study: :mod:`.collision`, :mod:`.svf` and :mod:`.robustness` are packages of one module
+per rule (its simulated worlds beside it, or in a ``*_worlds`` module when they are long);
+:mod:`.patching` holds the patching study's one rule; :mod:`.paired` is the one-sample paired rule
+several of them share.
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ def paper_gamma(margin: float | int = PAPER_AREA) -> float:
 
 
 def check_alphas(alphas: np.ndarray) -> np.ndarray:
+    """The mixes as a float array, refused unless finite and increasing from 0 (pure B) to 1 (pure A),
+    both included, with a mix between."""
     alphas = np.asarray(alphas, dtype=float)
     if alphas.ndim != 1 or alphas.size < 3 or not np.isfinite(alphas).all() or alphas[0] != 0.0 \
             or alphas[-1] != 1.0 or np.any(np.diff(alphas) <= 0):

@@ -95,6 +95,7 @@ def check_effects(value: Any, name: str, ndim: int | tuple[int, ...], *, what: s
 
 
 def same_shape(*named: tuple[str, np.ndarray]) -> None:
+    """Refuse ``(name, array)`` pairs of different shapes (the two methods' numbers are per prompt)."""
     shapes = {name: x.shape for name, x in named}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"{', '.join(shapes)} need the same shape (the same prompts), got "

@@ -56,6 +56,8 @@ def _pairs(x: Any) -> np.ndarray:
 
 def multi_core(field_alone: Any, field_together: Any, vector_alone: Any, vector_together: Any,
                margin: Any = RETENTION_MARGIN) -> dict[str, np.ndarray]:
+    """The multi-attribute rule on a batch (each input ``[runs, prompts, 2]``: attributes A and B):
+    :func:`~.retention.retention_core` of together ÷ alone per method."""
     return retention_core({"field": _pairs(field_together), "vector": _pairs(vector_together)},
                           {"field": _pairs(field_alone), "vector": _pairs(vector_alone)}, margin)
 

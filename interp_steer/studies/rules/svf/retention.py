@@ -135,6 +135,9 @@ def _t_bounds(pseudo: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray,
 
 
 def retention_decision(out: Mapping[str, Any], margin: float, what: str, gate_text: str) -> Decision:
+    """One run's retention verdict from :func:`retention_core`'s output (run 0, as scalars) with its
+    reason: ``what`` names the retention, ``gate_text`` says which effects were not significant (the
+    reason when the gate leaves the retention undefined)."""
     code, n = int(out["code"]), int(out["n"])
     retained = f"retention field {out['retention_field']:.2f}, vector {out['retention_vector']:.2f}"
     diff = f"{interval_text(out['mean'], out['low'], out['high'], 2)} (jackknife, 95 %, n = {n})"
