@@ -32,6 +32,9 @@ LayerResid = Float[Tensor, "rows layers d_model"]
 Vector = Float[Tensor, " d_model"]
 """A single direction in the residual stream."""
 
+LayerDirections = Float[Tensor, "layers d_model"]
+"""One direction per layer, in the order of the activations' layers."""
+
 TokenIds = Int[Tensor, "batch seq"]
 AttentionMask = Int[Tensor, "batch seq"]
 
@@ -56,6 +59,9 @@ FieldForm = Literal["per_layer", "shared", "linear"]
 ScorerActivation = Literal["gelu", "silu"]
 """The nonlinearity of a field's concept scorer (``fields.scorer.ACTIVATIONS``)."""
 
+Normalisation = Literal["unit", "resid"]
+"""How :meth:`~interp_steer.SteeringVector.normalised` scales each layer's direction."""
+
 WeakLayers = Literal["warn", "drop", "keep"]
 """What :func:`~interp_steer.fit_scorer` does with layers its scorer cannot read (``fields.fit.DROP_WEAK``)."""
 
@@ -73,6 +79,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ReadPositionName": get_args(ReadPositionName),
     "FieldForm": get_args(FieldForm),
     "ScorerActivation": get_args(ScorerActivation),
+    "Normalisation": get_args(Normalisation),
     "WeakLayers": get_args(WeakLayers),
     "PaddingSide": get_args(PaddingSide),
     "PatchMetric": get_args(PatchMetric),
@@ -83,7 +90,7 @@ if not TYPE_CHECKING:
     # What the tests' beartype checks: any string, which the function then checks with its own
     # message (see the module docstring).
     Operator = HookPoint = PositionRule = Method = ReadPositionName = FieldForm = ScorerActivation = str
-    WeakLayers = PaddingSide = PatchMetric = str
+    Normalisation = WeakLayers = PaddingSide = PatchMetric = str
 
 ReadPosition = ReadPositionName | int
 """Where :func:`~interp_steer.collect_activations` reads each text: a named position or a token
@@ -101,8 +108,10 @@ __all__ = [
     "AttentionMask",
     "FieldForm",
     "HookPoint",
+    "LayerDirections",
     "LayerResid",
     "Method",
+    "Normalisation",
     "Operator",
     "PaddingSide",
     "PatchMetric",

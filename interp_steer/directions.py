@@ -43,7 +43,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp_steer._tensor_files import read_safetensors, write_safetensors
-from interp_steer._types import HookPoint, Method, ReadPosition
+from interp_steer._types import HookPoint, LayerDirections, Method, Normalisation, ReadPosition
 from interp_steer.activations import Activations, collect_activations
 from interp_steer.data import ABQuestion, ContrastPair, dataset_hash, reject_bare_string
 from interp_steer.models import RESID_POINTS, Model
@@ -281,7 +281,7 @@ class SteeringVector:
     def __neg__(self) -> SteeringVector:
         return self._scaled(-1.0, self.metadata.method)
 
-    def normalised(self, how: str = "unit") -> SteeringVector:
+    def normalised(self, how: Normalisation = "unit") -> SteeringVector:
         """``"unit"``: unit norm per layer. ``"resid"``: norm equal to the mean residual norm at that
         layer, so a coefficient of 0.1 means 10 % of a typical residual there.
 
@@ -416,12 +416,14 @@ class SteeringVector:
 # ----------------------------------------------------------------------------- aggregators
 
 
-def mean_diff(positive: Tensor, negative: Tensor) -> Tensor:
+def mean_diff(positive: Float[Tensor, "n_positive layers d_model"],
+              negative: Float[Tensor, "n_negative layers d_model"]) -> LayerDirections:
     """``[n_pos, L, d]``, ``[n_neg, L, d]`` -> ``[L, d]``: mean(positive) − mean(negative)."""
     return positive.double().mean(0) - negative.double().mean(0)
 
 
-def pca_diff(positive: Tensor, negative: Tensor) -> Tensor:
+def pca_diff(positive: Float[Tensor, "n_positive layers d_model"],
+             negative: Float[Tensor, "n_negative layers d_model"]) -> LayerDirections:
     """First principal component of the paired differences (uncentred), per layer -> ``[L, d]``."""
     if positive.shape != negative.shape:
         raise ValueError(f"pca needs paired data: positive {tuple(positive.shape)} vs negative "
@@ -431,7 +433,9 @@ def pca_diff(positive: Tensor, negative: Tensor) -> Tensor:
     return _orient_and_scale(vh[:, 0, :], positive, negative)
 
 
-def probe_direction(positive: Tensor, negative: Tensor, *, C: float = 1.0, seed: int = 0) -> Tensor:
+def probe_direction(positive: Float[Tensor, "n_positive layers d_model"],
+                    negative: Float[Tensor, "n_negative layers d_model"], *, C: float = 1.0,
+                    seed: int = 0) -> LayerDirections:
     """Logistic-regression weight vector per layer (positive scores higher) -> ``[L, d]``."""
     from sklearn.linear_model import LogisticRegression
 
@@ -445,7 +449,8 @@ def probe_direction(positive: Tensor, negative: Tensor, *, C: float = 1.0, seed:
     return _orient_and_scale(torch.tensor(np.stack(weights)), positive, negative)
 
 
-def _orient_and_scale(directions: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+def _orient_and_scale(directions: LayerDirections, positive: Float[Tensor, "n_positive layers d_model"],
+                      negative: Float[Tensor, "n_negative layers d_model"]) -> LayerDirections:
     """Unit directions, flipped so the positive mean projects higher, scaled by the projected mean gap."""
     unit = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     gap = (mean_diff(positive, negative) * unit).sum(-1, keepdim=True)  # signed projected gap

@@ -71,7 +71,7 @@ import torch
 from torch import Tensor
 
 from interp_steer._device import on_device_of
-from interp_steer._types import Operator, Positions
+from interp_steer._types import HookPoint, Operator, Positions
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
 from interp_steer.models import Model
@@ -93,7 +93,7 @@ class RowDeltas:
     """
 
     deltas: Mapping[int, Tensor]
-    hook_point: str = "resid_post"
+    hook_point: HookPoint = "resid_post"
     model: str = ""
     coefficients: Tensor | None = None
 
