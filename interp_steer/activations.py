@@ -348,8 +348,8 @@ def _token_residuals(model: Model, ids: Tensor, mask: Tensor, hook_names: list[s
     return torch.stack([found[name] for name in hook_names], dim=1).double()
 
 
-def _plan(model: Model, texts: Sequence[str], positions: list[ReadPosition], layers: Any, hook_point: HookPoint,
-          batch_size: int, pad_free: bool) -> tuple[list[str], list[list[int]], tuple[int, ...], list[str], str, list[list[int]]]:
+def _plan(model: Model, texts: Sequence[str], positions: list[ReadPosition], layers: int | Sequence[int] | str | None,
+          hook_point: HookPoint, batch_size: int, pad_free: bool) -> tuple[list[str], list[list[int]], tuple[int, ...], list[str], str, list[list[int]]]:
     """Checked inputs of a collection: texts, their token ids, layers, hook names, the deepest hook
     (where the forward stops) and the batches."""
     texts = _check_texts(texts)

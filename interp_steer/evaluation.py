@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from interp_steer._types import Positions
 from interp_steer.data import ABQuestion, reject_bare_string
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
@@ -268,7 +269,7 @@ def generation_sweep(
     layers: int | Sequence[int] | None = None,
     *,
     max_new_tokens: int = 40,
-    positions: str = "after_prompt",
+    positions: Positions = "after_prompt",
     batch_size: int = 32,
     readout=None,
     scorers: Mapping[str, Callable[[list[str]], Sequence[float] | np.ndarray]] | None = None,

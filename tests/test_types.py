@@ -74,6 +74,10 @@ ist.collect_activations(model, texts, position=-1, hook_point="resid_pre")
 ist.collect_activations(model, texts, position="mean_with_first", hook_point="resid_mid")
 ist.build_vector(model, pairs, method="probe", position=2, hook_point="resid_post")
 ist.fit_scorer(acts, acts, form="shared", activation="silu")
+model.hook_name(0, "resid_mid")
+model.pad([[1, 2], [3]], padding_side="left")
+vector.normalised("resid")
+ist.generate(model, texts, steering=ist.Steering(vector, 4.0, layers=[1], positions="after_prompt"))
 """
 
 # Each a typo in a string option: mypy must refuse every one, on its own line.
@@ -86,6 +90,9 @@ TYPOS = [
     "ist.collect_activations(model, texts, hook_point='resid')",
     "ist.build_vector(model, pairs, method='median')",
     "ist.fit_scorer(acts, acts, form='deep')",
+    "model.hook_name(0, 'resid')",
+    "model.pad([[1, 2]], padding_side='middle')",
+    "vector.normalised('l2')",
 ]
 
 
@@ -155,6 +162,7 @@ def test_each_literal_lists_what_its_function_accepts():
         "ReadPositionName": ("last", "mean", "mean_with_first", "all"),
         "FieldForm": FIELD_FORMS,
         "ScorerActivation": tuple(scorer.ACTIVATIONS),
+        "Normalisation": ("unit", "resid"),
         "WeakLayers": fit.DROP_WEAK,
         "PaddingSide": ("left", "right"),
         "PatchMetric": patching.METRICS,

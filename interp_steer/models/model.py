@@ -10,10 +10,11 @@ from typing import Any
 
 import torch
 
+from interp_steer._types import HookPoint, PaddingSide
 from interp_steer.data import reject_bare_string
 from interp_steer.models.spec import DEFAULT_GGUF_FILE, DEFAULT_HUB_ID, DEFAULT_MODEL, TINY_RANDOM
 
-RESID_POINTS = ("resid_pre", "resid_mid", "resid_post")
+RESID_POINTS: tuple[HookPoint, ...] = ("resid_pre", "resid_mid", "resid_post")
 """Residual-stream hook points, in the order they fire inside a block."""
 
 
@@ -129,7 +130,7 @@ class Model:
             raise ValueError("layers is empty: pass at least one layer, or None for all layers")
         return tuple(resolved)
 
-    def hook_name(self, layer: int, point: str = "resid_post") -> str:
+    def hook_name(self, layer: int, point: HookPoint = "resid_post") -> str:
         """The bridge's hook name for ``point`` at ``layer``, e.g. ``blocks.15.hook_resid_post``.
 
         Raises if the point is unknown or the bridge does not have that hook, so a misspelling
@@ -237,7 +238,7 @@ class Model:
         return out
 
     def pad(
-        self, token_ids: Sequence[Sequence[int]], *, padding_side: str = "right"
+        self, token_ids: Sequence[Sequence[int]], *, padding_side: PaddingSide = "right"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Pad token-id lists into ``(input_ids, attention_mask)`` tensors on the model's device."""
         if padding_side not in ("left", "right"):
