@@ -1,8 +1,8 @@
 """Benchmark: what checking the fast path on every use costs, against a decoding step.
 
 Before each use (a generation, a collection's forward, a scoring pass) the plain view is compared
-with the model it mirrors (``_Snapshot.change``: module tree, attributes, configs, tensors) and the
-hook registries are read (``_Snapshot.hooked``). Target (issue 29): the check <= 2 % of one cached
+with the model it mirrors (``Snapshot.change``: module tree, attributes, configs, tensors) and the
+hook registries are read (``Snapshot.hooked``). Target (issue 29): the check <= 2 % of one cached
 decoding step of the default model, measured in this one run (a step: bench_generation's batch of 8
 prompts of varied length, the median over repeats of (time of 2n tokens - time of n tokens) / n).
 
@@ -21,6 +21,7 @@ from bench_generation import varied_prompts
 
 import interp_steer as ist
 from interp_steer import _plain
+from interp_steer._plain import routes as plain_routes
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
         ist.generate(model, prompts, max_new_tokens=tokens, min_new_tokens=tokens, progress=False)
 
     generate(2)  # builds the view
-    entry = _plain._VIEWS[model]
+    entry = plain_routes._VIEWS[model]
     assert entry.view is not None and entry.snapshot.change(model) is None
     routes = entry.view.routes
     layer = model.n_layers // 2

@@ -26,6 +26,8 @@ import interp_steer.activations as activations
 import interp_steer.generation as generation
 import interp_steer.metrics as metrics
 from interp_steer import _plain
+from interp_steer._plain import grouped as plain_grouped
+from interp_steer._plain import routes as plain_routes
 from interp_steer.tiny_models import FAMILIES
 
 PROMPTS = ["Tell me about the harbour.", "Hi"]
@@ -228,7 +230,7 @@ def config_attention(model, _monkeypatch):
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
     def scaled(module, query, key, value, *args, **kwargs):
-        out, weights = _plain._eager_attention(module)(module, query, key, value, *args, **kwargs)
+        out, weights = plain_grouped.eager_attention(module)(module, query, key, value, *args, **kwargs)
         return out * 1.5, weights
 
     AttentionInterface.register("test_scaled_eager", scaled)
@@ -398,7 +400,7 @@ def test_the_check_leaves_an_unchanged_model_alone():
     change nothing the view mirrors: it is built once."""
     model = ist.load_model("tiny-random:gemma2")
     builds: list[int] = []
-    build = _plain._build
+    build = plain_routes.build
 
     def counted(model):
         builds.append(1)
@@ -406,7 +408,7 @@ def test_the_check_leaves_an_unchanged_model_alone():
 
     vector = ist.SteeringVector({1: torch.randn(model.d_model)},
                                 ist.VectorMetadata(model=model.name, d_model=model.d_model, hook_point="resid_post"))
-    _plain._build = counted
+    plain_routes.build = counted
     try:
         for _ in range(2):
             outputs(model)
@@ -416,7 +418,7 @@ def test_the_check_leaves_an_unchanged_model_alone():
             model.bridge.run_with_cache(torch.tensor([[1, 2, 3]]))
             model.bridge(torch.tensor([[1, 2, 3]]), stop_at_layer=2)
     finally:
-        _plain._build = build
+        plain_routes.build = build
     assert builds == [1]
 
 

@@ -22,6 +22,9 @@ import interp_steer.activations as activations
 import interp_steer.generation as generation
 import interp_steer.metrics as metrics
 from interp_steer import _plain
+from interp_steer._plain import grouped as plain_grouped
+from interp_steer._plain import hooks as plain_hooks
+from interp_steer._plain import resume as plain_resume
 from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.steering import RowDeltas, Steering
 from interp_steer.tiny_models import FAMILIES
@@ -95,10 +98,10 @@ def test_grouped_decoding_attention_matches_eager_and_is_used(model, monkeypatch
         assert model.name.startswith("tiny-random:gpt2")
         return
     assert model.hf_model.config._attn_implementation == "eager"
-    assert view.grouped_config._attn_implementation == _plain._GROUPED
+    assert view.grouped_config._attn_implementation == plain_grouped.GROUPED
     fallbacks = []
-    eager = _plain._eager_attention
-    monkeypatch.setattr(_plain, "_eager_attention", lambda module: fallbacks.append(module) or eager(module))
+    eager = plain_grouped.eager_attention
+    monkeypatch.setattr(plain_grouped, "eager_attention", lambda module: fallbacks.append(module) or eager(module))
     texts = generation.format_prompts(model, PROMPTS, chat=None, system=None)[0]
     ids, mask = model.pad(model.encode(texts), padding_side="left")
 
@@ -145,7 +148,7 @@ def test_steered_generation_identical_and_plain(model, hook_point, positions):
     assert calls and all(calls) == (_plain.plain_view(model) is not None) and len(set(calls)) == 1
     assert attached_hooks(model) == 0
     view = _plain.plain_view(model)
-    assert view is None or not any(_plain._has_hooks(m) for m in view.root.modules() if m is not view.root)
+    assert view is None or not any(plain_hooks.has_hooks(m) for m in view.root.modules() if m is not view.root)
 
 
 def test_per_row_steering_and_sampling_identical(model):
@@ -279,7 +282,7 @@ def test_collection_identical_and_plain(model, hook_point):
     assert calls and set(calls) == {routed}
     assert attached_hooks(model) == 0
     view = _plain.plain_view(model)  # and no routing hook is left on the plain modules
-    assert view is None or not any(_plain._has_hooks(m) for m in view.root.modules() if m is not view.root)
+    assert view is None or not any(plain_hooks.has_hooks(m) for m in view.root.modules() if m is not view.root)
 
 
 def test_collection_under_steering_identical(model):
@@ -375,7 +378,7 @@ def _skipped_calls(view: _plain.PlainView, model: ist.Model, upto: int) -> tuple
     """Record calls of every submodule of the plain blocks 0..upto (what resuming must not run)."""
     calls: list[str] = []
     handles = [module.register_forward_pre_hook(lambda *_args, name=name: calls.append(name))
-               for i, block in enumerate(_plain._plain_blocks(model, view)[: upto + 1])
+               for i, block in enumerate(plain_resume._plain_blocks(model, view)[: upto + 1])
                for name, module in block.named_modules(prefix=f"block{i}") if module is not block]
     return calls, handles
 
@@ -445,8 +448,8 @@ def test_resuming_after_a_block_gives_the_whole_forwards_readings_bit_for_bit(mo
                 pass
     with _plain.resumed(model, 1, recorded[0][:1]), pytest.raises(ValueError, match="same batch"):
         read()
-    assert not any(_plain._has_hooks(m) for m in view.root.modules())
-    assert all("forward" not in block.__dict__ for block in _plain._plain_blocks(model, view))
+    assert not any(plain_hooks.has_hooks(m) for m in view.root.modules())
+    assert all("forward" not in block.__dict__ for block in plain_resume._plain_blocks(model, view))
 
 
 def test_transformers_output_capturing_hooks_do_not_stop_the_plain_view():
@@ -458,7 +461,7 @@ def test_transformers_output_capturing_hooks_do_not_stop_the_plain_view():
     ids = torch.tensor(model.encode(["The ferry leaves at seven."]), device=model.device)
     with torch.inference_mode():
         model.hf_model(ids, output_hidden_states=True)
-    assert any(_plain._inert(hook) for m in model.hf_model.modules() for hook in m._forward_hooks.values())
+    assert any(plain_hooks.inert(hook) for m in model.hf_model.modules() for hook in m._forward_hooks.values())
     calls: list[bool] = []
     with record_modules(calls):
         after = tokens(model)

@@ -230,15 +230,15 @@ FAST_PATH = "interp_steer._plain"
 
 
 def _fast_path_uses(source: str) -> list[str]:
-    """Every place in ``source`` that reaches the fast path: an import of its module (at any depth,
-    function bodies included, absolute or relative), an attribute ``._plain`` or ``.fast_path``, or a
-    string naming the module (``importlib.import_module``)."""
+    """Every place in ``source`` that reaches the fast path: an import of its package or of any module
+    in it (at any depth, function bodies included, absolute or relative), an attribute ``._plain`` or
+    ``.fast_path``, or a string naming it (``importlib.import_module``)."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names if alias.name.startswith(FAST_PATH)]
         elif isinstance(node, ast.ImportFrom):
-            if (node.module or "").split(".")[-1] == "_plain":
+            if "_plain" in (node.module or "").split("."):
                 found.append(f"from {node.module} import ...")
             found += [f"import {alias.name}" for alias in node.names if alias.name in ("_plain", "fast_path")]
         elif isinstance(node, ast.Attribute) and node.attr in ("_plain", "fast_path"):
@@ -255,11 +255,13 @@ def f():
     from interp_steer import _plain
     from ... import fast_path
     from .._plain import resumed
+    from interp_steer._plain.view import PlainView
+    from .._plain.routes import forward_module
     import interp_steer as ist
     with ist.fast_path(False):
         importlib.import_module("interp_steer._plain")
 '''
-    assert len(_fast_path_uses(source)) == 6
+    assert len(_fast_path_uses(source)) == 8
     assert _fast_path_uses("from interp_steer.activations import residual_shifts\nx.plain = 1\n") == []
 
 
