@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp_steer._plain import forward_module
@@ -98,7 +98,7 @@ def _completion_nll(model: Model, prefix: tuple[Any, torch.Tensor], width: int, 
     return result
 
 
-def target_nll(logits: Float[Tensor, "... vocab"], targets: Tensor) -> Tensor:
+def target_nll(logits: Float[Tensor, "*positions vocab"], targets: Int[Tensor, "*positions"]) -> Float[Tensor, "*positions"]:
     """``-log softmax(logits)[target]`` at each position, in float32 whatever the model's dtype."""
     return -torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
 
