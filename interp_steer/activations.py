@@ -367,7 +367,7 @@ def _plan(model: Model, texts: Sequence[str], positions: list[ReadPosition], lay
 
 
 def _run_batches(model: Model, token_ids: list[list[int]], batches: list[list[int]], hook_names: list[str],
-                 deepest: str, positions: list[Position], padding_side: str, progress: bool | None,
+                 deepest: str, positions: list[Position], padding_side: PaddingSide, progress: bool | None,
                  take: Callable[[Position, int, Tensor], None]) -> None:
     """Run every batch and hand each text's rows ``[rows, layers, d_model]`` at each position to
     ``take(position, text, rows)``; non-finite activations raise, naming the texts, after the last batch."""

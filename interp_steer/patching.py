@@ -299,7 +299,7 @@ def exact_patch(model: Model, pair: RunPair, target: tuple[SteeringVector | None
             raise ValueError(f"patch position {patch.position} is outside a {pair.tokens.shape[1]}-token prompt")
         if _hook_name(patch.component, patch.layer) not in pair.source_cache:
             raise ValueError(f"the source run did not cache {patch.component}; prepare() it with that component")
-    out = {name: np.full(len(patches), pair.target_metrics[name]) for name in METRICS}
+    out: dict[str, np.ndarray] = {name: np.full(len(patches), pair.target_metrics[name]) for name in METRICS}
     # A patch of a slice that is identical in both runs leaves the target run as it is: skip it.
     todo = [i for i, patch in enumerate(patches) if not skip_identical or pair.differs(patch)]
     for start in range(0, len(todo), batch_size):
