@@ -24,7 +24,7 @@ import torch
 import interp_steer as ist
 import interp_steer.activations as activations
 import interp_steer.generation as generation
-import interp_steer.metrics as metrics
+import interp_steer.likelihood as likelihood
 from interp_steer import _plain
 from interp_steer._plain import grouped as plain_grouped
 from interp_steer._plain import routes as plain_routes
@@ -42,7 +42,7 @@ def outputs(model: ist.Model) -> tuple:
         generations = ist.generate(model, PROMPTS, max_new_tokens=4, min_new_tokens=4, progress=False)
         values = ist.collect_activations(model, TEXTS, layers=[1, model.n_layers - 1], position="all",
                                          pad_free=False, progress=False).values
-        return [g.token_ids for g in generations], values, metrics.completion_perplexity(model, generations)
+        return [g.token_ids for g in generations], values, likelihood.completion_perplexity(model, generations)
     except Exception as error:  # noqa: BLE001 - the bridge's own failure must be the fast path's too
         return "raised", type(error).__name__, str(error)
 
@@ -59,7 +59,7 @@ def same(a, b) -> bool:
 def plain_runs(calls: list[bool]):
     """Record, for every forward_module call of generation, collection and scoring, whether it ran
     the plain view."""
-    saved = {module: module.forward_module for module in (generation, activations, metrics)}
+    saved = {module: module.forward_module for module in (generation, activations, likelihood)}
 
     def spy(original):
         @contextlib.contextmanager

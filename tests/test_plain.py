@@ -20,7 +20,7 @@ from conftest import attached_hooks
 import interp_steer as ist
 import interp_steer.activations as activations
 import interp_steer.generation as generation
-import interp_steer.metrics as metrics
+import interp_steer.likelihood as likelihood
 from interp_steer import _plain
 from interp_steer._plain import grouped as plain_grouped
 from interp_steer._plain import hooks as plain_hooks
@@ -315,10 +315,10 @@ def test_perplexity_identical_and_plain(model):
     sequences = model.encode(COLLECTED)
 
     def run() -> tuple[np.ndarray, np.ndarray]:
-        return metrics.completion_perplexity(model, outputs), metrics.sequence_perplexity(model, sequences)
+        return likelihood.completion_perplexity(model, outputs), likelihood.sequence_perplexity(model, sequences)
 
     calls: list[bool] = []
-    with record_modules(calls, metrics):
+    with record_modules(calls, likelihood):
         plain = run()
     with bridged_only():
         bridged = run()
