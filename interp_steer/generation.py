@@ -176,7 +176,7 @@ def generate(
     for batch in tqdm(batches, desc="generate", unit="batch", disable=not show, leave=False):
         ids, mask = model.pad([token_ids[i] for i in batch], padding_side="left")
         generators = [streams[i] for i in batch] if temperature > 0 else None
-        scope = contextlib.nullcontext()
+        scope: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         if steering is not None:
             # prompt_end is in each row's own coordinates: steer() finds the padding from the mask.
             scope = steering.rows(batch).applied(model, [prompt_lengths[i] for i in batch])
