@@ -20,8 +20,8 @@ from torch import Tensor
 
 from interp_steer._types import FieldForm, HookPoint, ReadPosition, ScorerActivation, WeakLayers
 from interp_steer.activations import Activations, collect_activations
+from interp_steer.contrast import contrast_texts, position_label
 from interp_steer.data import ContrastPair, reject_bare_string
-from interp_steer.directions import contrast_texts, position_label
 from interp_steer.fields.field import SteeringField
 from interp_steer.fields.metadata import FieldMetadata, LayerFit
 from interp_steer.fields.scorer import DEFAULT_HIDDEN, FORMS, ConceptScorer
