@@ -1,7 +1,7 @@
 """How a study runs, never what it computes: one small value passed the same way to every study.
 
 Every study's ``run(model, config, *, <data>, execution=None)`` and every convenience function
-(``collide``, ``dominance_patching``, ``steering_vector_fields``, ``robustness``, ``localise``) takes an
+(``collide``, ``dominance_patching``, ``svf``, ``robustness``, ``score``, ``localise``) takes an
 :class:`Execution`. It bundles the five settings that change where and how the work happens and
 never the numbers that come out:
 
