@@ -277,7 +277,8 @@ class Steering:
         to that block's output is the unsteered model's, at every position."""
         vector = self.vector
         terms = _as_terms(vector, 1.0)
-        if terms is None:  # RowDeltas, RowMix
+        if terms is None:
+            assert isinstance(vector, (RowDeltas, RowMix))  # the per-row forms
             layers, hook_point = vector.layers, vector.hook_point
         else:
             layers = sorted(set().union(*(term.layers for term, _ in terms)))
@@ -330,6 +331,7 @@ class _LayerDelta:
             c = on_device_of(coefficient, resid)[:, None, None] if isinstance(coefficient, Tensor) else coefficient
             update = field_.update(resid, layer, c, steps=self.steps)
             total = update if total is None else total + update
+        assert total is not None  # _resolve never plans a layer with neither part
         return total
 
 
@@ -351,7 +353,7 @@ class _Plan:
     mask: Tensor | None = field(default=None, repr=False)
 
 
-def _as_terms(vector: Steerable, coefficient: float) -> list[tuple[Steerer, float]] | None:
+def _as_terms(vector: Steerable, coefficient: float) -> list[tuple[Steerer, float | Tensor]] | None:
     """The ``(vector or field, coefficient)`` terms of the accepted forms; None for per-row forms."""
     if isinstance(vector, (SteeringVector, SteeringField)):
         return [(vector, coefficient)]
@@ -403,6 +405,7 @@ def _resolve(model: Model, vector: Steerable, coefficient: float, layers: int | 
             plan[layer] = _LayerDelta(None if total is None else on_device_of(total, model.device, model.dtype),
                                       fields, steps)
     else:
+        assert isinstance(vector, RowDeltas)  # every other form has terms (RowMix's are per row)
         if vector.model and vector.model != model.name:
             raise ValueError(f"RowDeltas were built for {vector.model!r}, not {model.name!r}")
         hook_point = vector.hook_point
