@@ -153,7 +153,7 @@ def render_report(result: RobustnessResult, *, figures: Sequence[str] = ()) -> s
         rule = claim.numbers.get("rule", "")
         card = f"`{rule}` — `interp-steer rules {rule}`" if rule else ""
         lines.append(f"| {claim.claim} | **{claim.verdict}** | {claim.summary.replace('|', '/')} | {card} |")
-    lines += ["", "Each verdict is a registered rule (`interp_steer/studies/rules/robustness.py`); its card, with the rule "
+    lines += ["", "Each verdict is a registered rule (`interp_steer/studies/rules/robustness/`, one module per finding); its card, with the rule "
               "in words and its simulated error rates and power at the shipped sizes, is printed by the command beside "
               "it. Findings 1-4 are judged on the first model.", ""]
     for i, report in enumerate(result.models):
