@@ -27,6 +27,7 @@ from interp_steer.data import (
     load_corpus,
     load_pairs,
     load_prompts,
+    reject_bare_strings,
 )
 from interp_steer.directions import ab_contrast_pairs, contrast_texts
 from interp_steer.metrics import vader_valence
@@ -80,6 +81,7 @@ def load_concept(positive: Texts, negative: Texts, pairs: Pairs, questions: Ques
     concept, both corpora or neither, then each data set's size against ``minimum`` (corpora and
     pairs after the ``max_passages`` cap; questions uncapped, and ``questions_why`` says what the
     minimum is for, e.g. ``"two to train on, two held out"``)."""
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions, path_ok=True)
     given = {"positive/negative": positive is not None or negative is not None, "pairs": pairs is not None,
              "questions": questions is not None}
     if sum(given.values()) > 1:
@@ -145,6 +147,7 @@ def the_scorer(scorer: Scorer | None, scorer_name: str | None) -> tuple[Scorer, 
 
 def sides_of(mode: str, positive: list[str], negative: list[str], pairs: list[ContrastPair]) -> tuple[list[str], list[str]]:
     """The positive and negative training texts of a ``"texts"`` or ``"pairs"`` concept."""
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs)
     if mode == "texts":
         return positive, negative
     return [p.positive for p in pairs], [p.negative for p in pairs]
@@ -153,6 +156,7 @@ def sides_of(mode: str, positive: list[str], negative: list[str], pairs: list[Co
 def orientation(score: Scorer, name: str, positive: list[str], negative: list[str]) -> float:
     """The scorer's mean gap between the positive and the negative training texts: its sign is the
     intended direction. Refused when the gap is 0 or not finite (the direction is undefined)."""
+    reject_bare_strings(positive=positive, negative=negative)
     gap = float(np.nanmean(score_texts(score, positive)) - np.nanmean(score_texts(score, negative)))
     if not math.isfinite(gap) or gap == 0:
         raise ValueError(f"the scorer {name!r} gives the positive and negative training texts the same mean score "
@@ -167,6 +171,7 @@ def training_texts(model: Model, mode: str, position: str | int, *, positive: li
     ``(positive texts, negative texts, dataset hash, paired, read position)``. A/B questions become
     contrast pairs ending at the answer letter, read at ``"last"``; the others at ``position``
     (:func:`~interp_steer.directions.contrast_texts`)."""
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions)
     if mode == "ab":
         source: Any = ab_contrast_pairs(model, questions)
         other: Any = None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as _sps
 
+from interp_steer.data import reject_bare_strings
 from interp_steer.likelihood import sequence_perplexity
 from interp_steer.metrics import repetition_rate
 from interp_steer.models import Model
@@ -59,6 +60,7 @@ def references(model: Model, config: Settings, texts: StudyTexts) -> dict[str, R
     Each passage is cut to its first ``max_new_tokens + 1`` tokens (counting a BOS the tokenizer
     adds) and every token after the first is scored, so a passage, like a completion, contributes
     ``max_new_tokens`` predictions; the repetition rate is read on the same window's text."""
+    reject_bare_strings(texts=texts)
     window = config.max_new_tokens
     out = {}
     for key, (corpus, passages) in {"A": ("persona A corpus", texts.persona_a), "B": ("persona B corpus", texts.persona_b),

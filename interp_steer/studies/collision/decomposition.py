@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from interp_steer.activations import residual_shifts
+from interp_steer.data import reject_bare_strings
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
 from interp_steer.generation import Generation, format_prompts
@@ -27,6 +28,7 @@ def decompose_shifts(model: Model, config: CollisionConfig, personas: Personas, 
                      lam: float, prompts: list[str], unsteered: list[Generation]) -> dict[str, Any]:
     """:func:`decomposition` at ``lam`` on the first ``config.decomposition_prompts`` prompts (all
     when ``None``), each with its unsteered completion from the grid (``unsteered[p]``: prompt p's)."""
+    reject_bare_strings(prompts=prompts)
     prompts = prompts[: config.decomposition_prompts] if config.decomposition_prompts else prompts
     unsteered = unsteered[: len(prompts)]
     return decomposition(model, personas.v_a, personas.v_b, personas.layer, config, lam, prompts, unsteered, steerers)
@@ -36,6 +38,7 @@ def unsteered_transcripts(model: Model, prompts: list[str], completions: list[Ge
     """Each prompt's transcript as the grid's generation saw it (the formatted prompt's token ids
     followed by its completion's) and where its user prompt ends, in the grid's coordinates
     (:func:`~interp_steer.generation.format_prompts`, which :func:`generate` uses)."""
+    reject_bare_strings(prompts=prompts, completions=completions)
     _, prompt_ends = format_prompts(model, prompts, chat=None, system=None)
     return [list(g.prompt_ids) + list(g.token_ids) for g in completions], prompt_ends
 
@@ -69,6 +72,7 @@ def decomposition(model: Model, v_a: SteeringVector, v_b: SteeringVector, layer:
     ``mean(a) / mean(a + b)`` with Fieller's interval: a mean of per-prompt ratios would let a
     prompt whose shift is nearly orthogonal to both vectors (``a + b`` near 0) dominate it.
     """
+    reject_bare_strings(prompts=prompts)
     transcripts, prompt_ends = unsteered_transcripts(model, prompts, unsteered)
     later = list(range(layer, model.n_layers))
     with_fields = steerers is not None and isinstance(steerers[0], SteeringField)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from interp_steer.activations import collect_activations
+from interp_steer.data import reject_bare_strings
 from interp_steer.models import Model
 from interp_steer.probes import ProbeReadout
 from interp_steer.studies.collision.config import Settings
@@ -17,6 +18,7 @@ def fit_readout(model: Model, config: Settings, personas: Personas, texts: Study
              progress: bool | None) -> ProbeReadout:
     """The A-vs-B probe that reads completions: mean-over-token activations at the A-vs-B best layer,
     with its own held-out accuracy on those features (the study's folds and seed)."""
+    reject_bare_strings(texts=texts)
     readout_layer = personas.profiles["A vs B"].best_layer
     if config.position == "mean":
         mean_a, mean_b = personas.act_a.at(readout_layer), personas.act_b.at(readout_layer)

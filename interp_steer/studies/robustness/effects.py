@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from interp_steer.data import reject_bare_strings
 from interp_steer.directions import SteeringVector
 from interp_steer.stats import proportion_interval, summarise, t_interval
 from interp_steer.studies._common import score_texts
@@ -25,6 +26,7 @@ def generate_scored(work: UnitRunner, name: str, config: RobustnessConfig, promp
                     rows: list[list[tuple]], score: Scorer) -> tuple[np.ndarray, list[str]]:
     """Greedy completions of ``prompts`` (prompt ``i`` steered by ``rows[i]``, a list of ``(vector,
     coefficient)``), scored; generated as work units of one batch each."""
+    reject_bare_strings(prompts=prompts)
     outputs = steered_generations(work, name, prompts, rows, max_new_tokens=config.max_new_tokens,
                                   batch_size=config.batch_size)
     texts = [g.text for g in outputs]

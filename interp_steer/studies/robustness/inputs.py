@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interp_steer.data import ABQuestion, ContrastPair, load_ab_questions, load_prompts
+from interp_steer.data import (
+    ABQuestion,
+    ContrastPair,
+    load_ab_questions,
+    load_prompts,
+    reject_bare_strings,
+)
 from interp_steer.studies._common import describe_items, load_items
 from interp_steer.studies.concept import (
     Pairs,
@@ -67,6 +73,7 @@ def named_sets(value: Any, kind: str) -> dict[str, Any]:
 def load_inputs(config: RobustnessConfig, positive: Texts, negative: Texts, pairs: Pairs, questions: Questions,
                 prompts: Texts, ood_prompts: Any, ood_questions: Any, neutral: Texts) -> Inputs:
     """Everything the study reads, checked before any model is loaded."""
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions, prompts=prompts, neutral=neutral, path_ok=True)
     concept = load_concept(positive, negative, pairs, questions, max_passages=config.max_passages,
                            minimum=MIN_EXAMPLES, questions_why="four to train on, two held out")
     data: dict[str, Any] = {}

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from interp_steer.data import ABQuestion
+from interp_steer.data import ABQuestion, reject_bare_strings
 from interp_steer.directions import SteeringVector
 from interp_steer.evaluation import FLOOR_LEVEL
 from interp_steer.fields import SteeringField
@@ -150,6 +150,7 @@ def _mix_rows(fitted: Fitted | Steerers, cells: list[tuple[str, float]], n_items
 def evaluate_open(model: Model, config: SvfConfig, fitted: Fitted, prompts: list[str], score: Scorer,
                    direction: int, progress: bool | None, say: Callable[[str], None], *, store: Any = None,
                    backend: Any = None) -> Evaluation:
+    reject_bare_strings(prompts=prompts)
     cells, controls = _grid_cells(config), control_cells(config)
     n_p, n_c = len(prompts), len(cells)
     say(f"generating {n_p * n_c} completions ({n_p} prompts x {n_c} cells; the primary cells run on to "
@@ -298,6 +299,7 @@ def _cell(config: SvfConfig, method: str, c: float, steered: np.ndarray, base: n
 
 def evaluate_ab(work: UnitRunner, config: SvfConfig, fitted: Fitted, questions: list[ABQuestion]) -> Evaluation:
     """The A/B grid: P(matching answer) per question and cell, as work units of one batch of questions."""
+    reject_bare_strings(questions=questions)
     cells, controls = _grid_cells(config), control_cells(config)
     directions = _controls(config, fitted.vector, [q.question for q in questions])
     rows = _mix_rows(fitted, cells + controls, len(questions), directions)

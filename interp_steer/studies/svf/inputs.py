@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from interp_steer.data import ABQuestion, ContrastPair
+from interp_steer.data import ABQuestion, ContrastPair, reject_bare_strings
 from interp_steer.studies.concept import (
     Pairs,
     Questions,
@@ -48,6 +48,7 @@ def load_inputs(config: SvfConfig, positive: Texts, negative: Texts, pairs: Pair
                 prompts: Texts, attributes: tuple[Texts, Texts, Texts] | None) -> Inputs:
     """The concept (A/B questions split by the seed into training and held-out questions), the
     held-out prompts and, with ``multi_attribute``, the two attribute corpora and their baseline."""
+    reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions, prompts=prompts, path_ok=True)
     concept = load_concept(positive, negative, pairs, questions, max_passages=config.max_passages,
                            minimum=MIN_EXAMPLES, questions_why="two to train on, two held out")
     data: dict[str, Any] = {}

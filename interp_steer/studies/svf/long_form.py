@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from interp_steer.data import reject_bare_strings
 from interp_steer.generation import Generation
 from interp_steer.models import Model
 from interp_steer.stats import ratio_of_means, summarise, t_interval
@@ -34,6 +35,7 @@ def measure_long_form(model: Model, config: SvfConfig, outputs: list[Generation]
                direction: int) -> dict[str, Any]:
     """The effect on the first, middle and last third of the long completions at the primary
     coefficient (``outputs``: per prompt, unsteered, vector, field; see :func:`~interp_steer.studies.svf.evaluation.evaluate_open`)."""
+    reject_bare_strings(prompts=prompts)
     c = config.primary_coefficient
     cells = [("unsteered", 0.0), ("vector", c), ("field", c)]
     parts = [thirds(model, g) for g in outputs]
