@@ -71,6 +71,16 @@ def settings(config_cls: type, config: Any = None, *, quick: bool = False, **ove
     return config_cls(**overrides)
 
 
+def result_header(schema_version: str, config: Any, model: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The first keys of a study's result file, in this order: which schema and library wrote it, the
+    model (when the study has one), the whole config and its seed."""
+    from interp_steer import __version__
+
+    model_key = {} if model is None else {"model": model}
+    return {"schema_version": schema_version, "library_version": __version__, **model_key,
+            "config": config.to_dict(), "seed": config.seed}
+
+
 def load_schema(package: str) -> dict:
     """The JSON Schema (draft 2020-12) a study ships as ``schema.json`` in its sub-package."""
     return json.loads(resources.files(package).joinpath("schema.json").read_text(encoding="utf-8"))
@@ -161,4 +171,4 @@ def score_texts(score: Callable[[list[str]], Any], texts: list[str]) -> np.ndarr
     return values
 
 
-__all__ = ["ConfigIO", "Stopwatch", "describe_items", "fmt_interval", "fmt_num", "fmt_rate", "quote", "score_texts", "load_items", "load_schema", "settings"]
+__all__ = ["ConfigIO", "Stopwatch", "describe_items", "fmt_interval", "fmt_num", "fmt_rate", "quote", "score_texts", "load_items", "load_schema", "result_header", "settings"]

@@ -13,7 +13,7 @@ import numpy as np
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
 from interp_steer.probes import Localisation
-from interp_steer.studies._common import Judged, load_schema
+from interp_steer.studies._common import Judged, load_schema, result_header
 from interp_steer.studies.collision.config import CollisionConfig, ScoreConfig
 from interp_steer.studies.mixing import Dominance
 
@@ -85,14 +85,8 @@ class CollisionResult:
         return render_html(self)
 
     def to_dict(self) -> dict[str, Any]:
-        from interp_steer import __version__
-
         return {
-            "schema_version": SCHEMA_VERSION,
-            "library_version": __version__,
-            "model": self.model,
-            "config": self.config.to_dict(),
-            "seed": self.config.seed,
+            **result_header(SCHEMA_VERSION, self.config, self.model),
             "data": self.data,
             "layer": self.layer,
             "grid": {"alphas": list(self.config.alphas), "lambdas": list(self.config.lambdas),

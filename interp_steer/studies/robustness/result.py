@@ -9,7 +9,7 @@ from typing import Any
 
 from interp_steer._io import jsonable
 from interp_steer.directions import SteeringVector
-from interp_steer.studies._common import Judged, load_schema
+from interp_steer.studies._common import Judged, load_schema, result_header
 from interp_steer.studies.robustness.config import RobustnessConfig
 
 SCHEMA_VERSION = 1
@@ -58,14 +58,9 @@ class RobustnessResult:
                                                              ("measure", self.concept.get("measure", "?"))])
 
     def to_dict(self) -> dict[str, Any]:
-        from interp_steer import __version__
-
         # Strict JSON already here, not only in the file: NaN and inf become null.
         return jsonable({
-            "schema_version": SCHEMA_VERSION,
-            "library_version": __version__,
-            "config": self.config.to_dict(),
-            "seed": self.config.seed,
+            **result_header(SCHEMA_VERSION, self.config),
             "data": self.data,
             "concept": self.concept,
             "coefficients": {"values": list(self.config.coefficients), "primary": self.config.primary_coefficient,

@@ -10,7 +10,7 @@ from typing import Any
 
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
-from interp_steer.studies._common import Judged, load_schema
+from interp_steer.studies._common import Judged, load_schema, result_header
 from interp_steer.studies.svf.config import SvfConfig
 
 METHODS = ("vector", "field")
@@ -79,14 +79,8 @@ class SvfResult:
                             ("layers", self.field.layers), ("prompts", len(self.inputs))])
 
     def to_dict(self) -> dict[str, Any]:
-        from interp_steer import __version__
-
         return {
-            "schema_version": SCHEMA_VERSION,
-            "library_version": __version__,
-            "model": self.model,
-            "config": self.config.to_dict(),
-            "seed": self.config.seed,
+            **result_header(SCHEMA_VERSION, self.config, self.model),
             "mode": self.mode,
             "data": self.data,
             "concept": self.concept,
