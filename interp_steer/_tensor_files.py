@@ -2,8 +2,8 @@
 
 A file holds its tensors and, in the safetensors header, ``format`` (what kind of file it is),
 ``format_version`` and the metadata as JSON. Each file type checks its own format and metadata;
-here are the writing (atomic: a file appears whole or not at all) and the reading (a missing or
-damaged file becomes the caller's one-line error).
+here are the writing (atomic: a file appears whole or not at all), the reading (a missing or
+damaged file becomes the caller's one-line error) and the check that a file's contents fit a model.
 """
 
 from __future__ import annotations
@@ -47,3 +47,18 @@ def read_safetensors(path: Path, error: type[ValueError], fix: str = "") -> tupl
     except Exception as problem:  # safetensors raises several types for a damaged file
         raise error(f"{path}: not a readable safetensors file ({problem}){fix}") from problem
     return header, tensors
+
+
+def check_fits_model(model: Any, *, built_on: str, d_model: int, layers: list[int], source: str,
+                     error: type[ValueError], redo: str) -> None:
+    """Raise ``error`` if what was built on ``built_on`` (width ``d_model``, at ``layers``) cannot be
+    applied to ``model``: another width, another model (``redo`` says how to fix it, e.g. "rebuild
+    it on this model"), or a layer the model does not have."""
+    if d_model != model.d_model:
+        raise error(f"{source} was built on {built_on!r} with d_model {d_model}, but {model.name!r} has d_model "
+                    f"{model.d_model}")
+    if built_on != model.name:
+        raise error(f"{source} was built on {built_on!r}, not on {model.name!r}; {redo}")
+    too_deep = [layer for layer in layers if layer >= model.n_layers]
+    if too_deep:
+        raise error(f"{source} has layers {too_deep}, but {model.name!r} has only {model.n_layers} layers")

@@ -42,7 +42,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp_steer._tensor_files import read_safetensors, write_safetensors
+from interp_steer._tensor_files import check_fits_model, read_safetensors, write_safetensors
 from interp_steer._types import HookPoint, LayerDirections, Method, Normalisation, ReadPosition
 from interp_steer.activations import Activations, collect_activations
 from interp_steer.contrast import ab_contrast_pairs, contrast_texts, position_label
@@ -355,16 +355,8 @@ class SteeringVector:
 
     def check_model(self, model: Model, *, source: str = "vector") -> None:
         """Raise if this vector cannot be applied to ``model``."""
-        if self.d_model != model.d_model:
-            raise VectorFileError(f"{source} was built on {self.metadata.model!r} with d_model "
-                                  f"{self.d_model}, but {model.name!r} has d_model {model.d_model}")
-        if self.metadata.model != model.name:
-            raise VectorFileError(f"{source} was built on {self.metadata.model!r}, not on "
-                                  f"{model.name!r}; rebuild it on this model")
-        too_deep = [layer for layer in self.layers if layer >= model.n_layers]
-        if too_deep:
-            raise VectorFileError(f"{source} has layers {too_deep}, but {model.name!r} has only "
-                                  f"{model.n_layers} layers")
+        check_fits_model(model, built_on=self.metadata.model, d_model=self.d_model, layers=list(self.layers),
+                         source=source, error=VectorFileError, redo="rebuild it on this model")
 
     def to_gguf(self, path: str | Path, *, model_hint: str | None = None) -> Path:
         """Write llama.cpp's control-vector GGUF (architecture ``controlvector``).

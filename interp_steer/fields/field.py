@@ -14,7 +14,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp_steer._device import on_device_of
-from interp_steer._tensor_files import read_safetensors, write_safetensors
+from interp_steer._tensor_files import check_fits_model, read_safetensors, write_safetensors
 from interp_steer.fields.metadata import FORMAT, FORMAT_VERSION, FieldFileError, FieldMetadata
 from interp_steer.fields.scorer import ConceptScorer
 from interp_steer.models import Model
@@ -97,16 +97,8 @@ class SteeringField:
 
     def check_model(self, model: Model, *, source: str = "field") -> None:
         """Raise if this field cannot be applied to ``model``."""
-        if self.d_model != model.d_model:
-            raise FieldFileError(f"{source} was built on {self.metadata.model!r} with d_model "
-                                 f"{self.d_model}, but {model.name!r} has d_model {model.d_model}")
-        if self.metadata.model != model.name:
-            raise FieldFileError(f"{source} was built on {self.metadata.model!r}, not on "
-                                 f"{model.name!r}; refit it on this model")
-        too_deep = [layer for layer in self.layers if layer >= model.n_layers]
-        if too_deep:
-            raise FieldFileError(f"{source} has layers {too_deep}, but {model.name!r} has only "
-                                 f"{model.n_layers} layers")
+        check_fits_model(model, built_on=self.metadata.model, d_model=self.d_model, layers=list(self.layers),
+                         source=source, error=FieldFileError, redo="refit it on this model")
 
     def select(self, layers: int | Iterable[int]) -> SteeringField:
         """A field restricted to some of the layers (in ascending order)."""
