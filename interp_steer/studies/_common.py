@@ -71,7 +71,7 @@ def settings(config_cls: type, config: Any = None, *, quick: bool = False, **ove
     return config_cls(**overrides)
 
 
-def result_header(schema_version: str, config: Any, model: dict[str, Any] | None = None) -> dict[str, Any]:
+def result_header(schema_version: int, config: Any, model: dict[str, Any] | None = None) -> dict[str, Any]:
     """The first keys of a study's result file, in this order: which schema and library wrote it, the
     model (when the study has one), the whole config and its seed."""
     from interp_steer import __version__

@@ -40,14 +40,13 @@ on per-text log ratios (geometric means); fractions, Wilson; sample-size plateau
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from interp_steer.data import reject_bare_strings
 from interp_steer.directions import SteeringVector
 from interp_steer.execution import Execution, as_execution
 from interp_steer.models import Model, load_model
-from interp_steer.studies._common import Stopwatch
+from interp_steer.studies._common import Stopwatch, settings
 from interp_steer.studies._units import UnitRunner
 from interp_steer.studies.concept import Pairs, Questions, Scorer, Texts, the_scorer
 from interp_steer.studies.robustness.adversarial import measure_adversarial, replay
@@ -190,10 +189,7 @@ def robustness(
     :meth:`RobustnessConfig.quick` when ``quick``, with keyword ``overrides`` of its fields (e.g.
     ``layer=15``, ``subsets=3``); the data, the scorer, where models load and ``execution`` are passed
     to :func:`run`."""
-    if config is None:
-        config = RobustnessConfig.quick(**overrides) if quick else RobustnessConfig(**overrides)
-    elif overrides:
-        config = replace(config, **overrides)
+    config = settings(RobustnessConfig, config, quick=quick, **overrides)
     return run(model, config, positive=positive, negative=negative, pairs=pairs, questions=questions, prompts=prompts,
                ood_prompts=ood_prompts, ood_questions=ood_questions, neutral=neutral, scorer=scorer,
                scorer_name=scorer_name, device=device, n_devices=n_devices, execution=execution)

@@ -47,7 +47,6 @@ Fieller.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -55,7 +54,7 @@ import numpy as np
 from interp_steer.data import reject_bare_strings
 from interp_steer.execution import Execution, as_execution
 from interp_steer.models import Model, load_model
-from interp_steer.studies._common import Stopwatch
+from interp_steer.studies._common import Stopwatch, settings
 from interp_steer.studies._units import UnitRunner
 from interp_steer.studies.concept import Pairs, Questions, Scorer, Texts, the_scorer
 from interp_steer.studies.svf.claims import judge_claims
@@ -180,10 +179,7 @@ def svf(
     passed to :func:`run`."""
     reject_bare_strings(positive=positive, negative=negative, pairs=pairs, questions=questions,
                         prompts=prompts, path_ok=True)
-    if config is None:
-        config = SvfConfig.quick(**overrides) if quick else SvfConfig(**overrides)
-    elif overrides:
-        config = replace(config, **overrides)
+    config = settings(SvfConfig, config, quick=quick, **overrides)
     return run(model, config, positive=positive, negative=negative, pairs=pairs, questions=questions,
                prompts=prompts, attributes=attributes, scorer=scorer, scorer_name=scorer_name, execution=execution)
 
