@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,20 +51,14 @@ class Execution:
         if self.fresh and self.store is None:
             raise ValueError("Execution(fresh=True) discards stored units, but no store directory was given")
 
-    def with_(self, **changes: Any) -> Execution:
-        """A copy with ``changes`` (e.g. ``execution.with_(store=out / "units")``)."""
-        return replace(self, **changes)
-
     def say(self, line: str) -> None:
         """Pass one line to ``log`` (nothing when there is none)."""
         if self.log is not None:
             self.log(line)
 
-    def open_store(self, key: dict[str, Any], *, subdir: str | None = None) -> UnitStore | MemoryStore:
-        """The unit store for the run identified by ``key``: on disk under ``store`` (a ``subdir``
-        of it when given), else in memory."""
-        where = None if self.store is None else Path(self.store) / subdir if subdir else self.store
-        return open_store(where, key, fresh=self.fresh, log=self.say)
+    def open_store(self, key: dict[str, Any]) -> UnitStore | MemoryStore:
+        """The unit store for the run identified by ``key``: on disk under ``store``, else in memory."""
+        return open_store(self.store, key, fresh=self.fresh, log=self.say)
 
     @contextmanager
     def backend_for(self, model: Any) -> Iterator[Any]:

@@ -7,6 +7,7 @@ trusted; Ray actors give the local backend's numbers, and a task that fails once
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -423,3 +424,22 @@ def test_svf_and_locate_units_are_reused(tiny, tmp_path, monkeypatch):
     assert calls == [] and again.to_dict() == first.to_dict()
     assert localisation.localise(tiny, concepts, folds=2).to_dict() == first.to_dict()
     assert probes.probe_concepts(tiny, concepts, folds=2).to_dict() == first.to_dict()  # the units change nothing
+
+
+def test_execution_refuses_what_it_cannot_honour(tmp_path):
+    with pytest.raises(ValueError, match="no store directory"):
+        Execution(fresh=True)
+    # Wrong kinds are refused (under pytest the type checker speaks first, outside it Execution's own check).
+    with pytest.raises(TypeError):
+        Execution(log="print")
+    with pytest.raises(TypeError):
+        Execution(progress="yes")
+    # Our own message, as a user sees it outside pytest's type checker.
+    from interp_steer.execution import as_execution
+
+    with pytest.raises(TypeError, match="pass an interp_steer.Execution"):
+        inspect.unwrap(as_execution)({"progress": False})
+    lines = []
+    store = Execution(store=tmp_path / "units", log=lines.append).open_store({"run": 1})
+    assert (tmp_path / "units").is_dir() and type(store).__name__ == "UnitStore"
+    assert type(Execution().open_store({"run": 1})).__name__ == "MemoryStore"
