@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +29,7 @@ from typing import Any
 
 import torch
 
+from interp_steer._io import atomic_directory
 from interp_steer.paths import cache_dir
 
 # ----------------------------------------------------------------------------- chat templates
@@ -322,17 +320,8 @@ def tokenizer_for(fam: TinyFamily) -> Any:
 
 
 def _save_atomically(tokenizer: Any, home: Path) -> None:
-    home.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tok-", dir=home.parent))
-    try:
+    with atomic_directory(home, complete="tokenizer.json") as staging:
         tokenizer.save_pretrained(str(staging))
-        try:
-            os.replace(staging, home)
-        except OSError:
-            if not (home / "tokenizer.json").is_file():  # not a lost race: a real failure
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- models

@@ -6,13 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from interp_steer._io import atomic_directory
 from interp_steer.paths import cache_dir
 
 log = logging.getLogger("interp_steer.models")  # the logger's name from before the models package
@@ -38,15 +36,13 @@ def convert_gguf(path: Path, target: Path) -> None:
     """De-quantise a GGUF file once and store it as a plain Hugging Face directory (safetensors).
 
     Written to a temporary sibling directory and renamed into place, so an interrupted conversion
-    never leaves a half-written cache entry.
+    never leaves a half-written cache entry; the entry is readable by whoever the umask allows.
     """
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("de-quantising %s (once; cached in %s)", path, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    with atomic_directory(target, complete="model.safetensors") as staging:
         kwargs = {"gguf_file": path.name}
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
         hf_model = AutoModelForCausalLM.from_pretrained(
@@ -66,13 +62,6 @@ def convert_gguf(path: Path, target: Path) -> None:
         (staging / "interp_steer_source.json").write_text(
             json.dumps({"gguf": str(path), "sha256": _sha256(path)}, indent=2)
         )
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if not (target / "model.safetensors").is_file():  # not a lost race: a real failure
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 __all__ = ["convert_gguf", "converted_gguf"]
