@@ -92,6 +92,8 @@ _EXPORTS = {
 }
 export_lazily(globals(), _EXPORTS)
 
+# The one place the version is written: setuptools reads it statically for the wheel's metadata
+# (pyproject.toml, [tool.setuptools.dynamic]), so it stays a plain string literal.
 __version__ = "0.1.0"
 
 __all__ = [
