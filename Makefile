@@ -43,6 +43,8 @@ $(VENV)/.distributed: $(STAMP)
 test: $(STAMP) $(VENV)/.distributed
 	$(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=1800 -q
 
+# ruff's lint rules ([tool.ruff] in pyproject.toml); .ci/run runs it before the tests. Formatting is
+# not checked: most of the tree predates `ruff format`, and reformatting it all is a change of its own.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
