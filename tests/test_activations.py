@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import attached_hooks, bridge_cache
 
 import interp_steer as ist
+from conftest import attached_hooks, bridge_cache
 from interp_steer import activations as act_module
 
 

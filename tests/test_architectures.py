@@ -14,9 +14,9 @@ import functools
 import numpy as np
 import pytest
 import torch
-from conftest import attached_hooks
 
 import interp_steer as ist
+from conftest import attached_hooks
 from interp_steer import generation
 from interp_steer.data import ABQuestion
 from interp_steer.directions import SteeringVector, VectorMetadata

@@ -9,9 +9,9 @@ import jsonschema
 import numpy as np
 import pytest
 import torch
-from conftest import attached_hooks
 
 import interp_steer as ist
+from conftest import attached_hooks
 from interp_steer.cli import main
 from interp_steer.patching import (
     METRICS,

@@ -15,12 +15,12 @@ import contextlib
 import numpy as np
 import pytest
 import torch
-from conftest import attached_hooks
 
 import interp_steer as ist
 import interp_steer.activations as activations
 import interp_steer.generation as generation
 import interp_steer.likelihood as likelihood
+from conftest import attached_hooks
 from interp_steer import _plain
 from interp_steer._plain import grouped as plain_grouped
 from interp_steer._plain import hooks as plain_hooks

@@ -6,9 +6,9 @@ import contextlib
 
 import pytest
 import torch
-from conftest import attached_hooks
 
 import interp_steer as ist
+from conftest import attached_hooks
 from interp_steer.directions import SteeringVector, VectorMetadata
 from interp_steer.generation import generate
 from interp_steer.steering import RowDeltas, Steering, steer
