@@ -17,11 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import NoReturn
 
 from interp_steer import __version__
+from interp_steer._suggest import did_you_mean
 from interp_steer.commands import (
     ab_eval,
     dla,
@@ -50,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
     exit status 2. Subcommands' parsers are of this class too."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
+        self.exit(2, f"{self.prog}: error: {with_suggestion(one_line(message))} (see '{self.prog} --help')\n")
 
     def parse_known_args(self, args=None, namespace=None):
         parsed, extra = super().parse_known_args(args, namespace)
@@ -62,6 +65,19 @@ class _Parser(argparse.ArgumentParser):
             if action.type is float and isinstance(value, float) and not math.isfinite(value):
                 self.error(f"argument {'/'.join(action.option_strings)}: expected a finite number, got {value}")
         return parsed, extra
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<word>[^']*)'(?P<list> \(choose from (?P<choices>[^)]*)\))")
+
+
+def with_suggestion(message: str) -> str:
+    """argparse's "invalid choice: 'colide' (choose from ...)" with the closest choices named
+    before the list (argparse before Python 3.14 names none); other messages unchanged."""
+    found = _INVALID_CHOICE.search(message)
+    suggestion = found and did_you_mean(found["word"], (c.strip(" '\"") for c in found["choices"].split(",")))
+    if not suggestion:
+        return message
+    return f"{message[: found.start('list')]}; {suggestion}{message[found.start('list') :]}"
 
 
 def one_line(message: object, limit: int = 600) -> str:
@@ -106,7 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except (ValueError, KeyError, OSError, RuntimeError) as error:
         # Bad input (a file, a value, a model spec): one line naming it, and exit status 2.
-        print(f"interp-steer {args.command}: error: {one_line(error)}", file=sys.stderr)
+        # An error that knows its command-line wording (a model spec's, with the known specs
+        # listed) keeps its lines.
+        wording = getattr(error, "for_command_line", None)
+        text = textwrap.indent(wording(), "  ").lstrip() if callable(wording) else one_line(error)
+        print(f"interp-steer {args.command}: error: {text}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - a bug: still one line, with the way to the traceback
         if os.environ.get("INTERP_STEER_TRACEBACK"):

