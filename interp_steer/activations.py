@@ -92,6 +92,11 @@ class Activations:
     def __len__(self) -> int:
         return self.values.shape[0]
 
+    def __repr__(self) -> str:
+        from interp_steer.display import activations_line
+
+        return activations_line(self)
+
     @property
     def hook_names(self) -> list[str]:
         return [f"blocks.{layer}.hook_{self.hook_point}" for layer in self.layers]

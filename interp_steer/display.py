@@ -208,3 +208,65 @@ def attention_html(result) -> str:
                  fields_line([("model", result.model), ("source", result.runs["source"]["label"]),
                               ("target", result.runs["target"]["label"]), ("prompts", len(result.prompts))]),
                  table(["head", "total variation at the final query", "moved most (from the end)"], rows))
+
+
+def activations_line(acts) -> str:
+    """One line for :class:`~interp_steer.activations.Activations`: never the values themselves."""
+    return one_line("Activations", shape=tuple(acts.values.shape), dtype=str(acts.values.dtype).removeprefix("torch."),
+                    model=acts.model_name, hook=acts.hook_point, layers=layers_text(acts.layers), position=acts.position,
+                    texts=acts.n_texts)
+
+
+def sweep_line(sweep) -> str:
+    """One line for an A/B or perplexity sweep (:class:`~interp_steer.evaluation.SweepResult`)."""
+    return one_line("SweepResult", measure=sweep.measure, shape=tuple(sweep.values.shape), layers=layers_text(sweep.layers),
+                    coefficients=[float(c) for c in sweep.coefficients], items=sweep.n_items)
+
+
+def _draw_sweep(sweep, ylabel: str) -> Callable[[Any], None]:
+    def draw(fig) -> None:
+        ax = fig.subplots()
+        for i, layer in enumerate(sweep.layers):
+            (line,) = ax.plot(sweep.coefficients, sweep.mean[i], marker="o", markersize=3, label=f"layer {layer}")
+            ax.fill_between(sweep.coefficients, sweep.low[i], sweep.high[i], color=line.get_color(), alpha=0.15)
+        ax.set_xlabel("coefficient")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if len(sweep.layers) <= 8:
+            ax.legend(frameon=False, fontsize=7)
+    return draw
+
+
+def sweep_html(sweep) -> str:
+    """A sweep's mean and 95 % interval per layer × coefficient, as a table and a figure."""
+    rows = [(str(layer), *(interval(sweep.mean[i][j], sweep.low[i][j], sweep.high[i][j])
+                           for j in range(len(sweep.coefficients)))) for i, layer in enumerate(sweep.layers)]
+    return block(f"SweepResult: {sweep.measure}",
+                 fields_line([("layers", layers_text(sweep.layers)), ("coefficients", len(sweep.coefficients)),
+                              ("items", sweep.n_items), ("interval", "95 % bootstrap over items")]),
+                 table(["layer \\ coefficient", *(f"{c:g}" for c in sweep.coefficients)], rows),
+                 figure(_draw_sweep(sweep, sweep.measure)))
+
+
+def generation_sweep_line(sweep) -> str:
+    return one_line("GenerationSweep", layers=layers_text(sweep.layers),
+                    coefficients=[float(c) for c in sweep.coefficients], prompts=len(sweep.prompts),
+                    metrics=len(sweep.metrics))
+
+
+def generation_sweep_html(sweep) -> str:
+    """Every metric's mean per (layer, coefficient) cell, the backfire rate where computed, and the
+    first metric's curve."""
+    names = list(sweep.metrics)
+    rows = []
+    for i, layer in enumerate(sweep.layers):
+        for j, coefficient in enumerate(sweep.coefficients):
+            backfire = sweep.backfire.get(f"{layer},{coefficient:g}")
+            rows.append((str(layer), f"{coefficient:g}", *(number(sweep.metrics[n].mean[i][j]) for n in names),
+                         "–" if backfire is None else interval(backfire["mean"], backfire["low"], backfire["high"])))
+    parts = [fields_line([("prompts", len(sweep.prompts)), ("layers", layers_text(sweep.layers)),
+                          ("backfire on", sweep.backfire_settings.get("metric", "–"))]),
+             table(["layer", "coefficient", *names, "backfire rate"], rows)]
+    if names:
+        parts.append(figure(_draw_sweep(sweep.metrics[names[0]], names[0])))
+    return block("GenerationSweep", *parts)

@@ -52,6 +52,16 @@ class SweepResult:
             out["values"] = self.values.tolist()
         return out
 
+    def __repr__(self) -> str:
+        from interp_steer.display import sweep_line
+
+        return sweep_line(self)
+
+    def _repr_html_(self) -> str:
+        from interp_steer.display import sweep_html
+
+        return sweep_html(self)
+
     def to_frame(self):
         """Tidy rows (layer, coefficient, metric) with ``value``, ``low``, ``high``, ``n``
         (:mod:`interp_steer.frames`)."""
@@ -248,6 +258,16 @@ class GenerationSweep:
         return {"layers": self.layers, "coefficients": self.coefficients, "prompts": self.prompts,
                 "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
                 "samples": self.samples, "backfire": {**self.backfire_settings, "cells": self.backfire}}
+
+    def __repr__(self) -> str:
+        from interp_steer.display import generation_sweep_line
+
+        return generation_sweep_line(self)
+
+    def _repr_html_(self) -> str:
+        from interp_steer.display import generation_sweep_html
+
+        return generation_sweep_html(self)
 
     def to_frame(self):
         """Tidy rows (layer, coefficient, metric) for every metric and the backfire rate
