@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 STAMP  := $(VENV)/.installed
 OUT    ?= runs/demo
 
-.PHONY: venv demo test lint bench bench-peers clean
+.PHONY: venv demo test docs lint bench bench-peers clean
 
 venv: $(STAMP)
 
@@ -41,7 +41,11 @@ $(VENV)/.distributed: $(STAMP)
 	touch $@
 
 test: $(STAMP) $(VENV)/.distributed
-	$(BIN)/python -m pytest tests notebooks --nbmake --nbmake-timeout=1800 -q
+	$(BIN)/python -m pytest tests notebooks README.md docs --nbmake --nbmake-timeout=1800 -q
+
+# The docs site (mkdocs.yml, docs/) into site/, in strict mode as tests/test_docs.py builds it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # ruff's lint rules ([tool.ruff] in pyproject.toml); .ci/run runs it before the tests. Formatting is
 # not checked: most of the tree predates `ruff format`, and reformatting it all is a change of its own.
@@ -62,4 +66,4 @@ bench-peers: $(STAMP)
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_peers.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache
