@@ -106,7 +106,7 @@ def test_tiny_run_reports_every_finding(tiny_result):
     assert ss["per_n"][-1]["cosine_to_full"]["mean"] == pytest.approx(1.0, abs=1e-5)
     assert [c.key for c in tiny_result.claims] == ["ood", "sample_size", "adversarial", "perplexity", "model_size"]
     assert tiny_result.claim("model_size").verdict == "inconclusive"
-    assert "needs >= 2 models" in tiny_result.claim("model_size").summary
+    assert "needs ≥ 2 models" in tiny_result.claim("model_size").summary
 
 
 def test_perplexity_ratio_is_exactly_one_unsteered(tiny_result):
@@ -135,7 +135,7 @@ def test_saved_result_is_valid_and_replays_from_the_files(tiny, tiny_result, tmp
     for name in ("effects", "sample_size", "perplexity", "adversarial"):
         assert written[name].stat().st_size > 0
     report = (tmp_path / "report.md").read_text()
-    assert "## Verdicts" in report and "needs >= 2 models" in report
+    assert "## Verdicts" in report and "needs ≥ 2 models" in report
     vector = ist.SteeringVector.load(tmp_path / data["models"][0]["vector_file"])
     entry = data["models"][0]["adversarial"]["searches"][-1]
     assert replay(tiny, vector, data["models"][0]["adversarial"]["readout"], entry["content_ids"]) == pytest.approx(

@@ -122,12 +122,12 @@ def judge_coherence(config: Settings, per_prompt: dict[str, np.ndarray], unsteer
             "unsteered_vs_baseline": _judge_end(np.log(unsteered["perplexity"]), unsteered["repetition"],
                                                references["baseline"], config),
             "per_lambda": strengths, "best_lambda": best["lambda"], "best_lambda_is_degraded": not usable,
-            "rule": (f"degraded: a pure end's perplexity (geometric mean over prompts) > {config.degradation_ratio:g}x "
+            "rule": (f"degraded: a pure end's perplexity (geometric mean over prompts) > {config.degradation_ratio:g}× "
                      f"that of fluent text of its own tone (the persona's corpus: A's for the A end, B's for the B end; "
                      f"geometric mean over passages) or its repetition rate > the corpus's + {config.degradation_repetition:g}; "
                      f"the corpora are scored by the unsteered model in windows of {config.max_new_tokens} scored tokens "
                      "(each passage's first tokens), the completions' length; "
-                     "best: the non-degraded strength with the largest mean VADER(A end) - VADER(B end)")}
+                     "best: the non-degraded strength with the largest mean VADER(A end) − VADER(B end)")}
 
 
 __all__ = ["PURE_ENDS", "Reference", "judge_coherence", "metric_interval", "references"]

@@ -114,7 +114,7 @@ def finding_shared_layer(localisation: Localisation, profiles: dict[str, Any]) -
     profile_text = (f"By accuracy, A vs baseline peaks at layer {pa.best_layer} (band {pa.band_low}-{pa.band_high}), "
                     f"B vs baseline at layer {pb.best_layer} (band {pb.band_low}-{pb.band_high})")
     if saturated["A"] > n_layers / 2 or saturated["B"] > n_layers / 2:
-        profile_text += (f"; the probes are near-perfect at most layers (accuracy >= 0.99 at {saturated['A']} and "
+        profile_text += (f"; the probes are near-perfect at most layers (accuracy ≥ 0.99 at {saturated['A']} and "
                          f"{saturated['B']} of {n_layers} layers)")
     if getattr(pa, "heldout_scores", None) is None or getattr(pb, "heldout_scores", None) is None:
         reason = ("the probe profiles carry no per-example held-out scores (a profile read back from JSON), so the "

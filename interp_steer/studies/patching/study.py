@@ -428,7 +428,7 @@ def _findings(per_prompt, runs: Runs, halves: tuple[list[int], list[int]],
             "rule": "prompts split once at random (seed); in each fold the k components (attention and MLP outputs "
                     "per layer, heads) with the largest mean change of the metric on one half are reported on the "
                     "other half with 95% Fieller intervals; 'holds_up': the interval at the family-wise level "
-                    "1 - 0.05/k excludes 0 with the sign seen on the choosing half"}
+                    "1 − 0.05/k excludes 0 with the sign seen on the choosing half"}
 
 
 __all__ = ["attribution_ranking", "dominance_patching", "run"]

@@ -129,7 +129,7 @@ def measure_adversarial(model: Model, config: RobustnessConfig, inputs: Inputs, 
             "coefficient": c, "budget_per_search": config.adversarial_budget, "vocabulary_size": len(vocabulary),
             "in_distribution_readout_effect": {**t_interval(id_effects).to_dict(), "over": scale_note},
             "threshold": threshold,
-            "threshold_rule": f"a reversal is an edited input whose effect is below -{config.reversal_margin:g} x |mean "
+            "threshold_rule": f"a reversal is an edited input whose effect is below −{config.reversal_margin:g} × |mean "
                               "in-distribution readout effect|, from a seed that was not below it already",
             "seeds_already_reversed": already,
             "n_seeds": n_seeds, "seeds_with_reversal": proportion_interval(n_found, n_seeds).to_dict(),

@@ -139,7 +139,7 @@ def _perplexity(config: Any, report: dict[str, Any]) -> Finding:
 def _model_size(config: Any, reports: list[dict[str, Any]]) -> Finding:
     numbers = {"n_models": len(reports), "rule": MODEL_SIZE.id}
     if len(reports) < 2:
-        return _inconclusive("model_size", "needs >= 2 models (run with --models SPEC,SPEC,...); this run had one",
+        return _inconclusive("model_size", "needs ≥ 2 models (run with --models SPEC,SPEC,...); this run had one",
                              numbers)
     ordered = sorted(reports, key=lambda r: r["model"]["n_parameters"])
     small, large = ordered[0], ordered[-1]

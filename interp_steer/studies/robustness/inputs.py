@@ -166,7 +166,7 @@ def describe_concept(config: RobustnessConfig, inputs: Inputs, score: Scorer, na
     gap = orientation(score, name, *sides_of(inputs.mode, inputs.train_positive, inputs.train_negative,
                                              inputs.train_pairs))
     return {**out, "measure": name, "direction": 1 if gap > 0 else -1, "training_gap": gap,
-            "direction_source": f"auto: mean {name}(positive) - mean {name}(negative) = {gap:+.3f} on the training texts"}
+            "direction_source": f"auto: mean {name}(positive) − mean {name}(negative) = {gap:+.3f} on the training texts"}
 
 
 __all__ = ["ID", "MIN_EXAMPLES", "Inputs", "describe_concept", "load_inputs", "named_sets"]

@@ -440,7 +440,7 @@ def fit_saturation(ns: Sequence[int] | np.ndarray, effects: np.ndarray, *, forms
 
     notes = []
     if no_plateau:
-        notes.append(f"no plateau within reach: the {form} fit's K ran past {K_SPAN:g} x the largest n, i.e. the "
+        notes.append(f"no plateau within reach: the {form} fit's K ran past {K_SPAN:g}× the largest n, i.e. the "
                      f"effect is still rising about as fast as it started; E_max, K and n_q are unbounded (inf)")
     elif any(beyond.values()):
         past = ", ".join(f"n at {q:.0%} = {n_at[q]:.3g}" for q in qs if beyond[q])

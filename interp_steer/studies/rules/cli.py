@@ -90,7 +90,7 @@ def format_card(card: dict[str, Any]) -> str:
     if card["settings"]:
         lines.append("settings: " + ", ".join(f"{k}={v}" for k, v in card["settings"].items()))
     lines.append(f"simulated: {card['runs']} runs per row, seed {card['seed']}; an error rate passes at "
-                 f"<= {card['design_rate']:.0%} + Monte Carlo error ({card['tolerance']:.3f})")
+                 f"≤ {card['design_rate']:.0%} + Monte Carlo error ({card['tolerance']:.3f})")
     header = f"  {'profile':<7} {'truth':<6} {'repr.':>6} {'not r.':>6} {'incon.':>6} {'error':>6}     DGP"
     lines.append(header)
     for row in card["simulations"]:

@@ -57,8 +57,8 @@ VERDICTS = {1: "reproduced", -1: "not reproduced", 0: "inconclusive"}
 
 RULE = ("per item d, oriented so that d > 0 supports the claim; reproduced: the 95 % t interval (Hall's skewness "
         "correction) of mean(d) over items lies above 0; not reproduced: it lies below 0, or the 90 % interval lies "
-        "inside +-margin (TOST at 5 %: any effect is smaller than the smallest effect of interest); inconclusive "
-        "otherwise. MDE = (t_.975 + t_.80) * se on n - 1 degrees of freedom (80 % power, 5 % two-sided)")
+        "inside ± margin (TOST at 5 %: any effect is smaller than the smallest effect of interest); inconclusive "
+        "otherwise. MDE = (t_.975 + t_.80) * se on n − 1 degrees of freedom (80 % power, 5 % two-sided)")
 
 
 def mde(se: ArrayLike, n: ArrayLike) -> np.ndarray | float:

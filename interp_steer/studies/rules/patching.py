@@ -24,8 +24,8 @@ from interp_steer.studies.rules.base import DGP, Decision, Rule, noise, register
 CLAIM = ("A component chosen by its effect on one half of the prompts moves the metric the same way on the "
          "other half (its effect replicates on prompts that took no part in choosing it).")
 
-TEXT = ("on the reporting half's prompts, the normalised effect mean(patched - target) / mean(source - target) with "
-        "Fieller's interval at the family-wise level 1 - 0.05 / k (Bonferroni over the k components a fold "
+TEXT = ("on the reporting half's prompts, the normalised effect mean(patched − target) / mean(source − target) with "
+        "Fieller's interval at the family-wise level 1 − 0.05 / k (Bonferroni over the k components a fold "
         "reports); reproduced ('holds up') when it excludes 0 with the sign the component had on the choosing half; "
         "not reproduced when it excludes 0 with the other sign (the effect reverses); inconclusive otherwise, and "
         "when source and target do not differ significantly (the ratio then has no finite interval)")
@@ -33,8 +33,8 @@ TEXT = ("on the reporting half's prompts, the normalised effect mean(patched - t
 NOTES = ("Per component: a fold reports k components, so under no effect at all each wrong 'holds up' is at most "
          "0.05 / k (two-sided interval, one side counts) and the fold's family-wise rate at most 0.05 / 2. The "
          "worlds draw, per prompt, the target metric, a source-target span and the patched metric "
-         "target + beta x span + noise; the chosen sign is +1. Power is reported at an assumed beta of 0.3 (the "
-         "component carries 30 % of the source-target difference), noise SD 0.3 and spans of 1 +- 0.3 in the "
+         "target + β × span + noise; the chosen sign is +1. Power is reported at an assumed β of 0.3 (the "
+         "component carries 30 % of the source-target difference), noise SD 0.3 and spans of 1 ± 0.3 in the "
          "metric's units; with 8 reporting prompts and k = 8 the family-wise t quantile on 7 d.o.f. is about 4, so "
          "only large, consistent effects hold up. Sizes: the default profile's 16 prompts (8 per half, k = 8), and "
          "32 prompts (16 per half): the profiles 'quick' and 'full' here.")

@@ -48,7 +48,7 @@ def measure_context(model: Model, fitted: Fitted, transcripts: tuple[list[list[i
             "activation_norm_ratio": [float(rows[layer].norm(dim=-1).mean() / field.metadata.resid_norm[layer])
                                       for layer in layers],
             "definition": "mean pairwise cosine between the field's unit directions over all measured activations "
-                          "(self-pairs excluded): (|sum g|^2 - n) / (n (n - 1))"}
+                          "(self-pairs excluded): (|sum g|² − n) / (n (n − 1))"}
 
 
 CONTEXT_MEASURED_ON = ("the unsteered transcript of every held-out input (formatted prompt and greedy completion; A/B: "

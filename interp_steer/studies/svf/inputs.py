@@ -110,7 +110,7 @@ def describe_concept(config: SvfConfig, inputs: Inputs, score: Scorer, name: str
                 **labels}
     gap = orientation(score, name, *sides_of(inputs.mode, inputs.positive, inputs.negative, inputs.pairs))
     return {"measure": name, "direction": 1 if gap > 0 else -1,
-            "direction_source": (f"auto: mean {name}(positive texts) - mean {name}(negative texts) = {gap:+.3f} on the "
+            "direction_source": (f"auto: mean {name}(positive texts) − mean {name}(negative texts) = {gap:+.3f} on the "
                                  "training texts"), "training_gap": gap, **labels}
 
 

@@ -52,9 +52,9 @@ def measure_long_form(model: Model, config: SvfConfig, outputs: list[Generation]
                                        for k, (m, _) in enumerate(cells)},
                            "samples": {m: [outputs[i * len(cells) + k].text for i in range(min(config.keep_samples, len(prompts)))]
                                        for k, (m, _) in enumerate(cells)},
-                           "definition": ("effect per third: (score of that third of the steered completion - score of the "
-                                          "same third of the unsteered one) * direction * sign(c); thirds by generated "
-                                          "token count; decay = last - first; retention = mean(last) / mean(first) "
+                           "definition": ("effect per third: (score of that third of the steered completion − score of the "
+                                          "same third of the unsteered one) · direction · sign(c); thirds by generated "
+                                          "token count; decay = last − first; retention = mean(last) / mean(first) "
                                           "(Fieller), what the long-form claim is judged on")}
     for method, e in effects.items():
         out[method] = {"effect": [t_interval(e[:, t]).to_dict() for t in range(3)],

@@ -23,7 +23,7 @@ from interp_steer.studies.rules.paired import mde
 COHERENCE_CLAIM = "At high strength, intermediate mixes are more coherent than either pure vector."
 
 COHERENCE_TEXT = (
-    "at the top strength, per prompt d_B = log-perplexity(mix nearest alpha = 0.5) - log-perplexity(pure B) and d_A "
+    "at the top strength, per prompt d_B = log-perplexity(mix nearest α = 0.5) − log-perplexity(pure B) and d_A "
     "likewise (paired over prompts; the estimand is mean(d) over prompts, the log of the ratio of geometric-mean "
     "perplexities); inconclusive when the top strength does not degrade a pure end (nothing for a mix to rescue); "
     "reproduced when the 95 % interval of mean(d_B) and of mean(d_A) both lie below 0 (the mix is more fluent than "
@@ -166,7 +166,7 @@ def _coherence(mid: Any, pure_a: Any, pure_b: Any, degraded: Any = True, repetit
                "log_perplexity_mid_minus_B": to_b, "log_perplexity_mid_minus_A": to_a,
                "top_lambda_degraded": bool(degraded), "mde": detect, "levels": dict(COHERENCE_LEVELS),
                "repetition_guard": guard,
-               "estimand": "mean over prompts of log-perplexity(mix) - log-perplexity(end), per end",
+               "estimand": "mean over prompts of log-perplexity(mix) − log-perplexity(end), per end",
                "interval": "t with Hall's skewness correction (adjusted skewness G1)"}
     text = (f"log-perplexity of the mix minus the pure B end {f(to_b['mean'])} [{f(to_b['low'])}, {f(to_b['high'])}], "
             f"minus the pure A end {f(to_a['mean'])} [{f(to_a['low'])}, {f(to_a['high'])}] (95 %, negative = the mix "
@@ -241,20 +241,20 @@ def _fluency_world(mid: float | int, a: float | int, b: float | int, *, kinds: t
 _BOUNDARY = 0.02
 _COHERENCE_DGPS = dict([
     world("null: mix as fluent as the A end, B end worse, normal", "null",
-         "the least favourable null: mean(mix - A) = 0 exactly, the B end 1.5 worse in log-perplexity; per-arm SD 0.3, "
+         "the least favourable null: mean(mix − A) = 0 exactly, the B end 1.5 worse in log-perplexity; per-arm SD 0.3, "
          "prompt SD 0.5", _fluency_world(0, 0, 1.5)),
     world("null: mix as fluent as the A end, the mix skewed (exponential)", "null",
          "the mix degenerates on a few prompts (centred exponential, SD 0.6) where the A end varies little (SD 0.1)",
          _fluency_world(0, 0, 1.5, kinds=("exp", "normal", "normal"), sds=(0.6, 0.1, 0.3))),
     world("null: mix as fluent as both ends, the mix skewed (exponential)", "null",
-         "mean(mix - end) = 0 for both ends, the mix skewed", _fluency_world(0, 0, 0, kinds=("exp", "normal", "normal"),
+         "mean(mix − end) = 0 for both ends, the mix skewed", _fluency_world(0, 0, 0, kinds=("exp", "normal", "normal"),
                                                                          sds=(0.6, 0.1, 0.1))),
     world("null: mix as fluent as the A end, t3", "null", "heavy tails in every arm",
          _fluency_world(0, 0, 1.5, kinds=("t3",) * 3)),
     world("null: mix as fluent as the A end, unequal variances", "null", "SD 0.1 (mix), 0.8 (A end), 0.3 (B end)",
          _fluency_world(0, 0, 1.5, sds=(0.1, 0.8, 0.3))),
     world("null: the mix collapses (+2) on 20 % of prompts, else 0.4 better than the A end", "null",
-         "garbage on a fifth of the mix's prompts, mean(mix - A) = 0: a mode common enough for 16 prompts to show it "
+         "garbage on a fifth of the mix's prompts, mean(mix − A) = 0: a mode common enough for 16 prompts to show it "
          "(rarer modes are beyond the design: see the notes)", _fluency_world(0, 0, 1.5, collapse=("m", 0.2, 2.0),
                                                                              sds=(0.15, 0.15, 0.3))),
     world("null: the mix degenerates into repeated function words on 30 % of prompts (repetition given)", "null",
@@ -301,7 +301,7 @@ RARE_RATES = {"m5": "42 % / 21 %", "m10": "19 % / 4 %", "e5": "55 % / 38 %", "e1
 re-measures them)."""
 
 COHERENCE_NOTES = (
-    "Estimand: per end, the mean over prompts of log-perplexity(mix) - log-perplexity(end) (per-prompt log-perplexity "
+    "Estimand: per end, the mean over prompts of log-perplexity(mix) − log-perplexity(end) (per-prompt log-perplexity "
     "is a geometric mean over a prompt's completions; greedy: one), i.e. the log of the ratio of the geometric-mean "
     "perplexities. A documented minimum: the design holds when every mode of the per-prompt differences that moves "
     "the mean occurs on at least about a fifth of the prompts at the quick size (16) and about 15 % at the full size "
@@ -324,13 +324,13 @@ COHERENCE_NOTES = (
 
 COHERENCE = register(Rule(
     id="collision.coherence", claim=COHERENCE_CLAIM, text=COHERENCE_TEXT,
-    inputs={"mid": "[prompts] (1-D) log-perplexity of the mix nearest alpha = 0.5 at the top strength, per prompt (a "
+    inputs={"mid": "[prompts] (1-D) log-perplexity of the mix nearest α = 0.5 at the top strength, per prompt (a "
                    "prompt's completions already averaged); NaN unscored, +inf the worst value",
-            "pure_a": "[prompts] log-perplexity of the pure A end (alpha = 1) at the top strength, same prompts",
-            "pure_b": "[prompts] log-perplexity of the pure B end (alpha = 0) at the top strength, same prompts",
+            "pure_a": "[prompts] log-perplexity of the pure A end (α = 1) at the top strength, same prompts",
+            "pure_b": "[prompts] log-perplexity of the pure B end (α = 0) at the top strength, same prompts",
             "degraded": "bool: the top strength degrades a pure end (the study's degradation rule); False makes "
                         "the verdict inconclusive",
-            "repetition_mid": "optional [prompts] repetition rate (1 - distinct-3, in [0, 1]) of the mix's completions "
+            "repetition_mid": "optional [prompts] repetition rate (1 − distinct-3, in [0, 1]) of the mix's completions "
                               "per prompt; with repetition_a and repetition_b the verdict is inconclusive when the mix is "
                               "significantly more repetitive than the ends (the study passes them)",
             "repetition_a": "optional [prompts] the same for the pure A end",

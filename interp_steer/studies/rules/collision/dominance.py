@@ -57,16 +57,16 @@ DOMINANCE_GUARD_LEVEL = 0.05
 
 DOMINANCE_TEXT = (
     "per prompt, scores mapped per completion to a named unbounded scale (VADER: its raw valence sum "
-    "s = sqrt(15) c / sqrt(1 - c^2), and separately 2 artanh(c), and, given the number N of words VADER scored, "
+    "s = √15 c / √(1 − c²), and separately 2 artanh(c), and, given the number N of words VADER scored, "
     "the valence per sentiment word s / N; probabilities: logit; log-odds: as they are) and averaged over a cell's "
-    "completions; on each scale: reproduced when the pure ends are separated, the area between d(alpha) and the "
+    "completions; on each scale: reproduced when the pure ends are separated, the area between d(α) and the "
     "diagonal has a 95 % Fieller interval above 0, the orientation-signed bend (the area's numerator per prompt) has "
-    "a 95 % Hall-corrected t interval above 0 too, and d(alpha) > alpha at a majority of the interior mixes (point "
-    "estimates), and the scale-free rank check passes (per prompt, the mean over inner mixes alpha of P(mix alpha "
-    "above pure B) - P(pure A above mix 1 - alpha), its 95 % t interval over prompts above 0: unchanged by any "
+    "a 95 % Hall-corrected t interval above 0 too, and d(α) > α at a majority of the interior mixes (point "
+    "estimates), and the scale-free rank check passes (per prompt, the mean over inner mixes α of P(mix α "
+    "above pure B) − P(pure A above mix 1 − α), its 95 % t interval over prompts above 0: unchanged by any "
     "monotone re-expression of the scores, a saturating scorer included); not reproduced when the area lies below 0 by both intervals (B dominates), or its 90 % interval "
-    "lies inside +-the paper's effect on the grid (TOST at 5 %), or at a majority of interior mixes d(alpha) is "
-    "significantly below alpha^gamma (one-sided 2.5 %; gamma = 1 / (margin + 1/2) - 1, 1/2 at the paper's area "
+    "lies inside ± the paper's effect on the grid (TOST at 5 %), or at a majority of interior mixes d(α) is "
+    "significantly below α^γ (one-sided 2.5 %; γ = 1 / (margin + 1/2) − 1, 1/2 at the paper's area "
     "1/6); inconclusive otherwise. A verdict counts only when every scale of the scorer gives it; otherwise "
     "inconclusive. Inconclusive too when the inner mixes degenerate more than the pure ends (one-sided paired t at "
     "5 % over prompts, inner mixes' mean minus the ends' mean): a larger share of exact-0 VADER compounds (text "
@@ -271,7 +271,7 @@ def _scale_numbers(out: dict[str, Any], alphas: np.ndarray, scale: str, margin: 
                         "what": "per prompt, the area's numerator (the bend of s over the line between the ends), "
                                 "signed so that > 0 leans to A"},
         "area_se": json_number(se), "mde": json_number(first["mde"]), "power_at_paper_effect": json_number(_power(on_grid, se, n)),
-        "margin": margin, "margin_on_grid": on_grid, "paper_gamma": gamma, "paper_curve": f"d(alpha) = alpha^{gamma:g}",
+        "margin": margin, "margin_on_grid": on_grid, "paper_gamma": gamma, "paper_curve": f"d(α) = α^{gamma:g}",
         "paper_balance_point": 0.5 ** (1 / gamma),
         "equivalence": {"interval_90": [json_number(first["area_low_90"]), json_number(first["area_high_90"])],
                         "bounds": [-on_grid, on_grid], "inside": criteria["smaller_than_paper"]},
@@ -282,7 +282,7 @@ def _scale_numbers(out: dict[str, Any], alphas: np.ndarray, scale: str, margin: 
 
 
 GUARD_WORDS = {"neutral": "exact-0 VADER compounds (text in which VADER scores no word)",
-               "repetition": "the repetition rate (1 - distinct-3)"}
+               "repetition": "the repetition rate (1 − distinct-3)"}
 
 
 def _guard_numbers(guard: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -353,7 +353,7 @@ def _dominance_reason(code: int, nb: dict[str, Any], by_scale: dict[str, dict[st
     rank = nb["rank_check"]
     if nb["verdict_on_scales"] == "reproduced" and not rank["passes"]:
         line = (f"A dominates on every scale, but not by the scale-free rank check, so it is inconclusive: "
-                f"P(mix above B) - P(A above the mirror mix) is {_rank_text(rank)} (a monotone re-expression of "
+                f"P(mix above B) − P(A above the mirror mix) is {_rank_text(rank)} (a monotone re-expression of "
                 f"the scores, such as a scorer that saturates, can bend every fixed scale; {line})")
     fired = [name for name, guard in nb["guards"].items() if guard["fired"]]
     if not fired:
@@ -372,14 +372,14 @@ def _rank_numbers(rank: dict[str, Any]) -> dict[str, Any]:
     return {"passes": bool(rank["passes"][0]), "mean": json_number(rank["mean"][0]), "low": json_number(rank["low"][0]),
             "high": json_number(rank["high"][0]), "n": int(rank["n"][0]), "level": RANK_LEVEL,
             "mirror_pairs": [list(pair) for pair in rank["pairs"]],
-            "what": "per prompt, mean over the inner mixes of P(mix alpha above pure B) - P(pure A above mix "
-                    "1 - alpha) (probabilities of superiority over the completions, ties half, signed so A's end is "
+            "what": "per prompt, mean over the inner mixes of P(mix α above pure B) − P(pure A above mix "
+                    "1 − α) (probabilities of superiority over the completions, ties half, signed so A's end is "
                     "the higher): > 0 leans to A on every monotone scale; 'reproduced' needs its t interval above 0"}
 
 
 def _rank_text(rank: dict[str, Any]) -> str:
     if not rank["mirror_pairs"]:
-        return "undefined (no inner mix has its mirror 1 - alpha on the grid)"
+        return "undefined (no inner mix has its mirror 1 − α on the grid)"
     f = lambda v: "n/a" if v is None else f"{v:+.2f}"  # noqa: E731
     return f"{f(rank['mean'])} [{f(rank['low'])}, {f(rank['high'])}] over {rank['n']} prompts"
 
@@ -445,7 +445,7 @@ DOMINANCE = register(Rule(
     inputs={"alphas": "[alphas] the mixes, finite and increasing from 0 (pure B) to 1 (pure A)",
             "scores": "[alphas, items] each prompt's score per mix (or [alphas, items, samples]: each completion's; NaN "
                       "= unscored), on the scorer's own scale and precision: VADER compounds in [-1, 1] as VADER gives "
-                      "them (4 decimals), a probe's P(A) strictly inside (1e-6, 1 - 1e-6) at full precision, or "
+                      "them (4 decimals), a probe's P(A) strictly inside (1e-6, 1 − 1e-6) at full precision, or "
                       "finite log-odds; scores rounded to 3 decimals or fewer, ±inf, or probabilities at 0, 1 or the "
                       "clip are refused",
             "scale": "required: what the scores are, 'vader', 'probability' or 'log_odds' (checked against the values)",
@@ -453,7 +453,7 @@ DOMINANCE = register(Rule(
                                "each completion (non-zero entries of its sentiments); adds the scale 'valence per "
                                "sentiment word' s / N, which must agree too (the study passes it)",
             "repetition": "optional, the shape of scores or [alphas, items]: each completion's repetition rate "
-                          "(1 - distinct-3, in [0, 1]); the verdict is inconclusive when the inner mixes are "
+                          "(1 − distinct-3, in [0, 1]); the verdict is inconclusive when the inner mixes are "
                           "significantly more repetitive than the pure ends (the study passes it)"},
     decide_one=_dominance, codes=_dominance_codes,
     profiles={"quick": {"alphas": QUICK_ALPHAS, "prompts": QUICK_PROMPTS, "samples": 1},

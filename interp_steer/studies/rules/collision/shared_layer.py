@@ -40,17 +40,17 @@ SHARED_MIN_DEPTH = 10
 at least one layer, and with fewer than 10 layers ±1 layer is most of the model."""
 
 SHARED_TEXT = (
-    "per profile (A vs baseline, B vs baseline), each example's held-out probe quality per layer, q = -(1 - p)^2 with "
+    "per profile (A vs baseline, B vs baseline), each example's held-out probe quality per layer, q = −(1 − p)² with "
     "p the probe's cross-validated probability of the example's true class (the negative Brier score: it keeps "
     "ranking layers where accuracy saturates at 1); the peak is the layer with the highest mean q (ties: every tied "
-    "layer). A 90 % percentile interval for the distance peak_A - peak_B from a bootstrap over examples (stratified by "
+    "layer). A 90 % percentile interval for the distance peak_A − peak_B from a bootstrap over examples (stratified by "
     "class, the two profiles resampled independently; with ties, the interval spans every tied layer), its resampled "
-    "means spread around the observed ones by sqrt((S_e + (N/F) S_f) / (S_e + S_f)): resampling held-out examples "
+    "means spread around the observed ones by √((S_e + (N/F) S_f) / (S_e + S_f)): resampling held-out examples "
     "misses how much the probes themselves vary between the F training folds, so, given the fold of each example, "
     "S_f (the between-fold variance component of each layer's difference from the peak, from the per-fold means, one "
     "random-effects ANOVA per layer, summed over layers, at least 0) and S_e (the within-fold variance, summed) "
-    "estimate the missing share; without the folds a fixed 1.5x; reproduced when the interval lies inside +-k "
-    "layers, k = round(0.1 x depth) (equivalence at 5 %); not reproduced when it lies outside (the peaks "
+    "estimate the missing share; without the folds a fixed 1.5×; reproduced when the interval lies inside ±k "
+    "layers, k = round(0.1 × depth) (equivalence at 5 %); not reproduced when it lies outside (the peaks "
     "significantly more than k layers apart); inconclusive otherwise (flat or saturated profiles)")
 
 
@@ -246,14 +246,14 @@ def _shared_layer(scores_a: Any, labels_a: Any, scores_b: Any, labels_b: Any, la
     distance = (first_a - first_b) if (first_a == last_a and first_b == last_b) else None
     spreads = [float(out["spread_a"][0]), float(out["spread_b"][0])]
     source = ("estimated per profile from the per-fold scores (random-effects ANOVA over folds)" if out["folds_given"]
-              else f"fixed {inflation:g}x (no folds given)")
+              else f"fixed {inflation:g}× (no folds given)")
     numbers = {
         "verdict": VERDICTS[code], "peak_a": first_a, "peak_a_tied_to": last_a, "peak_b": first_b,
         "peak_b_tied_to": last_b, "distance": distance, "interval": [low, high], "interval_level": level,
         "interval_width": high - low, "k": k, "depth": depth, "tolerance": tolerance,
         "spread": {"a": spreads[0], "b": spreads[1], "source": source}, "inflation": inflation,
         "resamples": resamples, "seed": seed, "layers": layers_out,
-        "quality": "held-out negative Brier score -(1 - p_true)^2 per example, mean per layer",
+        "quality": "held-out negative Brier score −(1 − p_true)² per example, mean per layer",
         "mean_quality_a": [float(v) for v in out["mean_a"][0]], "mean_quality_b": [float(v) for v in out["mean_b"][0]],
     }
     where = (f"A vs baseline peaks at {peak(first_a, last_a)}, B vs baseline at {peak(first_b, last_b)} (held-out "
@@ -285,7 +285,7 @@ SHARED_LAYER = register(Rule(
                       "least 10 layers; default 0, 1, ...)",
             "folds_a": "optional [examples] the cross-validation fold (an integer) that held each example of 'A vs "
                        "baseline' out; with folds_b the spread of the resampled means is estimated from the folds "
-                       "instead of the fixed 1.5x (the study passes them)",
+                       "instead of the fixed 1.5× (the study passes them)",
             "folds_b": "optional [examples] the same for 'B vs baseline'"},
     decide_one=_shared_layer, codes=_shared_codes,
     profiles={"quick": {"per_class": 48, "folds": 3, "layers": 30}, "full": {"per_class": 120, "folds": 5, "layers": 30}},

@@ -113,7 +113,7 @@ SHARED_DGPS = dict([
          _probe_world(separability_curve(18, **_SHARP), separability_curve(18 - _K, **_SHARP))),
     world("effect: equal peaks on real-looking plateaus", "effect", "the default model's kind of profile",
          _probe_world(separability_curve(18, **_REAL), separability_curve(18, **_REAL))),
-    world("effect: equal peaks on saturated plateaus", "effect", "accuracy >= 0.99 nearly everywhere",
+    world("effect: equal peaks on saturated plateaus", "effect", "accuracy ≥ 0.99 nearly everywhere",
          _probe_world(separability_curve(18, **_SATURATED), separability_curve(18, **_SATURATED))),
     world("effect: identical rising profiles, no bump", "effect", "both rise to a plateau and keep rising slightly",
          _probe_world(separability_curve(29, plateau=3.0, bump=0.0), separability_curve(29, plateau=3.0, bump=0.0))),
@@ -127,32 +127,32 @@ SHARED_DGPS = dict([
          _probe_world(separability_curve(18, **_MEDIUM), separability_curve(18 - _K - 1, **_MEDIUM),
                       training=(2.0, 2.0), training_rho=0.0)),
     world("effect: equal peaks, large training noise unlike across layers (SD 2)", "effect",
-         "as above with the peaks at one layer (the fixed 1.5x spread said 'not reproduced' 9 % of the time at the "
+         "as above with the peaks at one layer (the fixed 1.5× spread said 'not reproduced' 9 % of the time at the "
          "full size)", _probe_world(separability_curve(18, **_MEDIUM), separability_curve(18, **_MEDIUM),
                                     training=(2.0, 2.0), training_rho=0.0)),
     world(f"effect: clear peaks {_K} apart (the boundary), large training noise (SD 2)", "effect",
-         "the boundary with the fold variation of the two worlds above (fixed 1.5x: 'not reproduced' 8 % at the full "
+         "the boundary with the fold variation of the two worlds above (fixed 1.5×: 'not reproduced' 8 % at the full "
          "size)", _probe_world(separability_curve(18, **_SHARP), separability_curve(18 - _K, **_SHARP),
                                training=(2.0, 2.0), training_rho=0.0)),
     world(f"null: clear peaks {_K + 1} apart, folds not given (fixed spread)", "null",
-         "the first null without the fold of each example: the rule falls back to the fixed 1.5x spread",
+         "the first null without the fold of each example: the rule falls back to the fixed 1.5× spread",
          _probe_world(separability_curve(18, **_SHARP), separability_curve(18 - _K - 1, **_SHARP), folds_given=False)),
     world("effect: equal clear peaks, folds not given (fixed spread)", "effect",
-         "equal clear peaks without the folds: the fixed 1.5x spread",
+         "equal clear peaks without the folds: the fixed 1.5× spread",
          _probe_world(separability_curve(18, **_SHARP), separability_curve(18, **_SHARP), folds_given=False)),
 ])
 
 SHARED_NOTES = (
-    "k = round(0.1 x depth): the paper's 'same layer' (28 of 40) is one run's point estimate, and a shared substrate is "
+    "k = round(0.1 × depth): the paper's 'same layer' (28 of 40) is one run's point estimate, and a shared substrate is "
     "a region of depth, not one block; adjacent layers' residual streams differ by a small step, so peaks within a "
     "tenth of the depth (3 of the default model's 30 layers, 4 of 40) count as the same layer, peaks further apart as "
     "different ones. The interval is honest only if it is not too narrow: resampling held-out examples leaves out how "
     "much the fitted probes themselves vary between training folds. With the fold of each example (folds_a, folds_b; "
-    "the study passes them) the spread is estimated per run from the per-fold scores; the fixed 1.5x it replaces was "
-    "measured at 1.2-1.3x on the default model's probes, but the ratio grows with the number of examples (the "
+    "the study passes them) the spread is estimated per run from the per-fold scores; the fixed 1.5× it replaces was "
+    "measured at 1.2-1.3× on the default model's probes, but the ratio grows with the number of examples (the "
     "examples' share of the variance falls as 1/N, the folds' stays at 1/F), and with large training noise the "
     "fixed spread said 'not reproduced' 9 % of the time at equal peaks (full size). Without the folds (a reviewer's "
-    "arrays) the rule falls back to the fixed 1.5x, which is within the design in the worlds above but not under "
+    "arrays) the rule falls back to the fixed 1.5×, which is within the design in the worlds above but not under "
     "large training noise. There is no detectable effect in the 80 %-power sense here: what a run can resolve is its "
     "interval's width, the numbers' 'interval_width' (median {width_q} layers at the quick size and {width_f} at the "
     "full size for equal clear peaks, against the 2k = 6 layers of [-k, +k] it must fit in for 'reproduced'). Refused: "

@@ -31,7 +31,7 @@ ADVERSARIAL_TEXT = ("per seed prompt (seeds already reversed unedited left out),
                     "exact one-sided test of b against c at 2.5 % (the search reverses the steering on significantly "
                     "more seeds than random editing; at least 6 seeds with b and none with c); not reproduced: the "
                     "exact (Clopper-Pearson) one-sided 97.5 % upper bound of b / n lies below margin (the search's "
-                    "excess over random editing, P(S=1, C=0) - P(S=0, C=1) <= P(S=1, C=0), is under 25 % of seeds: "
+                    "excess over random editing, P(S=1, C=0) − P(S=0, C=1) ≤ P(S=1, C=0), is under 25 % of seeds: "
                     "reversals are rare or no likelier than by chance; with no reversal at all this needs 13 seeds); "
                     "inconclusive otherwise. Each arm is a one-sided 2.5 % test at its boundary (an excess of 0, of "
                     "margin)")

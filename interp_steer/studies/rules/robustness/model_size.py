@@ -26,7 +26,7 @@ from interp_steer.studies.rules.robustness.threshold import (
 MODEL_SIZE_MARGIN = 0.05
 MODEL_SIZE_CLAIM = ("Larger models resist steering-induced degradation: the smallest model's perplexity rises more than "
                     "1 + margin (5 %) times the largest model's")
-MODEL_SIZE_TEXT = ("per neutral text d = log(steered / unsteered perplexity) of the smallest model - that of the largest "
+MODEL_SIZE_TEXT = ("per neutral text d = log(steered / unsteered perplexity) of the smallest model − that of the largest "
                    "(by parameter count), same texts, at the primary coefficient (in each model's residual-norm units); "
                    "reproduced: the 95 % interval of mean(d) (t, with Hall's skewness correction) lies above "
                    "log(1 + margin) (the smallest model degrades more than 5 % more, not any significant amount more); "

@@ -24,17 +24,17 @@ from interp_steer.studies.rules.robustness.common import one_d
 from interp_steer.studies.rules.robustness.ood_worlds import ood_dgps
 
 OOD_MARGIN = 0.25
-OOD_CLAIM = ("Steering is reliable only in-distribution: out of distribution it keeps less than 1 - margin (75 %) of "
+OOD_CLAIM = ("Steering is reliable only in-distribution: out of distribution it keeps less than 1 − margin (75 %) of "
              "its in-distribution effect")
 OOD_TEXT = ("per out-of-distribution set, Fieller's 95 % interval of r = mean OOD effect / mean ID effect at the primary "
-            "coefficient (independent item sets, t on min(n) - 1 d.o.f.; when a set is measured differently from the "
+            "coefficient (independent item sets, t on min(n) − 1 d.o.f.; when a set is measured differently from the "
             "ID set, each set's effects are divided by the mean absolute deviation of its unsteered scores from their "
             "median, with that scale's own uncertainty in the standard errors; a set whose scale rests on fewer than 8 unsteered "
             "scores differing from their median, or is 0, is inconclusive); reproduced: the ID effect is "
             "significantly in the intended direction (its 95 % t interval above 0) and every set's interval lies "
-            "below 1 - margin; not reproduced: the ID effect is significant and every set's interval lies above "
-            "1 - margin; inconclusive otherwise (an unbounded interval, a non-significant ID effect, sets that "
-            "disagree). Each arm is a one-sided 2.5 % test at the boundary ratio 1 - margin")
+            "below 1 − margin; not reproduced: the ID effect is significant and every set's interval lies above "
+            "1 − margin; inconclusive otherwise (an unbounded interval, a non-significant ID effect, sets that "
+            "disagree). Each arm is a one-sided 2.5 % test at the boundary ratio 1 − margin")
 OOD_SCALE = "mean absolute deviation of the unsteered scores from their median"
 OOD_MIN_INFORMATIVE = 8
 """A standardised set's scale needs at least this many unsteered scores that differ from their median
@@ -231,7 +231,7 @@ def _ood(id_effects: Any, ood_effects: Any, id_unsteered: Any = None, ood_unstee
             why = f"this set has {n_k} item(s) with an effect: no interval"
         elif not out["bounded"][0, k]:
             why = (f"the ratio's interval is unbounded: the ID effect is not significantly non-zero with t on "
-                   f"{int(out['n'][0, k]) - 1} d.o.f. (min(n) - 1; this set has {n_k} items)")
+                   f"{int(out['n'][0, k]) - 1} d.o.f. (min(n) − 1; this set has {n_k} items)")
         elif high < bound:
             why = f"OOD/ID ratio {ratio:.2f} {interval} lies below {bound:.2f}"
         elif low > bound:

@@ -161,7 +161,7 @@ def ood_dgps(margin: float) -> dict[str, DGP]:
     dgps["effect: OOD effect 0, ID effect 0.7 SD"] = DGP(
         "effect: OOD effect 0, ID effect 0.7 SD", "effect",
         "the paper's finding (steering nearly fails out of distribution) at the default run's sizes: ID effect 0.7 SD "
-        "of its per-item effects (the quick run measured +0.23 with SD 0.33), OOD effect 0 with 1.5x the ID SD",
+        "of its per-item effects (the quick run measured +0.23 with SD 0.33), OOD effect 0 with 1.5× the ID SD",
         _ood_world("normal", 0.0, id_delta=0.7, ood_sd=1.5), paper=True)
     dgps["effect: OOD effect 0, ID effect 1.5 SD"] = DGP(
         "effect: OOD effect 0, ID effect 1.5 SD", "effect", "as above with a stronger ID effect (1.5 SD)",

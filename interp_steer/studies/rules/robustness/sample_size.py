@@ -24,7 +24,7 @@ PLATEAU_LIMIT = 128
 SAMPLE_SIZE_CLAIM = ("Returns diminish at about 80 examples: the steering effect reaches 90 % of its plateau by "
                      "plateau_limit (128) examples per class")
 SAMPLE_SIZE_TEXT = ("five saturating curves, three concave (hyperbolic, exponential, sqrt-hyperbolic) and two S-shaped "
-                    "(Hill n^h / (n^h + K^h) with h = 2 and 3, for readouts that start convex), each with two parameters "
+                    "(Hill nʰ / (nʰ + Kʰ) with h = 2 and 3, for readouts that start convex), each with two parameters "
                     "and fitted by least squares to the mean effect per training-set size n, give n90, where the curve "
                     "reaches 90 % of its plateau; n90's interval is the union of each form's own 95 % percentile "
                     "bootstrap interval (items and subsets resampled; the choice of form decides any extrapolation past "
@@ -178,12 +178,12 @@ _SAMPLE_SIZE_DGPS = {
         _sample_size_world("sqrt_hyperbolic", 80.0, "t3")),
     "effect: plateau at the limit (n90 = 128), exponential, strong effect": DGP(
         "effect: plateau at the limit (n90 = 128), exponential, strong effect", "effect",
-        "1 - exp(-n/K) reaching 90 % at exactly 128 examples, plateau 1.0: least favourable for a false 'not "
+        "1 − exp(−n/K) reaching 90 % at exactly 128 examples, plateau 1.0: least favourable for a false 'not "
         "reproduced' (the chosen form's interval alone read 'not reproduced' in 12-16 % of runs here)",
         _sample_size_world("exponential", 128.0, e_max=1.0)),
     **{f"effect: S-shaped (Hill h = {h}), n90 = {n90}, strong effect": DGP(
         f"effect: S-shaped (Hill h = {h}), n90 = {n90}, strong effect", "effect",
-        f"n^{h} / (n^{h} + K^{h}) reaching 90 % at {n90} examples, plateau 1.0: a readout that starts convex (a "
+        f"nʰ / (nʰ + Kʰ) with h = {h} reaching 90 % at {n90} examples, plateau 1.0: a readout that starts convex (a "
         f"threshold, such as an A/B logit or VADER needing a sentiment word); with only the concave forms the rule "
         f"read 'not reproduced' in {rate} of quick runs here (red team)",
         _sample_size_world(f"hill{h}", float(n90), e_max=1.0))
@@ -211,7 +211,7 @@ SAMPLE_SIZE = register(Rule(
           "(cost 5; the whole card takes about 8 minutes); the tests may pass a smaller n_boot through the profile. "
           "The detectable 'effect' is the width of n90's interval. S-shaped curves: with only the three concave "
           "forms, Hill truths reaching 90 % at 128/100 examples read 'not reproduced' in 28 %/15 % (h = 2) and "
-          "75 %/75 % (h = 3) of 200 quick runs; with the Hill forms 0-4 %. Limits: the rule tests only 'n90 <= "
+          "75 %/75 % (h = 3) of 200 quick runs; with the Hill forms 0-4 %. Limits: the rule tests only 'n90 ≤ "
           "128', so a curve flat from the smallest n reads 'reproduced' for the paper's 'returns diminish at about "
           "80' (n90 = 0 [0, 37] does not say 80); at the paper-like plateau of 0.3 both arms have little power "
           "(quick: 'reproduced' under 2 % at plateau 0.2-0.3), so most runs are inconclusive; a truth outside the "

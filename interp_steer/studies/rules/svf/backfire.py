@@ -48,7 +48,7 @@ BACKFIRE_TEXT = ("floor = the symmetrised 95 % quantile of the score changes a r
                  "(decoded greedily like the grid; the 90 % quantile of |change|), so such a perturbation backfires on "
                  "5 % of prompts and a steering that changes nothing on 0 %; a prompt backfires when its effect < -floor. "
                  "Paired flags: b prompts where only the vector backfires, c where only the field does. Reproduced: "
-                 "exact unconditional test of rate(vector) - rate(field) > 0 at one-sided 2.5 % (Tango's score "
+                 "exact unconditional test of rate(vector) − rate(field) > 0 at one-sided 2.5 % (Tango's score "
                  "statistic, the nuisance maximised over). Not reproduced: the same test shows the difference below "
                  "the margin, or shows it below 0 (the field backfires more), each at one-sided 2.5 %. The floor is "
                  "itself estimated: a verdict counts only when the tests give it at every floor in the floor's "
@@ -259,7 +259,7 @@ def _backfire(field: Any, vector: Any, reference: Any, *, margin: float = BACKFI
                   f"{margin:g} (p = {out['p_margin']:.3f}) is shown; {detect}")
     numbers = {"verdict": verdict_of(code), "reason": reason,
                "difference": {"mean": json_number(out["difference"]), "low": None, "high": None, "n": n, "level": LEVEL,
-                              "definition": "backfire rate of the vector - of the field (tests are exact; no interval)"},
+                              "definition": "backfire rate of the vector − of the field (tests are exact; no interval)"},
                "floor": json_number(out["floor"]), "floor_level": level,
                "floor_interval": {"low": json_number(out["floor_low"]), "high": json_number(out["floor_high"]),
                                   "coverage": FLOOR_COVERAGE, "method": "order statistics (distribution-free)"},
@@ -384,7 +384,7 @@ BACKFIRE = register(Rule(
     inputs={"field": "[prompts] the field's effect per held-out prompt at the primary coefficient (oriented: intended "
                      "direction positive)",
             "vector": "[prompts] the vector's effect, the same way",
-            "reference": "[prompts, draws] the change (steered - unsteered, oriented the same way) a random direction "
+            "reference": "[prompts, draws] the change (steered − unsteered, oriented the same way) a random direction "
                          "of the same length makes at the same coefficient, decoded like the grid (greedy)"},
     decide_one=_backfire, codes=_backfire_codes, profiles=PROFILES, dgps=_backfire_dgps(),
     detectable=lambda numbers: numbers["mde"],

@@ -43,9 +43,9 @@ CONTROL_CLAIM = ("The field gives stronger control than the static vector: a lar
                  "direction at the same step length.")
 CONTROL_MARGIN = 0.25
 CONTROL_TEXT = ("per prompt the effects of field and vector (move of the score in the intended direction at the primary "
-                "coefficient). Reproduced: the 95 % interval of mean(field - vector) lies above 0 and so does the field's "
+                "coefficient). Reproduced: the 95 % interval of mean(field − vector) lies above 0 and so does the field's "
                 "own mean effect's (a field that moves nothing is not stronger control). Not reproduced: it "
-                "lies below 0, or the 95 % interval of mean(field - (1 + margin) x vector) lies below 0 (the field is "
+                "lies below 0, or the 95 % interval of mean(field − (1 + margin) × vector) lies below 0 (the field is "
                 "shown less than 1 + margin times as strong as the vector: Fieller's test of the ratio, per prompt, so "
                 "the margin's noise is part of the test). Inconclusive otherwise. Intervals: the hull of the Student t "
                 "interval and Hall's skewness-corrected one (both must agree); each arm a one-sided 2.5 % test")
@@ -99,31 +99,31 @@ def _control(field: Any, vector: Any, *, margin: float = CONTROL_MARGIN, units: 
     diff = f"{interval_text(out['mean'], out['low'], out['high'])}{unit} (95 %, n = {n})"
     short = interval_text(out["short_mean"], out["short_low"], out["short_high"])
     detect = detect_text(out["mde"], unit)
-    times = f"{1 + margin:g} x"
+    times = f"{1 + margin:g}×"
     if n < 2:
         reason = f"fewer than two prompts with both effects ({n}): no interval"
     elif code == 1:
-        small = (f" (but the field is shown less than {times} as strong as the vector: field - {times} vector = {short})"
+        small = (f" (but the field is shown less than {times} as strong as the vector: field − {times} vector = {short})"
                  if out["short"] else "")
-        reason = f"field - vector = {diff}, above 0, and the field's own effect is above 0{small}; {detect}"
+        reason = f"field − vector = {diff}, above 0, and the field's own effect is above 0{small}; {detect}"
     elif out["above"] and not out["moves"]:
         own = interval_text(out["field_mean"], out["field_low"], out["field_high"])
-        reason = (f"field - vector = {diff}, above 0, but the field's own effect {own}{unit} is not above 0: the "
+        reason = (f"field − vector = {diff}, above 0, but the field's own effect {own}{unit} is not above 0: the "
                   f"vector does more harm, which is not stronger control; {detect}")
     elif out["below"]:
-        reason = f"the vector does better: field - vector = {diff}, below 0; {detect}"
+        reason = f"the vector does better: field − vector = {diff}, below 0; {detect}"
     elif code == -1:
-        reason = (f"field - vector = {diff}; field - {times} vector = {short}, below 0: the field is not {times} as "
+        reason = (f"field − vector = {diff}; field − {times} vector = {short}, below 0: the field is not {times} as "
                   f"strong as the vector (the smallest effect of interest); {detect}")
     else:
-        reason = (f"field - vector = {diff}, not above 0; field - {times} vector = {short}, not below 0: cannot tell; "
+        reason = (f"field − vector = {diff}, not above 0; field − {times} vector = {short}, not below 0: cannot tell; "
                   f"{detect}")
     numbers = {"verdict": verdict_of(code), "reason": reason,
                "difference": {"mean": json_number(out["mean"]), "low": json_number(out["low"]), "high": json_number(out["high"]), "n": n,
                               "level": LEVEL},
                "short_of_margin": {"mean": json_number(out["short_mean"]), "low": json_number(out["short_low"]),
                                    "high": json_number(out["short_high"]), "n": n, "level": LEVEL,
-                                   "definition": f"mean over prompts of field - {times} vector"},
+                                   "definition": f"mean over prompts of field − {times} vector"},
                "ratio": json_number(out["ratio"]), "se": json_number(out["se"]), "margin": float(margin),
                "margin_rule": f"relative: the field must be {times} as strong as the vector (tested per prompt)",
                "mde": json_number(out["mde"]),
@@ -168,19 +168,19 @@ def _control_dgps() -> dict[str, DGP]:
         ("null: equal effects, normal", "null", f"field = vector on average ({real}: the default model's quick run)",
          _control_world("normal", 1.0)),
         ("null: equal effects, t3", "null", "the same with t3 noise (heavy tails)", _control_world("t3", 1.0)),
-        ("null: equal effects, skewed", "null", "the same with the field's own noise left-skewed (1 - Exp(1))",
+        ("null: equal effects, skewed", "null", "the same with the field's own noise left-skewed (1 − Exp(1))",
          _control_world("skewed", 1.0)),
         ("null: equal effects, field twice as variable", "null", "unequal variances between methods",
          _control_world("normal", 1.0, field_sd=2 * REAL["effect_sd"])),
         ("null: equal effects, VADER", "null", "VADER compound (raw valence, asymmetric ends, 4 decimals, 7 % of "
          "prompts unchanged), equal mean effects (calibrated)", _control_world("vader", 1.0)),
-        ("null: equal effects, VADER, field more variable", "null", "the same with the field's raw noise 1.5x the "
+        ("null: equal effects, VADER, field more variable", "null", "the same with the field's raw noise 1.5× the "
          "vector's", _control_world("vader", 1.0, field_sd=1.5 * REAL["effect_sd"])),
         ("null: equal effects, probabilities", "null", "P(matching answer) through a sigmoid, equal mean effects "
          "(calibrated)", _control_world("probability", 1.0, vector_effect=0.15)),
         ("null: neither moves the score", "null", "both effects 0 on average (a vector that does nothing)",
          _control_world("normal", 1.0, vector_effect=0.0)),
-        (f"effect: field exactly {r:g}x, normal", "effect", f"the boundary of the claim, field = {r:g} x vector "
+        (f"effect: field exactly {r:g}x, normal", "effect", f"the boundary of the claim, field = {r:g} × vector "
          f"({real}); the issue's correlated margin", _control_world("normal", r)),
         (f"effect: field exactly {r:g}x, t3", "effect", "the boundary with t3 noise", _control_world("t3", r)),
         (f"effect: field exactly {r:g}x, skewed", "effect", "the boundary with the field's noise left-skewed",
@@ -196,17 +196,17 @@ def _control_dgps() -> dict[str, DGP]:
          "field moves it less): the world where the old margin, estimated from the vector's mean, erred 5.6 % at 100 "
          "prompts", _control_world("normal", r, vector_effect=1.0, rho=-0.5)),
         ("effect: field = vector = 0", "effect", "the boundary when the vector does nothing: the claim then asks only "
-         "for field >= vector", _control_world("normal", 1.0, vector_effect=0.0)),
+         "for field ≥ vector", _control_world("normal", 1.0, vector_effect=0.0)),
         ("effect: field 1.5x the vector", "effect", "an assumed paper-sized advantage (the paper gives no per-prompt "
-         f"numbers): field = 1.5 x vector, {real}", _control_world("normal", 1.5)),
+         f"numbers): field = 1.5 × vector, {real}", _control_world("normal", 1.5)),
     ]
     return world_table(worlds, paper="effect: field 1.5x")
 
 
 CONTROL = register(Rule(
     id="svf.control", claim=CONTROL_CLAIM, text=CONTROL_TEXT,
-    inputs={"field": "[prompts] the field's effect per held-out prompt at the primary coefficient: (steered - unsteered "
-                     "score) x direction x sign(c)",
+    inputs={"field": "[prompts] the field's effect per held-out prompt at the primary coefficient: (steered − unsteered "
+                     "score) × direction × sign(c)",
             "vector": "[prompts] the vector's effect per held-out prompt, the same way"},
     decide_one=_control, codes=_control_codes,
     profiles={**PROFILES, "prompts_100": {**PROFILES["full"], "prompts": 100}},

@@ -40,8 +40,8 @@ LONG_FORM_CLAIM = "The field keeps its effect better over long completions (last
 
 LONG_FORM_TEXT = ("per prompt and method the effect on the first and the last third of a long completion; retention = "
                   "mean(last third) / mean(first third) per method. Decided without a denominator (a ratio's interval "
-                  "is liberal when one first-third effect is weak): D = mean(last f) mean(first v) - mean(last v) "
-                  "mean(first f), whose sign is that of the difference of retentions, and D - margin mean(first f) "
+                  "is liberal when one first-third effect is weak): D = mean(last f) mean(first v) − mean(last v) "
+                  "mean(first f), whose sign is that of the difference of retentions, and D − margin mean(first f) "
                   "mean(first v), each with a jackknife 95 % t interval over prompts (the retention difference's own "
                   "jackknife interval is reported). Undefined, so inconclusive, unless both "
                   "methods' first-third effects are significantly in the intended direction (95 % t interval above 0). "
@@ -169,7 +169,7 @@ def _long_form_dgps() -> dict[str, DGP]:
 LONG_FORM = register(Rule(
     id="svf.long_form", claim=LONG_FORM_CLAIM, text=LONG_FORM_TEXT,
     inputs={"field": "[prompts, 3] the field's effect on the first, middle and last third of its long completion "
-                     "(score of that third of the steered completion - of the unsteered one, oriented; NaN for an "
+                     "(score of that third of the steered completion − of the unsteered one, oriented; NaN for an "
                      "empty third)",
             "vector": "[prompts, 3] the vector's, the same way"},
     decide_one=_long_form, codes=_long_form_codes, profiles=PROFILES, dgps=_long_form_dgps(),

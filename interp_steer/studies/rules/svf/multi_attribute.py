@@ -38,12 +38,12 @@ MULTI_CLAIM = ("Steering two attributes at once, the field keeps more of the att
                "does (retention averaged over the two attributes; not shown for each one).")
 MULTI_TEXT = ("per prompt, method and attribute the effect steered alone and steered together with the other attribute; "
               "retention per method = the mean over the two attributes of mean(together) / mean(alone); the "
-              "difference field - vector by the jackknife (pseudo-values over prompts) with a 95 % t interval. "
-              "Undefined, so inconclusive, unless every solo effect (2 methods x 2 attributes) is significantly in the "
+              "difference field − vector by the jackknife (pseudo-values over prompts) with a 95 % t interval. "
+              "Undefined, so inconclusive, unless every solo effect (2 methods × 2 attributes) is significantly in the "
               "intended direction. Reproduced: the interval lies above 0; not reproduced: it lies below the margin; "
               "inconclusive otherwise")
-MULTI_INPUTS = {f"{m}_{part}": f"[prompts, 2] the {m}'s effect on attributes A and B (readout log-odds, steered - "
-                               f"unsteered, x sign(c)) when {'that attribute is steered alone' if part == 'alone' else 'both are steered at once'}"
+MULTI_INPUTS = {f"{m}_{part}": f"[prompts, 2] the {m}'s effect on attributes A and B (readout log-odds, steered − "
+                               f"unsteered, × sign(c)) when {'that attribute is steered alone' if part == 'alone' else 'both are steered at once'}"
                 for m in ("field", "vector") for part in ("alone", "together")}
 
 

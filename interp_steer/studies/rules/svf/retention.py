@@ -144,7 +144,7 @@ def retention_decision(out: Mapping[str, Any], margin: float, what: str, gate_te
     detect = detect_text(out["mde"], " in retention", digits=2)
     product = ""
     if "product" in out and np.ndim(out["product_low"]) == 0 and what.startswith("last third"):
-        product = (f"; decided on the denominator-free form mean(last f) mean(first v) - mean(last v) mean(first f) "
+        product = (f"; decided on the denominator-free form mean(last f) mean(first v) − mean(last v) mean(first f) "
                    f"= {interval_text(out['product'], out['product_low'], out['product_high'])} and the same minus {margin:g} "
                    f"mean(first f) mean(first v) = {interval_text(out['short_product'], out['short_low'], out['short_high'])}")
     if not out["gate"]:
@@ -152,15 +152,15 @@ def retention_decision(out: Mapping[str, Any], margin: float, what: str, gate_te
     elif not np.isfinite(out["low"]):
         reason = f"fewer than three complete prompts ({n}): no interval"
     elif code == 1:
-        reason = f"{retained}; field - vector {diff}, above 0{product}; {detect}"
+        reason = f"{retained}; field − vector {diff}, above 0{product}; {detect}"
     elif code == -1:
         lower = "the vector keeps more" if out["below"] else f"any advantage of the field is below {margin:g}"
-        reason = f"{retained}; field - vector {diff}, below {margin:g}: {lower}{product}; {detect}"
+        reason = f"{retained}; field − vector {diff}, below {margin:g}: {lower}{product}; {detect}"
     else:
-        reason = f"{retained}; field - vector {diff}: neither above 0 nor below {margin:g}{product}; {detect}"
+        reason = f"{retained}; field − vector {diff}: neither above 0 nor below {margin:g}{product}; {detect}"
     numbers = {"verdict": verdict_of(code), "reason": reason, "measured": True,
                "difference": {"mean": json_number(out["mean"]), "low": json_number(out["low"]), "high": json_number(out["high"]), "n": n,
-                              "level": LEVEL, "definition": f"retention ({what}) of the field - of the vector, "
+                              "level": LEVEL, "definition": f"retention ({what}) of the field − of the vector, "
                                                             "jackknife estimate"},
                "retention": {"field": json_number(out["retention_field"]), "vector": json_number(out["retention_vector"])},
                "estimate": json_number(out["estimate"]), "se": json_number(out["se"]), "defined": bool(out["gate"]),
@@ -170,7 +170,7 @@ def retention_decision(out: Mapping[str, Any], margin: float, what: str, gate_te
                                   "high": json_number(out["product_high"])},
                    "short_of_margin": {"mean": json_number(out["short_product"]), "low": json_number(out["short_low"]),
                                        "high": json_number(out["short_high"])},
-                   "definition": "mean(last f) mean(first v) - mean(last v) mean(first f) [- margin mean(first f) "
+                   "definition": "mean(last f) mean(first v) − mean(last v) mean(first f) [− margin mean(first f) "
                                  "mean(first v)], jackknife 95 % t intervals; they decide"}} if product else {}),
                "criteria": {"defined": bool(out["gate"]), "above_zero": bool(out["above"]),
                             "below_margin": bool(out["short"]), "below_zero": bool(out["below"])}}
