@@ -4,7 +4,7 @@ callers (the CLI, notebooks) decide where a figure goes. See :func:`save_figure`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # No backend is forced here: matplotlib falls back to Agg on headless machines by itself, and
@@ -67,7 +67,27 @@ def save_figure(ax_or_fig, path: str | Path, *, dpi: int = 150) -> Path:
     return path
 
 
+def cell_formatter(values, *, significant: int = 3, max_decimals: int = 4) -> Callable[[float], str]:
+    """How to write the numbers of a heatmap's cells, chosen from the values it will write: each
+    with ``significant`` significant figures, and with as many decimals as the values' range needs
+    to show at least one significant figure of it (values close together keep their differences),
+    at most ``max_decimals``. So perplexities of 3.89, 3.69 and 10.19 print as "3.89", "3.69" and
+    "10.2", 3.96 and 4.04 as "3.96" and "4.04" (not both "4"), and 166 as "166". NaN prints as
+    "n/a"; ``values`` may hold NaN and infinities, which the choice ignores."""
+    if significant < 1 or max_decimals < 0:
+        raise ValueError(f"significant must be >= 1 and max_decimals >= 0, got {significant} and {max_decimals}")
+    finite = np.asarray(values, dtype=float).ravel()
+    finite = finite[np.isfinite(finite)]
+    spread = float(finite.max() - finite.min()) if finite.size else 0.0
+    floor = -int(np.floor(np.log10(spread) + 1e-9)) if spread > 0 else 0  # 1e-9: 4.002 - 4.001 is 0.00099...
 
+    def write(value: float) -> str:
+        if not np.isfinite(value):
+            return "n/a" if np.isnan(value) else str(value)
+        own = significant - 1 - int(np.floor(np.log10(abs(value)) + 1e-9)) if value != 0 else 0
+        return f"{value:.{min(max_decimals, max(0, own, floor))}f}"
+
+    return write
 
 
 def plot_heatmap(
@@ -96,8 +116,9 @@ def plot_heatmap(
             step = max(1, len(labels) // 12)
             axis(range(0, len(labels), step), [str(x) for x in list(labels)[::step]])
     if annotate:
+        write = cell_formatter(matrix, significant=2)
         for (i, j), value in np.ndenumerate(matrix):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+            ax.text(j, i, write(value), ha="center", va="center", fontsize=7)
     if title:
         ax.set_title(title)
     return ax
@@ -137,4 +158,6 @@ def plot_projection_scatter(
     if title:
         ax.set_title(title)
     return ax
-__all__ = ["plot_heatmap", "plot_layer_profile", "plot_projection_scatter", "save_figure"]
+
+
+__all__ = ["cell_formatter", "plot_heatmap", "plot_layer_profile", "plot_projection_scatter", "save_figure"]

@@ -44,7 +44,9 @@ def plot_layer_position(result: PatchingResult):
     width = matrix.shape[1]
     ax = plot_heatmap(matrix, row_labels=list(range(matrix.shape[0])), col_labels=list(range(-width, 0)),
                       cbar_label="normalised effect (logit difference)", vmin=-1, vmax=1,
-                      title=f"resid_pre patched from pure {result.config.source}, layer × position from the end")
+                      title=f"resid_pre patched from pure {result.config.source}, layer × position\n"
+                            f"(black line: the steering layer {result.layer} below it, later layers above)")
+    ax.title.set_fontsize(9)
     ax.set_xlabel("position (from the end)")
     ax.set_ylabel("layer")
     ax.axhline(result.layer + 0.5, color="black", linewidth=1)
@@ -65,7 +67,17 @@ def plot_layer_head(result: PatchingResult):
     return ax
 
 
+METRIC_TITLES = {"logit_diff": "mean logit of A's tokens − of B's (logit_diff)",
+                 "logprob": "log-probability of the continuation token (logprob)",
+                 "probe": "A-vs-B probe's logit (probe)"}
+"""Each patching metric in words, with its key in ``patching.json``."""
+
+
 def plot_layer_component(result: PatchingResult):
+    """The normalised effect of patching each component, per layer and metric (0: the target run,
+    1: the source run)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, len(METRICS), figsize=(15, 3.8))
     for ax, metric in zip(axes, METRICS, strict=True):
         for name, label in (("resid_layer", "resid_pre (all positions)"), ("attn_layer", "attention out"),
@@ -82,11 +94,12 @@ def plot_layer_component(result: PatchingResult):
         ax.axvline(result.layer, color="black", linewidth=0.8, linestyle=":")
         ax.set_xlabel("layer")
         ax.set_ylabel("normalised effect")
-        ax.set_title(metric, fontsize=9)
+        ax.set_title(METRIC_TITLES.get(metric, metric), fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(-0.5, 1.5)
         ax.grid(alpha=0.3)
     axes[0].legend(frameon=False, fontsize=7)
-    fig.suptitle(f"patching pure {result.config.source} into the mix α={result.config.alpha:g}, λ={result.config.lam:g} "
+    fig.suptitle(f"patching pure {result.config.source} into the mix α = {result.config.alpha:g}, λ = {result.config.lam:g} "
                  f"(dotted: steering layer {result.layer})", fontsize=10)
     return fig
 

@@ -40,7 +40,7 @@ def figure_effects(report: dict[str, Any], measure: str) -> Axes:
         order = np.argsort(xs)
         _errorbars(ax, [xs[i] for i in order], [cells[i] for i in order], f"{name} ({info['measure']})")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("coefficient (x mean residual norm)")
+    ax.set_xlabel("coefficient (× mean residual norm)")
     ax.set_ylabel("effect (intended direction > 0)")
     ax.set_title(f"{report['model']['name']}: in- vs out-of-distribution (95 % CI)")
     ax.legend(fontsize=8)
@@ -76,15 +76,28 @@ def figure_sample_size(report: dict[str, Any]) -> Axes:
     return ax
 
 
+def plain_log_y(ax: Axes) -> None:
+    """Tick labels of a log y axis as plain numbers (0.9, 1, 1.5), not powers of ten: a ratio near 1
+    spans less than a decade, where matplotlib would write 9×10⁻¹ on a minor tick and nothing else."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    low, high = ax.get_ylim()
+    ax.yaxis.set_minor_formatter(plain if low > 0 and high / low < 10 else NullFormatter())
+
+
 def figure_perplexity(report: dict[str, Any]) -> Axes:
+    """Perplexity of fixed texts under steering, as a ratio to the unsteered model's, per corpus."""
     _, ax = plt.subplots(figsize=(6, 4))
     for name, corpus in report["perplexity"]["corpora"].items():
         _errorbars(ax, [c["coefficient"] for c in corpus["cells"]], [c["ratio"] for c in corpus["cells"]], name)
     ax.axhline(1, color="grey", lw=0.8)
     for level in (1.1, 1.5):
-        ax.axhline(level, color="grey", lw=0.5, ls=":")
+        ax.axhline(level, color="grey", lw=0.5, ls=":", label="1.1× and 1.5× unsteered" if level == 1.1 else None)
     ax.set_yscale("log")
-    ax.set_xlabel("coefficient (x mean residual norm)")
+    plain_log_y(ax)
+    ax.set_xlabel("coefficient (× mean residual norm)")
     ax.set_ylabel("perplexity / unsteered (geometric mean)")
     ax.set_title(f"{report['model']['name']}: perplexity under steering")
     ax.legend(fontsize=8)
@@ -214,7 +227,7 @@ def _model_section(result: RobustnessResult, report: dict[str, Any], index: int)
         names = {"evolutionary": "evolutionary edits", "gcg": "gradient-guided suffix"}
         methods = [names.get(m, m) for m in adv.get("per_method", {})] + (["random edits (control)"]
                                                                             if adv.get("control") else [])
-        lines += [f"{adv['n_seeds']} seed prompts x ({', '.join(methods)}), {adv['budget_per_search']} "
+        lines += [f"{adv['n_seeds']} seed prompts × ({', '.join(methods)}), {adv['budget_per_search']} "
                   f"candidates each, vocabulary of {adv['vocabulary_size']} tokens. Readout: {adv['readout']['kind']} "
                   f"(in-distribution readout effect {fmt_interval(adv['in_distribution_readout_effect'])}); "
                   f"{adv['threshold_rule']} ({adv['threshold']:+.3f}). Seeds with a reversal: "

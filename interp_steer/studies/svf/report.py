@@ -38,7 +38,7 @@ def plot_curves(
     curves: Mapping[str, Band],
     *,
     ylabel: str = "",
-    xlabel: str = "steering coefficient (x mean residual norm)",
+    xlabel: str = "steering coefficient (× mean residual norm)",
     title: str | None = None,
     reference: float | int | None = 0.0,
     lines: bool = True,
@@ -133,7 +133,7 @@ def figure_effect(result: SvfResult):
     for method in ("vector", "field"):
         xs, band = series(result, "shift", method, with_zero=_zero())
         curves[method] = band
-    plot_curves(xs, curves, ylabel=f"{measure}: steered - unsteered (mean, 95 % t)", ax=axes[0, 0],
+    plot_curves(xs, curves, ylabel=f"{measure}: steered − unsteered (mean, 95 % t)", ax=axes[0, 0],
                 title=f"effect on {len(result.inputs)} held-out inputs (positive c should "
                       f"{'raise' if result.concept['direction'] > 0 else 'lower'} {measure})")
     if has_ppl:
@@ -154,10 +154,10 @@ def figure_backfire(result: SvfResult) -> Axes:
     floor = result.noise_floor["value"]
     ax = plot_curves(xs, curves, ylabel="backfire rate (Wilson 95 %)", reference=None, lines=False,
                      title=f"inputs moved against the intended direction beyond the floor {floor:.3f}\n"
-                           "(dotted: 5 %, a random direction of the same length; a steering that changes "
-                           "nothing: 0 %)")
+                           "(a steering that changes nothing: 0 %)")
     ax.set_ylim(-0.02, 1.02)
-    ax.axhline(0.05, color="grey", linestyle=":", linewidth=0.8)
+    ax.axhline(0.05, color="grey", linestyle=":", linewidth=0.8, label="5 %: a random direction of the same length")
+    ax.legend(frameon=False, fontsize=8)
     return ax
 
 
@@ -194,7 +194,7 @@ def figure_multi_attribute(result: SvfResult):
         ax.bar(range(4), means, yerr=error, color=colours, alpha=0.85, capsize=3)
         ax.set_xticks(range(4), labels, fontsize=8)
         ax.axhline(0, color="grey", linewidth=0.6)
-        ax.set_ylabel("readout log-odds: steered - unsteered")
+        ax.set_ylabel("readout log-odds: steered − unsteered")
         info = ma["attributes"][k]
         ax.set_title(f"attribute {k}: {info['label']} vs {info['baseline']}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
@@ -368,7 +368,7 @@ def _long_form_section(result: SvfResult) -> list[str]:
     if lf.get("status") != "measured":
         return ["## Long-form", "", f"Not measured: {lf.get('reason')}.", ""]
     lines = ["## Long-form", "", f"{lf['tokens']} new tokens at c = {lf['coefficient']:g}; {lf['definition']}.", "",
-             "| method | first third | middle third | last third | decay (last - first) | retention (last / first) | words |",
+             "| method | first third | middle third | last third | decay (last − first) | retention (last / first) | words |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for m in ("vector", "field"):
         e = lf[m]["effect"]
