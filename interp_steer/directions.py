@@ -258,10 +258,14 @@ class SteeringVector:
     def _scaled(self, factor: object, method: str) -> SteeringVector:
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor):
             raise TypeError(f"a SteeringVector can only be scaled by a finite number, got {factor!r}")
-        return self._derived({layer: v * float(factor) for layer, v in self.directions.items()}, method)
+        return self._derived({layer: v * float(factor) for layer, v in self.directions.items()}, method,
+                             keeps_norm=abs(float(factor)) == 1.0)
 
-    def _derived(self, directions: Mapping[int, Tensor], method: str) -> SteeringVector:
-        return SteeringVector(directions, replace(self.metadata, method=method))
+    def _derived(self, directions: Mapping[int, Tensor], method: str, *, keeps_norm: bool = False) -> SteeringVector:
+        # A scaled or combined vector no longer has the norm its normalisation promised, so its
+        # coefficients are no longer in that unit: it is raw ("none") unless the norms are unchanged.
+        normalisation = self.metadata.normalisation if keeps_norm else "none"
+        return SteeringVector(directions, replace(self.metadata, method=method, normalisation=normalisation))
 
     def __add__(self, other: SteeringVector) -> SteeringVector:
         return self._combine(other, torch.add, "+")
@@ -285,6 +289,11 @@ class SteeringVector:
     def normalised(self, how: Normalisation = "unit") -> SteeringVector:
         """``"unit"``: unit norm per layer. ``"resid"``: norm equal to the mean residual norm at that
         layer, so a coefficient of 0.1 means 10 % of a typical residual there.
+
+        The result records ``how`` in ``metadata.normalisation`` (a vector as built records
+        ``"none"``): the unit its coefficients are in, which the command line prints and writes.
+        Scaling or combining the result (``2 * v``, ``a + b``, :func:`mix`) gives a raw vector again
+        (``"none"``), since its norms are no longer the promised ones; ``-v`` keeps the unit.
 
         ``"resid"`` is this package's convention, not CAA's: CAA rescaled each behaviour's vector at a
         layer to the mean norm of all its behaviours' vectors at that layer (so behaviours compare with

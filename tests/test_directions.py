@@ -155,6 +155,18 @@ def test_normalisation():
     assert a.normalised("unit").metadata.normalisation == "unit"
 
 
+def test_scaling_or_combining_a_normalised_vector_makes_it_raw_again():
+    """The recorded unit is a promise about the norms (the command line prints and writes it), so
+    what breaks the promise drops it; negation and selecting layers keep it."""
+    a = make_vector({1: [3.0, 4.0], 2: [0.0, 2.0]}, resid_norm={1: 10.0, 2: 20.0}).normalised("resid")
+    b = make_vector({1: [1.0, 0.0], 2: [0.0, 1.0]}, resid_norm={1: 10.0, 2: 20.0}).normalised("resid")
+    for derived in (2 * a, a / 3, a + b, a - b, mix(a, b, 0.5)):
+        assert derived.metadata.normalisation == "none"
+    for kept in (-a, a.select([1]), a * 1, a * -1):
+        assert kept.metadata.normalisation == "resid"
+        assert kept.norms() == pytest.approx({layer: a.metadata.resid_norm[layer] for layer in kept.layers})
+
+
 def test_geometry():
     a = make_vector({1: [1.0, 0.0], 2: [0.0, 1.0], 3: [1.0, 1.0]})
     b = make_vector({1: [1.0, 0.0], 2: [1.0, 0.0], 3: [-1.0, -1.0]})
