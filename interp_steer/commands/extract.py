@@ -7,7 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from interp_steer.commands.arguments import add_model_args, model_from_args
+from interp_steer.commands.arguments import (
+    UNITS,
+    add_model_args,
+    layer_runs,
+    model_from_args,
+    plural,
+    unit_line,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -18,7 +25,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help='contrast pairs JSONL {"positive","negative"}, or CAA A/B questions JSONL')
     source.add_argument("--positive", metavar="FILE", help="corpus of positive texts (needs --negative)")
     extract.add_argument("--negative", metavar="FILE", help="corpus of negative texts")
-    extract.add_argument("--layers", default="all", help="comma-separated layers or 'all' (default)")
+    extract.add_argument("--layers", default="all",
+                         help="layers to extract at: comma-separated, or 'all' (default: every layer, from one forward "
+                              "pass; steer, lens and dla then need --layers to pick the one(s) to steer)")
+    extract.add_argument("--normalise", default="none", choices=list(UNITS),
+                         help="the unit the vector is stored in, which is the unit of every coefficient used with it "
+                              "later: resid (norm = the mean residual norm at each layer, so a coefficient of 0.3 "
+                              "adds 30%% of a typical residual, as in the Python examples' normalised('resid')), "
+                              "unit (norm 1: a coefficient is the L2 norm added), or none (default: raw, the "
+                              "difference of means as measured)")
     extract.add_argument("--method", default="mean_diff", choices=["mean_diff", "pca", "probe"])
     extract.add_argument("--position", default="last", choices=["last", "mean"])
     extract.add_argument("--chat", action="store_true", help="wrap texts in the model's chat template")
@@ -65,10 +80,17 @@ def _extract(args: argparse.Namespace) -> int:
                               position=position, chat=chat, batch_size=args.batch_size, progress=True)
     except DatasetError:
         raise
-    path = vector.save(args.out)
     rel = vector.relative_norms()
-    print(f"wrote {path}: layers {list(vector.layers)[0]}..{list(vector.layers)[-1]} "
-          f"({len(vector)}), norm / residual norm {min(rel.values()):.3f}..{max(rel.values()):.3f}")
+    if args.normalise != "none":
+        vector = vector.normalised(args.normalise)
+    path = vector.save(args.out)
+    every = " (every layer)" if len(vector) == model.n_layers else ""
+    print(f"wrote {path}: {plural(len(vector), 'layer')}{every}: {layer_runs(vector.layers)}; raw norm / mean "
+          f"residual norm {min(rel.values()):.3f}..{max(rel.values()):.3f}")
+    print(f"coefficient unit: {unit_line(vector, args.normalise)}")
+    if len(vector) > 1:
+        print("steer, lens and dla steer the layers given by --layers at once (required with several layers); "
+              "sweep and ab-eval steer each layer on its own")
     if args.gguf:
         exported = vector.select([layer for layer in vector.layers if layer > 0])
         print(f"wrote {exported.to_gguf(args.gguf)} (llama.cpp control vector; layer 0 is not steerable there)")

@@ -7,6 +7,7 @@ import argparse
 from interp_steer.commands.arguments import (
     add_model_args,
     add_steered_prompt_args,
+    plural,
     steered_prompts,
     words,
 )
@@ -40,5 +41,5 @@ def _lens(args: argparse.Namespace) -> int:
                   f"first entry {kl[0]:.2f}, middle {kl[len(kl) // 2]:.2f}")
         for word, diff in zip(followed, entry["logit_diff"], strict=True):
             print(f"  steered - unsteered logit of {word!r} at the last position: final_post {diff[-1]:+.3f}")
-    print(f"wrote {written['json']}" + (f" and {len(written) - 1} figures" if len(written) > 1 else ""))
+    print(f"wrote {written['json']}" + (f" and {plural(len(written) - 1, 'figure')}" if len(written) > 1 else ""))
     return 0

@@ -6,16 +6,22 @@ import argparse
 import json
 
 from interp_steer._io import write_text_atomically
-from interp_steer.commands.arguments import add_model_args, model_and_vector
+from interp_steer.commands.arguments import (
+    add_model_args,
+    add_vector_to_steer_args,
+    vector_to_steer,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     steer = subparsers.add_parser("steer", help="generate completions with a steering vector")
     add_model_args(steer)
-    steer.add_argument("--vector", required=True, metavar="VEC.safetensors")
-    steer.add_argument("--coefficient", type=float, required=True)
-    steer.add_argument("--layers", default=None, help="layers of the vector to use (default: all)")
-    steer.add_argument("--positions", default="after_prompt", choices=["after_prompt", "all"])
+    add_vector_to_steer_args(steer, together=True)
+    steer.add_argument("--coefficient", type=float, required=True,
+                       help="steering strength, in the vector's unit (printed; see --normalise and below)")
+    steer.add_argument("--positions", default="after_prompt", choices=["after_prompt", "all"],
+                       help="after_prompt (default) steers from the prompt's last token on, every generated token "
+                            "included; all steers the whole prompt too")
     prompt_source = steer.add_mutually_exclusive_group(required=True)
     prompt_source.add_argument("--prompt", help="one prompt")
     prompt_source.add_argument("--prompts", metavar="FILE", help="prompt list (JSONL {text} or one per line)")
@@ -33,8 +39,8 @@ def _steer(args: argparse.Namespace) -> int:
     from interp_steer.generation import generate
     from interp_steer.steering import Steering
 
-    model, vector, layers = model_and_vector(args)
     prompts = [args.prompt] if args.prompt else load_prompts(args.prompts)
+    model, vector, layers, unit = vector_to_steer(args, together=True)
     outputs = generate(model, prompts, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                        seed=args.seed, chat=False if args.no_chat else None,
                        steering=Steering(vector, args.coefficient, layers=layers, positions=args.positions))
@@ -42,7 +48,7 @@ def _steer(args: argparse.Namespace) -> int:
         print(f"### {out.prompt}\n{out.text}\n")
     if args.out:
         record = {"model": model.name, "vector": args.vector, "coefficient": args.coefficient,
-                  "layers": layers or list(vector.layers), "positions": args.positions,
+                  "coefficient_unit": unit, "layers": layers, "positions": args.positions,
                   "seed": args.seed, "temperature": args.temperature,
                   "completions": [o.to_dict() for o in outputs]}
         write_text_atomically(args.out, json.dumps(record, indent=2))

@@ -7,15 +7,29 @@ import json
 from pathlib import Path
 
 from interp_steer._io import write_text_atomically
-from interp_steer.commands.arguments import add_model_args, model_and_vector, numbers
+from interp_steer.commands.arguments import (
+    UNIT_LABELS,
+    add_model_args,
+    add_vector_to_steer_args,
+    default_coefficients,
+    numbers,
+    vector_to_steer,
+)
+
+COEFFICIENTS = {"none": "-8,-4,0,4,8", "resid": "-0.4,-0.2,0,0.2,0.4"}
+"""Default coefficients by the vector's unit: about ±1 and ±0.5 of the residual norm for a raw
+mean difference on the default model (its norm is about 0.12 of the residual), ±0.4 and ±0.2 of
+the residual norm for a ``resid`` vector."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     sweep = subparsers.add_parser("sweep", help="score steered generations over layers x coefficients")
     add_model_args(sweep)
-    sweep.add_argument("--vector", required=True, metavar="VEC.safetensors")
-    sweep.add_argument("--layers", default=None)
-    sweep.add_argument("--coefficients", default="-8,-4,0,4,8")
+    add_vector_to_steer_args(sweep, together=False)
+    sweep.add_argument("--coefficients", default=None,
+                       help="comma-separated, in the vector's unit (printed; see --normalise and below). Default: "
+                            f"{COEFFICIENTS['resid']} for a resid vector, {COEFFICIENTS['none']} for a raw one; a "
+                            "unit-norm vector needs them given")
     sweep.add_argument("--prompts", required=True, metavar="FILE")
     sweep.add_argument("--max-new-tokens", type=int, default=40)
     sweep.add_argument("--positions", default="after_prompt", choices=["after_prompt", "all"])
@@ -23,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="also score probe valence: a probe on the unsteered model trained on these "
                             "two corpora (e.g. persona A vs persona B) reads each completion")
     sweep.add_argument("--readout-layer", type=int, default=None,
-                       help="layer of the readout probe (default: the vector's first layer)")
+                       help="layer of the readout probe (default: the first layer swept)")
     sweep.add_argument("--backfire-metric", default="vader",
                        help="metric whose move against the intended direction counts as backfire (default vader)")
     sweep.add_argument("--backfire-direction", type=int, default=1, choices=[1, -1],
@@ -43,9 +57,10 @@ def _sweep(args: argparse.Namespace) -> int:
     from interp_steer.evaluation import generation_sweep
     from interp_steer.plotting import plot_heatmap, save_figure
 
-    model, vector, layers = model_and_vector(args)
-    coefficients = numbers(args.coefficients, "--coefficients")
+    given = None if args.coefficients is None else numbers(args.coefficients, "--coefficients")
     prompts = load_prompts(args.prompts)
+    model, vector, layers, unit = vector_to_steer(args, together=False)
+    coefficients = given or default_coefficients(unit["unit"], COEFFICIENTS, "--coefficients")
     readout = None
     if args.readout:
         from interp_steer.data import load_corpus
@@ -67,7 +82,7 @@ def _sweep(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out / "sweep.json", json.dumps({"model": model.name, "vector": args.vector,
-                                                **result.to_dict()}, indent=2))
+                                                          "coefficient_unit": unit, **result.to_dict()}, indent=2))
     for name in ("vader", "perplexity", "repetition", "distinct_2", "probe_valence"):
         if name not in result.metrics:
             continue
@@ -76,7 +91,7 @@ def _sweep(args: argparse.Namespace) -> int:
                           col_labels=[f"{c:g}" for c in metric.coefficients], annotate=True,
                           cmap="RdBu_r" if name in ("vader", "probe_valence") else "viridis", cbar_label=name,
                           title=f"{name} (mean over {metric.n_items} prompts)")
-        ax.set_xlabel("coefficient")
+        ax.set_xlabel(f"coefficient ({UNIT_LABELS[unit['unit']]})")
         ax.set_ylabel("layer")
         save_figure(ax, out / f"sweep_{name}.png")
     vader = result.metrics["vader"]
