@@ -111,7 +111,8 @@ def test_layers_all_steers_every_layer_together_and_says_so(raw_vector, tmp_path
     out = tmp_path / "s.json"
     assert main(["steer", "--model", "tiny-random", "--vector", str(raw_vector), "--coefficient", "1", "--layers", "all",
                  "--prompt", "Hi", "--max-new-tokens", "2", "--out", str(out)]) == 0
-    assert "steering 2 layers of" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 layers of" in printed and "steering them together: 1, 2" in printed
     assert json.loads(out.read_text())["layers"] == [1, 2]
 
 
@@ -126,10 +127,10 @@ def test_steer_prints_and_records_the_unit_of_a_raw_vector(raw_vector, tmp_path,
     assert main(["steer", "--model", "tiny-random", "--vector", str(raw_vector), "--coefficient", "2", "--layers", "2",
                  "--prompt", "Hi", "--max-new-tokens", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "steering 1 layer of" in printed and "all at once: 2" in printed
+    assert f"steering layer 2 of {raw_vector}" in printed
     assert "coefficient unit: none (raw)" in printed and "(as stored in the file)" in printed
     relative = SteeringVector.load(raw_vector).relative_norms()[2]
-    assert f"coefficient 1 adds {relative:.3g} at layer 2 of the mean residual norm" in printed
+    assert f"a coefficient of 1 adds this fraction of the mean residual norm: {relative:.3g} at layer 2" in printed
     unit = json.loads(out.read_text())["coefficient_unit"]
     assert unit["unit"] == unit["file_unit"] == "none" and unit["rescaled"] is False
     assert unit["norm_over_resid"] == {"2": pytest.approx(relative)}
@@ -177,7 +178,7 @@ def test_a_file_without_the_normalisation_field_loads_as_raw_and_says_so(tiny, t
     assert main(["steer", "--model", "tiny-random", "--vector", str(path), "--coefficient", "1", "--prompt", "Hi",
                  "--max-new-tokens", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "steering 1 layer of" in printed and "coefficient unit: none (raw)" in printed
+    assert "steering layer 1 of" in printed and "coefficient unit: none (raw)" in printed
     assert json.loads(out.read_text())["coefficient_unit"]["unit"] == "none"
 
 
@@ -202,7 +203,7 @@ def test_sweep_defaults_its_coefficients_to_the_unit_and_records_it(raw_vector, 
                  "--prompts", str(_prompts(tmp_path)), "--max-new-tokens", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "--coefficients (the default for a resid vector): -0.4, -0.2, 0, 0.2, 0.4" in printed
-    assert "steering 1 layer of" in printed and "each on its own" in printed
+    assert "steering layer 2 of" in printed
     report = json.loads((out / "sweep.json").read_text())
     assert report["coefficients"] == [-0.4, -0.2, 0.0, 0.2, 0.4]
     assert report["coefficient_unit"]["unit"] == "resid" and report["coefficient_unit"]["file_unit"] == "none"
@@ -214,7 +215,7 @@ def test_sweep_of_a_raw_vector_keeps_the_raw_default(raw_vector, tmp_path, capsy
                  "--max-new-tokens", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "--coefficients (the default for a none vector): -8, -4, 0, 4, 8" in printed
-    assert "steering 2 layers of" in printed and "each on its own: 1, 2" in printed
+    assert "2 layers of" in printed and "each steered on its own: 1, 2" in printed
     assert json.loads((out / "sweep.json").read_text())["layers"] == [1, 2]
 
 

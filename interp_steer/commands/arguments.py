@@ -65,8 +65,8 @@ def model_and_vector(args: argparse.Namespace):
 # The units a coefficient can be in: the values of ``VectorMetadata.normalisation``, which
 # ``SteeringVector.normalised`` sets ("unit", "resid"); "none" is a vector as built.
 UNITS: dict[str, str] = {
-    "none": "none (raw): the vector as built, not rescaled (from extract, a difference of mean activations), so a "
-            "coefficient multiplies it and what that adds depends on the data and the layer",
+    "none": "none (raw): the vector as built, not rescaled (from extract, a difference of mean activations), so "
+            "what a coefficient adds depends on the data and the layer",
     "unit": "unit: the vector has norm 1 at each layer, so a coefficient is the L2 norm added to the residual stream",
     "resid": "resid: the vector has the mean residual norm at each layer, so a coefficient is a fraction of a "
              "typical residual there (0.3 adds 30 %)",
@@ -150,8 +150,11 @@ def vector_to_steer(args: argparse.Namespace, *, together: bool):
             vector = vector.normalised(args.normalise)
         except ValueError as error:
             raise ValueError(f"--normalise {args.normalise}: {error}") from None
-    how = "all at once" if together else "each on its own"
-    print(f"steering {plural(len(layers), 'layer')} of {args.vector} {how}: {layer_runs(layers)}", flush=True)
+    if len(layers) == 1:
+        print(f"steering layer {layers[0]} of {args.vector}", flush=True)
+    else:
+        how = "steering them together" if together else "each steered on its own"
+        print(f"{len(layers)} layers of {args.vector}, {how}: {layer_runs(layers)}", flush=True)
     print(f"coefficient unit: {unit_line(vector, stored)}", flush=True)
     return model, vector, layers, unit_record(vector, stored)
 
@@ -169,7 +172,7 @@ def unit_line(vector, stored: str) -> str:
     if unit != "resid" and relative:
         shown = ", ".join(f"{value:.3g} at layer {layer}" for layer, value in list(relative.items())[:4])
         more = ", ..." if len(relative) > 4 else ""
-        text += f"; coefficient 1 adds {shown}{more} of the mean residual norm"
+        text += f"; a coefficient of 1 adds this fraction of the mean residual norm: {shown}{more}"
     return text
 
 
