@@ -51,3 +51,87 @@ def as_before_issue_14() -> Iterator[None]:
             yield
     finally:
         generation.sharing_plan, generation._new_cache, collision.build_personas = saved
+
+
+# ----------------------------------------------------------------------------- machine-readable records
+#
+# ``--json PATH`` on a benchmark writes one record of its run (docs/_benchmarks.py renders every record
+# under benchmarks/results/ on the docs' performance page; tests/test_benchmark_records.py checks them):
+# {"benchmark", "date", "machine": {...}, "command", "rows": [{"case", "value", "unit", "target",
+# "meets"}], "notes"}. A PATH that is a directory gets ``<benchmark>-<date>.json`` inside it.
+
+RECORD_KEYS = ("benchmark", "date", "machine", "command", "rows", "notes")
+ROW_KEYS = ("case", "value", "unit", "target", "meets")
+
+
+def add_json_option(parser) -> None:
+    """``--json PATH`` and ``--note TEXT`` on a benchmark's argument parser."""
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write the run as a JSON record to PATH (a directory: "
+                             "PATH/<benchmark>-<date>.json), as benchmarks/results/ keeps them")
+    parser.add_argument("--note", action="append", default=[], metavar="TEXT",
+                        help="a note stored with the record (repeatable), e.g. what else ran on the machine")
+
+
+def _cpu_model() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: str = "cpu") -> dict:
+    """The machine a run measured: CPU model, cores this process may use, torch's threads and
+    version, the device the model ran on, and the 1-minute load average (a shared machine reads high)."""
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"cpu": _cpu_model(), "cores": cores, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "device": device}
+    if hasattr(os, "getloadavg"):
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return info
+
+
+def row(case: str, value: float, unit: str, target: str | None = None, meets: bool | None = None) -> dict:
+    """One measured line of a record: ``target`` as text (``"<= 1.05"``), ``meets`` whether it holds
+    (None without a target)."""
+    return {"case": case, "value": round(float(value), 6), "unit": unit, "target": target,
+            "meets": None if target is None else bool(meets)}
+
+
+def write_record(path: str | None, benchmark: str, rows: list[dict], notes: list[str] | None = None,
+                 device: str = "cpu", started: str | None = None) -> None:
+    """Write one run as a JSON record to ``path`` (nothing when ``path`` is None); ``started`` is the
+    run's ISO date and time (now when None)."""
+    import datetime
+    import json
+    import shlex
+    import sys
+    from pathlib import Path
+
+    if path is None:
+        return
+    date = started or datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    record = {"benchmark": benchmark, "date": date, "machine": machine_info(device),
+              "command": shlex.join(["python", *sys.argv]), "rows": rows, "notes": list(notes or [])}
+    target = Path(path)
+    if target.is_dir():
+        target = target / f"{benchmark}-{date[:10]}.json"
+    target.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"record written to {target}")
+
+
+def now() -> str:
+    """The current date and time, ISO 8601 with the time zone (a record's ``date``)."""
+    import datetime
+
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -9,6 +9,7 @@ Also reported: the default pad-free batching against the same baseline, and, on 
 length (prompts of 15 tokens beside passages of 85), padded batches against pad-free ones.
 
     python benchmarks/bench_activations.py [--model SPEC] [--repeats 3] [--batch-size 16]
+        [--n-texts 256] [--json PATH]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import statistics
 import time
 
 import torch
+from _timing import add_json_option, now, row, write_record
 
 import interp_steer as ist
 from interp_steer.activations import _plan_batches
@@ -57,7 +59,9 @@ def main() -> None:
     parser.add_argument("--n-texts", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    add_json_option(parser)
     args = parser.parse_args()
+    started = now()
 
     model = ist.load_model(args.model, device="cpu")
     hf, _, _, _ = load_hf(args.model)  # an independent, unwrapped copy of the same weights
@@ -97,8 +101,20 @@ def main() -> None:
         target = targets.get(name)
         verdict = "" if target is None else (f"<= {target}  " + ("PASS" if seconds / base <= target else "FAIL"))
         print(f"{name:<34} {seconds:>9.2f} {seconds / base:>12.3f}  {verdict}")
-    print(f"\nvaried lengths: padded / pad-free = "
-          f"{median['varied_lengths_padded'] / median['varied_lengths_pad_free']:.2f}")
+    varied_ratio = median["varied_lengths_padded"] / median["varied_lengths_pad_free"]
+    print(f"\nvaried lengths: padded / pad-free = {varied_ratio:.2f}")
+    rows = []
+    for name, seconds in median.items():
+        if name == "hf_all_layers":
+            rows.append(row("plain HF forward, all layers (the baseline)", seconds, "s"))
+            continue
+        target = targets.get(name)
+        rows.append(row(f"{name} / HF", seconds / base, "ratio", None if target is None else f"<= {target}",
+                        target is not None and seconds / base <= target))
+    rows.append(row("varied lengths: padded / pad-free", varied_ratio, "ratio"))
+    write_record(args.json, "bench_activations", rows, started=started,
+                 notes=[f"{model.name}, {len(texts)} texts, batch size {args.batch_size}, medians of {args.repeats}",
+                        *args.note])
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ decoding step of the default model, measured in this one run (a step: bench_gene
 prompts of varied length, the median over repeats of (time of 2n tokens - time of n tokens) / n).
 
     python benchmarks/bench_fast_path_check.py [--model SPEC] [--batch 8] [--new-tokens 8] [--repeats 3]
+        [--json PATH]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import statistics
 import time
 
 import torch
-from _timing import median_seconds
+from _timing import add_json_option, median_seconds, now, row, write_record
 from bench_generation import varied_prompts
 
 import interp_steer as ist
@@ -30,7 +31,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    add_json_option(parser)
     args = parser.parse_args()
+    started = now()
 
     model = ist.load_model(args.model, device="cpu")
     prompts = varied_prompts(args.batch)
@@ -85,6 +88,13 @@ def main() -> None:
     ratio = check / step
     print(f"\ncheck per use (mirror + hooks, steered) / decoding step {ratio:7.2%}   target <= 2 %   "
           f"{'PASS' if ratio <= 0.02 else 'FAIL'}")
+    rows = [row("decoding step", step, "s")]
+    rows += [row(name, seconds, "s") for name, seconds in per_call.items()]
+    rows.append(row("check per use (mirror + hooks, steered) / decoding step", ratio, "ratio", "<= 0.02",
+                    ratio <= 0.02))
+    write_record(args.json, "bench_fast_path_check", rows, started=started,
+                 notes=[f"{model.name}, batch {args.batch}, {n} and {2 * n} new tokens, medians of {args.repeats}",
+                        *args.note])
 
 
 if __name__ == "__main__":

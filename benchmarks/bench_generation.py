@@ -8,6 +8,7 @@ Targets (issue 4), as ratios measured in this one run:
   >= 4x faster than looping over the 16 cells.
 
     python benchmarks/bench_generation.py [--model SPEC] [--repeats 3] [--new-tokens 30]
+        [--batch 8] [--json PATH]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import statistics
 import time
 
 import torch
+from _timing import add_json_option, now, row, write_record
 
 import interp_steer as ist
 from interp_steer.models import load_hf
@@ -38,7 +40,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--same-length", action="store_true",
                         help="the first built-in prompts only (similar lengths) instead of prompts of varied length")
+    add_json_option(parser)
     args = parser.parse_args()
+    started = now()
 
     model = ist.load_model(args.model, device="cpu")
     hf, tokenizer, _, _ = load_hf(args.model)
@@ -108,6 +112,12 @@ def main() -> None:
     print()
     for name, ratio, target, ok in rows:
         print(f"{name:<26} {ratio:6.3f}   target {target:<8} {'PASS' if ok(ratio) else 'FAIL'}")
+    write_record(args.json, "bench_generation", [row(name, ratio, "ratio", target, ok(ratio))
+                                                 for name, ratio, target, ok in rows],
+                 started=started,
+                 notes=[f"{model.name}, batch {args.batch}, {n} new tokens, "
+                        f"{'similar' if args.same_length else 'varied'} prompt lengths, medians of {args.repeats}",
+                        *args.note])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Medians of ``--repeats`` runs each, alternating:
   (the de-quantised GGUF already cached) against cold (an empty cache directory, so the GGUF file is
   de-quantised again); target: warm <= 0.3x cold.
 
-    python benchmarks/bench_startup.py [--repeats 3] [--skip-cold]
+    python benchmarks/bench_startup.py [--repeats 3] [--skip-cold] [--json PATH]
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _timing import add_json_option, now, row, write_record
+
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
@@ -35,7 +37,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-cold", action="store_true", help="leave out the cold loads (tens of seconds each)")
+    add_json_option(parser)
     args = parser.parse_args()
+    started = now()
 
     cli = str(Path(sys.executable).with_name("interp-steer"))
     load = [sys.executable, "-c", "import interp_steer as ist; ist.load_model()"]
@@ -58,6 +62,15 @@ def main() -> None:
     if "cold" in median:
         print(f"load_model(), cold      {median['cold']:6.2f} s   warm/cold {median['warm'] / median['cold']:.2f} "
               "(target <= 0.3)")
+    rows = [row("interp-steer --help", median["help"], "s", "<= 1.5", median["help"] <= 1.5),
+            row("import interp_steer", median["import"], "s", "<= 2", median["import"] <= 2),
+            row("load_model(), warm", median["warm"], "s")]
+    if "cold" in median:
+        ratio = median["warm"] / median["cold"]
+        rows += [row("load_model(), cold (empty cache)", median["cold"], "s"),
+                 row("load_model(): warm / cold", ratio, "ratio", "<= 0.3", ratio <= 0.3)]
+    write_record(args.json, "bench_startup", rows, started=started,
+                 notes=[f"whole processes, medians of {args.repeats}", *args.note])
 
 
 if __name__ == "__main__":
