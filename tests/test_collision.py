@@ -705,3 +705,20 @@ def test_tidy_frames_hold_the_results_own_numbers_and_the_display_shows_the_verd
     for finding in result.findings:
         assert finding.verdict in page and finding.claim.replace("'", "&#x27;") in page
     assert "<img" in page and "verdicts=" in line
+
+
+def test_a_saved_run_loads_back_with_its_vectors(tiny_run, tmp_path):
+    from test_result_load import assert_round_trip
+
+    from interp_steer.studies._common import NotSavedError
+
+    result, written = tiny_run
+    loaded = assert_round_trip(result, written["json"].parent, ("cells", "dominance", "findings"), tmp_path)
+    for name in ("vector_a", "vector_b"):
+        for layer in result.vector_a.layers:
+            torch.testing.assert_close(getattr(loaded, name)[layer], getattr(result, name)[layer])
+    assert loaded.localisation.to_dict() == result.localisation.to_dict() and loaded.field_a is None
+    with pytest.raises(NotSavedError, match="per_prompt was not saved: .*collision.json holds each cell's mean"):
+        _ = loaded.per_prompt
+    with pytest.raises(NotSavedError, match="generations was not saved: .* holds no generations.jsonl"):
+        _ = loaded.generations

@@ -399,3 +399,9 @@ def test_tidy_effects_frame_and_display(study):
     assert len(findings) == len(components) and list(findings["holds_up"]) == [c["holds_up"] for c in components]
     page, line = rendered(study)
     assert "held-out effect" in page and "<img" in page and f"layer={study.layer}" in line
+
+
+def test_a_saved_run_loads_back(study, tmp_path):
+    from test_result_load import assert_round_trip
+
+    assert_round_trip(study, tmp_path / "run", ("effects", "findings"), tmp_path / "again")

@@ -317,3 +317,15 @@ def test_every_interval_is_a_row_of_the_tidy_frame_and_the_display_names_the_ver
     assert list(per_n["at_n"]) == tiny_result.models[0]["sample_size"]["sizes"]
     page, line = rendered(tiny_result)
     assert all(c.verdict in page for c in tiny_result.claims) and "RobustnessResult(" in line
+
+
+def test_a_saved_run_loads_back_with_its_vectors(tiny_result, tmp_path):
+    from test_result_load import assert_round_trip
+
+    from interp_steer.studies._common import NotSavedError
+
+    loaded = assert_round_trip(tiny_result, tmp_path / "run", ("intervals", "claims"), tmp_path / "again")
+    assert loaded.vectors[0].norms() == tiny_result.vectors[0].norms()
+    (tmp_path / "run" / "vector.safetensors").unlink()
+    with pytest.raises(NotSavedError, match=r"vectors\[0\] was not saved: .* holds no vector.safetensors"):
+        type(tiny_result).load(tmp_path / "run").vectors[0].norms()

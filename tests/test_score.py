@@ -254,3 +254,26 @@ def test_a_files_generations_are_rebuilt_as_generate_made_them(family):
     assert counts == {"own_token_ids": 2}
     assert [(g.prompt_ids, g.token_ids) for g in rebuilt] == [(g.prompt_ids, g.token_ids) for g in made]
     assert np.array_equal(completion_perplexity(model, rebuilt), completion_perplexity(model, made))
+
+
+def test_a_runs_generations_load_back_and_a_scored_grid_too(run, tmp_path):
+    from test_result_load import assert_round_trip
+
+    from interp_steer.studies._common import NotSavedError
+    from interp_steer.studies.collision.result import CollisionResult
+
+    result, out = run
+
+    def key(r):
+        return r.prompt, r.alpha, r.lam, r.sample, r.completion, r.token_ids
+
+    assert [key(r) for r in CollisionResult.load(out).generations] == [key(r) for r in result.generations]
+    scored = score(out / "generations.jsonl")
+    loaded = assert_round_trip(scored, tmp_path / "scored", ("cells", "dominance"), tmp_path / "again")
+    assert loaded.grid.n_completions == len(scored.grid.rows) and loaded.grid.cells == scored.grid.cells
+    with pytest.raises(NotSavedError, match="rows was not saved"):
+        _ = loaded.grid.rows
+    with pytest.raises(ValueError, match="a collision run, not completions scored by `interp-steer score`"):
+        type(scored).load(out)
+    with pytest.raises(ValueError, match="completions scored by `interp-steer score`, not a collision run"):
+        CollisionResult.load(tmp_path / "scored")

@@ -443,3 +443,13 @@ def test_svf_interval_and_claim_frames_and_display(tiny_run):
     assert list(claims["verdict"]) == [c.verdict for c in result.claims]
     page, line = rendered(result)
     assert all(c.verdict in page for c in result.claims) and "SvfResult(" in line
+
+
+def test_a_saved_run_loads_back_with_its_field_and_vector(tiny_run, tmp_path):
+    from test_result_load import assert_round_trip
+
+    result, written = tiny_run
+    loaded = assert_round_trip(result, written["json"].parent, ("cells", "intervals", "claims"), tmp_path)
+    assert loaded.field.metadata.to_dict() == result.field.metadata.to_dict()
+    for layer in result.vector.layers:
+        torch.testing.assert_close(loaded.vector[layer], result.vector[layer])

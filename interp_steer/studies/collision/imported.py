@@ -67,6 +67,10 @@ class ImportedGrid:
     def cells(self) -> list[tuple[float, float | None]]:
         return [(0.0, None)] + [(lam, alpha) for lam in self.lambdas for alpha in self.alphas]
 
+    @property
+    def n_completions(self) -> int:
+        return len(self.rows)
+
     def cell_index(self, lam: float, alpha: float | None) -> int:
         if alpha is None:
             return 0

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp_steer.studies._common import load_schema
+from interp_steer.studies._common import NotSaved, Restored, load_schema, read_result
 from interp_steer.studies.patching.config import PatchingConfig
 
 SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
-class PatchingResult:
+class PatchingResult(Restored):
     """Normalised effects per component (ratio of means and 95 % Fieller interval over prompts), per metric.
 
     ``effects`` are the descriptive maps over all prompts; ``sanity_checks`` the effects fixed by
@@ -88,6 +88,35 @@ class PatchingResult:
         from interp_steer.studies.patching.report import write_outputs
 
         return write_outputs(self, Path(out), figures=figures)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PatchingResult:
+        """The result a run saved: ``path`` is its output folder (or its ``patching.json``), with the
+        follow-ups read from ``dla/dla.json`` and ``attention/attention.json`` when the run made them.
+        The file holds every other field; a follow-up whose file is absent raises
+        :class:`~interp_steer.studies._common.NotSavedError` when used."""
+        run = read_result(path, "patching.json", cls.__name__, SCHEMA_VERSION)
+        d = run.data
+        followups: dict[str, Any] = {}
+        for name, entry in d.get("followups", {}).items():
+            saved = run.json_beside(entry["file"], name)
+            followups[name] = saved if isinstance(saved, NotSaved) else _followup(name, saved)
+        return cls.restored(model=d["model"], config=PatchingConfig.from_dict(d["config"]), layer=d["layer"], prompts=d["prompts"],
+                   metrics=d["metrics"], runs=d["runs"], effects=d["effects"], attribution=d["attribution"],
+                   sanity_checks=d["sanity_checks"], findings=d["findings"], timings=d["timings_s"], followups=followups)
+
+
+def _followup(name: str, data: dict[str, Any]):
+    if name == "dla":
+        from interp_steer.dla import DlaResult
+
+        return DlaResult(model=data["model"], metric=data["metric"], runs=data["runs"], components=data["components"],
+                         prompts=data["prompts"], n_heads=data["n_heads"], heads_note=data["heads_note"],
+                         level=data["level"])
+    from interp_steer.attention import AttentionDifferences
+
+    return AttentionDifferences(model=data["model"], heads=[tuple(h) for h in data["heads"]], runs=data["runs"],
+                                prompts=data["prompts"], window=data["window"], top=data["top"])
 
 
 def schema() -> dict:

@@ -9,7 +9,7 @@ from typing import Any
 
 from interp_steer._io import jsonable
 from interp_steer.directions import SteeringVector
-from interp_steer.studies._common import Judged, load_schema, result_header
+from interp_steer.studies._common import Judged, Restored, load_schema, read_result, result_header
 from interp_steer.studies.robustness.config import RobustnessConfig
 
 SCHEMA_VERSION = 1
@@ -20,11 +20,11 @@ INTERVALS = ("95 %: effects, Student t over items; OOD/ID ratios, Fieller for in
 
 
 @dataclass(frozen=True, eq=False)
-class RobustnessResult:
+class RobustnessResult(Restored):
     """Everything a robustness study measured. ``models`` holds one report per model (vector,
     effects, sample size, adversarial search, perplexity); ``claims`` the five findings' verdicts.
     ``to_dict()`` is ``robustness.json`` (schema: :func:`schema`); :meth:`save` writes it with each
-    model's vector, the figures and ``report.md``."""
+    model's vector, the figures and ``report.md``; :meth:`load` reads a finished run back."""
 
     config: RobustnessConfig
     data: dict[str, Any]
@@ -87,6 +87,24 @@ class RobustnessResult:
         from interp_steer.studies.robustness.report import write_outputs
 
         return write_outputs(self, Path(out), figures=figures)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RobustnessResult:
+        """The result a run saved: ``path`` is its output folder (or its ``robustness.json``), with each
+        model's vector read from the file its entry names. The file holds every other field; a vector
+        whose file is absent raises :class:`~interp_steer.studies._common.NotSavedError` when used."""
+        from interp_steer.studies._common import NotSaved
+
+        run = read_result(path, "robustness.json", cls.__name__, SCHEMA_VERSION)
+        d = run.data
+        vectors: list[SteeringVector | NotSaved] = []
+        for entry in d["models"]:
+            found = run.file_or_none(entry["vector_file"])
+            vectors.append(run.not_saved(f"vectors[{len(vectors)}]", entry["vector_file"]) if found is None
+                           else SteeringVector.load(found))
+        models = [{key: value for key, value in entry.items() if key != "vector_file"} for entry in d["models"]]
+        return cls.restored(config=RobustnessConfig.from_dict(d["config"]), data=d["data"], concept=d["concept"], models=models,
+                   vectors=vectors, claims=[Judged(**c) for c in d["claims"]], timings=d["timings_s"])
 
 
 def schema() -> dict:

@@ -10,7 +10,7 @@ from typing import Any
 
 from interp_steer.directions import SteeringVector
 from interp_steer.fields import SteeringField
-from interp_steer.studies._common import Judged, load_schema, result_header
+from interp_steer.studies._common import Judged, Restored, load_schema, read_result, result_header
 from interp_steer.studies.svf.config import SvfConfig
 
 METHODS = ("vector", "field")
@@ -26,10 +26,11 @@ class Claim(Judged):
 
 
 @dataclass(frozen=True, eq=False)
-class SvfResult:
+class SvfResult(Restored):
     """Everything an SVF comparison measured. ``to_dict()`` is the content of ``svf.json`` (schema:
     ``schema.json`` here, :func:`schema`); :meth:`save` writes it with the field, the vector, the
-    figures and ``report.md``; :meth:`to_frame` gives tidy tables of its numbers."""
+    figures and ``report.md``; :meth:`to_frame` gives tidy tables of its numbers; :meth:`load` reads a
+    finished run back."""
 
     model: dict[str, Any]
     config: SvfConfig
@@ -126,6 +127,25 @@ class SvfResult:
         from interp_steer.studies.svf.report import write_outputs
 
         return write_outputs(self, Path(out), figures=figures)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SvfResult:
+        """The result a run saved: ``path`` is its output folder (or its ``svf.json``), with the field
+        and the vector read from ``field.safetensors`` and ``vector.safetensors`` beside it. The file
+        holds every other field; where one of those two files is absent, reading that attribute (and
+        :meth:`to_dict`, which describes both) raises :class:`~interp_steer.studies._common.NotSavedError`."""
+        run = read_result(path, "svf.json", cls.__name__, SCHEMA_VERSION)
+        d = run.data
+        tensors = {}
+        for name, kind in (("field", SteeringField), ("vector", SteeringVector)):
+            found = run.file_or_none(f"{name}.safetensors")
+            tensors[name] = run.not_saved(name, f"{name}.safetensors") if found is None else kind.load(found)
+        return cls.restored(model=d["model"], config=SvfConfig.from_dict(d["config"]), mode=d["mode"], data=d["data"],
+                   concept=d["concept"], layers=d["layers"], field=tensors["field"], vector=tensors["vector"],
+                   inputs=d["inputs"], unsteered=d["unsteered"], cells=d["cells"], noise_floor=d["noise_floor"],
+                   anti_steerable=d["anti_steerable"], context_dependence=d["context_dependence"],
+                   long_form=d["long_form"], multi_attribute=d["multi_attribute"],
+                   claims=[Claim(**c) for c in d["claims"]], per_prompt=d["per_prompt"], timings=d["timings_s"])
 
 
 INTERVALS = ("95 % over held-out inputs: cell score means, percentile bootstrap; effects, shifts and the claims' "
