@@ -6,7 +6,9 @@ Every study's ``run(model, config, *, <data>, execution=None)`` and every conven
 never the numbers that come out:
 
 - ``progress``: progress bars (``None``: tqdm decides from the terminal; ``False``: none);
-- ``log``: a callable receiving one line per stage, with its time;
+- ``log``: a callable receiving one line per stage, with its time, and on a resumed run a line per
+  stage that read work units back ("grid units: 8 of 12 units reused from runs/x/units (their
+  compute: 415.2 s); computing the other 4"); the result's ``timings_s`` keeps the counts;
 - ``store``: a directory of finished work units (:mod:`interp_steer.units`); a re-run with the same
   model, data, config and code reads them back instead of recomputing (resume after a crash);
 - ``backend``: where units run: ``"local"`` (default), ``"ray"``, a :class:`~interp_steer.units.BackendSpec`

@@ -16,6 +16,10 @@ with another config, or a damaged file, is never trusted.
   restarted by Ray itself (``max_task_retries``, ``retry_exceptions``, ``max_restarts``); the
   driver stores each result as it arrives.
 
+A stored unit also keeps its compute time (``seconds``, outside its checksum), so a resumed run
+says what it reused: :func:`run_units` logs it, :meth:`UnitStore.reuse_timings` is what a result's
+``timings_s`` records, and :func:`run_time_text` words it for a report's "Run time" line.
+
 Results take one path whatever their origin: a result is encoded to JSON before it is used, so a
 unit computed now and one read back from the store give the study the same numbers, and a resumed
 run writes the same final files as an uninterrupted one. Arrays travel as ``{"__array__": dtype,
@@ -29,6 +33,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +229,7 @@ class UnitStore:
         self.log = log or (lambda _line: None)
         self.computed: list[str] = []
         self.reused: list[str] = []
+        self.reused_seconds: dict[str, float | None] = {}  # unit id -> its compute time when it was made
         self.directory.mkdir(parents=True, exist_ok=True)
         previous = self._read_manifest()
         stale = previous is not None and previous.get("key_hash") != self.key_hash
@@ -277,17 +283,36 @@ class UnitStore:
             self.log(f"unit {unit_id}: {path.name} is damaged or belongs to other inputs; recomputing it")
             return None
         self.reused.append(unit_id)
+        seconds = stored.get("seconds")  # absent in units stored before it was recorded
+        self.reused_seconds[unit_id] = float(seconds) if isinstance(seconds, (int, float)) else None
         return from_json(stored["result"])
 
-    def save(self, unit_id: str, inputs: Any, result: dict[str, Any]) -> dict[str, Any]:
-        """Store a unit's result atomically; returns it as read back (see the module docstring)."""
+    def save(self, unit_id: str, inputs: Any, result: dict[str, Any], *, seconds: float | None = None) -> dict[str, Any]:
+        """Store a unit's result atomically (with ``seconds``, the time it took to compute, when
+        known); returns it as read back (see the module docstring)."""
         encoded = to_json(result)
         body = canonical(encoded)
-        _write_atomically(self.path(unit_id), {"unit": unit_id, "key": self.unit_key(unit_id, inputs),
-                                               "sha256": hashlib.sha256(body.encode()).hexdigest(),
-                                               "result": encoded})
+        record = {"unit": unit_id, "key": self.unit_key(unit_id, inputs),
+                  "sha256": hashlib.sha256(body.encode()).hexdigest(), "result": encoded}
+        if seconds is not None:
+            record["seconds"] = round(float(seconds), 3)
+        _write_atomically(self.path(unit_id), record)
         self.computed.append(unit_id)
         return from_json(json.loads(body))
+
+    def reused_compute_seconds(self, unit_ids: Sequence[str] | None = None) -> float | None:
+        """What the reused units (default all) took to compute; None if one's time was not stored."""
+        times = [self.reused_seconds.get(u) for u in (self.reused if unit_ids is None else unit_ids)]
+        return None if any(t is None for t in times) else round(float(sum(times)), 2)  # type: ignore[arg-type]
+
+    def reuse_timings(self) -> dict[str, float]:
+        """For a result's ``timings_s``: units computed and reused, and the reused ones' compute
+        time when the store has it (see :func:`run_time_text`)."""
+        out = {"units_computed": float(len(self.computed)), "units_reused": float(len(self.reused))}  # timings are floats
+        seconds = self.reused_compute_seconds()
+        if self.reused and seconds is not None:
+            out["units_reused_compute"] = seconds
+        return out
 
 
 def _write_atomically(path: Path, data: Any) -> None:
@@ -309,9 +334,13 @@ class MemoryStore:
     def load(self, unit_id: str, inputs: Any) -> None:
         return None
 
-    def save(self, unit_id: str, inputs: Any, result: dict[str, Any]) -> dict[str, Any]:
+    def save(self, unit_id: str, inputs: Any, result: dict[str, Any], *, seconds: float | None = None) -> dict[str, Any]:
         self.computed.append(unit_id)
         return from_json(json.loads(canonical(result)))
+
+    def reuse_timings(self) -> dict[str, float]:
+        """As :meth:`UnitStore.reuse_timings`: every unit computed, none reused."""
+        return {"units_computed": float(len(self.computed)), "units_reused": 0.0}
 
 
 # ----------------------------------------------------------------------------- backends
@@ -332,9 +361,12 @@ class LocalBackend:
 
     name = "local"
 
-    def map(self, fn: UnitFn, model: Any, shared: Any, items: list[Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def map(self, fn: UnitFn, model: Any, shared: Any, items: list[Any]) -> Iterator[tuple[int, dict[str, Any], float]]:
+        """``(index, result, seconds it took)`` for each item, in order."""
         for i, item in enumerate(items):
-            yield i, fn(model, shared, item)
+            started = time.perf_counter()
+            result = fn(model, shared, item)
+            yield i, result, time.perf_counter() - started
 
     def close(self) -> None:
         pass
@@ -397,7 +429,8 @@ class RayBackend:
         self.actors = actors
         self.spec = spec
 
-    def map(self, fn: UnitFn, model: Any, shared: Any, items: list[Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def map(self, fn: UnitFn, model: Any, shared: Any, items: list[Any]) -> Iterator[tuple[int, dict[str, Any], float]]:
+        """``(index, result, seconds the actor took)`` for each item, as they finish."""
         from ray.util import ActorPool
 
         shared_ref = self._ray.put(shared)
@@ -427,8 +460,10 @@ class _Worker:
         self.model = (load_model(spec, dtype=dtype, n_devices=n_devices) if n_devices
                       else load_model(spec, dtype=dtype, device=device))
 
-    def run(self, fn: UnitFn, shared: Any, index: int, item: Any) -> tuple[int, dict[str, Any]]:
-        return index, fn(self.model, shared, item)
+    def run(self, fn: UnitFn, shared: Any, index: int, item: Any) -> tuple[int, dict[str, Any], float]:
+        started = time.perf_counter()
+        result = fn(self.model, shared, item)
+        return index, result, time.perf_counter() - started
 
 
 @dataclass(frozen=True)
@@ -509,7 +544,8 @@ def run_units(fn: UnitFn, units: Sequence[Unit], *, model: Any, shared: Any = No
               store: UnitStore | MemoryStore | None = None, backend: LocalBackend | RayBackend | None = None,
               progress: bool | None = None, label: str = "units") -> list[dict[str, Any]]:
     """Every unit's result, in order: stored ones read back, the rest computed on ``backend`` (in
-    this process by default) and stored as each arrives (see the module docstring)."""
+    this process by default) and stored as each arrives (see the module docstring); the store's
+    ``log`` hears what was reused. A backend's ``map`` yields ``(index, result, seconds)``."""
     store = store if store is not None else MemoryStore()
     backend = backend if backend is not None else LocalBackend()
     ids = [u.id for u in units]
@@ -517,6 +553,9 @@ def run_units(fn: UnitFn, units: Sequence[Unit], *, model: Any, shared: Any = No
         raise ValueError("unit ids must be distinct")
     results: list[dict[str, Any] | None] = [store.load(u.id, u.inputs) for u in units]
     todo = [i for i, r in enumerate(results) if r is None]
+    if len(todo) < len(units):
+        _log_reuse(store, label, [u.id for u, r in zip(units, results, strict=True) if r is not None], len(units),
+                   len(todo))
     if todo:
         from tqdm.auto import tqdm
 
@@ -524,14 +563,38 @@ def run_units(fn: UnitFn, units: Sequence[Unit], *, model: Any, shared: Any = No
                    disable=progress is False, leave=False)
         try:
             items = [units[i].inputs if units[i].item is None else units[i].item for i in todo]
-            for j, result in backend.map(fn, model, shared, items):
+            for j, result, seconds in backend.map(fn, model, shared, items):
                 unit = units[todo[j]]
-                results[todo[j]] = store.save(unit.id, unit.inputs, result)
+                results[todo[j]] = store.save(unit.id, unit.inputs, result, seconds=seconds)
                 bar.update(1)
         finally:
             bar.close()
     return results  # type: ignore[return-value]
 
 
+def _log_reuse(store: Any, label: str, reused: list[str], total: int, todo: int) -> None:
+    """One line for the store's log: how many of ``label``'s units were read back, from where, what
+    they took to compute when they were made, and how many remain."""
+    if isinstance(store, UnitStore):  # the only store that reuses anything
+        seconds = store.reused_compute_seconds(reused)
+        done = f"their compute: {seconds:.1f} s" if seconds is not None else "their compute time was not recorded"
+        store.log(f"{label}: {len(reused)} of {total} units reused from {store.directory} ({done}); "
+                  + (f"computing the other {todo}" if todo else "nothing to compute"))
+
+
+def run_time_text(timings: Mapping[str, Any]) -> str:
+    """A report's run time from a result's ``timings_s``: "165 s" when the run computed all its work (or
+    predates the counts), else "this run: 165 s wall; 8 of 12 units reused ... (their compute: 415 s)"."""
+    total = timings.get("total")
+    wall = f"{total:.0f} s" if isinstance(total, (int, float)) and math.isfinite(total) else "n/a"
+    reused = int(timings.get("units_reused") or 0)
+    if not reused:
+        return wall
+    earlier, of = timings.get("units_reused_compute"), reused + int(timings.get("units_computed") or 0)
+    compute = f"their compute: {earlier:.0f} s" if isinstance(earlier, (int, float)) else "their compute time not recorded"
+    return f"this run: {wall} wall; {reused} of {of} units reused from an earlier run ({compute})"
+
+
 __all__ = ["BackendSpec", "LocalBackend", "MemoryStore", "RayBackend", "Unit", "UnitStore", "canonical", "code_fingerprint", "device_type", "fingerprint",
-           "from_json", "make_backend", "open_store", "own_backend", "numeric", "run_key", "run_units", "text_hash", "to_json"]
+           "from_json", "make_backend", "open_store", "own_backend", "numeric", "run_key", "run_time_text", "run_units", "text_hash",
+           "to_json"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,10 @@ def resumable_command(args: Any, out: Path, config: Any, corpora: Mapping[str, A
     key = run_key((args.model, "float32", device_type(args.device)), config, data)
     if already_finished(args, out, key):
         return None
+    started = time.perf_counter()
     model = model_from_args(args)
-    print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model}", flush=True)
+    print(f"model {model.name}: {model.n_layers} layers, d_model {model.d_model} (loaded in "
+          f"{time.perf_counter() - started:.1f} s)", flush=True)
     result = run(model, config, **corpora, execution=execution_from_args(args, out))
     written = result.save(out)
     mark_finished(out, key, written)

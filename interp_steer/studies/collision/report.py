@@ -22,6 +22,7 @@ from interp_steer.studies.collision.figures import (
     plot_layer_profiles,
     write_figures,
 )
+from interp_steer.units import run_time_text
 
 if TYPE_CHECKING:
     from interp_steer.studies.collision.result import CollisionResult
@@ -154,7 +155,7 @@ def render_report(result: CollisionResult, *, figures: bool = True) -> str:
         for name in FIGURES:
             lines.append(f"![{name}]({name}.png)")
             lines.append("")
-    lines += ["", f"Run time: {result.timings.get('total', float('nan')):.0f} s. Full numbers: `collision.json`."]
+    lines += ["", f"Run time: {run_time_text(result.timings)}. Full numbers: `collision.json`."]
     return "\n".join(lines) + "\n"
 
 

@@ -101,10 +101,11 @@ def run(
     execution = as_execution(execution)
     progress = execution.progress
     clock = Stopwatch(execution.log)
-    model = model if isinstance(model, Model) else load_model(model)
+    if not isinstance(model, Model):  # a model passed in was loaded by the caller: no 0.0 s stage
+        model = load_model(model)
+        clock.lap("load_model")
     if config.layer != "auto":
         model.resolve_layers([config.layer])  # an out-of-range layer fails here, before any work
-    clock.lap("load_model")
     data, texts = study_inputs(persona_a, persona_b, baseline, prompts, max_passages=config.max_passages,
                                max_prompts=config.max_prompts, min_passages=config.folds)
     store = execution.open_store(run_key(model, config, data))
@@ -137,7 +138,7 @@ def run(
         vector_a=personas.v_a, vector_b=personas.v_b, prompts=texts.prompts, unsteered=unsteered, cells=cells,
         per_prompt=scores.per_prompt, per_prompt_unsteered=scores.unsteered, dominance=dominance_by_score,
         coherence=coherence, style=style.to_dict(), readout=describe_readout(readout),
-        decomposition=decomposition, findings=findings, timings=clock.total(), fields=fields,
+        decomposition=decomposition, findings=findings, timings={**clock.total(), **store.reuse_timings()}, fields=fields,
         field_a=steerers[0] if fields else None, field_b=steerers[1] if fields else None,
         generations=_records(model, grid),
     )

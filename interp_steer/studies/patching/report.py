@@ -12,6 +12,7 @@ import numpy as np
 from interp_steer._io import write_json, write_text_atomically
 from interp_steer.patching import METRICS
 from interp_steer.plotting import plot_heatmap, save_figure
+from interp_steer.units import run_time_text
 
 if TYPE_CHECKING:
     from interp_steer.studies.patching.result import PatchingResult
@@ -194,7 +195,7 @@ def render_report(result: PatchingResult, *, figures: bool = True) -> str:
                   "![layer × component](layer_component.png)", "", "![layer × position](layer_position.png)", "",
                   "![layer × head](layer_head.png)", "", "![attribution vs exact](attribution.png)"]
     lines += _followups_section(result, figures=figures)
-    lines += ["", f"Run time: {result.timings.get('total', float('nan')):.0f} s. Full numbers: `patching.json`."]
+    lines += ["", f"Run time: {run_time_text(result.timings)}. Full numbers: `patching.json`."]
     return "\n".join(lines) + "\n"
 
 

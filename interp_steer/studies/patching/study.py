@@ -121,7 +121,7 @@ def run(
         effects=effects, attribution=_attribution_summary(attributions, effects, runs, positions),
         sanity_checks=_sanity_checks(effects, personas, n_layers),
         findings=_findings(per_prompt, runs, halves, heads_by_half, config, n_layers, n_heads),
-        timings={"total": round(clock.elapsed(), 2)}, followups=followups,
+        timings={"total": round(clock.elapsed(), 2), **store.reuse_timings()}, followups=followups,
     )
 
 

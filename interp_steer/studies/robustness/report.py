@@ -15,6 +15,7 @@ from interp_steer._io import write_json, write_text_atomically
 from interp_steer.plotting import save_figure
 from interp_steer.studies._common import fmt_interval, fmt_num, fmt_rate, quote
 from interp_steer.studies.robustness.saturation import saturation_curve
+from interp_steer.units import run_time_text
 
 if TYPE_CHECKING:
     from interp_steer.studies.robustness.result import RobustnessResult
@@ -173,7 +174,7 @@ def render_report(result: RobustnessResult, *, figures: Sequence[str] = ()) -> s
         lines += _model_section(result, report, i)
     for name in figures:
         lines += [f"![{name}]({name}.png)", ""]
-    lines += ["## Caveats", "", *_caveats(result), ""]
+    lines += ["## Caveats", "", *_caveats(result), "", f"Run time: {run_time_text(result.timings)}.", ""]
     return "\n".join(lines)
 
 

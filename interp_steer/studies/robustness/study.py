@@ -116,8 +116,11 @@ def run(
     store = execution.open_store(_key(specs, config, inputs, device))
     per_model, vectors = [], []
     for k, spec in enumerate(specs):
-        loaded = spec if isinstance(spec, Model) else load_model(spec, device=device, n_devices=n_devices)
-        clock.lap(f"load_model {loaded.name}")
+        if isinstance(spec, Model):  # loaded by the caller: no 0.0 s stage
+            loaded = spec
+        else:
+            loaded = load_model(spec, device=device, n_devices=n_devices)
+            clock.lap(f"load_model {loaded.name}")
         with execution.backend_for(loaded) as runner:
             work = UnitRunner(loaded, store, runner, f"m{k}-", execution.progress)
             report, vector = _one_model(loaded, config, inputs, concept, score, work, clock)
@@ -125,7 +128,7 @@ def run(
         vectors.append(vector)
     claims = judge_claims(config, per_model)
     return RobustnessResult(config=config, data=inputs.data, concept=concept, models=per_model, vectors=vectors,
-                            claims=claims, timings=clock.total())
+                            claims=claims, timings={**clock.total(), **store.reuse_timings()})
 
 
 def _one_model(model: Model, config: RobustnessConfig, inputs: Inputs, concept: dict[str, Any], score: Scorer,

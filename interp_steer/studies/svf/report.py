@@ -21,6 +21,7 @@ from interp_steer.studies._common import fmt_interval as _iv
 from interp_steer.studies._common import fmt_num as _num
 from interp_steer.studies._common import fmt_rate as _rate
 from interp_steer.studies._common import quote as _quote
+from interp_steer.units import run_time_text
 
 if TYPE_CHECKING:
     from interp_steer.studies.svf.result import SvfResult
@@ -283,7 +284,7 @@ def render_report(result: SvfResult, *, figures: Sequence[str] = ()) -> str:
         lines += ["", "## Figures", ""]
         for name in figures:
             lines += [f"![{name}]({name}.png)", ""]
-    lines += ["", f"Run time: {result.timings.get('total', float('nan')):.0f} s. Full numbers: `svf.json`."]
+    lines += ["", f"Run time: {run_time_text(result.timings)}. Full numbers: `svf.json`."]
     return "\n".join(lines) + "\n"
 
 

@@ -104,8 +104,9 @@ def run(
                         prompts=prompts, path_ok=True)
     execution = as_execution(execution)
     clock = Stopwatch(execution.log)
-    model = model if isinstance(model, Model) else load_model(model)
-    clock.lap("load_model")
+    if not isinstance(model, Model):  # a model passed in was loaded by the caller: no 0.0 s stage
+        model = load_model(model)
+        clock.lap("load_model")
     inputs = load_inputs(config, positive, negative, pairs, questions, prompts, attributes)
     score, name = the_scorer(scorer, scorer_name)
     concept = describe_concept(config, inputs, score, name)
@@ -143,7 +144,8 @@ def run(
         field=fitted.field, vector=fitted.vector, inputs=evaluation.items, unsteered=evaluation.unsteered,
         cells=evaluation.cells, noise_floor=evaluation.floor, anti_steerable=evaluation.anti_steerable,
         context_dependence=context, long_form=long_form, multi_attribute=multi, claims=claims,
-        per_prompt={k: np.asarray(v).tolist() for k, v in evaluation.per_prompt.items()}, timings=clock.total(),
+        per_prompt={k: np.asarray(v).tolist() for k, v in evaluation.per_prompt.items()},
+        timings={**clock.total(), **store.reuse_timings()},
     )
 
 
