@@ -16,8 +16,12 @@ def close_matches(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
     if not key:
         return []
     by_key = {choice.lower(): choice for choice in choices}
-    found = [choice for choice in choices if choice.lower().startswith(key) and choice.lower() != key]
-    found += [by_key[match] for match in difflib.get_close_matches(key, list(by_key), n=n, cutoff=0.6)]
+    found = [
+        choice for choice in choices if choice.lower().startswith(key) and choice.lower() != key
+    ]
+    found += [
+        by_key[match] for match in difflib.get_close_matches(key, list(by_key), n=n, cutoff=0.6)
+    ]
     return list(dict.fromkeys(found))[:n]
 
 
