@@ -1,5 +1,5 @@
 """MkDocs hooks: the notebooks in ``notebooks/`` become the tutorials' pages (rendered by
-mkdocs-jupyter, without outputs: CI executes them with nbmake), ``figures/`` holds the figures, and ``docs/`` is importable so that
+mkdocs-jupyter at ``notebooks/NAME/``, without outputs: CI executes them with nbmake), ``figures/`` holds the figures, and ``docs/`` is importable so that
 build-time blocks can ``import _reference``."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 
 DOCS = Path(__file__).resolve().parent
@@ -24,9 +25,12 @@ def on_config(config):
     return config
 
 
+# Before mkdocs-jupyter's own on_files, which turns the notebooks it is shown into pages.
+@event_priority(100)
 def on_files(files: Files, config) -> Files:
     for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
-        files.append(File.generated(config, f"tutorials/{notebook.name}", abs_src_path=str(notebook)))
+        files.append(File(f"notebooks/{notebook.name}", src_dir=str(NOTEBOOKS.parent), dest_dir=config["site_dir"],
+                          use_directory_urls=config["use_directory_urls"]))
     # The README's figures, kept once at the repository's top level, are the docs' figures too.
     for figure in sorted(FIGURES.glob("*.png")):
         files.append(File(f"figures/{figure.name}", src_dir=str(FIGURES.parent), dest_dir=config["site_dir"],

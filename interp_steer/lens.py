@@ -203,7 +203,11 @@ def describe_steering(steering: Steering) -> dict[str, Any]:
     return {"kind": type(vector).__name__, "coefficient": steering.coefficient,
             "layers": None if layers is None else ([layers] if isinstance(layers, int) else list(layers)),
             "positions": steering.positions if isinstance(steering.positions, (str, int)) else "custom",
-            "operator": steering.operator}
+            "operator": steering.operator,
+            # The unit the coefficient is in (a vector's normalisation: "none", "unit" or "resid"; a
+            # field's coefficient is always in units of the layer's mean residual norm).
+            "unit": getattr(getattr(vector, "metadata", None), "normalisation", None)
+            if not hasattr(vector, "scorer") else "resid"}
 
 
 __all__ = ["LensResult", "steered_lens"]

@@ -249,3 +249,12 @@ def test_lens_says_one_figure_and_the_unit(raw_vector, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "coefficient unit: resid:" in printed
     assert printed.rstrip().endswith("and 1 figure")
+
+
+@pytest.mark.parametrize("unit", ["none", "resid"])
+def test_lens_and_dla_records_name_the_coefficients_unit(unit, raw_vector):
+    from interp_steer.lens import describe_steering
+
+    vector = SteeringVector.load(raw_vector)
+    vector = vector.normalised(unit) if unit != "none" else vector
+    assert describe_steering(ist.Steering(vector, 0.3))["unit"] == unit

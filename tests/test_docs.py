@@ -30,7 +30,7 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     assert "interp-steer collide" in (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
     assert 'id="interp_steer.collect_activations"' in (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
-        assert (site / "tutorials" / notebook.stem / "index.html").is_file(), notebook.name
+        assert (site / "notebooks" / notebook.stem / "index.html").is_file(), notebook.name
 
 
 def test_every_page_is_in_the_nav() -> None:

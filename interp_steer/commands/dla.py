@@ -8,6 +8,7 @@ import math
 from interp_steer.commands.arguments import (
     add_model_args,
     add_steered_prompt_args,
+    plural,
     steered_prompts,
     words,
 )
@@ -58,5 +59,5 @@ def _dla(args: argparse.Namespace) -> int:
     for row in result.top(args.top):
         bounds = "" if not math.isfinite(row["low"]) else f" [{row['low']:+.3f}, {row['high']:+.3f}]"
         print(f"  {row['component']:>22}: {row['mean']:+.4f}{bounds}  direct {row['direct']:+.4f}")
-    print(f"wrote {written['json']}" + (f" and {len(written) - 1} figures" if len(written) > 1 else ""))
+    print(f"wrote {written['json']}" + (f" and {plural(len(written) - 1, 'figure')}" if len(written) > 1 else ""))
     return 0
