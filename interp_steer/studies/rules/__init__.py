@@ -16,12 +16,12 @@ several of them share.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 from interp_steer.studies.rules.base import (
     CODES,
     DESIGN_RATE,
     DGP,
-    REGISTRY,
     VERDICTS,
     Decision,
     Rule,
@@ -31,18 +31,35 @@ from interp_steer.studies.rules.base import (
     vader_compound,
 )
 
-STUDIES = ("robustness", "svf", "collision", "patching")
-"""The modules that register rules, imported here so that :data:`REGISTRY` is complete on import."""
+if TYPE_CHECKING:
+    from interp_steer.studies.rules.base import REGISTRY
 
-for _study in STUDIES:
-    importlib.import_module(f"{__name__}.{_study}")
+STUDIES = ("robustness", "svf", "collision", "patching")
+"""The modules that register rules. They are imported on first use of :data:`REGISTRY` or
+:func:`get`, not with this package: the command line imports ``rules.cli`` to build its parser, and
+the rules' modules import SciPy (half a second of ``interp-steer --help``)."""
+
+
+def _registry() -> dict[str, Rule]:
+    from interp_steer.studies.rules import base
+
+    for study in STUDIES:
+        importlib.import_module(f"{__name__}.{study}")
+    return base.REGISTRY
+
+
+def __getattr__(name: str) -> Any:
+    if name == "REGISTRY":
+        return _registry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get(rule_id: str) -> Rule:
     """The registered rule ``rule_id``, with the known ids in the error."""
-    if rule_id not in REGISTRY:
-        raise ValueError(f"no rule {rule_id!r}; the registered rules are {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[rule_id]
+    registry = _registry()
+    if rule_id not in registry:
+        raise ValueError(f"no rule {rule_id!r}; the registered rules are {', '.join(sorted(registry))}")
+    return registry[rule_id]
 
 
 __all__ = ["CODES", "DESIGN_RATE", "DGP", "REGISTRY", "STUDIES", "VERDICTS", "Decision", "Rule", "get", "noise",
